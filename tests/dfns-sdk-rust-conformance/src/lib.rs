@@ -1,0 +1,1 @@
+//! Empty: the conformance test lives in `tests/`.
