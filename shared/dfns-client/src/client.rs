@@ -1,0 +1,604 @@
+//! The HTTP core: one connection pool, user-action signing, retries, rate limit, tracing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
+use rand::Rng as _;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::common::Page;
+use crate::config::{ClientConfig, RetryPolicy};
+use crate::error::{ApiError, Error, Result};
+use crate::rate_limit::TokenBucket;
+use crate::signer::{SignerError, UserActionSigner};
+
+/// The Dfns API client. Cheap to clone: clones share one connection pool and one rate limiter, so
+/// build it once per container and hand clones around.
+#[derive(Clone)]
+pub struct DfnsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    token: SecretString,
+    signer: Option<Arc<dyn UserActionSigner>>,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    limiter: Option<TokenBucket>,
+}
+
+impl std::fmt::Debug for DfnsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DfnsClient")
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("signer", &self.inner.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a call may be sent again after Dfns might have acted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Reads, and writes whose repetition has the same effect (transfer with `externalId`, tags).
+    Safe,
+    /// Sent at most once. The signing round trips before it are still retried: they change nothing.
+    Never,
+}
+
+/// One API call, with its body serialised exactly once.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    /// The exact text that is both signed (`userActionPayload`) and sent.
+    body: Option<String>,
+    signed: bool,
+    repeat: Repeat,
+}
+
+impl Request {
+    /// An unsigned GET (always safe to repeat).
+    pub(crate) fn get<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            method: Method::GET,
+            segments: segments.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            body: None,
+            signed: false,
+            repeat: Repeat::Safe,
+        }
+    }
+
+    /// A state-changing call, signed with a user action. A call without a meaningful body sends `{}`
+    /// (as the TypeScript SDK does).
+    pub(crate) fn signed<S: Into<String>>(
+        method: Method,
+        segments: impl IntoIterator<Item = S>,
+        body: &impl Serialize,
+        repeat: Repeat,
+    ) -> Result<Self> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| Error::InvalidRequest(format!("cannot serialise request body: {e}")))?;
+        Ok(Self {
+            method,
+            segments: segments.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            body: Some(body),
+            signed: true,
+            repeat,
+        })
+    }
+
+    pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Self {
+        self.query.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub(crate) fn query_opt(self, key: &str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(value) => self.query(key, value),
+            None => self,
+        }
+    }
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Bytes,
+}
+
+impl Response {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            status: self.status,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A failed attempt, and whether the request itself had gone out (the signing steps before it
+/// change nothing, so failing there never makes repeating unsafe).
+struct AttemptError {
+    error: Error,
+    sent: bool,
+}
+
+impl AttemptError {
+    fn before_send(error: impl Into<Error>) -> Self {
+        Self {
+            error: error.into(),
+            sent: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InitBody<'a> {
+    user_action_http_method: &'a str,
+    user_action_http_path: &'a str,
+    user_action_payload: &'a str,
+    user_action_server_kind: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Challenge {
+    challenge: String,
+    challenge_identifier: String,
+    #[serde(default)]
+    allow_credentials: AllowCredentials,
+}
+
+#[derive(Deserialize, Default)]
+struct AllowCredentials {
+    #[serde(default)]
+    key: Vec<AllowedCredential>,
+}
+
+#[derive(Deserialize)]
+struct AllowedCredential {
+    id: String,
+}
+
+/// `{"type":"key.get","challenge":"…"}`, field order as the official key signer writes it.
+#[derive(Serialize)]
+struct ClientData<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    challenge: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CompleteBody<'a> {
+    challenge_identifier: &'a str,
+    first_factor: FirstFactor<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FirstFactor<'a> {
+    kind: &'a str,
+    credential_assertion: CredentialAssertion<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialAssertion<'a> {
+    cred_id: &'a str,
+    client_data: String,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserActionToken {
+    #[serde(deserialize_with = "secret_string")]
+    user_action: SecretString,
+}
+
+pub(crate) fn secret_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<SecretString, D::Error> {
+    String::deserialize(deserializer).map(SecretString::from)
+}
+
+impl DfnsClient {
+    /// Builds the client and its connection pool (rustls).
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let mut base_url = Url::parse(&config.base_url)
+            .map_err(|e| Error::InvalidRequest(format!("bad Dfns base URL: {e}")))?;
+        if base_url.cannot_be_a_base() {
+            return Err(Error::InvalidRequest(
+                "bad Dfns base URL: cannot be a base".into(),
+            ));
+        }
+        base_url.set_query(None);
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!(
+                "managed-accounts-dfns-client/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| Error::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                token: config.token,
+                signer: config.signer,
+                request_timeout: config.request_timeout,
+                retry: config.retry,
+                limiter: config.rate_limit.map(TokenBucket::new),
+            }),
+        })
+    }
+
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        self.inner.base_url.as_str()
+    }
+
+    fn url(&self, segments: &[String], query: &[(String, String)]) -> Url {
+        let mut url = self.inner.base_url.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .expect("checked in new: base URL can be a base");
+            path.pop_if_empty();
+            // Each segment percent-encoded: an id can never change the path it is put in.
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// Sends a call, retrying where that is safe, and returns the 2xx answer.
+    pub(crate) async fn call(&self, request: Request) -> Result<Response> {
+        let url = self.url(&request.segments, &request.query);
+        let path = url.path().to_owned();
+        let policy = self.inner.retry;
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let failure = match self.attempt(&request, &url, &path, attempt, started).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let may_repeat =
+                failure.error.is_retryable() && (request.repeat == Repeat::Safe || !failure.sent);
+            if !may_repeat {
+                return Err(failure.error);
+            }
+            let wait = backoff(&policy, attempt, failure.error.retry_after());
+            let elapsed = started.elapsed();
+            if attempt >= policy.max_attempts || elapsed + wait >= policy.deadline {
+                tracing::warn!(
+                    method = %request.method, path = %path, attempts = attempt,
+                    error = %failure.error, "giving up on Dfns call"
+                );
+                return Err(Error::RetriesExhausted {
+                    attempts: attempt,
+                    elapsed,
+                    last: Box::new(failure.error),
+                });
+            }
+            tracing::info!(
+                method = %request.method, path = %path, attempt,
+                wait_ms = wait.as_millis() as u64, error = %failure.error,
+                "retrying Dfns call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// A stream over every item of every page of a list call (dfns-api.md §8.2).
+    pub(crate) fn paginate<T>(&self, request: Request) -> BoxStream<'static, Result<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let start = (self.clone(), request, Some(None::<String>));
+        futures::stream::try_unfold(start, |(client, request, next)| async move {
+            let Some(token) = next else {
+                return Ok::<_, Error>(None);
+            };
+            let page: Page<T> = client
+                .call_json(
+                    request
+                        .clone()
+                        .query_opt("paginationToken", token.as_deref()),
+                )
+                .await?;
+            // Stop on a missing, empty or repeated token (a repeated one would loop forever).
+            let next = match page.next_page_token {
+                Some(next) if !next.is_empty() && Some(&next) != token.as_ref() => Some(Some(next)),
+                _ => None,
+            };
+            let items = futures::stream::iter(page.items.into_iter().map(Ok::<T, Error>));
+            Ok(Some((items, (client, request, next))))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    pub(crate) async fn call_json<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
+        self.call(request).await?.json()
+    }
+
+    async fn attempt(
+        &self,
+        request: &Request,
+        url: &Url,
+        path: &str,
+        attempt: u32,
+        started: Instant,
+    ) -> std::result::Result<Response, AttemptError> {
+        let user_action = if request.signed {
+            let payload = request.body.as_deref().unwrap_or("");
+            Some(
+                self.user_action(&request.method, path, payload, attempt, started)
+                    .await
+                    .map_err(AttemptError::before_send)?,
+            )
+        } else {
+            None
+        };
+        self.send_once(
+            request.method.clone(),
+            url,
+            request.body.as_deref(),
+            user_action.as_ref(),
+            attempt,
+            started,
+        )
+        .await
+        .map_err(|error| AttemptError {
+            // A timeout or dropped connection may hide a request Dfns acted on.
+            sent: true,
+            error,
+        })
+    }
+
+    /// init → sign clientData → complete (dfns-api.md §2.3–2.5). Returns the single-use token.
+    async fn user_action(
+        &self,
+        method: &Method,
+        path: &str,
+        payload: &str,
+        attempt: u32,
+        started: Instant,
+    ) -> Result<SecretString> {
+        let signer = self.inner.signer.as_ref().ok_or_else(|| {
+            Error::InvalidRequest("this call needs a user-action signer; none configured".into())
+        })?;
+        let init = serde_json::to_string(&InitBody {
+            user_action_http_method: method.as_str(),
+            user_action_http_path: path,
+            user_action_payload: payload,
+            user_action_server_kind: "Api",
+        })
+        .expect("strings always serialise");
+        let init_url = self.url(&["auth".into(), "action".into(), "init".into()], &[]);
+        let challenge: Challenge = self
+            .send_once(Method::POST, &init_url, Some(&init), None, attempt, started)
+            .await?
+            .json()?;
+        let cred_id = signer.credential_id();
+        if !challenge
+            .allow_credentials
+            .key
+            .iter()
+            .any(|allowed| allowed.id == cred_id)
+        {
+            return Err(SignerError::CredentialNotAllowed {
+                cred_id: cred_id.to_owned(),
+            }
+            .into());
+        }
+        let client_data = serde_json::to_vec(&ClientData {
+            kind: "key.get",
+            challenge: &challenge.challenge,
+        })
+        .expect("strings always serialise");
+        let signature = signer.sign(&client_data).await?;
+        let complete = serde_json::to_string(&CompleteBody {
+            challenge_identifier: &challenge.challenge_identifier,
+            first_factor: FirstFactor {
+                kind: "Key",
+                credential_assertion: CredentialAssertion {
+                    cred_id,
+                    client_data: URL_SAFE_NO_PAD.encode(&client_data),
+                    signature: URL_SAFE_NO_PAD.encode(&signature),
+                },
+            },
+        })
+        .expect("strings always serialise");
+        let complete_url = self.url(&["auth".into(), "action".into()], &[]);
+        let token: UserActionToken = self
+            .send_once(
+                Method::POST,
+                &complete_url,
+                Some(&complete),
+                None,
+                attempt,
+                started,
+            )
+            .await?
+            .json()?;
+        Ok(token.user_action)
+    }
+
+    /// One HTTP request: rate limit, headers, per-request timeout, span. Non-2xx becomes `Api`.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&str>,
+        user_action: Option<&SecretString>,
+        attempt: u32,
+        started: Instant,
+    ) -> Result<Response> {
+        let span = tracing::info_span!(
+            "dfns_request",
+            method = %method,
+            path = %url.path(),
+            attempt,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        async move {
+            if let Some(limiter) = &self.inner.limiter {
+                limiter.acquire().await;
+            }
+            // Never wait past the call's deadline on one request (but always give it a moment).
+            let remaining = self.inner.retry.deadline.saturating_sub(started.elapsed());
+            let timeout = self
+                .inner
+                .request_timeout
+                .min(remaining.max(Duration::from_millis(500)));
+            let mut builder = self
+                .inner
+                .http
+                .request(method, url.clone())
+                .timeout(timeout)
+                .bearer_auth(self.inner.token.expose_secret());
+            if let Some(user_action) = user_action {
+                builder = builder.header("X-DFNS-USERACTION", user_action.expose_secret());
+            }
+            if let Some(body) = body {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_owned());
+            }
+            let sent_at = Instant::now();
+            let result = async {
+                let response = builder.send().await.map_err(Error::from_transport)?;
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body = response.bytes().await.map_err(Error::from_transport)?;
+                Ok::<_, Error>((status, retry_after, body))
+            }
+            .await;
+            let latency_ms = sent_at.elapsed().as_millis() as u64;
+            let span = tracing::Span::current();
+            span.record("latency_ms", latency_ms);
+            match result {
+                Ok((status, retry_after, body)) => {
+                    span.record("status", status);
+                    tracing::debug!(status, latency_ms, "Dfns answered");
+                    if (200..300).contains(&status) {
+                        Ok(Response { status, body })
+                    } else {
+                        Err(ApiError::from_response(status, &body, retry_after).into())
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(latency_ms, error = %error, "Dfns request failed");
+                    Err(error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Exponential backoff with "equal jitter" (half fixed, half random), never earlier than a
+/// `Retry-After` Dfns gave (plus up to 10% so clients told the same moment spread out).
+fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exponential = policy
+        .initial_backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(policy.max_backoff);
+    let mut rng = rand::thread_rng();
+    let half = exponential / 2;
+    let jittered = half + half.mul_f64(rng.r#gen::<f64>());
+    match retry_after {
+        Some(asked) => jittered.max(asked + asked.mul_f64(rng.r#gen::<f64>() * 0.1)),
+        None => jittered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_stays_capped_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            deadline: Duration::from_secs(30),
+            max_attempts: 10,
+        };
+        for _ in 0..100 {
+            let first = backoff(&policy, 1, None);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&policy, 3, None);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let late = backoff(&policy, 30, None);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1));
+            let told = backoff(&policy, 1, Some(Duration::from_secs(2)));
+            assert!(told >= Duration::from_secs(2) && told <= Duration::from_millis(2200));
+        }
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_into_one_segment() {
+        let client = DfnsClient::new(
+            ClientConfig::new(SecretString::from("t".to_owned()), None)
+                .with_base_url("http://127.0.0.1:1/"),
+        )
+        .unwrap();
+        let url = client.url(&["wallets".into(), "../auth/x?y".into()], &[]);
+        assert_eq!(url.path(), "/wallets/..%2Fauth%2Fx%3Fy");
+        let url = client.url(
+            &["wallets".into()],
+            &[
+                ("limit".into(), "5".into()),
+                ("paginationToken".into(), "a b&c".into()),
+            ],
+        );
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:1/wallets?limit=5&paginationToken=a+b%26c"
+        );
+    }
+
+    #[test]
+    fn client_data_matches_the_official_key_signer_bytes() {
+        let bytes = serde_json::to_vec(&ClientData {
+            kind: "key.get",
+            challenge: "Y2gtMzll",
+        })
+        .unwrap();
+        assert_eq!(bytes, br#"{"type":"key.get","challenge":"Y2gtMzll"}"#);
+    }
+}
