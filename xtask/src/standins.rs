@@ -326,6 +326,8 @@ impl StandIns {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto.url()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto.url()),
             ("AWS_REGION", REGION.to_owned()),
+            // The AWS CLI and boto3 read this one instead.
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             // Credentials and region come from the lines above; never probe EC2 instance metadata.
@@ -334,12 +336,8 @@ impl StandIns {
     }
 
     /// Settings from the developer's shell that could send a local run to real AWS or mis-sign it.
-    pub const ENV_TO_REMOVE: [&'static str; 4] = [
-        "AWS_ENDPOINT_URL",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_REGION",
-    ];
+    pub const ENV_TO_REMOVE: [&'static str; 3] =
+        ["AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE"];
 
     pub fn check_alive(&mut self) -> Result<()> {
         self.dynamodb.check_alive()?;
