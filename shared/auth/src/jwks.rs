@@ -1,6 +1,7 @@
 //! The issuer's public keys, fetched on first use and cached for the life of the container.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,6 @@ struct KeySet {
     by_kid: HashMap<String, Arc<IssuerKey>>,
     without_kid: Vec<Arc<IssuerKey>>,
     fetched_at: Instant,
-    /// Bumped on every successful fetch, so a waiter can tell that someone refetched meanwhile.
-    generation: u64,
 }
 
 impl KeySet {
@@ -42,8 +41,12 @@ impl KeySet {
 
 #[derive(Default)]
 struct RefreshState {
+    /// Every fetch attempt, successful or not, so a waiter can tell one happened while it waited.
+    attempts: u64,
+    /// Outcome of the latest attempt, shared with requests that waited for it.
+    last_error: Option<AuthError>,
+    last_failure: Option<Instant>,
     last_unknown_kid_refetch: Option<Instant>,
-    generation: u64,
 }
 
 pub(crate) struct KeyStore {
@@ -53,6 +56,8 @@ pub(crate) struct KeyStore {
     refetch_cooldown: Duration,
     max_age: Duration,
     current: RwLock<Option<Arc<KeySet>>>,
+    /// Mirror of `RefreshState::attempts`, readable before taking the lock.
+    attempts: AtomicU64,
     // Single flight: concurrent requests wanting new keys wait for one fetch instead of each
     // making their own.
     refresh: tokio::sync::Mutex<RefreshState>,
@@ -73,6 +78,7 @@ impl KeyStore {
             refetch_cooldown,
             max_age,
             current: RwLock::new(None),
+            attempts: AtomicU64::new(0),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
         }
     }
@@ -90,40 +96,54 @@ impl KeyStore {
 
     /// The key the token names: from the cache, or after one (rate-limited) fetch.
     pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Arc<IssuerKey>, AuthError> {
-        let seen = self.snapshot();
-        if let Some(set) = &seen {
+        let cached = self.snapshot();
+        if let Some(set) = &cached {
             if !self.is_stale(set) {
                 if let Some(key) = set.find(kid) {
                     return Ok(key);
                 }
             }
         }
+        let attempts_seen = self.attempts_seen();
 
         let mut state = self.refresh.lock().await;
-        let now = self.snapshot();
-        let refetched_meanwhile =
-            now.as_ref().map(|s| s.generation) != seen.as_ref().map(|s| s.generation);
+        let current = self.snapshot();
+        if state.attempts != attempts_seen {
+            // A fetch ran while we waited: share its outcome rather than queueing fetches one
+            // after another (each up to the timeout when the issuer is down).
+            if let Some(key) = current.as_ref().and_then(|set| set.find(kid)) {
+                return Ok(key);
+            }
+            return Err(state.last_error.clone().unwrap_or(AuthError::UnknownKey));
+        }
 
-        match now {
+        match current {
             None => {
                 let set = self.fetch(&mut state).await?;
                 set.find(kid).ok_or(AuthError::UnknownKey)
             }
-            Some(set) if self.is_stale(&set) => match self.fetch(&mut state).await {
-                Ok(fresh) => fresh.find(kid).ok_or(AuthError::UnknownKey),
-                // Better to keep serving with keys an hour old than to turn every caller away
-                // while the issuer is unreachable.
-                Err(error) => {
-                    tracing::warn!(%error, "keeping stale issuer keys");
-                    set.find(kid).ok_or(error)
+            Some(set) if self.is_stale(&set) => {
+                let recently_failed = state
+                    .last_failure
+                    .is_some_and(|at| at.elapsed() < self.refetch_cooldown);
+                let refreshed = if recently_failed {
+                    Err(state.last_error.clone().unwrap_or(AuthError::UnknownKey))
+                } else {
+                    self.fetch(&mut state).await
+                };
+                match refreshed {
+                    Ok(fresh) => fresh.find(kid).ok_or(AuthError::UnknownKey),
+                    // Better to keep serving with keys an hour old than to turn every caller
+                    // away while the issuer is unreachable.
+                    Err(error) => {
+                        tracing::warn!(%error, "keeping stale issuer keys");
+                        set.find(kid).ok_or(error)
+                    }
                 }
-            },
+            }
             Some(set) => {
                 if let Some(key) = set.find(kid) {
                     return Ok(key);
-                }
-                if refetched_meanwhile {
-                    return Err(AuthError::UnknownKey);
                 }
                 if let Some(last) = state.last_unknown_kid_refetch {
                     if last.elapsed() < self.refetch_cooldown {
@@ -139,12 +159,30 @@ impl KeyStore {
         }
     }
 
+    /// Fetch attempts so far, read without waiting for a fetch in progress.
+    fn attempts_seen(&self) -> u64 {
+        self.attempts.load(Ordering::SeqCst)
+    }
+
     async fn fetch(&self, state: &mut RefreshState) -> Result<Arc<KeySet>, AuthError> {
+        let result = self.fetch_once().await;
+        state.attempts += 1;
+        self.attempts.store(state.attempts, Ordering::SeqCst);
+        match &result {
+            Ok(_) => state.last_error = None,
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                state.last_failure = Some(Instant::now());
+            }
+        }
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<Arc<KeySet>, AuthError> {
         let document = self.download().await.inspect_err(|error| {
             tracing::warn!(url = %self.url, %error, "issuer key set fetch failed");
         })?;
-        state.generation += 1;
-        let set = Arc::new(parse_key_set(document, state.generation));
+        let set = Arc::new(parse_key_set(document));
         if set.by_kid.is_empty() && set.without_kid.is_empty() {
             tracing::warn!(url = %self.url, "issuer key set holds no RS256/ES256 signing key");
             return Err(AuthError::JwksUnavailable(
@@ -208,12 +246,11 @@ struct JwkFields {
     y: Option<String>,
 }
 
-fn parse_key_set(document: JwksDocument, generation: u64) -> KeySet {
+fn parse_key_set(document: JwksDocument) -> KeySet {
     let mut set = KeySet {
         by_kid: HashMap::new(),
         without_kid: Vec::new(),
         fetched_at: Instant::now(),
-        generation,
     };
     for value in document.keys {
         let Ok(jwk) = serde_json::from_value::<JwkFields>(value) else {
@@ -273,7 +310,7 @@ mod tests {
     use serde_json::json;
 
     fn set(keys: serde_json::Value) -> KeySet {
-        parse_key_set(serde_json::from_value(json!({ "keys": keys })).unwrap(), 1)
+        parse_key_set(serde_json::from_value(json!({ "keys": keys })).unwrap())
     }
 
     const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
