@@ -1,0 +1,322 @@
+//! # dfns-emulator
+//!
+//! An in-memory, offline stand-in for the Dfns API subset the managed-accounts platform uses,
+//! speaking the wire format of `shared/dfns-api.md` (camelCase fields, `wa-`/`xfr-`/… ids,
+//! status enums, the `{"error":{…}}` body, cursor pagination) so code written against it works
+//! against real Dfns unchanged.
+//!
+//! ## Starting it
+//!
+//! - In-process: [`spawn`]`(`[`Options::default()`]`)` binds `127.0.0.1` on a free port and
+//!   returns a [`RunningEmulator`] with [`RunningEmulator::base_url`] and
+//!   [`RunningEmulator::bootstrap`].
+//! - Binary: `dfns-emulator --listen 127.0.0.1:PORT --bootstrap-out FILE` (port 0 = any; the file
+//!   records the real one).
+//!
+//! The seeded org ([`Bootstrap`]): a service account (Ed25519 key, exactly the dfns-api.md §9
+//! operations — no `Policies:Approvals:Approve`), compliance officers (the first ECDSA P-256, the
+//! second Ed25519; both may approve) and an admin (P-256, every operation). Keys are PKCS#8 PEM.
+//!
+//! ## What is emulated (module map)
+//!
+//! | module | Dfns surface |
+//! |---|---|
+//! | [`auth`] | bearer JWT on every route (401), `/auth/action/init` + `/auth/action` challenge flow (Ed25519, ECDSA P-256/secp256k1 DER), single-use `X-DFNS-USERACTION` bound to method, path and payload (403) |
+//! | [`permissions`] | per-user permission assignments; 403 naming the missing operation; `/auth/service-accounts`, `/auth/users`, `/permissions`, `/permissions/{id}/assignments` |
+//! | [`wallets`] | create / get / list / update / tag / untag / assets / history; EVM addresses from real secp256k1 keys (keccak-256), lowercase |
+//! | [`ledger`] | native and ERC-20 balances, USD prices, history entries, deposits |
+//! | [`transfers`] | `Native` and `Erc20` transfers, `externalId` idempotency, lifecycle, policy hook |
+//! | [`policy`] | the [`policy::PolicyEngine`] hook (part 2 plugs the engine in here) |
+//! | [`webhooks`] | CRUD, ping, events, HMAC-signed delivery with retries |
+//! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
+//! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded |
+//! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
+//! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
+//!
+//! ## Choices where Dfns is silent (dfns-api.md §11)
+//!
+//! - **U2 payload binding**: the declared `userActionPayload` and the request body are compared as
+//!   JSON values; `""`, `"{}"` and an absent body are equal; paths compare without query string.
+//! - **U3 lifetimes**: challenges and user-action tokens live 5 minutes on the emulated clock
+//!   ([`Options::user_action_ttl`]); both are single use. A mismatched token is refused and *not*
+//!   consumed; a consumed token is refused with 403 "user action has already been used".
+//!   Challenge problems (unknown, used, expired, wrong credential, bad signature) answer 400.
+//! - **U4 low-S**: ECDSA signatures with high or low S are both accepted.
+//! - **U5 Block**: a blocked transfer answers 200 with status `Rejected` (via the policy hook).
+//! - **U14 rate limits**: only injected faults produce 429; they carry `Retry-After` (default 1 s).
+//! - **U15 pagination**: every list is newest first; `limit` defaults to 50 and is capped at 100;
+//!   `nextPageToken` is the base64url of the last item's sequence number (stable under inserts).
+//! - **U16 externalId**: transfer `externalId`s are unique org-wide; wallet creation with an
+//!   `externalId` is *not* idempotent (each call creates a wallet).
+//! - **U17 audit log**: `action` is `"METHOD /path"`; the CSV "Summary" column holds the same;
+//!   no maximum time range is enforced.
+//! - Reading one's own `/auth/service-accounts/{id}` or `/auth/users/{id}` needs no permission;
+//!   other reads need `Auth:ServiceAccounts:Read` / `Auth:Users:Read` / `Permissions:Read`.
+//! - `/auth/action/init` and `/auth/action` require `Auth:Action:Sign`.
+//! - Only EVM networks get an `address` (Solana wallets get an ed25519 key, other families a
+//!   secp256k1 key and no address). Only `Native` and `Erc20` transfers are accepted; other kinds
+//!   answer 400. Unknown fields in a transfer body answer 400 (catches `externalID`-type typos).
+//! - Fees: 21 000 gas (native) / 65 000 gas (ERC-20) at 1 gwei, paid in the native asset. The
+//!   balance is checked and debited atomically at `Executing → Broadcasted`; if it does not cover
+//!   amount + fee the transfer becomes `Failed` with a reason. History entries (and
+//!   `wallet.blockchainevent.detected`) are written at `Confirmed`; a transfer to another emulated
+//!   wallet credits it too.
+//! - ERC-20 metadata: a deposit may carry `symbol` and `decimals` (emulator extension); unknown
+//!   contracts have 18 decimals and no symbol. `quotes.USD` appears only when a price is set.
+//! - Webhooks: `timestampSent` follows the wall clock (receivers compare it with their own clock);
+//!   `date` and everything else follows the emulated clock. Stored events carry `status` = the
+//!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, plus
+//!   `deliveryFailed`, `deliveryAttempt`, `retryOf?`, `nextAttemptDate?`. Ping sends kind `ping`.
+//!   Deleting a webhook deletes its events and stops retries.
+//! - Events emitted: `wallet.created`, `wallet.tags.modified` (`{wallet}`), every transfer status
+//!   change that has a Dfns event (`requested`, `broadcasted`, `confirmed`, `failed`, `rejected`),
+//!   and `wallet.blockchainevent.detected` for deposits and confirmed transfers.
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod control;
+pub mod errors;
+pub mod extract;
+pub mod faults;
+pub mod ids;
+pub mod keys;
+pub mod ledger;
+pub mod networks;
+pub mod pagination;
+pub mod permissions;
+pub mod policy;
+pub mod seed;
+pub mod state;
+pub mod transfers;
+pub mod wallets;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post, put};
+
+pub use policy::{AllowAll, PolicyEngine, Verdict};
+pub use seed::{Bootstrap, Identity};
+pub use state::{App, SharedApp};
+pub use transfers::Lifecycle;
+
+use crate::errors::ApiError;
+use crate::state::{Settings, State};
+
+/// How to start an emulator.
+#[derive(Clone)]
+pub struct Options {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Delay before each webhook retry after a failed attempt; attempts = `len + 1`.
+    /// Default: 1 min, 11 min, 108 min, 22 h (Dfns: 5 attempts at ~1 min, 12 min, 2 h, 24 h after
+    /// the first). Tests pass milliseconds.
+    pub webhook_retry_delays: Vec<Duration>,
+    /// How long a webhook receiver has to answer.
+    pub webhook_timeout: Duration,
+    /// Initial transfer lifecycle (changeable through the control API).
+    pub transfer_lifecycle: Lifecycle,
+    /// Lifetime of challenges and user-action tokens.
+    pub user_action_ttl: Duration,
+    /// Number of compliance officers to seed (at least 2).
+    pub officers: usize,
+    /// The policy engine consulted before transfers execute (default: allow everything).
+    pub policy_engine: Option<Arc<dyn PolicyEngine>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhook_retry_delays: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(11 * 60),
+                Duration::from_secs(108 * 60),
+                Duration::from_secs(22 * 3600),
+            ],
+            webhook_timeout: Duration::from_secs(5),
+            transfer_lifecycle: Lifecycle::Auto {
+                delay: Duration::from_millis(20),
+            },
+            user_action_ttl: Duration::from_secs(300),
+            officers: 2,
+            policy_engine: None,
+        }
+    }
+}
+
+/// A started emulator. Dropping it stops the server.
+pub struct RunningEmulator {
+    base_url: String,
+    bootstrap: Bootstrap,
+    app: SharedApp,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// The shared state, for in-process inspection (tests, benchmarks, the part-2 engine).
+    pub fn app(&self) -> &SharedApp {
+        &self.app
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("base_url is built from a socket address")
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Builds the state, seeds the org and returns the app with its bootstrap (no `base_url` yet).
+pub fn build(options: &Options) -> (SharedApp, Bootstrap) {
+    let clock = Arc::new(clock::Clock::default());
+    let mut state = State::new(ids::new_id("or"), clock, options.transfer_lifecycle);
+    let settings = Settings {
+        webhook_retry_delays: options.webhook_retry_delays.clone(),
+        webhook_timeout: options.webhook_timeout,
+        user_action_ttl: options.user_action_ttl,
+    };
+    let mut jwt_secret = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut jwt_secret);
+    let bootstrap = seed::seed(&mut state, &jwt_secret, options.officers);
+    let mut app = App::new(state, settings, options.policy_engine.clone());
+    app.jwt_secret = jwt_secret;
+    (Arc::new(app), bootstrap)
+}
+
+/// The Dfns routes (behind faults + auth) and the control routes.
+pub fn router(app: SharedApp) -> Router {
+    let dfns = Router::new()
+        .route("/auth/action/init", post(auth::init_action))
+        .route("/auth/action", post(auth::sign_action))
+        .route("/auth/action/logs", get(audit::list))
+        .route("/auth/action/logs/{id}", get(audit::get))
+        .route(
+            "/auth/service-accounts",
+            get(permissions::list_service_accounts),
+        )
+        .route(
+            "/auth/service-accounts/{id}",
+            get(permissions::get_service_account),
+        )
+        .route("/auth/users", get(permissions::list_users))
+        .route("/auth/users/{id}", get(permissions::get_user))
+        .route("/permissions", get(permissions::list_permissions))
+        .route("/permissions/{id}", get(permissions::get_permission))
+        .route(
+            "/permissions/{id}/assignments",
+            get(permissions::list_assignments),
+        )
+        .route("/wallets", post(wallets::create).get(wallets::list))
+        .route(
+            "/wallets/{wallet_id}",
+            get(wallets::get).put(wallets::update),
+        )
+        .route(
+            "/wallets/{wallet_id}/tags",
+            put(wallets::add_tags).delete(wallets::remove_tags),
+        )
+        .route("/wallets/{wallet_id}/assets", get(wallets::assets))
+        .route("/wallets/{wallet_id}/history", get(wallets::history))
+        .route(
+            "/wallets/{wallet_id}/transfers",
+            post(transfers::create).get(transfers::list),
+        )
+        .route(
+            "/wallets/{wallet_id}/transfers/{transfer_id}",
+            get(transfers::get),
+        )
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .put(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/webhooks/{id}/events", get(webhooks::list_events))
+        .route("/webhooks/{id}/events/{event_id}", get(webhooks::get_event))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            faults::inject,
+        ));
+
+    let control = Router::new()
+        .route("/deposits", post(control::deposit))
+        .route("/prices", put(control::set_prices))
+        .route("/clock", get(control::get_clock))
+        .route("/clock/advance", post(control::advance_clock))
+        .route("/transfer-lifecycle", put(control::set_lifecycle))
+        .route("/transfers/{id}/advance", post(control::advance_transfer))
+        .route("/transfers/{id}/fail", post(control::fail_transfer))
+        .route(
+            "/faults",
+            post(control::add_fault).delete(control::clear_faults),
+        )
+        .route("/permissions", post(control::grant_permissions))
+        .route("/stats", get(control::stats))
+        .layer(axum::middleware::from_fn(control::loopback_only));
+
+    Router::new()
+        .nest("/emulator", control)
+        .merge(dfns)
+        .with_state(app)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("route not found: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed on {}", uri.path()),
+    )
+}
+
+/// Starts an emulator in-process (on the current tokio runtime).
+pub async fn spawn(options: Options) -> anyhow::Result<RunningEmulator> {
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    let (app, mut bootstrap) = build(&options);
+    let base_url = format!("http://{addr}");
+    bootstrap.base_url = base_url.clone();
+    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, service).await {
+            tracing::error!(%error, "dfns emulator server stopped");
+        }
+    });
+    Ok(RunningEmulator {
+        base_url,
+        bootstrap,
+        app,
+        server,
+    })
+}
