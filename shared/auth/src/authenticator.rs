@@ -41,6 +41,7 @@ impl Authenticator {
         Authenticator { settings, keys }
     }
 
+    /// The settings this authenticator was built with.
     pub fn settings(&self) -> &AuthSettings {
         &self.settings
     }
@@ -69,7 +70,7 @@ impl Authenticator {
             }
         };
         if let Err(error) = &result {
-            tracing::info!(%error, "request not authenticated");
+            tracing::debug!(%error, "request not authenticated");
         }
         result
     }

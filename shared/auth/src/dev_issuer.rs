@@ -32,12 +32,16 @@ pub enum SigningAlgorithm {
     Es256,
 }
 
+/// Why a development issuer could not be built or could not sign.
 #[derive(Debug, thiserror::Error)]
 pub enum DevIssuerError {
+    /// The crypto library could not generate a key.
     #[error("key generation failed")]
     KeyGeneration,
+    /// A saved key could not be loaded.
     #[error("not a PKCS#8 RSA or P-256 private key: {0}")]
     InvalidKey(String),
+    /// A token could not be signed.
     #[error("signing failed: {0}")]
     Signing(String),
 }
@@ -153,6 +157,7 @@ impl DevIssuer {
         &self.key_id
     }
 
+    /// The algorithm this issuer signs with.
     pub fn algorithm(&self) -> SigningAlgorithm {
         match self.algorithm {
             Algorithm::ES256 => SigningAlgorithm::Es256,
@@ -219,19 +224,29 @@ fn pkcs8_pem(der: &[u8]) -> String {
 pub enum TokenShape {
     /// Cognito access token: no `aud`; `client_id`, `token_use: "access"`, `scope`, `username`,
     /// roles as groups in `cognito:groups`.
-    CognitoAccess { client_id: String },
+    CognitoAccess {
+        /// App client id.
+        client_id: String,
+    },
     /// Cognito ID token: `aud` = app client id, `token_use: "id"`, `cognito:username`, groups in
     /// `cognito:groups`.
-    CognitoId { client_id: String },
+    CognitoId {
+        /// App client id.
+        client_id: String,
+    },
     /// Auth0 access token: `aud` an array (API identifier, then `<iss>userinfo`), `azp`, `scope`,
     /// roles in a namespaced claim such as `https://platform.example/roles`.
     Auth0 {
+        /// API identifier.
         audience: String,
+        /// Namespaced claim holding roles.
         roles_claim: String,
     },
     /// Any OIDC issuer: `aud` a string, roles as an array in `roles_claim`.
     Oidc {
+        /// The `aud` value.
         audience: String,
+        /// Claim holding roles.
         roles_claim: String,
     },
 }
@@ -250,6 +265,7 @@ pub struct TokenSpec {
 }
 
 impl TokenSpec {
+    /// A token for `subject` (`sub`) shaped as `shape`.
     pub fn new(subject: impl Into<String>, shape: TokenShape) -> Self {
         TokenSpec {
             subject: subject.into(),
@@ -308,16 +324,19 @@ impl TokenSpec {
         self
     }
 
+    /// Sets `iat` (default: now).
     pub fn issued_at(mut self, unix_seconds: i64) -> Self {
         self.issued_at = Some(unix_seconds);
         self
     }
 
+    /// Sets `exp` (default: `iat` + one hour).
     pub fn expires_at(mut self, unix_seconds: i64) -> Self {
         self.expires_at = Some(unix_seconds);
         self
     }
 
+    /// Sets `nbf` (default: absent).
     pub fn not_before(mut self, unix_seconds: i64) -> Self {
         self.not_before = Some(unix_seconds);
         self

@@ -68,11 +68,15 @@ impl AuthError {
 /// A required authentication setting is missing or unreadable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
+    /// The named setting is absent or empty.
     #[error("setting {0} is required")]
     Missing(&'static str),
+    /// The named setting has a value that cannot be used.
     #[error("setting {name} is invalid: {reason}")]
     Invalid {
+        /// Environment variable name.
         name: &'static str,
+        /// What was expected.
         reason: &'static str,
     },
 }

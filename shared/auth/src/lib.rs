@@ -19,6 +19,8 @@
 //!
 //! Tokens never appear in logs or error messages.
 
+#![warn(missing_docs)]
+
 mod authenticator;
 mod error;
 mod jwks;

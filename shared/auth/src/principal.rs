@@ -16,10 +16,12 @@ pub enum Role {
 pub struct Principal {
     /// The token's `sub`: the client id for a client.
     pub subject: String,
+    /// Client or operator, from the configured role claim.
     pub role: Role,
 }
 
 impl Principal {
+    /// True for a trading-desk operator.
     pub fn is_operator(&self) -> bool {
         self.role == Role::Operator
     }

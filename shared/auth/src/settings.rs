@@ -21,11 +21,17 @@ pub const DEFAULT_OPERATOR_ROLE: &str = "operators";
 /// | `AUTH_TRUST_GATEWAY_CLAIMS` | accept claims API Gateway's JWT authorizer already verified | `false` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
+    /// Expected `iss` (compared up to a trailing slash).
     pub issuer: String,
+    /// Accepted `aud` values, or Cognito app client ids (`client_id`).
     pub audiences: Vec<String>,
+    /// Where the issuer's JWKS is fetched from.
     pub jwks_url: String,
+    /// Claim holding the caller's roles.
     pub role_claim: String,
+    /// Role value meaning operator.
     pub operator_role: String,
+    /// Use API Gateway JWT-authorizer claims when present. Only behind a gateway that verifies.
     pub trust_gateway_claims: bool,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
