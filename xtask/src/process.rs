@@ -8,7 +8,7 @@
 //! exits). The stand-ins additionally get `PR_SET_PDEATHSIG`, so even a `kill -9` of xtask takes them
 //! down with it.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
@@ -62,10 +62,6 @@ pub fn install_interrupt_handler() -> Result<()> {
             registry.interrupted = true;
             std::mem::take(&mut registry.groups)
         };
-        eprintln!(
-            "\nxtask: interrupted, stopping {} process group(s)",
-            groups.len()
-        );
         for &pgid in &groups {
             signal_group(pgid, libc::SIGTERM);
         }
@@ -76,6 +72,13 @@ pub fn install_interrupt_handler() -> Result<()> {
         for &pgid in &groups {
             signal_group(pgid, libc::SIGKILL);
         }
+        // Never eprintln! here: with `| tee` the reader died with the same Ctrl-C, and a panic on
+        // the broken pipe would end this thread before the exit below.
+        let _ = writeln!(
+            io::stderr(),
+            "\nxtask: interrupted, stopped {} process group(s)",
+            groups.len()
+        );
         std::process::exit(INTERRUPTED_EXIT_CODE);
     })
     .context("installing the Ctrl-C handler")
