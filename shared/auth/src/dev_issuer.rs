@@ -4,6 +4,12 @@
 //! document) for whoever serves them over HTTP, and mints tokens shaped like Cognito's, Auth0's or a
 //! plain OIDC issuer's. It serves nothing itself.
 //!
+//! For a local stack: serve [`DevIssuer::jwks`] at `{issuer}/.well-known/jwks.json` and
+//! [`DevIssuer::discovery_document`] at `{issuer}/.well-known/openid-configuration`, point
+//! `AUTH_ISSUER` at the issuer (and `AUTH_JWKS_URL` too when the `iss` is not where the keys are
+//! served, as with Cognito-shaped issuers), and save [`DevIssuer::private_key_pem`] so another
+//! process (`cargo xtask token`) can mint with the same key via [`DevIssuer::from_private_key_pem`].
+//!
 //! ```
 //! use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 //! let issuer = DevIssuer::generate("http://127.0.0.1:4000", SigningAlgorithm::Es256).unwrap();
