@@ -1,5 +1,6 @@
 //! The HTTP core: one connection pool, user-action signing, retries, rate limit, tracing.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,17 +279,41 @@ impl DfnsClient {
     pub(crate) async fn call(&self, request: Request) -> Result<Response> {
         let url = self.url(&request.segments, &request.query);
         let path = url.path().to_owned();
-        let policy = self.inner.retry;
         let started = Instant::now();
+        self.with_retries(&request.method, &path, request.repeat, started, |attempt| {
+            self.attempt(&request, &url, &path, attempt, started)
+        })
+        .await
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the call's deadline (counted from
+    /// `started`) leaves no room for another wait.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        method: &Method,
+        path: &str,
+        repeat: Repeat,
+        started: Instant,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = std::result::Result<T, AttemptError>>,
+    {
+        let policy = self.inner.retry;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&request, &url, &path, attempt, started).await {
-                Ok(response) => return Ok(response),
+            let failure = match op(attempt).await {
+                Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
+            // A signing step inside already spent the deadline: nothing left to retry with.
+            if matches!(failure.error, Error::RetriesExhausted { .. }) {
+                return Err(failure.error);
+            }
             let may_repeat =
-                failure.error.is_retryable() && (request.repeat == Repeat::Safe || !failure.sent);
+                failure.error.is_retryable() && (repeat == Repeat::Safe || !failure.sent);
             if !may_repeat {
                 return Err(failure.error);
             }
@@ -296,7 +321,7 @@ impl DfnsClient {
             let elapsed = started.elapsed();
             if attempt >= policy.max_attempts || elapsed + wait >= policy.deadline {
                 tracing::warn!(
-                    method = %request.method, path = %path, attempts = attempt,
+                    method = %method, path = %path, attempts = attempt,
                     error = %failure.error, "giving up on Dfns call"
                 );
                 return Err(Error::RetriesExhausted {
@@ -306,7 +331,7 @@ impl DfnsClient {
                 });
             }
             tracing::info!(
-                method = %request.method, path = %path, attempt,
+                method = %method, path = %path, attempt,
                 wait_ms = wait.as_millis() as u64, error = %failure.error,
                 "retrying Dfns call"
             );
@@ -358,7 +383,7 @@ impl DfnsClient {
         let user_action = if request.signed {
             let payload = request.body.as_deref().unwrap_or("");
             Some(
-                self.user_action(&request.method, path, payload, attempt, started)
+                self.user_action(&request.method, path, payload, started)
                     .await
                     .map_err(AttemptError::before_send)?,
             )
@@ -387,7 +412,6 @@ impl DfnsClient {
         method: &Method,
         path: &str,
         payload: &str,
-        attempt: u32,
         started: Instant,
     ) -> Result<SecretString> {
         let signer = self.inner.signer.as_ref().ok_or_else(|| {
@@ -401,10 +425,7 @@ impl DfnsClient {
         })
         .expect("strings always serialise");
         let init_url = self.url(&["auth".into(), "action".into(), "init".into()], &[]);
-        let challenge: Challenge = self
-            .send_once(Method::POST, &init_url, Some(&init), None, attempt, started)
-            .await?
-            .json()?;
+        let challenge: Challenge = self.signing_step(&init_url, &init, started).await?.json()?;
         let cred_id = signer.credential_id();
         if !challenge
             .allow_credentials
@@ -437,17 +458,27 @@ impl DfnsClient {
         .expect("strings always serialise");
         let complete_url = self.url(&["auth".into(), "action".into()], &[]);
         let token: UserActionToken = self
-            .send_once(
-                Method::POST,
-                &complete_url,
-                Some(&complete),
-                None,
-                attempt,
-                started,
-            )
+            .signing_step(&complete_url, &complete, started)
             .await?
             .json()?;
         Ok(token.user_action)
+    }
+
+    /// One signing round trip (init or complete), retried on its own: it changes nothing, and
+    /// restarting the whole round on every throttled step would rarely get through a 429 storm.
+    async fn signing_step(&self, url: &Url, body: &str, started: Instant) -> Result<Response> {
+        self.with_retries(
+            &Method::POST,
+            url.path(),
+            Repeat::Safe,
+            started,
+            |attempt| async move {
+                self.send_once(Method::POST, url, Some(body), None, attempt, started)
+                    .await
+                    .map_err(AttemptError::before_send)
+            },
+        )
+        .await
     }
 
     /// One HTTP request: rate limit, headers, per-request timeout, span. Non-2xx becomes `Api`.
