@@ -1,0 +1,236 @@
+//! Per-client audit trail, stored as a hash chain (see [`domain::audit`]).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use domain::ClientId;
+use domain::audit::{
+    AuditEvent, ChainBreak, ChainEntry, ChainVerdict, GENESIS_HASH, decode_hash, verify_chain,
+};
+use rand::Rng;
+
+use crate::clients::builder_error;
+use crate::item::{Item, cancellation_codes, client_pk, get_n, get_s, key, n, s};
+use crate::{Store, StoreError};
+
+const HEAD_SK: &str = "AUDIT#HEAD";
+const EVENT_PREFIX: &str = "AUDIT#EVENT#";
+
+/// Gives up after this many lost races in a row (each attempt re-reads the head).
+const APPEND_ATTEMPTS: u32 = 200;
+const BACKOFF_BASE: Duration = Duration::from_millis(4);
+const BACKOFF_CAP: Duration = Duration::from_millis(200);
+
+fn event_sk(seq: u64) -> String {
+    // Zero-padded so that the sort key order is the numeric order.
+    format!("{EVENT_PREFIX}{seq:020}")
+}
+
+/// One page of a client's audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub entries: Vec<ChainEntry>,
+    /// Pass as `after_seq` to read the next page; `None` when this page is the last.
+    pub next_after_seq: Option<u64>,
+}
+
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+impl Store {
+    async fn audit_head(&self, client: &ClientId) -> Result<Option<Head>, StoreError> {
+        let pk = client_pk(client);
+        let Some(item) = self.get_raw(key(pk.clone(), HEAD_SK)).await? else {
+            return Ok(None);
+        };
+        let seq = get_n::<u64>(&item, "seq");
+        let hash = get_s(&item, "hash").and_then(decode_hash);
+        match (seq, hash) {
+            (Some(seq), Some(hash)) => Ok(Some(Head { seq, hash })),
+            _ => Err(StoreError::Corrupt {
+                entity: "audit chain head",
+                key: client.to_string(),
+                reason: "missing or malformed seq/hash".into(),
+            }),
+        }
+    }
+
+    /// Appends the event to its client's chain and returns the sealed entry. Concurrent appends
+    /// for one client are serialised by a conditional transaction on the chain head: a loser
+    /// re-reads the head and retries with jittered exponential backoff, so the chain never forks
+    /// or skips a number.
+    pub async fn append_audit_event(&self, event: &AuditEvent) -> Result<ChainEntry, StoreError> {
+        let client = &event.client_id;
+        let pk = client_pk(client);
+        for attempt in 0..APPEND_ATTEMPTS {
+            let head = self.audit_head(client).await?;
+            let (prev_seq, prev_hash) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
+            let entry = ChainEntry::seal(prev_seq + 1, &prev_hash, event);
+
+            let mut event_item: Item = key(pk.clone(), event_sk(entry.seq));
+            event_item.insert("seq".into(), n(entry.seq));
+            event_item.insert("prevHash".into(), s(&entry.prev_hash));
+            event_item.insert("hash".into(), s(&entry.hash));
+            event_item.insert("body".into(), s(&entry.body));
+            let put_event = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(event_item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(builder_error)?;
+            let head_condition = if prev_seq == 0 {
+                "attribute_not_exists(pk)"
+            } else {
+                "seq = :prevSeq"
+            };
+            let mut move_head = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), HEAD_SK)))
+                .update_expression("SET seq = :seq, #hash = :hash")
+                .condition_expression(head_condition)
+                .expression_attribute_names("#hash", "hash")
+                .expression_attribute_values(":seq", n(entry.seq))
+                .expression_attribute_values(":hash", s(&entry.hash));
+            if prev_seq != 0 {
+                move_head = move_head.expression_attribute_values(":prevSeq", n(prev_seq));
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_event).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(move_head.build().map_err(builder_error)?)
+                        .build(),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(entry),
+                Err(err) => {
+                    let lost_race = cancellation_codes(&err).is_some_and(|codes| {
+                        codes.iter().flatten().all(|code| {
+                            code == "ConditionalCheckFailed" || code == "TransactionConflict"
+                        })
+                    }) || aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
+                        == Some("TransactionConflictException");
+                    if !lost_race {
+                        return Err(StoreError::aws("TransactWriteItems", err));
+                    }
+                    tracing::debug!(client = %client, attempt, "audit append lost a race; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "append audit event",
+            attempts: APPEND_ATTEMPTS,
+        })
+    }
+
+    /// Up to `limit` entries after sequence number `after_seq` (from the start if `None`),
+    /// oldest first, read strongly consistently.
+    pub async fn list_audit_events(
+        &self,
+        client: &ClientId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let pk = client_pk(client);
+        let limit = limit.max(1);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":from", s(event_sk(after_seq.map_or(0, |s| s + 1))))
+            .expression_attribute_values(":to", s(event_sk(u64::MAX)))
+            .consistent_read(true)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        let mut items = self.query_all(query, Some(limit + 1)).await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let entries: Vec<ChainEntry> = items.iter().map(entry_from_item).collect();
+        let next_after_seq = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_after_seq,
+        })
+    }
+
+    /// Recomputes the client's whole chain and checks the head record against its end. Reports
+    /// the first sequence number that does not verify.
+    pub async fn verify_audit_chain(&self, client: &ClientId) -> Result<ChainVerdict, StoreError> {
+        let pk = client_pk(client);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(EVENT_PREFIX))
+            .consistent_read(true);
+        let entries: Vec<ChainEntry> = self
+            .query_all(query, None)
+            .await?
+            .iter()
+            .map(entry_from_item)
+            .collect();
+        let verdict = verify_chain(client, &entries);
+        let ChainVerdict::Intact { length, head_hash } = &verdict else {
+            return Ok(verdict);
+        };
+        let head = match self.audit_head(client).await {
+            Ok(head) => head,
+            Err(StoreError::Corrupt { .. }) => {
+                return Ok(ChainVerdict::Broken {
+                    seq: *length,
+                    reason: ChainBreak::HeadMismatch,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let (head_seq, head_hash_bytes) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
+        Ok(if head_seq > *length {
+            // The head says more entries exist than we found: the next one is missing.
+            ChainVerdict::Broken {
+                seq: length + 1,
+                reason: ChainBreak::Gap,
+            }
+        } else if head_seq < *length || hex::encode(head_hash_bytes) != *head_hash {
+            ChainVerdict::Broken {
+                seq: head_seq.max(1),
+                reason: ChainBreak::HeadMismatch,
+            }
+        } else {
+            verdict
+        })
+    }
+}
+
+/// Reads an event item as stored, without repairing anything: a missing attribute becomes a
+/// value that cannot verify, so [`verify_chain`] reports the entry.
+fn entry_from_item(item: &Item) -> ChainEntry {
+    ChainEntry {
+        seq: get_n::<u64>(item, "seq").unwrap_or(0),
+        prev_hash: get_s(item, "prevHash").unwrap_or_default().to_owned(),
+        hash: get_s(item, "hash").unwrap_or_default().to_owned(),
+        body: get_s(item, "body").unwrap_or_default().to_owned(),
+    }
+}
+
+/// Full-jitter exponential backoff.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::thread_rng().gen_range(0..=millis))
+}

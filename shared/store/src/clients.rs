@@ -1,0 +1,198 @@
+//! Client profiles and their wallet mappings.
+
+use domain::{ClientId, NetworkAddress, WalletId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::item::{self, Item, cancellation_codes, client_pk, key, put_conditional_failed, s};
+use crate::schema::GSI1;
+use crate::{Store, StoreError};
+
+const PROFILE: &str = "client profile";
+const WALLET: &str = "wallet mapping";
+
+/// A client's account record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientProfile {
+    pub client_id: ClientId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Limits tier from configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+/// The Dfns wallet a client holds on one network (at most one per network).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletMapping {
+    pub client_id: ClientId,
+    pub wallet_id: WalletId,
+    /// The wallet's network and address.
+    #[serde(flatten)]
+    pub address: NetworkAddress,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+fn wallet_sk(mapping_network: domain::Network) -> String {
+    format!("WALLET#{mapping_network}")
+}
+
+impl Store {
+    /// Creates the profile if the client has none. The loser of a concurrent create (or any
+    /// create for an existing client) gets [`StoreError::Conflict`].
+    pub async fn create_client_profile(&self, profile: &ClientProfile) -> Result<(), StoreError> {
+        let pk = client_pk(&profile.client_id);
+        let mut item = item::to_item(profile, PROFILE, &pk)?;
+        item.extend(key(pk.clone(), "PROFILE"));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
+                entity: PROFILE,
+                key: profile.client_id.to_string(),
+            }),
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    pub async fn get_client_profile(
+        &self,
+        client: &ClientId,
+    ) -> Result<Option<ClientProfile>, StoreError> {
+        let pk = client_pk(client);
+        match self.get_raw(key(pk.clone(), "PROFILE")).await? {
+            Some(found) => item::from_item(found, PROFILE, &pk).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the client's wallet for its network. Idempotent: attaching the same wallet again
+    /// returns the stored mapping; a *different* wallet for a network that already has one is a
+    /// [`StoreError::Conflict`]. The client's profile must exist ([`StoreError::NotFound`]).
+    pub async fn attach_wallet(
+        &self,
+        mapping: &WalletMapping,
+    ) -> Result<WalletMapping, StoreError> {
+        let pk = client_pk(&mapping.client_id);
+        let sk = wallet_sk(mapping.address.network());
+        let mut item = item::to_item(mapping, WALLET, &pk)?;
+        item.extend(key(pk.clone(), sk.clone()));
+        item.insert("gsi1pk".into(), s(format!("WALLET#{}", mapping.wallet_id)));
+        item.insert("gsi1sk".into(), s(pk.clone()));
+
+        let profile_check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), "PROFILE")))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(builder_error)?;
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(builder_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .condition_check(profile_check)
+                    .build(),
+            )
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(put)
+                    .build(),
+            )
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(mapping.clone()),
+            Err(err) => err,
+        };
+        let Some(codes) = cancellation_codes(&err) else {
+            return Err(StoreError::aws("TransactWriteItems", err));
+        };
+        let failed =
+            |i: usize| codes.get(i).and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            return Err(StoreError::NotFound {
+                entity: PROFILE,
+                key: mapping.client_id.to_string(),
+            });
+        }
+        if failed(1) {
+            let existing: Option<WalletMapping> = match self.get_raw(key(pk.clone(), sk)).await? {
+                Some(found) => Some(item::from_item(found, WALLET, &pk)?),
+                None => None,
+            };
+            return match existing {
+                Some(existing) if existing.wallet_id == mapping.wallet_id => Ok(existing),
+                _ => Err(StoreError::Conflict {
+                    entity: WALLET,
+                    key: format!("{}/{}", mapping.client_id, mapping.address.network()),
+                }),
+            };
+        }
+        // Cancelled for another reason (e.g. a concurrent transaction on the same items).
+        Err(StoreError::aws("TransactWriteItems", err))
+    }
+
+    /// The client's wallets, one per network.
+    pub async fn list_wallets(&self, client: &ClientId) -> Result<Vec<WalletMapping>, StoreError> {
+        let pk = client_pk(client);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":prefix", s("WALLET#"))
+            .consistent_read(true);
+        self.query_all(query, None)
+            .await?
+            .into_iter()
+            .map(|i: Item| item::from_item(i, WALLET, &pk))
+            .collect()
+    }
+
+    /// Which client holds this wallet (e.g. for a deposit webhook). Reads an index: a mapping
+    /// written a moment ago may not be visible yet.
+    pub async fn find_wallet(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<WalletMapping>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("WALLET#{wallet_id}")))
+            .limit(1);
+        match self.query_all(query, Some(1)).await?.into_iter().next() {
+            Some(found) => item::from_item(found, WALLET, wallet_id.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+pub(crate) fn builder_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Aws {
+        operation: "request builder",
+        message: e.to_string(),
+        retryable: false,
+        source: Box::new(e),
+    }
+}

@@ -1,0 +1,197 @@
+//! Attribute-map helpers shared by the item modules.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::StoreError;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Serialises a record to attributes (fields with `None` are skipped by the record types).
+pub(crate) fn to_item<T: Serialize>(
+    record: &T,
+    entity: &'static str,
+    key: &str,
+) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt {
+        entity,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses a record from attributes; key and index attributes are ignored.
+pub(crate) fn from_item<T: DeserializeOwned>(
+    item: Item,
+    entity: &'static str,
+    key: &str,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
+        entity,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Epoch milliseconds, the sortable number form of a timestamp used in index keys.
+pub(crate) fn epoch_millis(t: time::OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+/// Whether a failed SDK call was a conditional-check failure, and the old item if DynamoDB
+/// returned it.
+pub(crate) fn conditional_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        R,
+    >,
+) -> Option<Option<Item>> {
+    match err.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
+            Some(e.item().cloned())
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn put_conditional_failed<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+/// Reason codes of a cancelled transaction, one per item in order (`None` = that item was fine).
+pub(crate) fn cancellation_codes<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> Option<Vec<Option<String>>> {
+    match err.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn client_pk(client: &domain::ClientId) -> String {
+    format!("CLIENT#{client}")
+}
+
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        (crate::schema::PARTITION_KEY.to_owned(), s(pk)),
+        (crate::schema::SORT_KEY.to_owned(), s(sk)),
+    ])
+}
+
+/// Why a conditional `UpdateItem` did not apply.
+pub(crate) enum UpdateRefused {
+    /// No item under that key.
+    Missing,
+    /// The item exists but the condition was false; its current attributes.
+    Condition(Item),
+    Failed(StoreError),
+}
+
+impl crate::Store {
+    /// Runs a conditional update that must also require `attribute_exists(pk)`, returning the new
+    /// item, or why it was refused (with the current item, fetched if DynamoDB did not return it).
+    pub(crate) async fn conditional_update(
+        &self,
+        key: Item,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<Item, UpdateRefused> {
+        let result = update
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes.unwrap_or_default()),
+            Err(err) => match conditional_failure(&err) {
+                Some(Some(old)) => Err(UpdateRefused::Condition(old)),
+                Some(None) => match self.get_raw(key).await {
+                    Ok(Some(current)) => Err(UpdateRefused::Condition(current)),
+                    Ok(None) => Err(UpdateRefused::Missing),
+                    Err(e) => Err(UpdateRefused::Failed(e)),
+                },
+                None => Err(UpdateRefused::Failed(StoreError::aws("UpdateItem", err))),
+            },
+        }
+    }
+
+    /// Strongly consistent `GetItem`.
+    pub(crate) async fn get_raw(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|o| o.item)
+            .map_err(|e| StoreError::aws("GetItem", e))
+    }
+
+    /// All items of a query, following pagination. `index` = `None` queries the table
+    /// (strongly consistent); an index query is eventually consistent.
+    pub(crate) async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            items.extend(page.items.unwrap_or_default());
+            if let Some(limit) = limit {
+                if items.len() >= limit {
+                    items.truncate(limit);
+                    return Ok(items);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}

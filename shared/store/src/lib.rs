@@ -1,0 +1,101 @@
+//! The platform's persistence: one DynamoDB table, every write conditional.
+//!
+//! # Key design
+//!
+//! One table (defined once, in [`schema`]) with a string partition key `pk` and sort key `sk`, two
+//! overloaded lookup indexes and one sparse index. `<x>` is the parsed domain value's text form;
+//! ids never contain `#`, so keys cannot collide.
+//!
+//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` | `duePk` / `dueAt` |
+//! |---|---|---|---|---|---|
+//! | client profile | `CLIENT#<clientId>` | `PROFILE` | | | |
+//! | wallet mapping (one per network) | `CLIENT#<clientId>` | `WALLET#<network>` | `WALLET#<walletId>` / `CLIENT#<clientId>` | | |
+//! | destination request | `CLIENT#<clientId>` | `DESTREQ#<ulid>` | `APPROVAL#<approvalId>` / `DESTREQ#<ulid>` (once known) | `CHANGE#<changeRequestId>` / `DESTREQ#<ulid>` (once known) | |
+//! | order | `ORDER#<ulid>` | `ORDER` | `CLIENT#<clientId>` / `ORDER#<ulid>` | | `DUE` / epoch ms (only while `Scheduled` or `Claimed`) |
+//! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | |
+//! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | |
+//! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | |
+//!
+//! Access patterns:
+//! - **Everything about one client** lives in its partition, so "get X scoped to client C" is a
+//!   `GetItem` on `CLIENT#C`: another client's id simply is not found (the API answers 404 for both).
+//!   Destination requests sort by ULID, i.e. by creation time.
+//! - **Orders** have their own partition so the webhook path (Dfns `externalId` = order id) and the
+//!   operator's cancel route reach them by id with a strongly consistent read; `gsi1` lists them per
+//!   client.
+//! - **`gsi1`** also answers "which client owns wallet W" (deposit webhooks) and "which destination
+//!   request waits on approval A"; **`gsi2`** answers "which request does change request R belong to".
+//!   GSI reads are eventually consistent: they only locate an item, and every change that follows is
+//!   a conditional write on the base table.
+//! - **`due`** is sparse: an order carries `duePk`/`dueAt` only while it needs an execution run.
+//!   `dueAt` is when it next needs attention: its `executeAt` while `Scheduled`, its lease expiry
+//!   while `Claimed`. So one query (`duePk = DUE AND dueAt <= now`) returns both due orders and
+//!   orders whose run died, and nothing else; leaving `Claimed` removes the attributes. One `DUE`
+//!   partition suffices at our volume (a GSI partition takes ~1000 writes/s); shard the value
+//!   (`DUE#0..n`) if that ever binds.
+//! - **Webhook receipts** expire through DynamoDB TTL (attribute [`schema::TTL_ATTRIBUTE`], epoch
+//!   seconds). TTL deletion is lazy, which only lengthens the de-duplication window.
+//! - **Audit chain**: the head item holds the last sequence number and hash; an append is one
+//!   `TransactWriteItems` of *put event `seq+1` if absent* and *update head if its seq is still
+//!   `seq`*, so two concurrent appends cannot both succeed: the loser re-reads the head and retries
+//!   with backoff. The chain therefore never forks and never has a gap.
+//!
+//! # Concurrency rules
+//!
+//! - Creates are `attribute_not_exists(pk)`: the loser of a race gets [`StoreError::Conflict`].
+//! - State transitions are conditional on the expected current state (and, for claimed orders, on
+//!   the claim token, so a run whose lease expired cannot overwrite its successor's work): exactly
+//!   one of many racers wins, the others get [`StoreError::ConditionFailed`].
+//! - Forward-only application of out-of-order events ([`Advance`]) re-reads and retries the
+//!   conditional write, and reports stale events instead of applying them.
+//!
+//! Time is always passed in (`now`), never read here, so callers can use an emulated clock.
+
+mod audit_chain;
+mod clients;
+mod destinations;
+mod error;
+mod item;
+mod orders;
+pub mod schema;
+mod webhooks;
+
+pub use audit_chain::AuditPage;
+pub use clients::{ClientProfile, WalletMapping};
+pub use destinations::{DestinationRequest, NewDestinationRequest, RequestChanges};
+pub use error::StoreError;
+pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges};
+pub use webhooks::WebhookReceipt;
+
+/// Result of applying an event that may be late, repeated or out of order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advance<T> {
+    /// The state moved forward; the updated record.
+    Applied(T),
+    /// The record is already at or past the reported state; nothing changed.
+    Stale(T),
+}
+
+/// Handle on the table. Cheap to clone; build once per container and share.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+}

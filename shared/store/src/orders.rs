@@ -1,0 +1,368 @@
+//! Operator orders: scheduled transfers to an exchange, claimed by execution runs under a lease.
+
+use domain::{Amount, ClientId, Network, OrderId, OrderState, StateMachine};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::destinations::{ADVANCE_ATTEMPTS, rfc3339};
+use crate::item::{
+    self, Item, UpdateRefused, epoch_millis, get_n, get_s, key, n, put_conditional_failed, s,
+};
+use crate::schema::{DUE_INDEX, GSI1};
+use crate::{Advance, Store, StoreError};
+
+const ENTITY: &str = "order";
+const DUE_PARTITION: &str = "DUE";
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: OrderId,
+    pub client_id: ClientId,
+    pub network: Network,
+    /// Exchange (venue) name from the registry.
+    pub exchange: String,
+    /// Asset symbol or token contract, as the exchange registry names it.
+    pub asset: String,
+    pub amount: Amount,
+    #[serde(with = "time::serde::rfc3339")]
+    pub execute_at: OffsetDateTime,
+    /// Operator who created it.
+    pub created_by: String,
+    pub state: OrderState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// How many times an execution run has claimed it (more than 1 = a run died or timed out).
+    #[serde(default)]
+    pub claim_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// Why it failed, was rejected or was not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Input to [`Store::create_order`]; the order starts `Scheduled`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub id: OrderId,
+    pub client_id: ClientId,
+    pub network: Network,
+    pub exchange: String,
+    pub asset: String,
+    pub amount: Amount,
+    pub execute_at: OffsetDateTime,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Proof of holding an order's lease. Transitions out of `Claimed` made with it fail once another
+/// run has re-claimed the order, so a run that overran its lease cannot clobber its successor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An order this run now holds, until `order.lease_expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedOrder {
+    pub order: Order,
+    pub claim: ClaimToken,
+}
+
+/// Facts recorded together with a transition (each `None` leaves the stored value alone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderChanges {
+    pub transfer_id: Option<String>,
+    pub approval_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+fn order_key(id: &OrderId) -> Item {
+    key(format!("ORDER#{id}"), "ORDER")
+}
+
+impl Store {
+    /// Stores a new `Scheduled` order, due at `execute_at`. Same id twice → [`StoreError::Conflict`].
+    pub async fn create_order(&self, new: &NewOrder) -> Result<Order, StoreError> {
+        let record = Order {
+            id: new.id,
+            client_id: new.client_id.clone(),
+            network: new.network,
+            exchange: new.exchange.clone(),
+            asset: new.asset.clone(),
+            amount: new.amount,
+            execute_at: new.execute_at,
+            created_by: new.created_by.clone(),
+            state: OrderState::Scheduled,
+            created_at: new.created_at,
+            updated_at: new.created_at,
+            claim_count: 0,
+            claim_id: None,
+            lease_expires_at: None,
+            transfer_id: None,
+            approval_id: None,
+            reason: None,
+        };
+        let key_text = new.id.to_string();
+        let mut item = item::to_item(&record, ENTITY, &key_text)?;
+        item.extend(order_key(&new.id));
+        item.insert("gsi1pk".into(), s(item::client_pk(&new.client_id)));
+        item.insert("gsi1sk".into(), s(format!("ORDER#{}", new.id)));
+        item.insert("duePk".into(), s(DUE_PARTITION));
+        item.insert("dueAt".into(), n(epoch_millis(new.execute_at)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(record),
+            Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
+                entity: ENTITY,
+                key: key_text,
+            }),
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    /// Strongly consistent read by id.
+    pub async fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        match self.get_raw(order_key(id)).await? {
+            Some(found) => item::from_item(found, ENTITY, &id.to_string()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The client's orders, oldest first (index read).
+    pub async fn list_orders_for_client(
+        &self,
+        client: &ClientId,
+    ) -> Result<Vec<Order>, StoreError> {
+        let pk = item::client_pk(client);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":prefix", s("ORDER#"));
+        self.query_all(query, None)
+            .await?
+            .into_iter()
+            .map(|i| item::from_item(i, ENTITY, &pk))
+            .collect()
+    }
+
+    /// Orders an execution run should try to claim at `now`: `Scheduled` ones whose time has
+    /// come and `Claimed` ones whose lease has expired (their run died), earliest first, at most
+    /// `limit`. An index read: callers must still claim each with [`Store::claim_order`].
+    pub async fn list_due_orders(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("duePk = :due AND dueAt <= :now")
+            .expression_attribute_values(":due", s(DUE_PARTITION))
+            .expression_attribute_values(":now", n(epoch_millis(now)))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        self.query_all(query, Some(limit))
+            .await?
+            .into_iter()
+            .map(|i| item::from_item(i, ENTITY, "due order"))
+            .collect()
+    }
+
+    /// Takes the order for one execution run until `now + lease`. Succeeds only if the order is
+    /// `Scheduled` and due, or `Claimed` with an expired lease; of concurrent claimers exactly one
+    /// wins, the others get [`StoreError::ConditionFailed`].
+    pub async fn claim_order(
+        &self,
+        id: &OrderId,
+        now: OffsetDateTime,
+        lease: time::Duration,
+    ) -> Result<ClaimedOrder, StoreError> {
+        let key_text = id.to_string();
+        let token = ClaimToken(ulid::Ulid::new().to_string());
+        let lease_end = now + lease;
+        let update = self
+            .client
+            .update_item()
+            .update_expression(
+                "SET #state = :claimed, claimId = :token, dueAt = :leaseEndMs, \
+                 leaseExpiresAt = :leaseEnd, updatedAt = :nowText ADD claimCount :one",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND dueAt <= :nowMs AND (#state = :scheduled OR #state = :claimed)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s(OrderState::Claimed.as_str()))
+            .expression_attribute_values(":scheduled", s(OrderState::Scheduled.as_str()))
+            .expression_attribute_values(":token", s(token.as_str()))
+            .expression_attribute_values(":leaseEndMs", n(epoch_millis(lease_end)))
+            .expression_attribute_values(":leaseEnd", s(rfc3339(lease_end)))
+            .expression_attribute_values(":nowText", s(rfc3339(now)))
+            .expression_attribute_values(":nowMs", n(epoch_millis(now)))
+            .expression_attribute_values(":one", n(1));
+        match self.conditional_update(order_key(id), update).await {
+            Ok(new) => Ok(ClaimedOrder {
+                order: item::from_item(new, ENTITY, &key_text)?,
+                claim: token,
+            }),
+            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
+                entity: ENTITY,
+                key: key_text,
+            }),
+            Err(UpdateRefused::Condition(current)) => {
+                let state = get_s(&current, "state").unwrap_or("none");
+                let detail = match get_n::<i128>(&current, "dueAt") {
+                    Some(due) if state == OrderState::Claimed.as_str() => {
+                        format!("claimed by another run; lease ends at {due} ms")
+                    }
+                    Some(due) => format!("not due until {due} ms"),
+                    None => format!("in state {state}, not claimable"),
+                };
+                Err(StoreError::ConditionFailed {
+                    entity: ENTITY,
+                    key: key_text,
+                    detail,
+                })
+            }
+            Err(UpdateRefused::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Moves the order from `expected` to `to` if it is still in `expected` (and, when `claim` is
+    /// given, still held under that claim). Exactly one of concurrent callers wins; the others get
+    /// [`StoreError::ConditionFailed`]. Claiming goes through [`Store::claim_order`], not here.
+    pub async fn transition_order(
+        &self,
+        id: &OrderId,
+        expected: OrderState,
+        to: OrderState,
+        changes: &OrderChanges,
+        claim: Option<&ClaimToken>,
+        now: OffsetDateTime,
+    ) -> Result<Order, StoreError> {
+        let key_text = id.to_string();
+        if !expected.can_transition_to(to) || to == OrderState::Claimed {
+            return Err(StoreError::IllegalTransition {
+                entity: ENTITY,
+                key: key_text,
+                from: expected.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let mut condition = String::from("attribute_exists(pk) AND #state = :expected");
+        let mut update = self
+            .client
+            .update_item()
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)));
+        if let Some(claim) = claim {
+            condition.push_str(" AND claimId = :token");
+            update = update.expression_attribute_values(":token", s(claim.as_str()));
+        }
+        let mut sets = vec!["#state = :to", "updatedAt = :now"];
+        if let Some(transfer_id) = &changes.transfer_id {
+            sets.push("transferId = :transfer");
+            update = update.expression_attribute_values(":transfer", s(transfer_id));
+        }
+        if let Some(approval_id) = &changes.approval_id {
+            sets.push("approvalId = :approval");
+            update = update.expression_attribute_values(":approval", s(approval_id));
+        }
+        if let Some(reason) = &changes.reason {
+            sets.push("reason = :reason");
+            update = update.expression_attribute_values(":reason", s(reason));
+        }
+        // Every state reachable here is past the execution run's reach: leave the due index.
+        let update = update
+            .update_expression(format!("SET {} REMOVE duePk, dueAt", sets.join(", ")))
+            .condition_expression(condition);
+        match self.conditional_update(order_key(id), update).await {
+            Ok(new) => item::from_item(new, ENTITY, &key_text),
+            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
+                entity: ENTITY,
+                key: key_text,
+            }),
+            Err(UpdateRefused::Condition(current)) => {
+                let state = get_s(&current, "state").unwrap_or("none");
+                let detail = if state == expected.as_str() {
+                    "claimed by another run".to_owned()
+                } else {
+                    format!("expected state {expected}, found {state}")
+                };
+                Err(StoreError::ConditionFailed {
+                    entity: ENTITY,
+                    key: key_text,
+                    detail,
+                })
+            }
+            Err(UpdateRefused::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Applies a reported state (from a transfer webhook) only if it moves the order forward;
+    /// late or repeated reports come back as [`Advance::Stale`] and change nothing.
+    pub async fn advance_order(
+        &self,
+        id: &OrderId,
+        to: OrderState,
+        changes: &OrderChanges,
+        now: OffsetDateTime,
+    ) -> Result<Advance<Order>, StoreError> {
+        for _ in 0..ADVANCE_ATTEMPTS {
+            let current = self
+                .get_order(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    entity: ENTITY,
+                    key: id.to_string(),
+                })?;
+            if current.state.is_stale(to) {
+                return Ok(Advance::Stale(current));
+            }
+            match self
+                .transition_order(id, current.state, to, changes, None, now)
+                .await
+            {
+                Ok(updated) => return Ok(Advance::Applied(updated)),
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "advance order",
+            attempts: ADVANCE_ATTEMPTS,
+        })
+    }
+}

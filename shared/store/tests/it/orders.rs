@@ -1,0 +1,281 @@
+use domain::{Amount, Network, OrderId, OrderState as S};
+use futures::future::join_all;
+use store::{Advance, NewOrder, OrderChanges, Store, StoreError};
+use time::Duration;
+
+use crate::{client_id, fresh_store, t0};
+
+const LEASE: Duration = Duration::seconds(60);
+
+fn order(client: &domain::ClientId, execute_in: Duration) -> NewOrder {
+    NewOrder {
+        id: OrderId::new(),
+        client_id: client.clone(),
+        network: Network::EthereumSepolia,
+        exchange: "Kraken".into(),
+        asset: "ETH".into(),
+        amount: Amount::new(250_000_000_000_000_000),
+        execute_at: t0() + execute_in,
+        created_by: "operator-1".into(),
+        created_at: t0() - Duration::hours(1),
+    }
+}
+
+async fn due_ids(store: &Store, now: time::OffsetDateTime) -> Vec<OrderId> {
+    let mut ids: Vec<_> = store
+        .list_due_orders(now, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn due_query_returns_only_due_unclaimed_orders() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let due = store
+        .create_order(&order(&alice, -Duration::minutes(5)))
+        .await
+        .unwrap();
+    let due_now = store
+        .create_order(&order(&alice, Duration::ZERO))
+        .await
+        .unwrap();
+    let future = store
+        .create_order(&order(&alice, Duration::minutes(5)))
+        .await
+        .unwrap();
+    let claimed = store
+        .create_order(&order(&alice, -Duration::minutes(1)))
+        .await
+        .unwrap();
+    let cancelled = store
+        .create_order(&order(&alice, -Duration::minutes(2)))
+        .await
+        .unwrap();
+    let submitted = store
+        .create_order(&order(&alice, -Duration::minutes(3)))
+        .await
+        .unwrap();
+
+    // A lease longer than the first look-ahead below, so the claimed order stays held at first.
+    let long_lease = Duration::minutes(10);
+    store
+        .claim_order(&claimed.id, t0(), long_lease)
+        .await
+        .unwrap();
+    store
+        .transition_order(
+            &cancelled.id,
+            S::Scheduled,
+            S::Cancelled,
+            &OrderChanges::default(),
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    let held = store.claim_order(&submitted.id, t0(), LEASE).await.unwrap();
+    store
+        .transition_order(
+            &submitted.id,
+            S::Claimed,
+            S::Submitted,
+            &OrderChanges::default(),
+            Some(&held.claim),
+            t0(),
+        )
+        .await
+        .unwrap();
+
+    let mut expected = vec![due.id, due_now.id];
+    expected.sort();
+    assert_eq!(due_ids(&store, t0()).await, expected);
+    // Earliest first, and the limit holds.
+    let first = store.list_due_orders(t0(), 1).await.unwrap();
+    assert_eq!(first.iter().map(|o| o.id).collect::<Vec<_>>(), vec![due.id]);
+    // Later, the future order is due too, and the claimed one once its lease has expired.
+    let mut later = vec![due.id, due_now.id, future.id];
+    later.sort();
+    assert_eq!(due_ids(&store, t0() + Duration::minutes(5)).await, later);
+    let mut after_lease = vec![due.id, due_now.id, future.id, claimed.id];
+    after_lease.sort();
+    assert_eq!(due_ids(&store, t0() + long_lease).await, after_lease);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claimed_order_cannot_be_claimed_again_until_its_lease_expires() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let new = order(&alice, -Duration::minutes(1));
+    store.create_order(&new).await.unwrap();
+
+    // Ten concurrent runs: exactly one claim wins.
+    let runs = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_order(&new.id, t0(), LEASE).await })
+    });
+    let results: Vec<_> = join_all(runs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, StoreError::ConditionFailed { .. }))
+    );
+    let first = results.into_iter().find_map(Result::ok).unwrap();
+    assert_eq!(first.order.state, S::Claimed);
+    assert_eq!(first.order.claim_count, 1);
+    assert_eq!(first.order.lease_expires_at, Some(t0() + LEASE));
+
+    // Still held just before the lease ends.
+    assert!(matches!(
+        store
+            .claim_order(&new.id, t0() + LEASE - Duration::seconds(1), LEASE)
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    // The run died: after the lease another run takes it over.
+    let later = t0() + LEASE + Duration::seconds(1);
+    let second = store.claim_order(&new.id, later, LEASE).await.unwrap();
+    assert_eq!(second.order.claim_count, 2);
+    assert_ne!(second.claim, first.claim);
+
+    // The first run's token no longer works; the second's does.
+    let changes = OrderChanges {
+        transfer_id: Some("xfr-aaaaa-bbbbb-cccccccccccccc".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store
+            .transition_order(
+                &new.id,
+                S::Claimed,
+                S::Submitted,
+                &changes,
+                Some(&first.claim),
+                later
+            )
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    let sent = store
+        .transition_order(
+            &new.id,
+            S::Claimed,
+            S::Submitted,
+            &changes,
+            Some(&second.claim),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.state, S::Submitted);
+    assert_eq!(
+        sent.transfer_id.as_deref(),
+        Some("xfr-aaaaa-bbbbb-cccccccccccccc")
+    );
+    // Submitted orders are never claimable again, whatever the time.
+    assert!(matches!(
+        store
+            .claim_order(&new.id, later + Duration::days(1), LEASE)
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn not_yet_due_orders_cannot_be_claimed_and_unknown_ones_are_not_found() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let new = order(&alice, Duration::minutes(10));
+    store.create_order(&new).await.unwrap();
+    assert!(matches!(
+        store.claim_order(&new.id, t0(), LEASE).await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert!(matches!(
+        store.claim_order(&OrderId::new(), t0(), LEASE).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.create_order(&new).await,
+        Err(StoreError::Conflict { .. })
+    ));
+}
+
+#[tokio::test]
+async fn cancel_only_while_scheduled_and_webhooks_only_move_forward() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let new = order(&alice, -Duration::minutes(1));
+    store.create_order(&new).await.unwrap();
+    let claimed = store.claim_order(&new.id, t0(), LEASE).await.unwrap();
+    assert!(matches!(
+        store
+            .transition_order(
+                &new.id,
+                S::Claimed,
+                S::Cancelled,
+                &OrderChanges::default(),
+                None,
+                t0()
+            )
+            .await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+
+    // The run crashed after Dfns accepted the transfer; its webhooks arrive, out of order.
+    let none = OrderChanges::default();
+    let confirmed = store
+        .advance_order(&new.id, S::Confirmed, &none, t0())
+        .await
+        .unwrap();
+    assert!(matches!(confirmed, Advance::Applied(ref o) if o.state == S::Confirmed));
+    let late = store
+        .advance_order(&new.id, S::Broadcasted, &none, t0())
+        .await
+        .unwrap();
+    assert!(matches!(late, Advance::Stale(ref o) if o.state == S::Confirmed));
+    // And the crashed run's own late write cannot undo it.
+    assert!(matches!(
+        store
+            .transition_order(
+                &new.id,
+                S::Claimed,
+                S::Submitted,
+                &none,
+                Some(&claimed.claim),
+                t0()
+            )
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert_eq!(
+        store.get_order(&new.id).await.unwrap().unwrap().state,
+        S::Confirmed
+    );
+    assert!(
+        store
+            .list_due_orders(t0() + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let listed = store.list_orders_for_client(&alice).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, new.id);
+}
