@@ -64,7 +64,9 @@ impl PlatformData {
         // Same path the platform takes: endpoints, region and credentials from the environment.
         let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-        let _ = &dynamodb;
+        store::schema::create_table(&dynamodb, TABLE_NAME)
+            .await
+            .context("creating the table")?;
 
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config);
         let secret_string = secret.to_string();

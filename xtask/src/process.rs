@@ -155,15 +155,19 @@ impl Group {
     }
 
     /// SIGTERM to the group, up to [`GRACE`] for the leader to exit, then SIGKILL to the group.
-    /// Returns the leader's exit status (None if the interrupt handler took the group over).
+    /// Returns the leader's exit status (None if it could not be collected). Never returns once
+    /// the interrupt handler has taken the group over: the process is about to exit.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         if self.stopped {
             return self.child.try_wait().ok().flatten();
         }
         self.stopped = true;
         if !unregister(self.pgid) {
-            // The interrupt handler has taken this group over and is about to exit the process.
-            return None;
+            // The interrupt handler has taken this group over and exits the process within GRACE.
+            // Carrying on would race it with misleading output ("exited unexpectedly", exit 1).
+            loop {
+                thread::park();
+            }
         }
         if !has_exited(self.pgid) {
             signal_group(self.pgid, libc::SIGTERM);
