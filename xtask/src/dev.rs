@@ -183,4 +183,11 @@ mod tests {
         );
         assert!(secret.as_object().unwrap().values().all(|v| v.is_string()));
     }
+
+    #[test]
+    fn demo_secret_loads_through_the_platform_config() {
+        let loaded =
+            platform_config::PlatformSecret::from_json(&demo_platform_secret().to_string());
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
 }
