@@ -1,5 +1,8 @@
 //! AWS configuration and clients, built once per process and shared (clients are cheap clones
 //! over one connection pool, so warm Lambda invocations reuse connections).
+//!
+//! The pool belongs to the tokio runtime that first used it: call these from the process's one
+//! runtime (as a Lambda `main` or the local stack does), not from many short-lived runtimes.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;

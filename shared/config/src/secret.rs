@@ -99,6 +99,9 @@ pub enum SecretError {
     },
 }
 
+/// Longest wait for Secrets Manager before a fetch counts as failed.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Cached {
     secret: Arc<PlatformSecret>,
     fetched_at: Instant,
@@ -187,12 +190,19 @@ impl SecretCache {
     }
 
     async fn fetch(&self) -> Result<PlatformSecret, SecretError> {
-        let output = self
+        // Bounded, because every caller waits on this fetch while it holds the cache lock.
+        let call = self
             .client
             .get_secret_value()
             .secret_id(&self.secret_id)
-            .send()
+            .send();
+        let output = tokio::time::timeout(FETCH_TIMEOUT, call)
             .await
+            .map_err(|_| SecretError::Fetch {
+                secret_id: self.secret_id.clone(),
+                message: format!("no answer within {FETCH_TIMEOUT:?}"),
+                retryable: true,
+            })?
             .map_err(|err| {
                 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
                 if err

@@ -12,7 +12,12 @@ async fn client() -> aws_sdk_secretsmanager::Client {
              run through `cargo xtask test`"
         );
     }
-    aws_sdk_secretsmanager::Client::new(platform_config::aws::sdk_config().await)
+    // A config per test: each #[tokio::test] has its own runtime, and pooled connections must
+    // not outlive the runtime that opened them.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
 }
 
 fn secret_json(token: &str) -> String {
