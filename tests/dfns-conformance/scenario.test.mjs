@@ -151,20 +151,32 @@ test('service account: identity and permission assignments are readable', async 
   assert.ok(account.accessTokens.some((tok) => tok.credId === me.credId), 'an access token must carry the key credential id');
   assert.ok(account.userInfo.permissionAssignments.length > 0, 'the service account has no permission assignment');
 
-  const permissions = await coverage.call('permissions.listPermissions', 'ListPermissionsResponse', () =>
+  const assignedOperations = new Set(account.userInfo.permissionAssignments.flatMap((a) => a.operations ?? []));
+  if (assignedOperations.size > 0) {
+    assert.ok(!assignedOperations.has('Policies:Approvals:Approve'), 'the service account must not be able to approve');
+  }
+
+  // Reading permissions needs Permissions:Read, which the service account lacks (dfns-api.md §9):
+  // it gets a 403 naming the operation, and an admin reads them instead.
+  const denied = await coverage.expectError('permissions.listPermissions (service account, no Permissions:Read)', () =>
     sa.permissions.listPermissions(),
   );
-  const assignedIds = new Set(account.userInfo.permissionAssignments.map((a) => a.permissionId));
-  const granted = new Set(
-    permissions.items.filter((p) => assignedIds.has(p.id)).flatMap((p) => p.operations),
+  expectDfnsError(denied, 403, 'listPermissions without Permissions:Read');
+  assert.match(denied.message, /Permissions:Read/, 'the 403 names the missing operation');
+
+  const admin = sdkClient(bootstrap, bootstrap.admin, coverage);
+  const permissions = await coverage.call('permissions.listPermissions', 'ListPermissionsResponse', () =>
+    admin.permissions.listPermissions(),
   );
+  const assignedIds = new Set(account.userInfo.permissionAssignments.map((a) => a.permissionId));
+  const granted = new Set(permissions.items.filter((p) => assignedIds.has(p.id)).flatMap((p) => p.operations));
   const missing = SERVICE_ACCOUNT_OPERATIONS.filter((op) => !granted.has(op));
   assert.deepEqual(missing, [], 'operations the service account needs but is not granted');
   assert.ok(!granted.has('Policies:Approvals:Approve'), 'the service account must not be able to approve');
 
   const [permissionId] = assignedIds;
   const assignments = await coverage.call('permissions.listAssignments', 'ListAssignmentsResponse', () =>
-    sa.permissions.listAssignments({ permissionId }),
+    admin.permissions.listAssignments({ permissionId }),
   );
   assert.ok(
     assignments.items.some((a) => a.identityId === me.userId && a.permissionId === permissionId),
