@@ -280,9 +280,29 @@ impl DfnsClient {
         let url = self.url(&request.segments, &request.query);
         let path = url.path().to_owned();
         let started = Instant::now();
-        self.with_retries(&request.method, &path, request.repeat, started, |attempt| {
-            self.attempt(&request, &url, &path, attempt, started)
-        })
+        let span = tracing::info_span!(
+            "dfns_call",
+            method = %request.method,
+            path = %path,
+            signed = request.signed,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        async {
+            let result = self
+                .with_retries(&request.method, &path, request.repeat, started, |attempt| {
+                    self.attempt(&request, &url, &path, attempt, started)
+                })
+                .await;
+            let span = tracing::Span::current();
+            span.record("latency_ms", started.elapsed().as_millis() as u64);
+            match &result {
+                Ok(response) => span.record("status", response.status),
+                Err(error) => span.record("status", error.status().unwrap_or(0)),
+            };
+            result
+        }
+        .instrument(span)
         .await
     }
 
@@ -400,8 +420,9 @@ impl DfnsClient {
         )
         .await
         .map_err(|error| AttemptError {
-            // A timeout or dropped connection may hide a request Dfns acted on.
-            sent: true,
+            // A refused connection or failed handshake never carried the request; a timeout or
+            // a connection dropped later may hide a request Dfns acted on.
+            sent: !matches!(&error, Error::Connection(e) if e.is_connect()),
             error,
         })
     }

@@ -229,6 +229,14 @@ async fn spans_carry_method_path_status_attempt_latency_and_never_a_secret() {
             .any(|l| l.contains("status=429"))
     );
     assert!(text.contains("retrying Dfns call"), "{text}");
+    // One span per logical call too, with its final status.
+    assert!(
+        text.lines().any(|l| l.contains("dfns_call{method=POST")
+            && l.contains("signed=true")
+            && l.contains("status=200")
+            && l.contains(": close")),
+        "{text}"
+    );
 
     assert!(!text.contains(&token), "bearer token leaked into logs");
     assert!(!text.contains("Bearer"), "an Authorization header leaked");

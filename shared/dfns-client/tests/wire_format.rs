@@ -600,3 +600,29 @@ async fn non_json_and_legacy_error_bodies_still_give_status_and_message() {
     assert_eq!(error.status(), Some(404));
     assert_eq!(error.api().unwrap().details, None);
 }
+
+#[tokio::test]
+async fn unreachable_dfns_is_a_retryable_connection_error_after_retries() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener); // nothing listens there any more: connection refused
+    let client = DfnsClient::new(
+        ClientConfig::new(SecretString::from(TOKEN.to_owned()), None)
+            .with_base_url(base_url)
+            .with_retry(RetryPolicy {
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(20),
+                deadline: Duration::from_secs(5),
+                max_attempts: 3,
+            }),
+    )
+    .unwrap();
+    let error = client.get_wallet(&WalletId::new("wa-1")).await.unwrap_err();
+    let Error::RetriesExhausted { attempts, last, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*attempts, 3);
+    assert!(matches!(**last, Error::Connection(_)), "{last:?}");
+    assert!(error.is_retryable());
+    assert_eq!(error.status(), None);
+}

@@ -153,10 +153,12 @@ impl LogCapture {
     pub fn requests(&self, method: &str, path_suffix: &str) -> Vec<String> {
         self.text()
             .lines()
-            .filter(|line| line.contains("dfns_request{") && line.contains(": close"))
-            .filter(|line| line.contains(&format!("method={method} ")))
-            .filter(|line| {
-                line.split_whitespace()
+            .filter(|line| line.contains(": close"))
+            // The request span's own fields (the enclosing `dfns_call` span is printed before it).
+            .filter_map(|line| line.rsplit_once("dfns_request{").map(|(_, own)| own))
+            .filter(|own| own.contains(&format!("method={method} ")))
+            .filter(|own| {
+                own.split_whitespace()
                     .find_map(|w| w.strip_prefix("path="))
                     .is_some_and(|p| p.ends_with(path_suffix))
             })
