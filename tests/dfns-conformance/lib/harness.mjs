@@ -17,7 +17,16 @@ export function loadBootstrap() {
 
 /** Node's key signer wants `algorithm` unset for Ed25519 and 'SHA256' for ECDSA keys. */
 export function keySigner(identity) {
-  const keyType = createPrivateKey(identity.privateKeyPem).asymmetricKeyType;
+  let keyType;
+  try {
+    keyType = createPrivateKey(identity.privateKeyPem).asymmetricKeyType;
+  } catch (err) {
+    // The key signer hands this PEM to Node's crypto.sign: a key Node cannot load is unusable with Dfns' SDK.
+    throw new Error(
+      `the bootstrap privateKeyPem of ${identity.userId} cannot be loaded by Node's crypto ` +
+        `(OpenSSL ${process.versions.openssl}), so @dfns/sdk-keysigner cannot sign with it: ${err.message}`,
+    );
+  }
   return new AsymmetricKeySigner({
     credId: identity.credId,
     privateKey: identity.privateKeyPem,
