@@ -45,6 +45,44 @@
 //!   latency. Tokens, keys, signatures and user-action tokens are never logged (they are held in
 //!   `SecretString`s and kept out of every `Debug`).
 
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # async fn example(token: String, pem: String) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use dfns_client::{
+//!     Amount, ClientConfig, DfnsClient, ExternalId, KeySigner, SecretString, TransferAsset,
+//!     TransferOutcome, WalletId,
+//! };
+//!
+//! // Once per container; clone freely.
+//! let signer = KeySigner::from_pkcs8_pem("cred-id", &SecretString::from(pem))?;
+//! let client = DfnsClient::new(ClientConfig::new(SecretString::from(token), Some(Arc::new(signer))))?;
+//!
+//! let asset = TransferAsset::Native {
+//!     to: "0xb282dc7cde21717f18337a596e91ded00b79b25f".into(),
+//!     amount: Amount::from(1_000_000_000u128),
+//!     memo: None,
+//!     priority: None,
+//! };
+//! match client.transfer(&WalletId::new("wa-…"), ExternalId::new("order-123"), asset).await? {
+//!     TransferOutcome::Accepted(transfer) => println!("{} is {}", transfer.id, transfer.status),
+//!     TransferOutcome::Rejected(transfer) => println!("blocked: {:?}", transfer.reason),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A retried transfer always carries its idempotency key: the retrying call takes an
+//! [`ExternalId`], not an `Option`, so this does not compile:
+//!
+//! ```compile_fail
+//! # async fn example(client: dfns_client::DfnsClient, asset: dfns_client::TransferAsset) {
+//! client.transfer(&dfns_client::WalletId::new("wa-1"), None, asset).await;
+//! # }
+//! ```
+
 #[macro_use]
 mod macros;
 
