@@ -5,6 +5,7 @@ import type * as Auth from '@dfns/sdk/generated/auth/types';
 import type * as Wallets from '@dfns/sdk/generated/wallets/types';
 import type * as Webhooks from '@dfns/sdk/generated/webhooks/types';
 import type * as Permissions from '@dfns/sdk/generated/permissions/types';
+import type * as Policies from '@dfns/sdk/generated/policies/types';
 
 // auth
 export type CreateUserActionChallengeResponse = Auth.CreateUserActionChallengeResponse;
@@ -39,6 +40,16 @@ export type DeleteWebhookResponse = Webhooks.DeleteWebhookResponse;
 export type PingWebhookResponse = Webhooks.PingWebhookResponse;
 export type ListWebhookEventsResponse = Webhooks.ListWebhookEventsResponse;
 export type GetWebhookEventResponse = Webhooks.GetWebhookEventResponse;
+
+// policies and approvals (used by the part-2 scenario, issue 4)
+export type CreatePolicyResponse = Policies.CreatePolicyResponse;
+export type GetPolicyResponse = Policies.GetPolicyResponse;
+export type ListPoliciesResponse = Policies.ListPoliciesResponse;
+export type UpdatePolicyResponse = Policies.UpdatePolicyResponse;
+export type ArchivePolicyResponse = Policies.ArchivePolicyResponse;
+export type GetApprovalResponse = Policies.GetApprovalResponse;
+export type ListApprovalsResponse = Policies.ListApprovalsResponse;
+export type CreateApprovalDecisionResponse = Policies.CreateApprovalDecisionResponse;
 
 // Parts of SDK types, named so that what a webhook delivers can be checked with them.
 /** One entry of a wallet's history = the `blockchainEvent` of `wallet.blockchainevent.detected`. */
