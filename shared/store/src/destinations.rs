@@ -149,7 +149,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<DestinationRequest, StoreError> {
         let key_text = id.to_string();
-        if !expected.can_transition_to(to) {
+        // Submission also takes the client's policy-change slot: only `submit_destination_request`.
+        if !expected.can_transition_to(to) || to == DestinationRequestState::Submitted {
             return Err(StoreError::IllegalTransition {
                 entity: ENTITY,
                 key: key_text,
@@ -195,7 +196,13 @@ impl Store {
             .conditional_update(key(client_pk(client), sk), update)
             .await
         {
-            Ok(new) => item::from_item(new, ENTITY, &key_text),
+            Ok(new) => {
+                let updated: DestinationRequest = item::from_item(new, ENTITY, &key_text)?;
+                if expected.holds_policy_slot() && !to.holds_policy_slot() {
+                    self.release_policy_slot_after(client, id).await;
+                }
+                Ok(updated)
+            }
             Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
                 entity: ENTITY,
                 key: key_text,
@@ -286,6 +293,191 @@ impl Store {
         match self.query_all(query, Some(1)).await?.into_iter().next() {
             Some(found) => item::from_item(found, ENTITY, &value).map(Some),
             None => Ok(None),
+        }
+    }
+}
+
+/// States in which a request's change is at Dfns (or on its way there), holding the client's
+/// policy-change slot.
+trait HoldsPolicySlot {
+    fn holds_policy_slot(self) -> bool;
+}
+
+impl HoldsPolicySlot for DestinationRequestState {
+    fn holds_policy_slot(self) -> bool {
+        matches!(
+            self,
+            DestinationRequestState::Submitted | DestinationRequestState::PendingApproval
+        )
+    }
+}
+
+const SLOT_SK: &str = "POLICY#CHANGE_SLOT";
+const SUBMIT_ATTEMPTS: u32 = 8;
+
+impl Store {
+    /// The request currently holding the client's policy-change slot, if any.
+    pub async fn policy_change_in_flight(
+        &self,
+        client: &ClientId,
+    ) -> Result<Option<DestinationRequestId>, StoreError> {
+        let Some(slot) = self.get_raw(key(client_pk(client), SLOT_SK)).await? else {
+            return Ok(None);
+        };
+        let holder = get_s(&slot, "holder").unwrap_or_default();
+        DestinationRequestId::parse(holder)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                entity: "policy change slot",
+                key: client.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Moves a `Queued` request to `Submitted` and, in the same transaction, takes the client's
+    /// policy-change slot, so at most one change per client is ever at Dfns: a whitelist update
+    /// built from the stored list can then never overwrite another in-flight update.
+    ///
+    /// Fails with [`StoreError::ConditionFailed`] while another request of the client holds the
+    /// slot (keep this one queued and submit it when that one resolves), or when the request is no
+    /// longer `Queued`. A slot left behind by a request that has since reached a final state (its
+    /// release was interrupted) is taken over. Moving a request out of `Submitted` or
+    /// `PendingApproval` into a final state releases the slot.
+    pub async fn submit_destination_request(
+        &self,
+        client: &ClientId,
+        id: &DestinationRequestId,
+        now: OffsetDateTime,
+    ) -> Result<DestinationRequest, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+
+        let pk = client_pk(client);
+        let key_text = id.to_string();
+        for _ in 0..SUBMIT_ATTEMPTS {
+            // Who holds the slot decides the condition our slot write carries.
+            let (slot_condition, previous_holder) = match self
+                .policy_change_in_flight(client)
+                .await?
+            {
+                None => ("attribute_not_exists(pk)", None),
+                Some(holder) if holder == *id => ("holder = :previous", Some(holder)),
+                Some(holder) => {
+                    let holder_state = self
+                        .get_destination_request(client, &holder)
+                        .await?
+                        .map(|r| r.state);
+                    if holder_state.is_some_and(|s| s.holds_policy_slot()) {
+                        return Err(StoreError::ConditionFailed {
+                            entity: ENTITY,
+                            key: key_text,
+                            detail: format!("request {holder} of this client is still in flight"),
+                        });
+                    }
+                    ("holder = :previous", Some(holder))
+                }
+            };
+            let mut slot_item: Item = key(pk.clone(), SLOT_SK);
+            slot_item.insert("holder".into(), s(key_text.clone()));
+            slot_item.insert("since".into(), s(rfc3339(now)));
+            let mut take_slot = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(slot_item))
+                .condition_expression(slot_condition);
+            if let Some(previous) = previous_holder {
+                take_slot =
+                    take_slot.expression_attribute_values(":previous", s(previous.to_string()));
+            }
+            let submit = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), request_sk(id))))
+                .update_expression("SET #state = :to, updatedAt = :now")
+                .condition_expression("attribute_exists(pk) AND #state = :expected")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(
+                    ":expected",
+                    s(DestinationRequestState::Queued.as_str()),
+                )
+                .expression_attribute_values(":to", s(DestinationRequestState::Submitted.as_str()))
+                .expression_attribute_values(":now", s(rfc3339(now)));
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(submit.build().map_err(crate::clients::builder_error)?)
+                        .build(),
+                )
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .put(take_slot.build().map_err(crate::clients::builder_error)?)
+                        .build(),
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    return self
+                        .get_destination_request(client, id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound {
+                            entity: ENTITY,
+                            key: key_text.clone(),
+                        });
+                }
+                Err(err) => err,
+            };
+            let Some(codes) = item::cancellation_codes(&err) else {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            };
+            let failed = |i: usize| codes.get(i).and_then(|c| c.as_deref());
+            if failed(0) == Some("ConditionalCheckFailed") {
+                return match self.get_destination_request(client, id).await? {
+                    None => Err(StoreError::NotFound {
+                        entity: ENTITY,
+                        key: key_text,
+                    }),
+                    Some(current) => Err(StoreError::ConditionFailed {
+                        entity: ENTITY,
+                        key: key_text,
+                        detail: format!("expected state Queued, found {}", current.state),
+                    }),
+                };
+            }
+            // The slot changed hands between our read and our write, or a concurrent transaction
+            // touched the same items: look again.
+            if !matches!(
+                failed(1),
+                Some("ConditionalCheckFailed" | "TransactionConflict")
+            ) && failed(0) != Some("TransactionConflict")
+            {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            }
+        }
+        Err(StoreError::Contention {
+            operation: "submit destination request",
+            attempts: SUBMIT_ATTEMPTS,
+        })
+    }
+
+    /// Releases the slot if `id` still holds it. Best effort: the transition that calls this has
+    /// already happened, and a slot left behind is taken over by the next submission.
+    async fn release_policy_slot_after(&self, client: &ClientId, id: &DestinationRequestId) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(client_pk(client), SLOT_SK)))
+            .condition_expression("holder = :id")
+            .expression_attribute_values(":id", s(id.to_string()))
+            .send()
+            .await;
+        if let Err(err) = result {
+            let not_ours = err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception());
+            if !not_ours {
+                tracing::warn!(client = %client, request = %id, error = %StoreError::aws("DeleteItem", err), "policy-change slot not released; the next submission takes it over");
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | wallet mapping (one per network) | `CLIENT#<clientId>` | `WALLET#<network>` | `WALLET#<walletId>` / `CLIENT#<clientId>` | | |
 //! | destination request | `CLIENT#<clientId>` | `DESTREQ#<ulid>` | `APPROVAL#<approvalId>` / `DESTREQ#<ulid>` (once known) | `CHANGE#<changeRequestId>` / `DESTREQ#<ulid>` (once known) | |
 //! | order | `ORDER#<ulid>` | `ORDER` | `CLIENT#<clientId>` / `ORDER#<ulid>` | | `DUE` / epoch ms (only while `Scheduled` or `Claimed`) |
+//! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | |
 //! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | |
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | |
@@ -35,6 +36,10 @@
 //!   (`DUE#0..n`) if that ever binds.
 //! - **Webhook receipts** expire through DynamoDB TTL (attribute [`schema::TTL_ATTRIBUTE`], epoch
 //!   seconds). TTL deletion is lazy, which only lengthens the de-duplication window.
+//! - **Policy-change slot**: a client's whitelist policy is replaced whole on each change, so two
+//!   changes at Dfns at once would overwrite each other. [`Store::submit_destination_request`]
+//!   moves a request `Queued → Submitted` and takes the client's one slot in the same transaction;
+//!   a final state releases it. Later requests stay `Queued` until the slot is free.
 //! - **Audit chain**: the head item holds the last sequence number and hash; an append is one
 //!   `TransactWriteItems` of *put event `seq+1` if absent* and *update head if its seq is still
 //!   `seq`*, so two concurrent appends cannot both succeed: the loser re-reads the head and retries
@@ -48,6 +53,9 @@
 //!   one of many racers wins, the others get [`StoreError::ConditionFailed`].
 //! - Forward-only application of out-of-order events ([`Advance`]) re-reads and retries the
 //!   conditional write, and reports stale events instead of applying them.
+//!
+//! Amounts are stored as strings, never DynamoDB numbers: `N` keeps 38 significant digits and a
+//! `u128` amount can have 39.
 //!
 //! Time is always passed in (`now`), never read here, so callers can use an emulated clock.
 

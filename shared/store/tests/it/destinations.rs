@@ -26,17 +26,11 @@ async fn submitted(store: &Store, client: &domain::ClientId) -> DestinationReque
         .create_destination_request(&new_request(client))
         .await
         .unwrap();
-    store
-        .transition_destination_request(
-            client,
-            &created.id,
-            S::Queued,
-            S::Submitted,
-            &RequestChanges::default(),
-            t0(),
-        )
+    let submitted = store
+        .submit_destination_request(client, &created.id, t0())
         .await
         .unwrap();
+    assert_eq!(submitted.state, S::Submitted);
     created.id
 }
 
@@ -313,5 +307,214 @@ async fn late_webhooks_never_move_a_request_back() {
             .unwrap()
             .state,
         S::Approved
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_policy_change_in_flight_per_client() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            store
+                .create_destination_request(&new_request(&alice))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Plain transitions cannot bypass the slot.
+    assert!(matches!(
+        store
+            .transition_destination_request(
+                &alice,
+                &ids[0],
+                S::Queued,
+                S::Submitted,
+                &RequestChanges::default(),
+                t0()
+            )
+            .await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+
+    // Five workers each try to submit a different request at once: exactly one gets through.
+    let workers = ids.iter().map(|id| {
+        let (store, alice, id) = (store.clone(), alice.clone(), *id);
+        tokio::spawn(async move {
+            (
+                id,
+                store.submit_destination_request(&alice, &id, t0()).await,
+            )
+        })
+    });
+    let results: Vec<_> = join_all(workers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .all(|e| matches!(e, StoreError::ConditionFailed { .. }))
+    );
+    let first = winners[0];
+    assert_eq!(
+        store.policy_change_in_flight(&alice).await.unwrap(),
+        Some(first)
+    );
+
+    // Another client is not blocked by Alice's change.
+    let bob = client_id("bob");
+    let bobs = store
+        .create_destination_request(&new_request(&bob))
+        .await
+        .unwrap();
+    store
+        .submit_destination_request(&bob, &bobs.id, t0())
+        .await
+        .unwrap();
+
+    // Resolving the change frees the slot, and the queue drains one at a time.
+    let changes = RequestChanges {
+        approval_id: Some("ap-1".into()),
+        ..Default::default()
+    };
+    store
+        .transition_destination_request(
+            &alice,
+            &first,
+            S::Submitted,
+            S::PendingApproval,
+            &changes,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.policy_change_in_flight(&alice).await.unwrap(),
+        Some(first)
+    );
+    store
+        .advance_destination_request(
+            &alice,
+            &first,
+            S::Approved,
+            &RequestChanges::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.policy_change_in_flight(&alice).await.unwrap(), None);
+    for id in ids.iter().filter(|id| **id != first) {
+        store
+            .submit_destination_request(&alice, id, t0())
+            .await
+            .unwrap();
+        let others = ids.iter().filter(|other| *other != id && **other != first);
+        for other in others {
+            let state = store
+                .get_destination_request(&alice, other)
+                .await
+                .unwrap()
+                .unwrap()
+                .state;
+            if state == S::Queued {
+                assert!(matches!(
+                    store.submit_destination_request(&alice, other, t0()).await,
+                    Err(StoreError::ConditionFailed { .. })
+                ));
+            }
+        }
+        store
+            .transition_destination_request(
+                &alice,
+                id,
+                S::Submitted,
+                S::Rejected,
+                &RequestChanges::default(),
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    let states: Vec<_> = store
+        .list_destination_requests(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == S::Approved).count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == S::Rejected).count(), 4);
+}
+
+#[tokio::test]
+async fn a_slot_left_by_a_finished_request_is_taken_over() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let first = submitted(&store, &alice).await;
+    store
+        .transition_destination_request(
+            &alice,
+            &first,
+            S::Submitted,
+            S::Failed,
+            &RequestChanges::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    // Simulate a release that never happened (a crash between the two writes).
+    store
+        .client()
+        .put_item()
+        .table_name(store.table_name())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CLIENT#{alice}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("POLICY#CHANGE_SLOT".into()),
+        )
+        .item(
+            "holder",
+            aws_sdk_dynamodb::types::AttributeValue::S(first.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let next = store
+        .create_destination_request(&new_request(&alice))
+        .await
+        .unwrap();
+    let submitted = store
+        .submit_destination_request(&alice, &next.id, t0())
+        .await
+        .unwrap();
+    assert_eq!(submitted.state, S::Submitted);
+    assert_eq!(
+        store.policy_change_in_flight(&alice).await.unwrap(),
+        Some(next.id)
+    );
+    // Submitting twice is refused without disturbing the holder.
+    assert!(matches!(
+        store
+            .submit_destination_request(&alice, &next.id, t0())
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert_eq!(
+        store.policy_change_in_flight(&alice).await.unwrap(),
+        Some(next.id)
     );
 }
