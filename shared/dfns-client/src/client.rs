@@ -376,10 +376,17 @@ impl DfnsClient {
                         .query_opt("paginationToken", token.as_deref()),
                 )
                 .await?;
-            // Stop on a missing, empty or repeated token (a repeated one would loop forever).
             let next = match page.next_page_token {
-                Some(next) if !next.is_empty() && Some(&next) != token.as_ref() => Some(Some(next)),
-                _ => None,
+                None => None,
+                Some(next) if next.is_empty() => None,
+                // Following it would loop forever; stopping would silently drop items.
+                Some(next) if Some(&next) == token.as_ref() => {
+                    return Err(Error::Decode {
+                        status: 200,
+                        reason: "Dfns returned the page token it was given as the next one".into(),
+                    });
+                }
+                Some(next) => Some(Some(next)),
             };
             let items = futures::stream::iter(page.items.into_iter().map(Ok::<T, Error>));
             Ok(Some((items, (client, request, next))))

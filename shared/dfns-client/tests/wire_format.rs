@@ -626,3 +626,19 @@ async fn unreachable_dfns_is_a_retryable_connection_error_after_retries() {
     assert!(error.is_retryable());
     assert_eq!(error.status(), None);
 }
+
+#[tokio::test]
+async fn a_page_token_that_never_advances_is_an_error_not_an_endless_stream() {
+    let h = Harness::new().await;
+    for _ in 0..2 {
+        h.answer(
+            Method::GET,
+            "/webhooks",
+            200,
+            json!({"items": [], "nextPageToken": "same"}),
+        );
+    }
+    let result: Result<Vec<_>, _> = h.client.list_webhooks().try_collect().await;
+    assert!(matches!(result, Err(Error::Decode { .. })), "{result:?}");
+    assert_eq!(h.calls().len(), 2);
+}
