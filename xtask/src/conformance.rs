@@ -3,7 +3,8 @@
 //!
 //! 1. `npm ci` in `tests/dfns-conformance` when `node_modules` is missing or was installed from
 //!    another `package-lock.json` / `package.json` / `.npmrc`;
-//! 2. `cargo build -p dfns-emulator` (the main target dir, so it is mostly free after the tests);
+//! 2. builds the emulator with the test step's own cargo command (`--no-run`), so it costs nothing
+//!    after that step (see [`build_emulator`]);
 //! 3. starts `dfns-emulator --listen 127.0.0.1:0 --bootstrap-out <tmp>/bootstrap.json` and waits
 //!    until the bootstrap file names a port that accepts connections;
 //! 4. the TypeScript scenario (`@dfns/sdk`, responses validated against schemas generated from the
@@ -45,14 +46,7 @@ pub fn run(repo_root: &Path) -> Result<()> {
 
     ensure_node_modules(&ts_dir)?;
 
-    println!("conformance: building the emulator");
-    run_to_end(
-        Command::new(&cargo)
-            .args(["build", "-p", "dfns-emulator", "--bin", "dfns-emulator"])
-            .current_dir(repo_root),
-        "cargo build -p dfns-emulator",
-        BUILD_TIMEOUT,
-    )?;
+    build_emulator(&cargo, repo_root)?;
     let emulator_bin = target_dir(repo_root).join("debug").join("dfns-emulator");
 
     let work = WorkDir::create()?;
@@ -113,6 +107,42 @@ pub fn run(repo_root: &Path) -> Result<()> {
     } else {
         bail!(failures.join("; "))
     }
+}
+
+/// Builds `target/debug/dfns-emulator` without a second feature resolution.
+///
+/// `cargo build -p dfns-emulator` resolves features for the emulator alone; the workspace test
+/// build unifies them across every member and dev-dependency (19 of the emulator's 183 packages
+/// differ, aws-lc-rs, serde, tokio and hyper among them), so it would rebuild a large part of the
+/// tree. The test step's own command with `--no-run` is fresh after that step (cargo builds the
+/// emulator binary for its integration tests); the per-package build is only the fallback when
+/// another crate of the workspace does not compile.
+fn build_emulator(cargo: &str, repo_root: &Path) -> Result<()> {
+    println!("conformance: building the emulator (the test step's build, nothing new after it)");
+    let workspace = run_to_end(
+        Command::new(cargo)
+            .args([
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--no-run",
+                "--quiet",
+            ])
+            .current_dir(repo_root),
+        "cargo test --workspace --all-targets --no-run",
+        BUILD_TIMEOUT,
+    );
+    if let Err(error) = workspace {
+        eprintln!("conformance: {error:#}; building the emulator alone instead");
+        run_to_end(
+            Command::new(cargo)
+                .args(["build", "-p", "dfns-emulator", "--bin", "dfns-emulator"])
+                .current_dir(repo_root),
+            "cargo build -p dfns-emulator",
+            BUILD_TIMEOUT,
+        )?;
+    }
+    Ok(())
 }
 
 /// The target directory of the main workspace (`CARGO_TARGET_DIR` wins, as for cargo itself).
