@@ -363,16 +363,21 @@ pub async fn init_action(
     Ok(Json(response))
 }
 
-/// Drops expired challenges and user actions once the maps grow, so a long benchmark run does
-/// not grow memory without bound.
+/// Drops expired challenges and user actions when the maps pass a high-water mark, so a long
+/// run does not grow memory without bound; the mark doubles with the live size so the sweep stays
+/// amortised O(1) per request even when nothing has expired yet.
 fn prune_expired(state: &mut State, now: OffsetDateTime) {
-    if state.challenges.len() > 4096 {
-        state.challenges.retain(|_, c| c.expires_at > now);
+    let live = state.challenges.len() + state.user_actions.len();
+    if live <= state.auth_prune_mark {
+        return;
     }
-    if state.user_actions.len() > 4096 {
-        state.user_actions.retain(|_, a| a.expires_at > now);
-    }
+    state.challenges.retain(|_, c| c.expires_at > now);
+    state.user_actions.retain(|_, a| a.expires_at > now);
+    let live = state.challenges.len() + state.user_actions.len();
+    state.auth_prune_mark = (2 * live).max(AUTH_PRUNE_MIN);
 }
+
+pub const AUTH_PRUNE_MIN: usize = 8192;
 
 // ---------------------------------------------------------------------------------------------
 // POST /auth/action

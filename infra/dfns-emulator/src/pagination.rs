@@ -58,7 +58,7 @@ pub fn page<T: Clone>(
         .into_iter()
         .filter(|(seq, _)| cursor.is_none_or(|c| *seq < c))
         .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|item| std::cmp::Reverse(item.0));
     let next = if all.len() > limit {
         Some(URL_SAFE_NO_PAD.encode(all[limit - 1].0.to_string()))
     } else {

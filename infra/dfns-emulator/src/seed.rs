@@ -33,16 +33,25 @@ pub struct Bootstrap {
     pub admin: Identity,
 }
 
-fn add_user(
-    state: &mut State,
-    jwt_secret: &[u8],
-    username: &str,
-    name: &str,
+/// Who to seed.
+struct Seat<'a> {
+    username: &'a str,
+    name: &'a str,
     is_service_account: bool,
     algorithm: KeyAlgorithm,
-    operations: &[&str],
-    permission_name: &str,
-) -> Identity {
+    operations: &'a [&'a str],
+    permission_name: &'a str,
+}
+
+fn add_user(state: &mut State, jwt_secret: &[u8], seat: Seat<'_>) -> Identity {
+    let Seat {
+        username,
+        name,
+        is_service_account,
+        algorithm,
+        operations,
+        permission_name,
+    } = seat;
     let now = state.now();
     let (private_key_pem, key) = keys::generate_credential(algorithm);
     let mut user = User {
@@ -96,12 +105,14 @@ pub fn seed(state: &mut State, jwt_secret: &[u8], officers: usize) -> Bootstrap 
     let service_account = add_user(
         state,
         jwt_secret,
-        "platform-service-account",
-        "Platform service account",
-        true,
-        KeyAlgorithm::Ed25519,
-        permissions::SERVICE_ACCOUNT_OPERATIONS,
-        "Platform service account",
+        Seat {
+            username: "platform-service-account",
+            name: "Platform service account",
+            is_service_account: true,
+            algorithm: KeyAlgorithm::Ed25519,
+            operations: permissions::SERVICE_ACCOUNT_OPERATIONS,
+            permission_name: "Platform service account",
+        },
     );
     let officers = (0..officers.max(2))
         .map(|i| {
@@ -113,12 +124,14 @@ pub fn seed(state: &mut State, jwt_secret: &[u8], officers: usize) -> Bootstrap 
             add_user(
                 state,
                 jwt_secret,
-                &format!("officer{}@platform.example", i + 1),
-                &format!("Compliance officer {}", i + 1),
-                false,
-                algorithm,
-                permissions::OFFICER_OPERATIONS,
-                "Compliance officer",
+                Seat {
+                    username: &format!("officer{}@platform.example", i + 1),
+                    name: &format!("Compliance officer {}", i + 1),
+                    is_service_account: false,
+                    algorithm,
+                    operations: permissions::OFFICER_OPERATIONS,
+                    permission_name: "Compliance officer",
+                },
             )
         })
         .collect();
@@ -126,12 +139,14 @@ pub fn seed(state: &mut State, jwt_secret: &[u8], officers: usize) -> Bootstrap 
     let admin = add_user(
         state,
         jwt_secret,
-        "admin@platform.example",
-        "Org admin",
-        false,
-        KeyAlgorithm::EcdsaP256,
-        &admin_ops,
-        "Org admin",
+        Seat {
+            username: "admin@platform.example",
+            name: "Org admin",
+            is_service_account: false,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            operations: &admin_ops,
+            permission_name: "Org admin",
+        },
     );
     Bootstrap {
         base_url: String::new(),

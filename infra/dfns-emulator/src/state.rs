@@ -58,6 +58,8 @@ pub struct State {
     pub challenges: HashMap<String, Challenge>,
     /// user-action token → binding.
     pub user_actions: HashMap<String, UserAction>,
+    /// Size of challenges + user actions above which expired ones are swept.
+    pub auth_prune_mark: usize,
     pub wallets: HashMap<String, Wallet>,
     pub ledger: Ledger,
     pub transfers: HashMap<String, Transfer>,
@@ -85,6 +87,7 @@ impl State {
             assignments: Vec::new(),
             challenges: HashMap::new(),
             user_actions: HashMap::new(),
+            auth_prune_mark: crate::auth::AUTH_PRUNE_MIN,
             wallets: HashMap::new(),
             ledger: Ledger::default(),
             transfers: HashMap::new(),
