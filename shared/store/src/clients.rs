@@ -196,3 +196,88 @@ pub(crate) fn builder_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreErro
         source: Box::new(e),
     }
 }
+
+const POLICY_REF: &str = "client policy";
+const POLICY_REF_PREFIX: &str = "POLICYREF#";
+
+/// Whether `kind` is a usable policy kind name: 1..=40 of `[a-z0-9-]`.
+fn valid_policy_kind(kind: &str) -> bool {
+    (1..=40).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Store {
+    /// Records which Dfns policy serves as the client's policy of `kind` (`whitelist`,
+    /// `amount-limit`, …) unless one is already recorded, and returns the recorded id: `policy_id`
+    /// if this call recorded it, else the one recorded first. Concurrent onboardings that each
+    /// created a policy thus agree on one of them (the other can be archived).
+    pub async fn record_client_policy(
+        &self,
+        client: &ClientId,
+        kind: &str,
+        policy_id: &str,
+    ) -> Result<String, StoreError> {
+        if !valid_policy_kind(kind) {
+            return Err(StoreError::InvalidInput {
+                reason: format!("policy kind `{kind}` must be 1..=40 characters of [a-z0-9-]"),
+            });
+        }
+        let pk = client_pk(client);
+        let sk = format!("{POLICY_REF_PREFIX}{kind}");
+        let mut item = key(pk.clone(), sk.clone());
+        item.insert("kind".into(), s(kind));
+        item.insert("policyId".into(), s(policy_id));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(policy_id.to_owned()),
+            Err(e) if put_conditional_failed(&e) => {
+                let existing = self.get_raw(key(pk, sk)).await?;
+                existing
+                    .as_ref()
+                    .and_then(|i| item::get_s(i, "policyId"))
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        entity: POLICY_REF,
+                        key: format!("{client}/{kind}"),
+                        reason: "record without policyId".into(),
+                    })
+            }
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    /// The client's recorded policies, by kind.
+    pub async fn client_policies(
+        &self,
+        client: &ClientId,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(client_pk(client)))
+            .expression_attribute_values(":prefix", s(POLICY_REF_PREFIX))
+            .consistent_read(true);
+        Ok(self
+            .query_all(query, None)
+            .await?
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    item::get_s(i, "kind")?.to_owned(),
+                    item::get_s(i, "policyId")?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+}

@@ -39,6 +39,10 @@ pub enum StoreError {
         attempts: u32,
     },
 
+    /// The caller passed a value the store cannot key (checked before any write).
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+
     /// A stored item does not parse into its record type: data written by something else, or
     /// edited by hand.
     #[error("stored {entity} `{key}` is unreadable: {reason}")]

@@ -12,6 +12,7 @@
 //! | wallet mapping (one per network) | `CLIENT#<clientId>` | `WALLET#<network>` | `WALLET#<walletId>` / `CLIENT#<clientId>` | | |
 //! | destination request | `CLIENT#<clientId>` | `DESTREQ#<ulid>` | `APPROVAL#<approvalId>` / `DESTREQ#<ulid>` (once known) | `CHANGE#<changeRequestId>` / `DESTREQ#<ulid>` (once known) | |
 //! | order | `ORDER#<ulid>` | `ORDER` | `CLIENT#<clientId>` / `ORDER#<ulid>` | | `DUE` / epoch ms (only while `Scheduled` or `Claimed`) |
+//! | client's Dfns policy of a kind | `CLIENT#<clientId>` | `POLICYREF#<kind>` | | | |
 //! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | |
 //! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | |
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | |

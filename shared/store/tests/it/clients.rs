@@ -132,3 +132,46 @@ async fn wallets_attach_once_per_network_and_are_found_by_wallet_id() {
     );
     assert_eq!(store.find_wallet(&other.wallet_id).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_onboardings_agree_on_one_policy_per_kind() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let recorders = (0..8).map(|i| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            let policy = format!("plc-racer-{i}");
+            store
+                .record_client_policy(&alice, "whitelist", &policy)
+                .await
+                .unwrap()
+        })
+    });
+    let agreed: Vec<String> = join_all(recorders)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(agreed.iter().all(|p| *p == agreed[0]), "{agreed:?}");
+    store
+        .record_client_policy(&alice, "amount-limit", "plc-limit")
+        .await
+        .unwrap();
+    let policies = store.client_policies(&alice).await.unwrap();
+    assert_eq!(policies.len(), 2);
+    assert_eq!(policies["whitelist"], agreed[0]);
+    assert_eq!(policies["amount-limit"], "plc-limit");
+    assert!(
+        store
+            .client_policies(&client_id("bob"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .record_client_policy(&alice, "Bad Kind", "plc-x")
+            .await
+            .is_err()
+    );
+}
