@@ -55,6 +55,15 @@ impl ApiError {
         }
     }
 
+    /// For a 409 on an `externalId` reused with another body: the id of the entity that already
+    /// holds it (`details.duplicate.id`).
+    pub fn duplicate_id(&self) -> Option<&str> {
+        if self.status != 409 {
+            return None;
+        }
+        self.details.as_ref()?.get("duplicate")?.get("id")?.as_str()
+    }
+
     /// 429 and 5xx: the request was not served and may succeed later.
     pub fn is_retryable(&self) -> bool {
         self.status == 429 || self.status == 408 || (500..600).contains(&self.status)

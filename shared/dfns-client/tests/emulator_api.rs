@@ -187,6 +187,7 @@ async fn transfers_are_idempotent_on_external_id_and_listed_across_pages() {
     assert!(!conflict.is_retryable());
     let duplicate = &api.details.as_ref().expect("details kept")["duplicate"];
     assert_eq!(duplicate["id"], first.id.as_str());
+    assert_eq!(api.duplicate_id(), Some(first.id.as_str()));
 
     let second = client
         .transfer_without_external_id(&wallet_id, native(RECIPIENT, 3_000))
