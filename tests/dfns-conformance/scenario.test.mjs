@@ -84,6 +84,10 @@ const needs = (t, ...keys) => {
 const expectDfnsError = (err, status, what) => {
   assert.ok(err instanceof DfnsError, `${what}: expected a DfnsError, got ${err}`);
   assert.equal(err.httpStatus, status, `${what}: HTTP status (message: ${err.message})`);
+  // Dfns' error body (dfns-api.md §8.1): {"error": {"message", "status"?, "id"?, "details"?}}.
+  const body = err.context?.body?.error;
+  assert.equal(typeof body?.message, 'string', `${what}: error body has error.message`);
+  if (body.status !== undefined) assert.equal(body.status, status, `${what}: error.status = HTTP status`);
 };
 
 test('sign in: user-action challenge signed with the service account Ed25519 key', async () => {
@@ -260,6 +264,23 @@ test('wallets: list follows nextPageToken across pages', async (t) => {
   assert.ok(pages >= 2, 'two wallets with limit=1 must take at least two pages');
   assert.ok(seen.includes(state.wallet.id) && seen.includes(second.id), 'both wallets must be listed');
   assert.equal(new Set(seen).size, seen.length, 'a wallet appeared on two pages');
+});
+
+test('wallets: rename and change the externalId', async (t) => {
+  if (!needs(t, 'wallet')) return;
+  const walletId = state.wallet.id;
+  const body = { name: `renamed ${runId}`, externalId: `conf-${runId}-a2` };
+  const updated = await coverage.call('wallets.updateWallet', 'UpdateWalletResponse', () =>
+    sa.wallets.updateWallet({ walletId, body }),
+  );
+  signed('PUT', `/wallets/${walletId}`);
+  assert.equal(updated.id, walletId);
+  assert.equal(updated.name, body.name);
+  assert.equal(updated.externalId, body.externalId);
+  assert.equal(updated.address, state.wallet.address, 'renaming does not change the address');
+  const got = await coverage.call('wallets.getWallet', 'GetWalletResponse', () => sa.wallets.getWallet({ walletId }));
+  assert.deepEqual(got, updated);
+  state.wallet = got;
 });
 
 test('wallets: tag and untag', async (t) => {
@@ -522,7 +543,7 @@ test('webhooks: stored events, ping, update and delete', async (t) => {
   expectDfnsError(err, 404, 'a deleted webhook');
 });
 
-test('audit log: one entry per signed call, each signature verifiable', async () => {
+test('audit log: one entry per signed call, each signature verifiable', async (t) => {
   const endTime = new Date(Date.parse((await control.clock()).now) + 60_000).toISOString();
   const query = new URLSearchParams({ startTime: state.startedAt, endTime, userId: bootstrap.serviceAccount.userId });
   // List Audit Logs answers CSV (Dfns docs). The SDK's generated listAuditLogs parses every body as
@@ -544,6 +565,14 @@ test('audit log: one entry per signed call, each signature verifiable', async ()
   assert.ok(mine.length >= state.signedCalls.length, `${mine.length} audit rows for ${state.signedCalls.length} signed calls`);
   for (const [, path] of state.signedCalls) {
     assert.ok(mine.some((r) => r[5] === path), `no audit row for signed call to ${path}`);
+  }
+
+  // What the SDK's own generated method makes of that answer (informational: it calls .json()).
+  try {
+    const viaSdk = await sa.auth.listAuditLogs({ query: { startTime: state.startedAt, endTime } });
+    t.diagnostic(`SDK auth.listAuditLogs returned a ${typeof viaSdk}`);
+  } catch (err) {
+    t.diagnostic(`SDK auth.listAuditLogs cannot read a CSV body: ${err.name}: ${err.message.split('\n')[0]}`);
   }
 
   const entry = await coverage.call('auth.getAuditLog', 'GetAuditLogResponse', () => sa.auth.getAuditLog({ id: mine[0][1] }));
