@@ -27,16 +27,12 @@ impl Clock {
 
 /// ISO-8601 UTC with milliseconds, as Dfns writes dates: `2023-12-22T20:56:16.662Z`.
 pub fn iso(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let millis = t.millisecond();
-    let t = t.replace_nanosecond(millis as u32 * 1_000_000).unwrap_or(t);
-    let s = t.format(&Rfc3339).unwrap_or_default();
-    // Rfc3339 drops the fraction when it is zero; Dfns always writes three digits.
-    if s.contains('.') {
-        s
-    } else {
-        s.replacen('Z', ".000Z", 1)
-    }
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("a UTC date always formats")
 }
 
 pub fn parse_iso(s: &str) -> Option<OffsetDateTime> {
