@@ -38,8 +38,23 @@ export type ListWebhooksResponse = Webhooks.ListWebhooksResponse;
 export type UpdateWebhookResponse = Webhooks.UpdateWebhookResponse;
 export type DeleteWebhookResponse = Webhooks.DeleteWebhookResponse;
 export type PingWebhookResponse = Webhooks.PingWebhookResponse;
-export type ListWebhookEventsResponse = Webhooks.ListWebhookEventsResponse;
-export type GetWebhookEventResponse = Webhooks.GetWebhookEventResponse;
+/**
+ * Dfns' webhook documentation (dfns-api.md §7.6) adds four fields to a stored event that the SDK 0.8.21
+ * type predates. They are allowed here by name and type, and nothing else: the schema stays closed.
+ */
+export type DocumentedWebhookEventFields = {
+    deliveryFailed: boolean;
+    deliveryAttempt: number;
+    /** Id of the previous failed attempt, on retries only. */
+    retryOf?: string;
+    /** ISO date of the next retry; absent when no retry is scheduled. */
+    nextAttemptDate?: string;
+};
+export type StoredWebhookEvent = Webhooks.GetWebhookEventResponse & DocumentedWebhookEventFields;
+export type ListWebhookEventsResponse = Omit<Webhooks.ListWebhookEventsResponse, 'items'> & {
+    items: StoredWebhookEvent[];
+};
+export type GetWebhookEventResponse = StoredWebhookEvent;
 
 // policies and approvals (used by the part-2 scenario, issue 4)
 export type CreatePolicyResponse = Policies.CreatePolicyResponse;
