@@ -66,6 +66,9 @@ mod destinations;
 mod error;
 mod item;
 mod orders;
+pub mod notifications;
+pub mod onboarding;
+pub mod open_requests;
 pub mod schema;
 mod webhooks;
 

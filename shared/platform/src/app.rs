@@ -1,0 +1,172 @@
+//! [`App`]: everything a function builds once per container and shares between invocations.
+
+use std::sync::Arc;
+
+use dfns_client::{ClientConfig, DfnsClient, KeySigner, RetryPolicy, WebhookVerifier};
+use platform_config::{PlatformSecret, SecretCache};
+use secrecy::{ExposeSecret, SecretString};
+use store::Store;
+
+use crate::error::{PlatformError, Result};
+use crate::settings::PlatformSettings;
+
+/// Where the platform secret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// Secrets Manager, fetched on first use and cached with refresh (production, local stack).
+    SecretsManager(Arc<SecretCache>),
+    /// A value already in hand (tests).
+    Fixed(Arc<PlatformSecret>),
+}
+
+impl SecretSource {
+    async fn get(&self) -> Result<Arc<PlatformSecret>> {
+        match self {
+            SecretSource::SecretsManager(cache) => Ok(cache.get().await?),
+            SecretSource::Fixed(secret) => Ok(secret.clone()),
+        }
+    }
+}
+
+/// The parts of an [`App`], for callers that build them themselves (tests, the local stack).
+pub struct AppParts {
+    pub settings: PlatformSettings,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub authenticator: auth::Authenticator,
+    pub secrets: SecretSource,
+    /// Retries of Dfns calls (`None`: the client's default, a 30 s deadline).
+    pub dfns_retry: Option<RetryPolicy>,
+}
+
+struct Inner {
+    settings: PlatformSettings,
+    store: Store,
+    eventbridge: aws_sdk_eventbridge::Client,
+    authenticator: auth::Authenticator,
+    secrets: SecretSource,
+    dfns_retry: Option<RetryPolicy>,
+    /// The Dfns client, built from the secret it was made with; rebuilt when the secret cache
+    /// hands out a refreshed (e.g. rotated) secret.
+    dfns: tokio::sync::Mutex<Option<(Arc<PlatformSecret>, DfnsClient)>>,
+}
+
+/// Settings, DynamoDB store, EventBridge client, authenticator, and the Dfns client (created on
+/// first use from the platform secret, then cached). Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("table", &self.inner.store.table_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an [`App`] could not be built from the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] platform_config::ConfigError),
+    #[error(transparent)]
+    Auth(#[from] auth::SettingsError),
+}
+
+impl App {
+    /// Reads the environment (`TABLE_NAME`, `PLATFORM_SECRET_ID`, `AUTH_*`, the platform settings)
+    /// and builds the clients. No network call: the secret and the Dfns client come on first use.
+    pub async fn from_env() -> std::result::Result<Self, StartupError> {
+        let settings = PlatformSettings::from_env()?;
+        let auth_settings = auth::AuthSettings::from_env()?;
+        let sdk = platform_config::aws::sdk_config().await;
+        let secrets = SecretCache::new(
+            platform_config::aws::secrets_manager_client().await,
+            settings.base.platform_secret_id.clone(),
+            settings.base.secret_refresh,
+        );
+        Ok(Self::new(AppParts {
+            dynamodb: platform_config::aws::dynamodb_client().await,
+            eventbridge: aws_sdk_eventbridge::Client::new(sdk),
+            authenticator: auth::Authenticator::new(auth_settings),
+            secrets: SecretSource::SecretsManager(Arc::new(secrets)),
+            settings,
+            dfns_retry: None,
+        }))
+    }
+
+    pub fn new(parts: AppParts) -> Self {
+        let store = Store::new(parts.dynamodb, parts.settings.base.table_name.clone());
+        Self {
+            inner: Arc::new(Inner {
+                settings: parts.settings,
+                store,
+                eventbridge: parts.eventbridge,
+                authenticator: parts.authenticator,
+                secrets: parts.secrets,
+                dfns_retry: parts.dfns_retry,
+                dfns: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &PlatformSettings {
+        &self.inner.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
+        &self.inner.eventbridge
+    }
+
+    pub fn authenticator(&self) -> &auth::Authenticator {
+        &self.inner.authenticator
+    }
+
+    /// The platform secret (cached).
+    pub async fn secret(&self) -> Result<Arc<PlatformSecret>> {
+        self.inner.secrets.get().await
+    }
+
+    /// The Dfns client, built on first use from the secret and reused while the secret is.
+    pub async fn dfns(&self) -> Result<DfnsClient> {
+        let secret = self.secret().await?;
+        let mut cached = self.inner.dfns.lock().await;
+        if let Some((made_with, client)) = cached.as_ref() {
+            if Arc::ptr_eq(made_with, &secret) {
+                return Ok(client.clone());
+            }
+        }
+        let signer = KeySigner::from_pkcs8_pem(
+            secret.dfns_credential_id.expose_secret(),
+            &secret.dfns_private_key_pem,
+        )
+        .map_err(|e| PlatformError::Internal(format!("Dfns signing key unusable: {e}")))?;
+        let mut config = ClientConfig::new(
+            SecretString::from(secret.dfns_service_account_token.expose_secret()),
+            Some(Arc::new(signer)),
+        )
+        .with_base_url(self.inner.settings.base.dfns_base_url.as_str());
+        if let Some(retry) = self.inner.dfns_retry {
+            config = config.with_retry(retry);
+        }
+        let client = DfnsClient::new(config)?;
+        *cached = Some((secret, client.clone()));
+        Ok(client)
+    }
+
+    /// Verifier of Dfns webhook deliveries with the webhook secret.
+    pub async fn webhook_verifier(&self) -> Result<WebhookVerifier> {
+        let secret = self.secret().await?;
+        let tolerance = self.inner.settings.webhook_tolerance;
+        Ok(
+            WebhookVerifier::new(SecretString::from(secret.dfns_webhook_secret.expose_secret()))
+                .with_tolerance(tolerance, tolerance),
+        )
+    }
+}

@@ -1,0 +1,23 @@
+//! # platform
+//!
+//! The client-facing platform's use cases and the glue its Lambda functions share.
+//!
+//! - [`App`]: everything built once per container (settings, DynamoDB store, EventBridge client,
+//!   authenticator, and the Dfns client, created lazily from the platform secret and cached).
+//! - [`http`]: routes, request ids, the caller's identity, JSON bodies, the one error shape
+//!   `{"error":{"code","message","requestId"}}`, a tracing span per request.
+//! - Use cases: [`onboarding`] (open or resume an account), [`destinations`] (destination
+//!   requests, serialised per client through the store's policy-change slot), [`webhook`] (Dfns
+//!   events), [`reconcile`] (the fallback for lost webhooks), [`notify`] (client notifications on
+//!   the event bus and in the client's list), [`whitelist`] (the pure whitelist rule).
+//!
+//! Every state change appends to the client's audit chain with its actor and request id.
+
+pub mod app;
+pub mod error;
+pub mod http;
+pub mod settings;
+
+pub use app::{App, AppParts, SecretSource, StartupError};
+pub use error::{PlatformError, Result};
+pub use settings::PlatformSettings;

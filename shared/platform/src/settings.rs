@@ -1,0 +1,343 @@
+//! The platform's deployment settings, on top of `platform-config`'s (table, secret, Dfns URL).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PLATFORM_NETWORKS` | `EthereumSepolia` | comma-separated Dfns networks; one wallet per client on each |
+//! | `WHITELIST_ACTION` | `Block` | `Block` or `RequestApproval`: what the client's whitelist does to a transfer to an unlisted address |
+//! | `LIMITS_ACTION` | `WHITELIST_ACTION` | the same for the tier's limit policies |
+//! | `COMPLIANCE_APPROVERS` | none | comma-separated Dfns user ids of the compliance officers (needed by `RequestApproval`) |
+//! | `COMPLIANCE_QUORUM` | `1` | decisions needed |
+//! | `COMPLIANCE_AUTO_REJECT_MINUTES` | none | approvals expire after this many minutes |
+//! | `LIMIT_TIERS` | built in (`standard`, `unlimited`) | JSON `{"<tier>": {"amountLimitUsd"?, "amountVelocity"?: {"limitUsd","timeframeMinutes"}, "countVelocity"?: {"limit","timeframeMinutes"}}}` |
+//! | `DEFAULT_TIER` | `standard` | tier of a client not named in `CLIENT_TIERS` |
+//! | `CLIENT_TIERS` | none | JSON `{"<clientId>": "<tier>"}` |
+//! | `EVENT_BUS_NAME` | `default` | EventBridge bus for client notifications |
+//! | `WEBHOOK_TOLERANCE_SECONDS` | `300` | how old (or how far ahead) a webhook's `timestampSent` may be |
+//! | `RECONCILE_SUBMITTED_AFTER_SECONDS` | `60` | a request left `Submitted` this long is re-driven by the reconciler |
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use domain::Network;
+use platform_config::{ConfigError, Settings};
+use serde::{Deserialize, Serialize};
+
+/// What a triggered client policy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyActionSetting {
+    Block,
+    RequestApproval,
+}
+
+impl PolicyActionSetting {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        match raw {
+            "Block" => Ok(Self::Block),
+            "RequestApproval" => Ok(Self::RequestApproval),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: "must be Block or RequestApproval".into(),
+            }),
+        }
+    }
+}
+
+/// The compliance officers' approval group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplianceGroup {
+    /// Dfns user ids.
+    pub approvers: Vec<String>,
+    pub quorum: u32,
+    pub auto_reject_minutes: Option<u32>,
+}
+
+/// USD over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AmountVelocity {
+    pub limit_usd: u64,
+    pub timeframe_minutes: u32,
+}
+
+/// Transfers over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CountVelocity {
+    pub limit: u64,
+    pub timeframe_minutes: u32,
+}
+
+/// The limits of one tier; each absent limit means no policy of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tier {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_limit_usd: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_velocity: Option<AmountVelocity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_velocity: Option<CountVelocity>,
+}
+
+pub const PLATFORM_NETWORKS: &str = "PLATFORM_NETWORKS";
+pub const WHITELIST_ACTION: &str = "WHITELIST_ACTION";
+pub const LIMITS_ACTION: &str = "LIMITS_ACTION";
+pub const COMPLIANCE_APPROVERS: &str = "COMPLIANCE_APPROVERS";
+pub const COMPLIANCE_QUORUM: &str = "COMPLIANCE_QUORUM";
+pub const COMPLIANCE_AUTO_REJECT_MINUTES: &str = "COMPLIANCE_AUTO_REJECT_MINUTES";
+pub const LIMIT_TIERS: &str = "LIMIT_TIERS";
+pub const DEFAULT_TIER: &str = "DEFAULT_TIER";
+pub const CLIENT_TIERS: &str = "CLIENT_TIERS";
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+pub const WEBHOOK_TOLERANCE_SECONDS: &str = "WEBHOOK_TOLERANCE_SECONDS";
+pub const RECONCILE_SUBMITTED_AFTER_SECONDS: &str = "RECONCILE_SUBMITTED_AFTER_SECONDS";
+
+/// Everything the use cases need to know about the deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformSettings {
+    /// Table, secret id, Dfns base URL, secret refresh.
+    pub base: Settings,
+    pub networks: Vec<Network>,
+    pub whitelist_action: PolicyActionSetting,
+    pub limits_action: PolicyActionSetting,
+    pub compliance: ComplianceGroup,
+    pub tiers: BTreeMap<String, Tier>,
+    pub default_tier: String,
+    pub client_tiers: BTreeMap<String, String>,
+    pub event_bus_name: String,
+    pub webhook_tolerance: Duration,
+    pub reconcile_submitted_after: Duration,
+}
+
+/// The built-in tier table: a conservative `standard` and an `unlimited` one.
+pub fn default_tiers() -> BTreeMap<String, Tier> {
+    BTreeMap::from([
+        (
+            "standard".to_owned(),
+            Tier {
+                amount_limit_usd: Some(10_000),
+                amount_velocity: Some(AmountVelocity {
+                    limit_usd: 50_000,
+                    timeframe_minutes: 1440,
+                }),
+                count_velocity: Some(CountVelocity {
+                    limit: 20,
+                    timeframe_minutes: 60,
+                }),
+            },
+        ),
+        ("unlimited".to_owned(), Tier::default()),
+    ])
+}
+
+impl PlatformSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let base = Settings::from_lookup(&lookup)?;
+        Self::with_base(base, lookup)
+    }
+
+    /// The platform part read through `lookup`, over already-built base settings.
+    pub fn with_base(
+        base: Settings,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .map(|raw| {
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let number = |name: &'static str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+            match get(name) {
+                None => Ok(None),
+                Some(raw) => match raw.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("must be a whole number from {min} to {max}"),
+                    }),
+                },
+            }
+        };
+
+        let mut networks = Vec::new();
+        for raw in list(PLATFORM_NETWORKS) {
+            let network = Network::parse(&raw).map_err(|e| ConfigError::Invalid {
+                name: PLATFORM_NETWORKS,
+                reason: e.to_string(),
+            })?;
+            if !networks.contains(&network) {
+                networks.push(network);
+            }
+        }
+        if networks.is_empty() {
+            networks.push(Network::EthereumSepolia);
+        }
+
+        let whitelist_action = match get(WHITELIST_ACTION) {
+            Some(raw) => PolicyActionSetting::parse(WHITELIST_ACTION, &raw)?,
+            None => PolicyActionSetting::Block,
+        };
+        let limits_action = match get(LIMITS_ACTION) {
+            Some(raw) => PolicyActionSetting::parse(LIMITS_ACTION, &raw)?,
+            None => whitelist_action,
+        };
+        let compliance = ComplianceGroup {
+            approvers: list(COMPLIANCE_APPROVERS),
+            quorum: number(COMPLIANCE_QUORUM, 1, 100)?.unwrap_or(1) as u32,
+            auto_reject_minutes: number(COMPLIANCE_AUTO_REJECT_MINUTES, 1, 43_200)?
+                .map(|n| n as u32),
+        };
+        let needs_approvers = [whitelist_action, limits_action]
+            .contains(&PolicyActionSetting::RequestApproval);
+        if needs_approvers && (compliance.approvers.len() as u32) < compliance.quorum {
+            return Err(ConfigError::Invalid {
+                name: COMPLIANCE_APPROVERS,
+                reason: "RequestApproval needs at least COMPLIANCE_QUORUM approvers".into(),
+            });
+        }
+
+        let tiers = match get(LIMIT_TIERS) {
+            None => default_tiers(),
+            Some(raw) => serde_json::from_str::<BTreeMap<String, Tier>>(&raw).map_err(|e| {
+                ConfigError::Invalid {
+                    name: LIMIT_TIERS,
+                    reason: e.to_string(),
+                }
+            })?,
+        };
+        let default_tier = get(DEFAULT_TIER).unwrap_or_else(|| "standard".to_owned());
+        if !tiers.contains_key(&default_tier) {
+            return Err(ConfigError::Invalid {
+                name: DEFAULT_TIER,
+                reason: format!("tier `{default_tier}` is not in the tier table"),
+            });
+        }
+        let client_tiers = match get(CLIENT_TIERS) {
+            None => BTreeMap::new(),
+            Some(raw) => serde_json::from_str::<BTreeMap<String, String>>(&raw).map_err(|e| {
+                ConfigError::Invalid {
+                    name: CLIENT_TIERS,
+                    reason: e.to_string(),
+                }
+            })?,
+        };
+        if let Some((client, tier)) = client_tiers.iter().find(|(_, t)| !tiers.contains_key(*t)) {
+            return Err(ConfigError::Invalid {
+                name: CLIENT_TIERS,
+                reason: format!("client `{client}` has unknown tier `{tier}`"),
+            });
+        }
+
+        Ok(Self {
+            base,
+            networks,
+            whitelist_action,
+            limits_action,
+            compliance,
+            tiers,
+            default_tier,
+            client_tiers,
+            event_bus_name: get(EVENT_BUS_NAME).unwrap_or_else(|| "default".to_owned()),
+            webhook_tolerance: Duration::from_secs(
+                number(WEBHOOK_TOLERANCE_SECONDS, 1, 3600)?.unwrap_or(300),
+            ),
+            reconcile_submitted_after: Duration::from_secs(
+                number(RECONCILE_SUBMITTED_AFTER_SECONDS, 0, 86_400)?.unwrap_or(60),
+            ),
+        })
+    }
+
+    /// The tier name and limits of a client.
+    pub fn tier_of(&self, client: &str) -> (&str, Tier) {
+        let name = self
+            .client_tiers
+            .get(client)
+            .map(String::as_str)
+            .unwrap_or(&self.default_tier);
+        // Both maps were checked against the table when the settings were built.
+        (name, self.tiers.get(name).copied().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<PlatformSettings, ConfigError> {
+        let mut map: HashMap<String, String> = HashMap::from([
+            ("TABLE_NAME".to_owned(), "t".to_owned()),
+            ("PLATFORM_SECRET_ID".to_owned(), "s".to_owned()),
+        ]);
+        map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        PlatformSettings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.networks, vec![Network::EthereumSepolia]);
+        assert_eq!(s.whitelist_action, PolicyActionSetting::Block);
+        assert_eq!(s.limits_action, PolicyActionSetting::Block);
+        assert_eq!(s.event_bus_name, "default");
+        let (name, tier) = s.tier_of("anyone");
+        assert_eq!(name, "standard");
+        assert_eq!(tier.amount_limit_usd, Some(10_000));
+    }
+
+    #[test]
+    fn explicit_values() {
+        let s = settings(&[
+            (PLATFORM_NETWORKS, "EthereumSepolia, BaseSepolia,EthereumSepolia"),
+            (WHITELIST_ACTION, "RequestApproval"),
+            (COMPLIANCE_APPROVERS, "us-1, us-2"),
+            (COMPLIANCE_QUORUM, "2"),
+            (LIMIT_TIERS, r#"{"gold":{"amountLimitUsd":5},"basic":{}}"#),
+            (DEFAULT_TIER, "basic"),
+            (CLIENT_TIERS, r#"{"alice":"gold"}"#),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.networks,
+            vec![Network::EthereumSepolia, Network::BaseSepolia]
+        );
+        assert_eq!(s.limits_action, PolicyActionSetting::RequestApproval);
+        assert_eq!(s.compliance.approvers, vec!["us-1", "us-2"]);
+        assert_eq!(s.tier_of("alice"), ("gold", Tier { amount_limit_usd: Some(5), ..Tier::default() }));
+        assert_eq!(s.tier_of("bob"), ("basic", Tier::default()));
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (name, vars) in [
+            (PLATFORM_NETWORKS, vec![(PLATFORM_NETWORKS, "Solana")]),
+            (WHITELIST_ACTION, vec![(WHITELIST_ACTION, "Allow")]),
+            (COMPLIANCE_APPROVERS, vec![(WHITELIST_ACTION, "RequestApproval")]),
+            (LIMIT_TIERS, vec![(LIMIT_TIERS, r#"{"x":{"amountLimit":1}}"#)]),
+            (DEFAULT_TIER, vec![(DEFAULT_TIER, "platinum")]),
+            (CLIENT_TIERS, vec![(CLIENT_TIERS, r#"{"a":"platinum"}"#)]),
+            (COMPLIANCE_QUORUM, vec![(COMPLIANCE_QUORUM, "0")]),
+        ] {
+            match settings(&vars) {
+                Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}

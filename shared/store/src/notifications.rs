@@ -1,0 +1,264 @@
+//! Client notifications: what the platform told a client (a destination request resolved, a
+//! deposit landed), newest first.
+//!
+//! Items (in the client's partition):
+//!
+//! | item | `sk` |
+//! |---|---|
+//! | notification | `NOTIF#<ulid>` (time-ordered, so a reverse query is newest first) |
+//! | de-duplication key | `NOTIFKEY#<dedup key>` → the notification's ulid |
+//!
+//! [`Store::append_notification`] writes both in one transaction, the key conditional on being
+//! absent, so the same business event (the same webhook delivered twice, or a webhook and the
+//! reconciler) yields one notification. `published` records whether it reached the event bus, so a
+//! caller whose publish failed can publish it again on the next attempt (at least once).
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use domain::ClientId;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clients::builder_error;
+use crate::destinations::rfc3339;
+use crate::item::{Item, cancellation_codes, client_pk, get_s, key, s};
+use crate::{Store, StoreError};
+
+const ENTITY: &str = "notification";
+const PREFIX: &str = "NOTIF#";
+const KEY_PREFIX: &str = "NOTIFKEY#";
+/// Longest accepted de-duplication key.
+pub const MAX_DEDUP_KEY_LEN: usize = 512;
+
+/// One notification as stored and listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// ULID: time-ordered.
+    pub id: String,
+    pub client_id: ClientId,
+    /// What happened, dotted (`destination_request.approved`, `deposit.received`, …).
+    pub kind: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// Kind-specific facts (ids, addresses, amounts as strings).
+    pub detail: serde_json::Value,
+    /// Whether it was published to the event bus.
+    pub published: bool,
+}
+
+/// A notification to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    pub client_id: ClientId,
+    /// Identifies the business event (e.g. `destination-request:<id>:Approved`); a second append
+    /// with the same key changes nothing.
+    pub dedup_key: String,
+    pub kind: String,
+    pub occurred_at: OffsetDateTime,
+    pub detail: serde_json::Value,
+}
+
+/// Outcome of [`Store::append_notification`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationAppend {
+    /// Stored now.
+    Created(Notification),
+    /// Stored before (by this key); the stored one.
+    Existing(Notification),
+}
+
+impl NotificationAppend {
+    pub fn notification(&self) -> &Notification {
+        match self {
+            NotificationAppend::Created(n) | NotificationAppend::Existing(n) => n,
+        }
+    }
+}
+
+/// One page of a client's notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Pass back as `before` for the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn to_item(notification: &Notification) -> Result<Item, StoreError> {
+    let pk = client_pk(&notification.client_id);
+    let mut item = key(pk, format!("{PREFIX}{}", notification.id));
+    item.insert("id".into(), s(&notification.id));
+    item.insert("clientId".into(), s(notification.client_id.as_str()));
+    item.insert("kind".into(), s(&notification.kind));
+    item.insert("occurredAt".into(), s(rfc3339(notification.occurred_at)));
+    // JSON text: the detail's shape is the producer's business, not the table's.
+    item.insert(
+        "detail".into(),
+        s(serde_json::to_string(&notification.detail).map_err(|e| StoreError::Corrupt {
+            entity: ENTITY,
+            key: notification.id.clone(),
+            reason: e.to_string(),
+        })?),
+    );
+    item.insert(
+        "published".into(),
+        AttributeValue::Bool(notification.published),
+    );
+    Ok(item)
+}
+
+fn from_item(item: &Item) -> Result<Notification, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        entity: ENTITY,
+        key: get_s(item, "sk").unwrap_or("?").to_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = |name: &str| get_s(item, name).ok_or_else(|| corrupt(name));
+    Ok(Notification {
+        id: text("id")?.to_owned(),
+        client_id: ClientId::parse(text("clientId")?).map_err(|_| corrupt("clientId"))?,
+        kind: text("kind")?.to_owned(),
+        occurred_at: OffsetDateTime::parse(
+            text("occurredAt")?,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| corrupt("occurredAt"))?,
+        detail: serde_json::from_str(text("detail")?).map_err(|_| corrupt("detail"))?,
+        published: item
+            .get("published")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
+
+impl Store {
+    /// Appends a notification unless one with the same `dedup_key` exists for the client.
+    pub async fn append_notification(
+        &self,
+        new: &NewNotification,
+    ) -> Result<NotificationAppend, StoreError> {
+        if new.dedup_key.is_empty() || new.dedup_key.len() > MAX_DEDUP_KEY_LEN {
+            return Err(StoreError::Corrupt {
+                entity: ENTITY,
+                key: new.dedup_key.clone(),
+                reason: format!("dedup key must be 1..={MAX_DEDUP_KEY_LEN} bytes"),
+            });
+        }
+        let pk = client_pk(&new.client_id);
+        let key_sk = format!("{KEY_PREFIX}{}", new.dedup_key);
+        let notification = Notification {
+            id: ulid::Ulid::new().to_string(),
+            client_id: new.client_id.clone(),
+            kind: new.kind.clone(),
+            occurred_at: new.occurred_at,
+            detail: new.detail.clone(),
+            published: false,
+        };
+        let mut key_item = key(pk.clone(), key_sk.clone());
+        key_item.insert("notificationId".into(), s(&notification.id));
+        let put_key = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(key_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(builder_error)?;
+        let put_notification = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&notification)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(builder_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_key).build())
+            .transact_items(TransactWriteItem::builder().put(put_notification).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(NotificationAppend::Created(notification)),
+            Err(err) => err,
+        };
+        let duplicate = cancellation_codes(&err).is_some_and(|codes| {
+            codes.first().and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed")
+        });
+        if !duplicate {
+            return Err(StoreError::aws("TransactWriteItems", err));
+        }
+        let existing_id = self
+            .get_raw(key(pk.clone(), key_sk))
+            .await?
+            .and_then(|i| get_s(&i, "notificationId").map(str::to_owned))
+            .ok_or_else(|| StoreError::Corrupt {
+                entity: ENTITY,
+                key: new.dedup_key.clone(),
+                reason: "dedup key without notification id".into(),
+            })?;
+        let existing = self
+            .get_raw(key(pk, format!("{PREFIX}{existing_id}")))
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                entity: ENTITY,
+                key: existing_id.clone(),
+            })?;
+        Ok(NotificationAppend::Existing(from_item(&existing)?))
+    }
+
+    /// Records that the notification reached the event bus.
+    pub async fn mark_notification_published(
+        &self,
+        client: &ClientId,
+        notification_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(client_pk(client), format!("{PREFIX}{notification_id}"))))
+            .update_expression("SET published = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::aws("UpdateItem", e))
+    }
+
+    /// The client's notifications, newest first: at most `limit` (1..=100), older than the
+    /// notification `before` when given (the previous page's `next_cursor`).
+    pub async fn list_notifications(
+        &self,
+        client: &ClientId,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<NotificationPage, StoreError> {
+        let limit = limit.clamp(1, 100);
+        let pk = client_pk(client);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":prefix", s(PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(limit as i32 + 1);
+        if let Some(before) = before {
+            // Start strictly after (i.e. older than) the cursor's item.
+            query = query.set_exclusive_start_key(Some(key(pk, format!("{PREFIX}{before}"))));
+        }
+        let mut items = self.query_all(query, Some(limit + 1)).await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let items = items
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if more {
+            items.last().map(|n| n.id.clone())
+        } else {
+            None
+        };
+        Ok(NotificationPage { items, next_cursor })
+    }
+}
