@@ -33,6 +33,20 @@
 //! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
 //! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
 //!
+//! ## Control API (`/emulator/…`, JSON, no Dfns auth, loopback callers only)
+//!
+//! | call | effect |
+//! |---|---|
+//! | `POST /emulator/deposits` `{"walletId","kind":"Native"\|"Erc20","contract"?,"amount","from"?,"symbol"?,"decimals"?,"txHash"?}` | credits the wallet, writes an `In` history entry, emits `wallet.blockchainevent.detected`; answers the history entry |
+//! | `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00"}}` | USD unit prices (native by symbol, ERC-20 by lowercase contract) |
+//! | `GET /emulator/clock`, `POST /emulator/clock/advance` `{"seconds":N}` | read / move the emulated clock → `{"now"}` |
+//! | `PUT /emulator/transfer-lifecycle` `{"mode":"auto","delayMs":N}` or `{"mode":"manual"}` | automatic steps every N ms, or manual stepping |
+//! | `POST /emulator/transfers/{id}/advance` | one lifecycle step → the transfer (409 if terminal or awaiting approval) |
+//! | `POST /emulator/transfers/{id}/fail` `{"reason"?}` | forces a non-terminal transfer to `Failed` |
+//! | `POST /emulator/faults` `{"pathPattern","method"?,"status"?:429\|500\|503,"rate","retryAfterSeconds"?,"latencyMs"?,"seed"?}` → `{"id"}`; `DELETE /emulator/faults` | fault injection; `*` = one path segment, `**` = the rest; the first matching rule applies |
+//! | `POST /emulator/permissions` `{"userId","operations":[…]}` | grants extra operations (a new permission assigned to the user) |
+//! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle"}` (`transfers` = distinct transfers ever created) |
+//!
 //! ## Choices where Dfns is silent (dfns-api.md §11)
 //!
 //! - **U2 payload binding**: the declared `userActionPayload` and the request body are compared as
@@ -65,8 +79,9 @@
 //!   contracts have 18 decimals and no symbol. `quotes.USD` appears only when a price is set.
 //! - Webhooks: `timestampSent` follows the wall clock (receivers compare it with their own clock);
 //!   `date` and everything else follows the emulated clock. Stored events carry `status` = the
-//!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, plus
-//!   `deliveryFailed`, `deliveryAttempt`, `retryOf?`, `nextAttemptDate?`. Ping sends kind `ping`.
+//!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, and
+//!   exactly the SDK type's fields (`deliveryAttempt`/`retryOf` are in the delivered body only;
+//!   `?deliveryFailed=` filters). Ping sends kind `ping` and is not stored.
 //!   Deleting a webhook deletes its events and stops retries.
 //! - Events emitted: `wallet.created`, `wallet.tags.modified` (`{wallet}`), every transfer status
 //!   change that has a Dfns event (`requested`, `broadcasted`, `confirmed`, `failed`, `rejected`),

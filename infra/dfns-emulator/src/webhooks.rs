@@ -114,11 +114,13 @@ pub struct StoredEvent {
     pub delivery_attempt: u32,
     pub retry_of: Option<String>,
     pub delivery_failed: bool,
-    pub next_attempt_date: Option<OffsetDateTime>,
     pub seq: u64,
 }
 
 impl StoredEvent {
+    /// The stored-event shape of the SDK type (`GetWebhookEventResponse`): exactly `id, date,
+    /// kind, data, status, error?, timestampSent`. Attempt numbers and `retryOf` travel in the
+    /// delivered body only; `deliveryFailed` is served as a filter.
     fn to_json(&self) -> Value {
         let mut out = json!({
             "id": self.id,
@@ -127,17 +129,9 @@ impl StoredEvent {
             "data": self.data,
             "status": self.status,
             "timestampSent": self.timestamp_sent,
-            "deliveryAttempt": self.delivery_attempt,
-            "deliveryFailed": self.delivery_failed,
         });
         if let Some(error) = &self.error {
             out["error"] = json!(error);
-        }
-        if let Some(retry_of) = &self.retry_of {
-            out["retryOf"] = json!(retry_of);
-        }
-        if let Some(next) = self.next_attempt_date {
-            out["nextAttemptDate"] = json!(iso(next));
         }
         out
     }
@@ -193,7 +187,6 @@ pub fn publish(state: &mut State, kind: &str, data: Value) {
             delivery_attempt: 1,
             retry_of: None,
             delivery_failed: false,
-            next_attempt_date: None,
             seq: state.next_seq(),
         };
         state.outbox.push(Job::Deliver {
@@ -221,7 +214,6 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
         let (status, error) = post_signed(&app, &url, &secret, body).await;
         let succeeded = status.starts_with('2');
         let retry_delay = app.with_state(|s| {
-            let now = s.now();
             let event = s.webhook_events.get_mut(&event_id)?;
             event.status = status;
             event.error = error;
@@ -229,13 +221,10 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
             if succeeded {
                 return None;
             }
-            let delay = *app
-                .settings
+            app.settings
                 .webhook_retry_delays
-                .get(event.delivery_attempt as usize - 1)?;
-            event.next_attempt_date =
-                Some(now + time::Duration::try_from(delay).unwrap_or_default());
-            Some(delay)
+                .get(event.delivery_attempt as usize - 1)
+                .copied()
         });
         let Some(delay) = retry_delay else { return };
         tokio::time::sleep(delay).await;
@@ -250,7 +239,6 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
                 delivery_attempt: previous.delivery_attempt + 1,
                 retry_of: Some(previous.id.clone()),
                 delivery_failed: false,
-                next_attempt_date: None,
                 seq: s.next_seq(),
                 ..previous
             };
