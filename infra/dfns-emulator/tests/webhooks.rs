@@ -233,7 +233,13 @@ async fn a_failing_endpoint_gets_retries_with_new_ids() {
     assert!(
         items
             .iter()
-            .all(|e| e["status"] == "500" && e["deliveryFailed"] == true)
+            .all(|e| e["status"] == "500" && e["error"].is_string())
+    );
+    // Listed events have exactly the SDK type's fields; attempt numbers travel in deliveries.
+    assert!(
+        items
+            .iter()
+            .all(|e| e.get("retryOf").is_none() && e.get("deliveryAttempt").is_none())
     );
     let delivered =
         h.sa.get(&format!(
