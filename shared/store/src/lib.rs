@@ -65,10 +65,10 @@ mod clients;
 mod destinations;
 mod error;
 mod item;
-mod orders;
 pub mod notifications;
 pub mod onboarding;
 pub mod open_requests;
+mod orders;
 pub mod schema;
 mod webhooks;
 
