@@ -2,6 +2,7 @@
 //! stack). Both install and start the local AWS stand-ins themselves; see [`standins`].
 
 mod conformance;
+#[cfg(feature = "dev")]
 mod dev;
 mod process;
 mod standins;
@@ -41,6 +42,10 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let repo_root = repo_root();
+    #[cfg(not(feature = "dev"))]
+    if matches!(cli.command, Task::Dev) {
+        return rerun_with_dev_feature(&repo_root);
+    }
     if let Err(error) = process::install_interrupt_handler() {
         eprintln!("xtask: {error:#}");
         return ExitCode::FAILURE;
@@ -52,7 +57,10 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Task::Test => test_cmd::run(&repo_root),
+        #[cfg(feature = "dev")]
         Task::Dev => dev::run(&repo_root).map(|()| ExitCode::SUCCESS),
+        #[cfg(not(feature = "dev"))]
+        Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Exec { command } => exec(&repo_root, &command),
     };
     match outcome {
@@ -92,4 +100,27 @@ fn exec(repo_root: &Path, command: &[String]) -> Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// `cargo xtask` builds xtask without the AWS SDK (see xtask/Cargo.toml); `dev` needs it, so it
+/// replaces this process with a build that has it.
+#[cfg(not(feature = "dev"))]
+fn rerun_with_dev_feature(repo_root: &Path) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let error = Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "dev",
+            "--",
+            "dev",
+        ])
+        .current_dir(repo_root)
+        .exec();
+    eprintln!("xtask: re-running with the dev feature: {error}");
+    ExitCode::FAILURE
 }

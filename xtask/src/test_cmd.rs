@@ -111,7 +111,8 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     // environment from this process.
     crate::export_env(&standins.env());
 
-    // Each step runs even if an earlier one failed, so one run reports every problem.
+    // Each step runs even if an earlier one failed, and every test binary runs even if an earlier
+    // one failed (--no-fail-fast), so one run reports every problem.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut steps: Vec<(&'static str, Vec<&str>)> = vec![
         ("fmt", vec!["fmt", "--all", "--", "--check"]),
@@ -126,11 +127,17 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
                 "warnings",
             ],
         ),
-        ("tests", vec!["test", "--workspace", "--all-targets"]),
+        (
+            "tests",
+            vec!["test", "--workspace", "--all-targets", "--no-fail-fast"],
+        ),
     ];
     if workspace_has_library(&cargo, repo_root)? {
         // --all-targets leaves doc tests out; cargo refuses --doc when no crate has a library.
-        steps.push(("doc tests", vec!["test", "--workspace", "--doc"]));
+        steps.push((
+            "doc tests",
+            vec!["test", "--workspace", "--doc", "--no-fail-fast"],
+        ));
     }
     for (name, args) in steps {
         println!("\nxtask: ==> {name}: cargo {}", args.join(" "));
