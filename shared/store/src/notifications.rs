@@ -93,11 +93,13 @@ fn to_item(notification: &Notification) -> Result<Item, StoreError> {
     // JSON text: the detail's shape is the producer's business, not the table's.
     item.insert(
         "detail".into(),
-        s(serde_json::to_string(&notification.detail).map_err(|e| StoreError::Corrupt {
-            entity: ENTITY,
-            key: notification.id.clone(),
-            reason: e.to_string(),
-        })?),
+        s(
+            serde_json::to_string(&notification.detail).map_err(|e| StoreError::Corrupt {
+                entity: ENTITY,
+                key: notification.id.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
     );
     item.insert(
         "published".into(),
@@ -213,7 +215,10 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(client_pk(client), format!("{PREFIX}{notification_id}"))))
+            .set_key(Some(key(
+                client_pk(client),
+                format!("{PREFIX}{notification_id}"),
+            )))
             .update_expression("SET published = :true")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -250,10 +255,7 @@ impl Store {
         let mut items = self.query_all(query, Some(limit + 1)).await?;
         let more = items.len() > limit;
         items.truncate(limit);
-        let items = items
-            .iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more {
             items.last().map(|n| n.id.clone())
         } else {
