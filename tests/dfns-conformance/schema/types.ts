@@ -40,11 +40,11 @@ export type DeleteWebhookResponse = Webhooks.DeleteWebhookResponse;
 export type PingWebhookResponse = Webhooks.PingWebhookResponse;
 /**
  * Dfns' webhook documentation (dfns-api.md §7.6) adds four fields to a stored event that the SDK 0.8.21
- * type predates. They are allowed here by name and type, and nothing else: the schema stays closed.
+ * type predates. They are allowed (optional) by name and type, and nothing else: the schema stays closed.
  */
 export type DocumentedWebhookEventFields = {
-    deliveryFailed: boolean;
-    deliveryAttempt: number;
+    deliveryFailed?: boolean;
+    deliveryAttempt?: number;
     /** Id of the previous failed attempt, on retries only. */
     retryOf?: string;
     /** ISO date of the next retry; absent when no retry is scheduled. */
