@@ -82,7 +82,14 @@ pub fn generate_credential(algorithm: KeyAlgorithm) -> (String, CredentialKey) {
     match algorithm {
         KeyAlgorithm::Ed25519 => {
             let signing = ed25519_dalek::SigningKey::generate(&mut OsRng);
-            let pem = signing
+            // PKCS#8 v1 (RFC 8410 `PrivateKeyInfo`, no embedded public key): the v2 form that
+            // ed25519-dalek writes by default is refused by OpenSSL 3.0, hence by Node's crypto
+            // and so by `@dfns/sdk-keysigner`.
+            let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: signing.to_bytes(),
+                public_key: None,
+            };
+            let pem = v1
                 .to_pkcs8_pem(LineEnding::LF)
                 .expect("ed25519 key encodes as PKCS#8")
                 .to_string();
@@ -147,6 +154,24 @@ mod tests {
         assert_eq!(
             evm_address_from_uncompressed(&point.as_bytes()[1..]),
             "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+        );
+    }
+
+    #[test]
+    fn ed25519_pem_is_pkcs8_v1_as_openssl_3_0_reads_it() {
+        use base64::Engine;
+        let (pem, _) = generate_credential(KeyAlgorithm::Ed25519);
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        // SEQUENCE(46) { INTEGER 0 (v1), AlgorithmIdentifier(Ed25519), OCTET STRING(seed) }
+        assert_eq!(der.len(), 48);
+        assert_eq!(
+            &der[..12],
+            &[
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70
+            ]
         );
     }
 

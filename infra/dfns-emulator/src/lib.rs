@@ -79,9 +79,10 @@
 //!   contracts have 18 decimals and no symbol. `quotes.USD` appears only when a price is set.
 //! - Webhooks: `timestampSent` follows the wall clock (receivers compare it with their own clock);
 //!   `date` and everything else follows the emulated clock. Stored events carry `status` = the
-//!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, and
-//!   exactly the SDK type's fields (`deliveryAttempt`/`retryOf` are in the delivered body only;
-//!   `?deliveryFailed=` filters). Ping sends kind `ping` and is not stored.
+//!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, plus
+//!   the documented `deliveryFailed`, `deliveryAttempt`, `retryOf?`, `nextAttemptDate?` (set on a
+//!   failed attempt while a retry is scheduled, in emulated time). Ping sends kind `ping` and is
+//!   not stored.
 //!   Deleting a webhook deletes its events and stops retries.
 //! - Events emitted: `wallet.created`, `wallet.tags.modified` (`{wallet}`), every transfer status
 //!   change that has a Dfns event (`requested`, `broadcasted`, `confirmed`, `failed`, `rejected`),

@@ -114,13 +114,14 @@ pub struct StoredEvent {
     pub delivery_attempt: u32,
     pub retry_of: Option<String>,
     pub delivery_failed: bool,
+    /// When the next retry is due (absent = no more retries).
+    pub next_attempt_date: Option<OffsetDateTime>,
     pub seq: u64,
 }
 
 impl StoredEvent {
-    /// The stored-event shape of the SDK type (`GetWebhookEventResponse`): exactly `id, date,
-    /// kind, data, status, error?, timestampSent`. Attempt numbers and `retryOf` travel in the
-    /// delivered body only; `deliveryFailed` is served as a filter.
+    /// The SDK type (`GetWebhookEventResponse`: `id, date, kind, data, status, error?,
+    /// timestampSent`) plus the four fields Dfns' webhook documentation adds (§7.6).
     fn to_json(&self) -> Value {
         let mut out = json!({
             "id": self.id,
@@ -129,9 +130,17 @@ impl StoredEvent {
             "data": self.data,
             "status": self.status,
             "timestampSent": self.timestamp_sent,
+            "deliveryAttempt": self.delivery_attempt,
+            "deliveryFailed": self.delivery_failed,
         });
         if let Some(error) = &self.error {
             out["error"] = json!(error);
+        }
+        if let Some(retry_of) = &self.retry_of {
+            out["retryOf"] = json!(retry_of);
+        }
+        if let Some(next) = self.next_attempt_date {
+            out["nextAttemptDate"] = json!(iso(next));
         }
         out
     }
@@ -187,6 +196,7 @@ pub fn publish(state: &mut State, kind: &str, data: Value) {
             delivery_attempt: 1,
             retry_of: None,
             delivery_failed: false,
+            next_attempt_date: None,
             seq: state.next_seq(),
         };
         state.outbox.push(Job::Deliver {
@@ -214,6 +224,7 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
         let (status, error) = post_signed(&app, &url, &secret, body).await;
         let succeeded = status.starts_with('2');
         let retry_delay = app.with_state(|s| {
+            let now = s.now();
             let event = s.webhook_events.get_mut(&event_id)?;
             event.status = status;
             event.error = error;
@@ -221,10 +232,13 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
             if succeeded {
                 return None;
             }
-            app.settings
+            let delay = *app
+                .settings
                 .webhook_retry_delays
-                .get(event.delivery_attempt as usize - 1)
-                .copied()
+                .get(event.delivery_attempt as usize - 1)?;
+            event.next_attempt_date =
+                Some(now + time::Duration::try_from(delay).unwrap_or_default());
+            Some(delay)
         });
         let Some(delay) = retry_delay else { return };
         tokio::time::sleep(delay).await;
@@ -239,6 +253,7 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
                 delivery_attempt: previous.delivery_attempt + 1,
                 retry_of: Some(previous.id.clone()),
                 delivery_failed: false,
+                next_attempt_date: None,
                 seq: s.next_seq(),
                 ..previous
             };

@@ -233,14 +233,14 @@ async fn a_failing_endpoint_gets_retries_with_new_ids() {
     assert!(
         items
             .iter()
-            .all(|e| e["status"] == "500" && e["error"].is_string())
+            .all(|e| e["status"] == "500" && e["deliveryFailed"] == true)
     );
-    // Listed events have exactly the SDK type's fields; attempt numbers travel in deliveries.
-    assert!(
-        items
-            .iter()
-            .all(|e| e.get("retryOf").is_none() && e.get("deliveryAttempt").is_none())
-    );
+    // Newest first: the last attempt has no retry scheduled, the earlier ones had one.
+    assert_eq!(items[0]["deliveryAttempt"], 5);
+    assert!(items[0].get("nextAttemptDate").is_none());
+    assert_eq!(items[4]["deliveryAttempt"], 1);
+    assert!(items[4]["nextAttemptDate"].is_string());
+    assert_eq!(items[3]["retryOf"], items[4]["id"]);
     let delivered =
         h.sa.get(&format!(
             "/webhooks/{webhook_id}/events?deliveryFailed=false"
