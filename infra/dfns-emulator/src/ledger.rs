@@ -132,6 +132,19 @@ impl Ledger {
             .and_then(|p| p.parse::<f64>().ok())
     }
 
+    /// Exact USD value of `amount` of `asset` at the current price; `None` when the asset has no
+    /// price (policy rules then fail closed).
+    pub fn usd_value(
+        &self,
+        network: &str,
+        asset: &AssetKey,
+        amount: u128,
+    ) -> Option<crate::usd::Usd> {
+        let meta = self.meta(network, asset);
+        let price = self.prices.get(&meta.price_key)?;
+        crate::usd::Usd::of(amount, meta.decimals, price)
+    }
+
     /// `{symbol?, decimals, verified, quotes?}` for transfer and history metadata.
     pub fn asset_metadata_json(&self, meta: &AssetMeta) -> Value {
         let mut out = Map::new();

@@ -31,6 +31,7 @@
 //! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
 //! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded |
 //! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
+//! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for part 2's amount and velocity rules |
 //! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
 //!
 //! ## Control API (`/emulator/…`, JSON, no Dfns auth, loopback callers only)
@@ -105,6 +106,7 @@ pub mod policy;
 pub mod seed;
 pub mod state;
 pub mod transfers;
+pub mod usd;
 pub mod wallets;
 pub mod webhooks;
 
