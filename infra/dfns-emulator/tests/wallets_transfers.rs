@@ -349,3 +349,50 @@ async fn manual_lifecycle_steps_one_status_at_a_time_and_erc20_moves_tokens() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_failure_can_be_injected_into_a_transfer_in_flight() {
+    let h = Harness::with(Options {
+        transfer_lifecycle: Lifecycle::Manual,
+        ..Options::default()
+    })
+    .await;
+    let wallet = h
+        .create_wallet(json!({ "network": "EthereumSepolia" }))
+        .await;
+    let id = wallet["id"].as_str().unwrap();
+    h.deposit(id, &ETH.to_string()).await;
+    let created = transfer(
+        &h,
+        id,
+        json!({ "kind": "Native", "to": RECIPIENT, "amount": "10" }),
+    )
+    .await
+    .ok();
+    let tid = created["id"].as_str().unwrap();
+    h.control(
+        Method::POST,
+        &format!("/transfers/{tid}/advance"),
+        json!({}),
+    )
+    .await;
+    let failed = h
+        .control(
+            Method::POST,
+            &format!("/transfers/{tid}/fail"),
+            json!({ "reason": "nonce too low" }),
+        )
+        .await;
+    assert_eq!(failed["status"], "Failed");
+    assert_eq!(failed["reason"], "nonce too low");
+    // Terminal: no further step, and the balance is untouched.
+    let step = h
+        .control
+        .post(format!("{}/emulator/transfers/{tid}/advance", h.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(step.status(), StatusCode::CONFLICT);
+    let assets = h.sa.get(&format!("/wallets/{id}/assets")).await.ok();
+    assert_eq!(assets["assets"][0]["balance"], ETH.to_string());
+}
