@@ -16,6 +16,7 @@
 pub mod app;
 pub mod error;
 pub mod http;
+pub mod reporting;
 pub mod settings;
 
 pub use app::{App, AppParts, SecretSource, StartupError};

@@ -1,0 +1,685 @@
+//! Flow 3, reporting: what a client sees of its account. Read-only; every read is scoped to the
+//! client named by the verified token, so another client's data cannot be reached.
+//!
+//! - [`account`]: wallets with balances (Dfns assets), approved destinations read from the **live**
+//!   Dfns whitelist policy (joined with the client's labels), limits from the live limit policies,
+//!   pending destination requests (DynamoDB) and trading authorizations.
+//! - [`activity`]: on-chain history, transfers and governance events merged newest first, paged
+//!   with a stable watermark cursor ([`activity::Cursor`]); the same rows back the CSV export.
+//! - [`audit_trail`]: the client's hash-chained audit trail, paged, with its verification.
+//! - [`notifications`]: what the platform told the client, newest first.
+//!
+//! The pure parts (policy extraction, merge and paging, rows) live in [`policies`] and
+//! [`activity`]; the functions here only gather their inputs.
+
+pub mod activity;
+pub mod policies;
+
+use std::collections::BTreeMap;
+
+use dfns_client::wallets::{AssetKind, HistoryQuery};
+use dfns_client::{DfnsClient, Policy, PolicyId};
+use domain::{ClientId, DestinationAction, DestinationRequestState, StateMachine};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use store::{DestinationRequest, WalletMapping};
+use time::OffsetDateTime;
+
+use crate::App;
+use crate::error::PlatformError;
+use crate::http::ApiError;
+use activity::{ActivityItem, ActivityPage, Cursor, Labels};
+use policies::{LiveLimit, PendingPolicyChange};
+
+/// Rows read from one Dfns listing (one wallet's history or transfers) at most. A client account
+/// stays far below it; past it the oldest rows of that listing are not shown (logged).
+pub const MAX_ROWS_PER_SOURCE: usize = 10_000;
+/// Default and largest page sizes of the paged routes.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 200;
+
+/// Why a reporting read did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportingError {
+    /// The client has not opened an account (`POST /v1/accounts`) yet.
+    #[error("no account for this client")]
+    AccountNotFound,
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+}
+
+impl From<store::StoreError> for ReportingError {
+    fn from(error: store::StoreError) -> Self {
+        Self::Platform(error.into())
+    }
+}
+
+impl From<dfns_client::Error> for ReportingError {
+    fn from(error: dfns_client::Error) -> Self {
+        Self::Platform(error.into())
+    }
+}
+
+impl ReportingError {
+    /// The public face: 404 `account_not_found`, else the platform's mapping (Dfns throttled →
+    /// 429, down → 503, nothing internal leaked).
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            Self::AccountNotFound => ApiError::new(
+                lambda_http::http::StatusCode::NOT_FOUND,
+                "account_not_found",
+                "no account yet: open one with POST /v1/accounts",
+            ),
+            Self::Platform(error) => error.to_api_error(),
+        }
+    }
+
+    /// Logs at the right level (server-side failures as errors, with their cause) and returns the
+    /// public face.
+    pub fn log(self) -> ApiError {
+        match self {
+            Self::AccountNotFound => self.to_api_error(),
+            Self::Platform(error) => crate::http::log_failure(error),
+        }
+    }
+}
+
+pub type Result<T, E = ReportingError> = std::result::Result<T, E>;
+
+fn dfns_wallet_id(mapping: &WalletMapping) -> dfns_client::WalletId {
+    dfns_client::WalletId::new(mapping.wallet_id.as_str())
+}
+
+async fn profile(app: &App, client: &ClientId) -> Result<store::ClientProfile> {
+    app.store()
+        .get_client_profile(client)
+        .await?
+        .ok_or(ReportingError::AccountNotFound)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Account
+
+/// One balance, as Dfns states it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balance {
+    /// Dfns asset kind: `Native`, `Erc20`, …
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    pub decimals: u32,
+    /// Token contract (or mint), for non-native assets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Integer in the smallest unit.
+    pub amount: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Unit prices in fiat as Dfns quotes them (`{"USD": 3020.82}`); informational.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A wallet with its balances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletView {
+    pub network: String,
+    pub address: String,
+    pub wallet_id: String,
+    pub balances: Vec<Balance>,
+    /// The wallet's value in fiat as Dfns states it; informational.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_worth: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A destination the live whitelist policy allows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedDestination {
+    /// As listed in the policy.
+    pub address: String,
+    /// The client's label, from its approved request for this address (none for an address
+    /// listed by other means).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub approved_at: Option<OffsetDateTime>,
+}
+
+/// The whitelist policy itself (its addresses are [`AccountView::approved_destinations`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhitelistPolicyView {
+    pub policy_id: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingPolicyChange>,
+}
+
+/// `GET /v1/account`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub client_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    pub wallets: Vec<WalletView>,
+    pub approved_destinations: Vec<ApprovedDestination>,
+    /// Absent while onboarding has not created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whitelist_policy: Option<WhitelistPolicyView>,
+    pub limits: Vec<LiveLimit>,
+    /// Destination requests not yet resolved (queued, submitted, pending approval).
+    pub pending_requests: Vec<DestinationRequest>,
+    // issue 7: trading authorizations do not exist yet; the list stays empty until they do.
+    pub trading_authorizations: Vec<serde_json::Value>,
+}
+
+/// Balances of one wallet from its Dfns assets.
+pub fn balances(assets: &dfns_client::wallets::WalletAssets) -> Vec<Balance> {
+    assets
+        .assets
+        .iter()
+        .map(|asset| {
+            let (kind, contract) = match &asset.kind {
+                AssetKind::Native => ("Native".to_owned(), None),
+                AssetKind::Erc20 { contract } => ("Erc20".to_owned(), Some(contract.clone())),
+                AssetKind::Erc7984 { contract } => ("Erc7984".to_owned(), Some(contract.clone())),
+                AssetKind::Trc20 { contract } => ("Trc20".to_owned(), Some(contract.clone())),
+                AssetKind::Spl { mint } => ("Spl".to_owned(), Some(mint.clone())),
+                AssetKind::Spl2022 { mint } => ("Spl2022".to_owned(), Some(mint.clone())),
+                AssetKind::Unknown(raw) => (
+                    raw.get("kind")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("Unknown")
+                        .to_owned(),
+                    None,
+                ),
+            };
+            Balance {
+                kind,
+                symbol: asset.symbol.clone(),
+                decimals: asset.decimals,
+                contract,
+                amount: asset.balance.to_string(),
+                verified: asset.verified,
+                quotes: asset.quotes.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Approved destinations: the live whitelist's addresses, in the policy's order, each with the
+/// client's latest approved `add` request for it (label, network, request id).
+pub fn approved_destinations(
+    live_addresses: &[String],
+    requests: &[DestinationRequest],
+) -> Vec<ApprovedDestination> {
+    live_addresses
+        .iter()
+        .map(|address| {
+            let request = requests
+                .iter()
+                .filter(|r| {
+                    r.action == DestinationAction::Add
+                        && r.state == DestinationRequestState::Approved
+                        && r.destination.address().canonical() == *address
+                })
+                .max_by_key(|r| r.created_at);
+            ApprovedDestination {
+                address: address.clone(),
+                label: request.map(|r| r.label.clone()),
+                network: request.map(|r| r.destination.network().as_str().to_owned()),
+                request_id: request.map(|r| r.id.to_string()),
+                approved_at: request.map(|r| r.updated_at),
+            }
+        })
+        .collect()
+}
+
+/// The client's recorded policies as they stand at Dfns now, narrowed to those that govern its
+/// wallets. A recorded policy Dfns no longer knows is skipped (logged).
+async fn live_policies(
+    dfns: &DfnsClient,
+    client: &ClientId,
+    recorded: &BTreeMap<String, String>,
+    wallets: &[WalletMapping],
+) -> Result<Vec<Policy>> {
+    let fetched = futures::future::try_join_all(recorded.values().map(|id| async move {
+        match dfns.get_policy(&PolicyId::new(id.as_str())).await {
+            Ok(policy) => Ok(Some(policy)),
+            Err(e) if e.status() == Some(404) => {
+                tracing::warn!(policy_id = %id, "recorded policy not found at Dfns");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }))
+    .await?;
+    let tag = client.wallet_tag();
+    let wallet_ids: Vec<&str> = wallets.iter().map(|w| w.wallet_id.as_str()).collect();
+    Ok(fetched
+        .into_iter()
+        .flatten()
+        .filter(|p| policies::governs_client(p, &tag, &wallet_ids))
+        .collect())
+}
+
+/// `GET /v1/account`.
+pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
+    let store = app.store();
+    let profile = profile(app, client).await?;
+    let (wallets, requests, recorded) = futures::try_join!(
+        store.list_wallets(client),
+        store.list_destination_requests(client),
+        store.client_policies(client),
+    )?;
+    let dfns = app.dfns().await?;
+    let assets = futures::future::try_join_all(
+        wallets
+            .iter()
+            .map(|w| async { dfns.wallet_assets(&dfns_wallet_id(w), true).await }),
+    );
+    let (assets, policies) = futures::try_join!(
+        async { Ok(assets.await?) },
+        live_policies(&dfns, client, &recorded, &wallets)
+    )?;
+
+    let wallet_views = wallets
+        .iter()
+        .zip(&assets)
+        .map(|(wallet, assets)| WalletView {
+            network: wallet.address.network().as_str().to_owned(),
+            address: wallet.address.address().canonical(),
+            wallet_id: wallet.wallet_id.as_str().to_owned(),
+            balances: balances(assets),
+            net_worth: assets.net_worth.clone(),
+        })
+        .collect();
+    let whitelist = policies::whitelist(&policies);
+    let approved = whitelist
+        .as_ref()
+        .map(|w| approved_destinations(&w.addresses, &requests))
+        .unwrap_or_default();
+    let mut pending: Vec<DestinationRequest> = requests
+        .into_iter()
+        .filter(|r| !r.state.is_terminal())
+        .collect();
+    pending.sort_by_key(|r| r.created_at);
+    Ok(AccountView {
+        client_id: client.to_string(),
+        opened_at: profile.created_at,
+        tier: profile.tier,
+        wallets: wallet_views,
+        approved_destinations: approved,
+        whitelist_policy: whitelist.map(|w| WhitelistPolicyView {
+            policy_id: w.policy_id,
+            action: w.action,
+            pending_change: w.pending_change,
+        }),
+        limits: policies::limits(&policies),
+        pending_requests: pending,
+        trading_authorizations: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activity
+
+async fn capped<T>(
+    stream: futures::stream::BoxStream<'static, dfns_client::Result<T>>,
+    what: &'static str,
+    wallet: &WalletMapping,
+) -> Result<Vec<T>> {
+    let rows: Vec<T> = stream.take(MAX_ROWS_PER_SOURCE).try_collect().await?;
+    if rows.len() == MAX_ROWS_PER_SOURCE {
+        tracing::warn!(wallet_id = %wallet.wallet_id, what, "listing capped; oldest rows not shown");
+    }
+    Ok(rows)
+}
+
+/// Every activity row of the client, merged newest first (see [`activity`]).
+pub async fn activity_rows(app: &App, client: &ClientId) -> Result<Vec<ActivityItem>> {
+    let store = app.store();
+    profile(app, client).await?;
+    let (wallets, requests) = futures::try_join!(
+        store.list_wallets(client),
+        store.list_destination_requests(client),
+    )?;
+    let labels = Labels::from_requests(&requests);
+    let dfns = app.dfns().await?;
+
+    let per_wallet = futures::future::try_join_all(wallets.iter().map(|wallet| {
+        let dfns = dfns.clone();
+        async move {
+            let id = dfns_wallet_id(wallet);
+            let transfers = capped(
+                dfns.list_transfers(&id, &Default::default()),
+                "transfers",
+                wallet,
+            );
+            let history = capped(
+                dfns.wallet_history(&id, &HistoryQuery::default()),
+                "history",
+                wallet,
+            );
+            let (transfers, history) = futures::try_join!(transfers, history)?;
+            Ok::<_, ReportingError>((wallet, transfers, history))
+        }
+    }));
+    let (per_wallet, governance) = futures::try_join!(per_wallet, audit_events(app, client))?;
+
+    let mut transfer_rows = Vec::new();
+    let mut history_rows = Vec::new();
+    for (wallet, transfers, history) in &per_wallet {
+        let own_address = wallet.address.address().canonical();
+        transfer_rows.extend(
+            transfers
+                .iter()
+                .map(|t| activity::from_transfer(t, Some(&own_address), &labels)),
+        );
+        history_rows.extend(history.iter().map(|h| activity::from_history(h, &labels)));
+    }
+    let governance_rows = governance
+        .iter()
+        .filter_map(|(seq, event)| activity::from_audit(*seq, event, &labels))
+        .collect();
+    Ok(activity::merge(
+        transfer_rows,
+        history_rows,
+        governance_rows,
+    ))
+}
+
+/// The client's audit events in sequence order (entries whose body does not parse are left out
+/// here; [`audit_trail`] reports them).
+async fn audit_events(app: &App, client: &ClientId) -> Result<Vec<(u64, domain::AuditEvent)>> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = app.store().list_audit_events(client, after, 500).await?;
+        events.extend(
+            page.entries
+                .iter()
+                .filter_map(|entry| Some((entry.seq, entry.event().ok()?))),
+        );
+        match page.next_after_seq {
+            Some(next) => after = Some(next),
+            None => return Ok(events),
+        }
+    }
+}
+
+/// `GET /v1/activity`: one page after `cursor`.
+pub async fn activity(
+    app: &App,
+    client: &ClientId,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> Result<ActivityPage> {
+    let rows = activity_rows(app, client).await?;
+    Ok(activity::page(&rows, cursor, limit))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit trail
+
+/// One link of the chain: the exact hashed `body` (so anyone can re-check
+/// `hash = sha256(prevHash ‖ body)`) and the event read from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryView {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub body: String,
+    /// `None` when the stored body is not a readable event (the verification says where).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<domain::AuditEvent>,
+}
+
+/// Whether the whole chain verifies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainVerification {
+    pub verified: bool,
+    /// Entries in the chain (when it verifies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Hash of the last entry (when it verifies): anchor it elsewhere to detect a full rewrite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_hash: Option<String>,
+    /// The first sequence number that does not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<domain::audit::ChainVerdict> for ChainVerification {
+    fn from(verdict: domain::audit::ChainVerdict) -> Self {
+        use domain::audit::{ChainBreak, ChainVerdict};
+        match verdict {
+            ChainVerdict::Intact { length, head_hash } => Self {
+                verified: true,
+                length: Some(length),
+                head_hash: Some(head_hash),
+                first_bad_seq: None,
+                reason: None,
+            },
+            ChainVerdict::Broken { seq, reason } => Self {
+                verified: false,
+                length: None,
+                head_hash: None,
+                first_bad_seq: Some(seq),
+                reason: Some(
+                    match reason {
+                        ChainBreak::Gap => "gap",
+                        ChainBreak::PrevHashMismatch => "prev_hash_mismatch",
+                        ChainBreak::HashMismatch => "hash_mismatch",
+                        ChainBreak::BodyMismatch => "body_mismatch",
+                        ChainBreak::HeadMismatch => "head_mismatch",
+                    }
+                    .to_owned(),
+                ),
+            },
+        }
+    }
+}
+
+/// `GET /v1/audit`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditTrailPage {
+    /// Oldest first.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Of the whole chain, not just this page.
+    pub verification: ChainVerification,
+}
+
+/// Audit cursor: the last sequence number served, in decimal.
+pub fn parse_audit_cursor(text: &str) -> Option<u64> {
+    text.parse()
+        .ok()
+        .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `GET /v1/audit`: entries after `after_seq`, and the verification of the whole chain.
+pub async fn audit_trail(
+    app: &App,
+    client: &ClientId,
+    after_seq: Option<u64>,
+    limit: usize,
+) -> Result<AuditTrailPage> {
+    let store = app.store();
+    let (page, verdict) = futures::try_join!(
+        store.list_audit_events(client, after_seq, limit),
+        store.verify_audit_chain(client),
+    )?;
+    Ok(AuditTrailPage {
+        entries: page
+            .entries
+            .into_iter()
+            .map(|entry| AuditEntryView {
+                event: entry.event().ok(),
+                seq: entry.seq,
+                prev_hash: entry.prev_hash,
+                hash: entry.hash,
+                body: entry.body,
+            })
+            .collect(),
+        next_cursor: page.next_after_seq.map(|seq| seq.to_string()),
+        verification: verdict.into(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+/// `GET /v1/notifications`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsPage {
+    /// Newest first.
+    pub items: Vec<store::notifications::Notification>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/notifications`: newest first, older than `before` (a previous page's cursor).
+pub async fn notifications(
+    app: &App,
+    client: &ClientId,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<NotificationsPage> {
+    if before.is_some_and(|b| ulid::Ulid::from_string(b).is_err()) {
+        return Err(PlatformError::BadRequest("invalid cursor".into()).into());
+    }
+    let page = app
+        .store()
+        .list_notifications(client, limit, before)
+        .await?;
+    Ok(NotificationsPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{DestinationRequestId, Network, NetworkAddress};
+    use time::macros::datetime;
+
+    const A: &str = "0xb282dc7cde21717f18337a596e91ded00b79b25f";
+    const B: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
+
+    fn request(
+        address: &str,
+        label: &str,
+        action: DestinationAction,
+        state: DestinationRequestState,
+        day: u8,
+    ) -> DestinationRequest {
+        let at = datetime!(2026-01-01 00:00 UTC) + time::Duration::days(i64::from(day));
+        DestinationRequest {
+            id: DestinationRequestId::new(),
+            client_id: ClientId::parse("alice").unwrap(),
+            destination: NetworkAddress::parse(Network::EthereumSepolia, address).unwrap(),
+            label: label.to_owned(),
+            action,
+            state,
+            created_at: at,
+            updated_at: at,
+            approval_id: None,
+            change_request_id: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn approved_destinations_follow_the_live_list_and_take_labels_from_approved_adds() {
+        use DestinationAction::*;
+        use DestinationRequestState::*;
+        let requests = vec![
+            request(A, "old name", Add, Approved, 1),
+            request(A, "rejected rename", Add, Rejected, 2),
+            request(A, "Desk, main", Add, Approved, 3),
+            // Pending, not yet in the live list: not shown as approved.
+            request(
+                "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
+                "pending",
+                Add,
+                PendingApproval,
+                4,
+            ),
+        ];
+        // B is listed at Dfns without a request of ours (pre-approved): listed, no label.
+        let live = vec![B.to_owned(), A.to_owned()];
+        let approved = approved_destinations(&live, &requests);
+        let summary: Vec<_> = approved
+            .iter()
+            .map(|d| (d.address.as_str(), d.label.as_deref(), d.network.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (B, None, None),
+                (A, Some("Desk, main"), Some("EthereumSepolia"))
+            ]
+        );
+    }
+
+    #[test]
+    fn balances_keep_dfns_amounts_and_quotes() {
+        let assets: dfns_client::wallets::WalletAssets =
+            serde_json::from_value(serde_json::json!({
+                "walletId": "wa-1", "network": "EthereumSepolia",
+                "assets": [
+                    { "kind": "Native", "symbol": "ETH", "decimals": 18, "verified": true,
+                      "balance": "1234567890123456789012", "quotes": { "USD": 3020.82 } },
+                    { "kind": "Erc20", "contract": "0xa0b8", "symbol": "USDC", "decimals": 6,
+                      "balance": "1000000", "quotes": { "USD": 1.0 } }
+                ],
+                "netWorth": { "USD": 3729.37 }
+            }))
+            .unwrap();
+        let balances = balances(&assets);
+        let json = serde_json::to_value(&balances).unwrap();
+        assert_eq!(json[0]["amount"], "1234567890123456789012");
+        assert_eq!(json[0]["quotes"]["USD"], 3020.82);
+        assert_eq!(json[1]["kind"], "Erc20");
+        assert_eq!(json[1]["contract"], "0xa0b8");
+        assert_eq!(json[1]["decimals"], 6);
+    }
+
+    #[test]
+    fn account_not_found_is_a_404_with_its_own_code() {
+        let api = ReportingError::AccountNotFound.to_api_error();
+        assert_eq!(api.status, lambda_http::http::StatusCode::NOT_FOUND);
+        assert_eq!(api.code, "account_not_found");
+    }
+
+    #[test]
+    fn audit_cursor_is_a_plain_sequence_number() {
+        assert_eq!(parse_audit_cursor("42"), Some(42));
+        assert_eq!(parse_audit_cursor("+42"), None);
+        assert_eq!(parse_audit_cursor("x"), None);
+        assert_eq!(parse_audit_cursor(""), None);
+    }
+}
