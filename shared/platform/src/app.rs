@@ -164,9 +164,9 @@ impl App {
     pub async fn webhook_verifier(&self) -> Result<WebhookVerifier> {
         let secret = self.secret().await?;
         let tolerance = self.inner.settings.webhook_tolerance;
-        Ok(
-            WebhookVerifier::new(SecretString::from(secret.dfns_webhook_secret.expose_secret()))
-                .with_tolerance(tolerance, tolerance),
-        )
+        Ok(WebhookVerifier::new(SecretString::from(
+            secret.dfns_webhook_secret.expose_secret(),
+        ))
+        .with_tolerance(tolerance, tolerance))
     }
 }

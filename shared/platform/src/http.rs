@@ -180,7 +180,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("a JSON body is required"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// A path parameter filled in by API Gateway (or the local stack) from the route template.
@@ -285,15 +286,27 @@ mod tests {
     #[test]
     fn path_templates_match_one_segment_per_parameter() {
         assert_eq!(
-            match_path("/v1/destination-requests/{id}", "/v1/destination-requests/01AB"),
+            match_path(
+                "/v1/destination-requests/{id}",
+                "/v1/destination-requests/01AB"
+            ),
             Some(vec![("id".to_owned(), "01AB".to_owned())])
         );
         assert_eq!(
             match_path("/v1/destination-requests", "/v1/destination-requests/"),
             Some(vec![])
         );
-        assert_eq!(match_path("/v1/destination-requests/{id}", "/v1/destination-requests"), None);
-        assert_eq!(match_path("/v1/destination-requests/{id}", "/v1/destination-requests/a/b"), None);
+        assert_eq!(
+            match_path("/v1/destination-requests/{id}", "/v1/destination-requests"),
+            None
+        );
+        assert_eq!(
+            match_path(
+                "/v1/destination-requests/{id}",
+                "/v1/destination-requests/a/b"
+            ),
+            None
+        );
         assert_eq!(match_path("/v1/accounts", "/v1/account"), None);
     }
 
@@ -301,10 +314,7 @@ mod tests {
     fn error_shape_carries_code_message_and_request_id() {
         let response = ApiError::not_found("no such request").into_response("req-1");
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/json"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(
             body,
@@ -322,7 +332,10 @@ mod tests {
 
     #[test]
     fn bad_tokens_are_401_and_a_key_outage_is_503() {
-        assert_eq!(ApiError::from(auth::AuthError::MissingToken).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            ApiError::from(auth::AuthError::MissingToken).status,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(
             ApiError::from(auth::AuthError::JwksUnavailable("down".into())).status,
             StatusCode::SERVICE_UNAVAILABLE

@@ -16,9 +16,16 @@
 pub mod app;
 pub mod error;
 pub mod http;
-pub mod reporting;
 pub mod settings;
 
 pub use app::{App, AppParts, SecretSource, StartupError};
 pub use error::{PlatformError, Result};
 pub use settings::PlatformSettings;
+
+pub mod audit;
+pub mod destinations;
+pub mod notify;
+pub mod onboarding;
+pub mod reconcile;
+pub mod webhook;
+pub mod whitelist;

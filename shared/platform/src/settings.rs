@@ -202,8 +202,8 @@ impl PlatformSettings {
             auto_reject_minutes: number(COMPLIANCE_AUTO_REJECT_MINUTES, 1, 43_200)?
                 .map(|n| n as u32),
         };
-        let needs_approvers = [whitelist_action, limits_action]
-            .contains(&PolicyActionSetting::RequestApproval);
+        let needs_approvers =
+            [whitelist_action, limits_action].contains(&PolicyActionSetting::RequestApproval);
         if needs_approvers && (compliance.approvers.len() as u32) < compliance.quorum {
             return Err(ConfigError::Invalid {
                 name: COMPLIANCE_APPROVERS,
@@ -304,7 +304,10 @@ mod tests {
     #[test]
     fn explicit_values() {
         let s = settings(&[
-            (PLATFORM_NETWORKS, "EthereumSepolia, BaseSepolia,EthereumSepolia"),
+            (
+                PLATFORM_NETWORKS,
+                "EthereumSepolia, BaseSepolia,EthereumSepolia",
+            ),
             (WHITELIST_ACTION, "RequestApproval"),
             (COMPLIANCE_APPROVERS, "us-1, us-2"),
             (COMPLIANCE_QUORUM, "2"),
@@ -319,7 +322,16 @@ mod tests {
         );
         assert_eq!(s.limits_action, PolicyActionSetting::RequestApproval);
         assert_eq!(s.compliance.approvers, vec!["us-1", "us-2"]);
-        assert_eq!(s.tier_of("alice"), ("gold", Tier { amount_limit_usd: Some(5), ..Tier::default() }));
+        assert_eq!(
+            s.tier_of("alice"),
+            (
+                "gold",
+                Tier {
+                    amount_limit_usd: Some(5),
+                    ..Tier::default()
+                }
+            )
+        );
         assert_eq!(s.tier_of("bob"), ("basic", Tier::default()));
     }
 
@@ -328,8 +340,14 @@ mod tests {
         for (name, vars) in [
             (PLATFORM_NETWORKS, vec![(PLATFORM_NETWORKS, "Solana")]),
             (WHITELIST_ACTION, vec![(WHITELIST_ACTION, "Allow")]),
-            (COMPLIANCE_APPROVERS, vec![(WHITELIST_ACTION, "RequestApproval")]),
-            (LIMIT_TIERS, vec![(LIMIT_TIERS, r#"{"x":{"amountLimit":1}}"#)]),
+            (
+                COMPLIANCE_APPROVERS,
+                vec![(WHITELIST_ACTION, "RequestApproval")],
+            ),
+            (
+                LIMIT_TIERS,
+                vec![(LIMIT_TIERS, r#"{"x":{"amountLimit":1}}"#)],
+            ),
             (DEFAULT_TIER, vec![(DEFAULT_TIER, "platinum")]),
             (CLIENT_TIERS, vec![(CLIENT_TIERS, r#"{"a":"platinum"}"#)]),
             (COMPLIANCE_QUORUM, vec![(COMPLIANCE_QUORUM, "0")]),

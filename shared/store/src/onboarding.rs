@@ -157,6 +157,34 @@ impl Store {
         }
     }
 
+    /// Gives the step up early (the holder failed), so the next caller need not wait for the lease
+    /// to run out. That caller gets `Claimed { resumed: true }`. A no-op if `owner` no longer
+    /// holds it or it is done.
+    pub async fn release_onboarding_step(
+        &self,
+        client: &domain::ClientId,
+        step: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(client_pk(client), format!("{PREFIX}{step}"))))
+            .update_expression("SET leaseUntil = :zero")
+            .condition_expression("#owner = :owner AND attribute_not_exists(resourceId)")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if crate::item::conditional_failure(&err).is_some() => Ok(()),
+            Err(err) => Err(StoreError::aws("UpdateItem", err)),
+        }
+    }
+
     /// Every recorded step of the client's onboarding.
     pub async fn onboarding_steps(
         &self,

@@ -1,0 +1,649 @@
+//! Flow 2, destination requests: a client asks for an address to be added to (or removed from)
+//! its whitelist; a compliance officer decides at Dfns.
+//!
+//! - Validated and normalised at the edge ([`validate`]): nothing is stored on bad input.
+//! - Stored `Queued`, then [`submit_queued`] submits the client's oldest queued request if the
+//!   client's policy-change slot is free (the store takes the slot and moves the request to
+//!   `Submitted` in one transaction). At most one change per client is ever at Dfns, so the new
+//!   whitelist, computed from the **live** policy plus the change ([`crate::whitelist`]), never
+//!   overwrites another pending change.
+//! - Dfns answers 202 with a change request → `PendingApproval` (approval and change-request ids
+//!   stored); 200 (no `Policies:Modify` policy) → `Approved` at once and the next queued one goes.
+//! - The approval's resolution (webhook, or the reconciler's poll) → `Approved` / `Rejected` /
+//!   `Failed` ([`resolve_from_approval`]), which releases the slot, tells the client, and submits
+//!   the next queued request.
+//! - A Dfns failure that may pass (429, 5xx, timeout) leaves the request `Submitted` with the slot
+//!   held; the reconciler re-drives it ([`drive_submitted`] is safe to repeat: it adopts a change
+//!   request already pending on the policy instead of sending a second one).
+
+use dfns_client::policies::ChangeRequestStatus;
+use dfns_client::{ApprovalStatus, PolicyId, PolicyRule, UpdateOutcome};
+use domain::{
+    Actor, ClientId, DestinationAction, DestinationRequestId, DestinationRequestState, Network,
+    NetworkAddress,
+};
+use serde::Deserialize;
+use store::{Advance, DestinationRequest, NewDestinationRequest, RequestChanges, StoreError};
+use time::OffsetDateTime;
+
+use crate::App;
+use crate::audit::{self, actions};
+use crate::error::{PlatformError, Result};
+use crate::notify::{self, Notice, kinds};
+use crate::onboarding::policy_kinds;
+use crate::whitelist;
+
+/// Longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+/// Bound on how many requests one call submits in a row (each approved at once frees the slot).
+const MAX_SUBMISSIONS_PER_CALL: usize = 50;
+
+/// Body of `POST /v1/destination-requests`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationInput {
+    pub network: String,
+    pub address: String,
+    pub label: String,
+    pub action: String,
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidDestination {
+    pub destination: NetworkAddress,
+    pub label: String,
+    pub action: DestinationAction,
+}
+
+/// Validates and normalises a request against the configured networks. Every refusal is a
+/// [`PlatformError::BadRequest`] saying what is wrong.
+pub fn validate(networks: &[Network], input: &DestinationInput) -> Result<ValidDestination> {
+    let network = Network::parse(input.network.trim())
+        .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
+    if !networks.contains(&network) {
+        return Err(PlatformError::BadRequest(format!(
+            "network `{network}` is not offered by this platform"
+        )));
+    }
+    let destination = NetworkAddress::parse(network, input.address.trim())
+        .map_err(|e| PlatformError::BadRequest(format!("invalid address: {e}")))?;
+    let label = input.label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
+        return Err(PlatformError::BadRequest(format!(
+            "label must be 1 to {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(PlatformError::BadRequest(
+            "label must not contain control characters".into(),
+        ));
+    }
+    let action = match input.action.as_str() {
+        "add" => DestinationAction::Add,
+        "remove" => DestinationAction::Remove,
+        _ => {
+            return Err(PlatformError::BadRequest(
+                "action must be \"add\" or \"remove\"".into(),
+            ));
+        }
+    };
+    Ok(ValidDestination {
+        destination,
+        label: label.to_owned(),
+        action,
+    })
+}
+
+/// The client's whitelist policy, or 409 when the account is not open yet.
+async fn whitelist_policy_id(app: &App, client: &ClientId) -> Result<PolicyId> {
+    app.store()
+        .client_policies(client)
+        .await?
+        .remove(policy_kinds::WHITELIST)
+        .map(PolicyId::new)
+        .ok_or_else(|| {
+            PlatformError::Conflict("the account is not open yet: POST /v1/accounts first".into())
+        })
+}
+
+/// `POST /v1/destination-requests`: stores the request and submits the client's next queued one
+/// if no change is pending. Returns the request as it stands after that.
+pub async fn create_request(
+    app: &App,
+    client: &ClientId,
+    input: &DestinationInput,
+    request_id: &str,
+) -> Result<DestinationRequest> {
+    let valid = validate(&app.settings().networks, input)?;
+    whitelist_policy_id(app, client).await?;
+    let id = DestinationRequestId::new();
+    let created = app
+        .store()
+        .create_destination_request(&NewDestinationRequest {
+            id,
+            client_id: client.clone(),
+            destination: valid.destination.clone(),
+            label: valid.label.clone(),
+            action: valid.action,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    audit::record(
+        app,
+        client,
+        Actor::Client { id: client.clone() },
+        actions::DESTINATION_CREATED,
+        request_id,
+        serde_json::json!({
+            "requestId": id,
+            "network": valid.destination.network(),
+            "address": valid.destination.address().canonical(),
+            "label": valid.label,
+            "action": valid.action,
+        }),
+    )
+    .await?;
+    // Stored and queued: from here on nothing is lost. A Dfns problem now leaves the request for
+    // the reconciler; the client sees its state either way.
+    if let Err(error) = submit_queued(app, client, request_id).await {
+        tracing::warn!(%error, client = %client, "submitting queued destination requests did not finish; the reconciler will");
+    }
+    Ok(app
+        .store()
+        .get_destination_request(client, &id)
+        .await?
+        .unwrap_or(created))
+}
+
+/// `GET /v1/destination-requests`: the client's requests, newest first.
+pub async fn list_requests(app: &App, client: &ClientId) -> Result<Vec<DestinationRequest>> {
+    let mut requests = app.store().list_destination_requests(client).await?;
+    requests.reverse();
+    Ok(requests)
+}
+
+/// `DELETE /v1/destination-requests/{id}`: cancels a request that is still queued.
+pub async fn cancel_request(
+    app: &App,
+    client: &ClientId,
+    id: &DestinationRequestId,
+    request_id: &str,
+) -> Result<DestinationRequest> {
+    let not_found = || PlatformError::NotFound("no such destination request".into());
+    let current = app
+        .store()
+        .get_destination_request(client, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if current.state != DestinationRequestState::Queued {
+        return Err(PlatformError::Conflict(format!(
+            "only a queued request can be cancelled; this one is {}",
+            current.state
+        )));
+    }
+    let cancelled = match app
+        .store()
+        .transition_destination_request(
+            client,
+            id,
+            DestinationRequestState::Queued,
+            DestinationRequestState::Cancelled,
+            &RequestChanges::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        Ok(request) => request,
+        Err(StoreError::ConditionFailed { .. }) => {
+            return Err(PlatformError::Conflict(
+                "the request was submitted meanwhile and can no longer be cancelled".into(),
+            ));
+        }
+        Err(StoreError::NotFound { .. }) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(
+        app,
+        client,
+        Actor::Client { id: client.clone() },
+        actions::DESTINATION_CANCELLED,
+        request_id,
+        serde_json::json!({ "requestId": id, "from": "Queued" }),
+    )
+    .await?;
+    Ok(cancelled)
+}
+
+/// Submits the client's oldest queued request if its policy-change slot is free, and keeps going
+/// while requests are approved at once. Returns when the slot is held (by a pending change) or
+/// nothing is queued.
+pub async fn submit_queued(app: &App, client: &ClientId, request_id: &str) -> Result<()> {
+    let store = app.store();
+    for _ in 0..MAX_SUBMISSIONS_PER_CALL {
+        let requests = store.list_destination_requests(client).await?;
+        let Some(next) = requests
+            .iter()
+            .find(|r| r.state == DestinationRequestState::Queued)
+        else {
+            return Ok(());
+        };
+        match store
+            .submit_destination_request(client, &next.id, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(submitted) => {
+                audit::record(
+                    app,
+                    client,
+                    Actor::System {
+                        id: "destination-requests".into(),
+                    },
+                    actions::DESTINATION_SUBMITTED,
+                    request_id,
+                    serde_json::json!({ "requestId": submitted.id }),
+                )
+                .await?;
+                drive_submitted(app, &submitted, request_id).await?;
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                let still_queued = store
+                    .get_destination_request(client, &next.id)
+                    .await?
+                    .is_some_and(|r| r.state == DestinationRequestState::Queued);
+                if still_queued {
+                    // Another change of this client is in flight: it submits ours when it ends.
+                    return Ok(());
+                }
+                // Someone else submitted or cancelled it meanwhile: look again.
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends a `Submitted` request's change to Dfns (or recognises that it was sent already).
+/// Safe to repeat: the caller holds the client's slot, so a change request pending on the
+/// client's whitelist policy can only be this request's.
+pub async fn drive_submitted(
+    app: &App,
+    request: &DestinationRequest,
+    request_id: &str,
+) -> Result<()> {
+    let client = &request.client_id;
+    let policy_id = whitelist_policy_id(app, client).await?;
+    let dfns = app.dfns().await?;
+    let policy = dfns.get_policy(&policy_id).await?;
+    if let Some(pending) = policy.pending_change_request.as_deref() {
+        return mark_pending(app, request, pending, request_id).await;
+    }
+    let PolicyRule::TransactionRecipientWhitelist { configuration } = &policy.rule else {
+        return fail(
+            app,
+            request,
+            "the client's whitelist policy has an unexpected rule",
+            request_id,
+        )
+        .await;
+    };
+    let address = request.destination.address();
+    if whitelist::already_in_effect(&configuration.addresses, request.action, address) {
+        return settle(
+            app,
+            request,
+            DestinationRequestState::Approved,
+            Some("already in effect".into()),
+            Actor::System {
+                id: "destination-requests".into(),
+            },
+            request_id,
+        )
+        .await;
+    }
+    let mut body = policy.body();
+    body.rule = PolicyRule::recipient_whitelist(whitelist::apply_change(
+        &configuration.addresses,
+        request.action,
+        address,
+    ));
+    match dfns.update_policy(&policy_id, &body).await {
+        Ok(UpdateOutcome::Pending(change)) => mark_pending(app, request, &change, request_id).await,
+        Ok(UpdateOutcome::Applied(_)) => {
+            settle(
+                app,
+                request,
+                DestinationRequestState::Approved,
+                None,
+                Actor::System {
+                    id: "destination-requests".into(),
+                },
+                request_id,
+            )
+            .await
+        }
+        Err(error) if error.status() == Some(409) => {
+            // A change is pending on the policy after all (our earlier send's answer was lost).
+            match dfns.get_policy(&policy_id).await?.pending_change_request {
+                Some(pending) => mark_pending(app, request, &pending, request_id).await,
+                None => Err(error.into()),
+            }
+        }
+        Err(error) if error.is_retryable() || error.status().is_none() => {
+            // Unknown whether Dfns got it: stay `Submitted`; the reconciler looks again.
+            Err(error.into())
+        }
+        Err(error) => {
+            tracing::error!(%error, request = %request.id, "Dfns refused the whitelist update");
+            fail(
+                app,
+                request,
+                "the custody provider refused the change",
+                request_id,
+            )
+            .await
+        }
+    }
+}
+
+pub(crate) async fn mark_pending(
+    app: &App,
+    request: &DestinationRequest,
+    change: &dfns_client::ChangeRequest,
+    request_id: &str,
+) -> Result<()> {
+    let changes = RequestChanges {
+        approval_id: change.approval_id.as_ref().map(|a| a.to_string()),
+        change_request_id: Some(change.id.to_string()),
+        reason: None,
+    };
+    let advanced = app
+        .store()
+        .advance_destination_request(
+            &request.client_id,
+            &request.id,
+            DestinationRequestState::PendingApproval,
+            &changes,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    if let Advance::Applied(_) = advanced {
+        audit::record(
+            app,
+            &request.client_id,
+            Actor::System {
+                id: "destination-requests".into(),
+            },
+            actions::DESTINATION_PENDING,
+            request_id,
+            serde_json::json!({
+                "requestId": request.id,
+                "approvalId": changes.approval_id,
+                "changeRequestId": changes.change_request_id,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn fail(
+    app: &App,
+    request: &DestinationRequest,
+    reason: &str,
+    request_id: &str,
+) -> Result<()> {
+    settle(
+        app,
+        request,
+        DestinationRequestState::Failed,
+        Some(reason.to_owned()),
+        Actor::System {
+            id: "destination-requests".into(),
+        },
+        request_id,
+    )
+    .await
+}
+
+/// Moves a request to a final state (forward only), records and tells it. Returns whether this
+/// call moved it. The store releases the client's slot on the way.
+async fn settle_once(
+    app: &App,
+    request: &DestinationRequest,
+    to: DestinationRequestState,
+    reason: Option<String>,
+    actor: Actor,
+    request_id: &str,
+) -> Result<bool> {
+    let changes = RequestChanges {
+        reason: reason.clone(),
+        ..RequestChanges::default()
+    };
+    let advanced = app
+        .store()
+        .advance_destination_request(
+            &request.client_id,
+            &request.id,
+            to,
+            &changes,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    let Advance::Applied(updated) = advanced else {
+        return Ok(false);
+    };
+    let (action, kind) = match to {
+        DestinationRequestState::Approved => {
+            (actions::DESTINATION_APPROVED, kinds::DESTINATION_APPROVED)
+        }
+        DestinationRequestState::Rejected => {
+            (actions::DESTINATION_REJECTED, kinds::DESTINATION_REJECTED)
+        }
+        _ => (actions::DESTINATION_FAILED, kinds::DESTINATION_FAILED),
+    };
+    let detail = serde_json::json!({
+        "requestId": updated.id,
+        "network": updated.destination.network(),
+        "address": updated.destination.address().canonical(),
+        "label": updated.label,
+        "action": updated.action,
+        "state": updated.state,
+        "reason": reason,
+        "approvalId": updated.approval_id,
+    });
+    audit::record(
+        app,
+        &request.client_id,
+        actor,
+        action,
+        request_id,
+        detail.clone(),
+    )
+    .await?;
+    notify::notify(
+        app,
+        Notice {
+            client_id: request.client_id.clone(),
+            dedup_key: format!("destination-request:{}:{}", updated.id, updated.state),
+            kind,
+            occurred_at: updated.updated_at,
+            detail,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn settle(
+    app: &App,
+    request: &DestinationRequest,
+    to: DestinationRequestState,
+    reason: Option<String>,
+    actor: Actor,
+    request_id: &str,
+) -> Result<()> {
+    settle_once(app, request, to, reason, actor, request_id)
+        .await
+        .map(|_| ())
+}
+
+/// What an approval's state means for the request waiting on it; `None` while still pending.
+pub fn outcome_of_approval(
+    status: &ApprovalStatus,
+    change_request_status: Option<&ChangeRequestStatus>,
+) -> Option<DestinationRequestState> {
+    if matches!(change_request_status, Some(ChangeRequestStatus::Failed)) {
+        return Some(DestinationRequestState::Failed);
+    }
+    match status {
+        ApprovalStatus::Approved => Some(DestinationRequestState::Approved),
+        ApprovalStatus::Denied | ApprovalStatus::Expired => Some(DestinationRequestState::Rejected),
+        _ => None,
+    }
+}
+
+/// Applies an approval's resolution to the request waiting on it (forward only: a late or
+/// repeated report changes nothing), then submits the client's next queued request.
+pub async fn resolve_from_approval(
+    app: &App,
+    request: &DestinationRequest,
+    approval: &dfns_client::Approval,
+    actor: Actor,
+    request_id: &str,
+) -> Result<()> {
+    let change_status = match &approval.activity {
+        dfns_client::Activity::PoliciesModify { change_request } => Some(&change_request.status),
+        _ => None,
+    };
+    let Some(to) = outcome_of_approval(&approval.status, change_status) else {
+        return Ok(());
+    };
+    let reason = match to {
+        DestinationRequestState::Approved => None,
+        DestinationRequestState::Failed => Some("the approved change could not be applied".into()),
+        _ => Some(
+            approval
+                .decisions
+                .iter()
+                .rev()
+                .find_map(|d| d.reason.clone())
+                .unwrap_or_else(|| format!("approval {}", approval.status)),
+        ),
+    };
+    settle_once(app, request, to, reason, actor, request_id).await?;
+    // Whether or not this call moved it, the slot is free once it is final: go on with the queue.
+    submit_queued(app, &request.client_id, request_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(network: &str, address: &str, label: &str, action: &str) -> DestinationInput {
+        DestinationInput {
+            network: network.into(),
+            address: address.into(),
+            label: label.into(),
+            action: action.into(),
+        }
+    }
+
+    const NETWORKS: &[Network] = &[Network::EthereumSepolia];
+
+    #[test]
+    fn a_checksummed_address_is_normalised_to_lowercase() {
+        let valid = validate(
+            NETWORKS,
+            &input(
+                "EthereumSepolia",
+                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                " Exchange ",
+                "add",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            valid.destination.address().canonical(),
+            "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+        );
+        assert_eq!(valid.label, "Exchange");
+        assert_eq!(valid.action, DestinationAction::Add);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let good = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+        for (case, bad) in [
+            (
+                "bad checksum",
+                input(
+                    "EthereumSepolia",
+                    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD",
+                    "x",
+                    "add",
+                ),
+            ),
+            (
+                "short",
+                input(
+                    "EthereumSepolia",
+                    "0x5aaeb6053f3e94c9b9a09f33669435e7ef1bea",
+                    "x",
+                    "add",
+                ),
+            ),
+            (
+                "long",
+                input(
+                    "EthereumSepolia",
+                    "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed00",
+                    "x",
+                    "add",
+                ),
+            ),
+            ("unknown network", input("Solana", good, "x", "add")),
+            ("network not offered", input("Ethereum", good, "x", "add")),
+            ("empty label", input("EthereumSepolia", good, "  ", "add")),
+            (
+                "long label",
+                input("EthereumSepolia", good, &"x".repeat(101), "add"),
+            ),
+            (
+                "control character",
+                input("EthereumSepolia", good, "a\nb", "add"),
+            ),
+            ("action", input("EthereumSepolia", good, "x", "replace")),
+        ] {
+            assert!(
+                matches!(validate(NETWORKS, &bad), Err(PlatformError::BadRequest(_))),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn approval_outcomes() {
+        use DestinationRequestState as S;
+        assert_eq!(outcome_of_approval(&ApprovalStatus::Pending, None), None);
+        assert_eq!(
+            outcome_of_approval(&ApprovalStatus::Approved, None),
+            Some(S::Approved)
+        );
+        assert_eq!(
+            outcome_of_approval(&ApprovalStatus::Denied, None),
+            Some(S::Rejected)
+        );
+        assert_eq!(
+            outcome_of_approval(&ApprovalStatus::Expired, None),
+            Some(S::Rejected)
+        );
+        assert_eq!(
+            outcome_of_approval(
+                &ApprovalStatus::Approved,
+                Some(&ChangeRequestStatus::Failed)
+            ),
+            Some(S::Failed)
+        );
+    }
+}

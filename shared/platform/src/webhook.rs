@@ -1,0 +1,266 @@
+//! Flow 6, the Dfns webhook receiver.
+//!
+//! Verified over the raw body with the webhook secret (HMAC-SHA256, constant time) and the
+//! freshness of `timestampSent`; de-duplicated by delivery id; applied forward-only (the domain
+//! state machines refuse to move back, so late, repeated or out-of-order events change nothing),
+//! and business effects are de-duplicated on the business object too (a notification per
+//! request state, per deposit). Unknown kinds are acknowledged and logged.
+//!
+//! If applying fails (DynamoDB or Dfns unavailable), the delivery id is forgotten and the answer is
+//! an error, so Dfns delivers again; the reconciler is the fallback for anything still lost.
+
+use dfns_client::wallets::Direction;
+use dfns_client::{Activity, Approval, ApprovalId, EventData, WebhookEvent, WebhookVerifyError};
+use domain::{Actor, WalletId};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::App;
+use crate::audit::{self, actions};
+use crate::destinations;
+use crate::error::{PlatformError, Result};
+use crate::notify::{self, Notice, kinds};
+
+/// Dfns keeps events 31 days and may redeliver within that: keep delivery ids as long.
+pub const DEDUP_RETENTION: time::Duration = time::Duration::days(32);
+
+/// What the receiver did with a verified delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WebhookOutcome {
+    /// Applied (or found already applied: forward-only).
+    Processed,
+    /// This delivery id was processed before.
+    Duplicate,
+    /// A kind (or an object) the platform does not act on; acknowledged.
+    Ignored,
+}
+
+/// Why a delivery was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Signature, body or timestamp refused: answer 401, change nothing.
+    #[error("webhook refused: {0}")]
+    Unverified(#[from] WebhookVerifyError),
+    /// Verified, but applying it failed; Dfns should deliver again.
+    #[error(transparent)]
+    Processing(#[from] PlatformError),
+}
+
+/// Verifies, de-duplicates and applies one delivery.
+pub async fn receive(
+    app: &App,
+    signature_header: Option<&str>,
+    raw_body: &[u8],
+    request_id: &str,
+) -> std::result::Result<WebhookOutcome, WebhookError> {
+    let verifier = app.webhook_verifier().await?;
+    let event = verifier.verify(signature_header, raw_body)?;
+    let receipt = app
+        .store()
+        .record_webhook_event(
+            event.id.as_str(),
+            OffsetDateTime::now_utc(),
+            DEDUP_RETENTION,
+        )
+        .await
+        .map_err(PlatformError::from)?;
+    if receipt == store::WebhookReceipt::Duplicate {
+        tracing::info!(event = %event.id, kind = %event.kind, "duplicate webhook delivery acknowledged");
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    match apply(app, &event, request_id).await {
+        Ok(outcome) => {
+            tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "webhook applied");
+            Ok(outcome)
+        }
+        Err(error) => {
+            // Let a redelivery of this id be processed again.
+            if let Err(forget) = app.store().forget_webhook_event(event.id.as_str()).await {
+                tracing::error!(%forget, event = %event.id, "could not forget a failed webhook event");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// Applies a verified event.
+pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<WebhookOutcome> {
+    let from_dfns = || Actor::Dfns {
+        id: event.id.to_string(),
+    };
+    match &event.data {
+        EventData::ApprovalResolved {
+            approval,
+            activity_id,
+        } => {
+            let approval = match (approval, activity_id) {
+                (Some(approval), _) => (**approval).clone(),
+                // One documented shape carries only an id: read the approval.
+                (None, Some(id)) => {
+                    app.dfns()
+                        .await?
+                        .get_approval(&ApprovalId::new(id.clone()))
+                        .await?
+                }
+                (None, None) => {
+                    tracing::warn!(event = %event.id, "approval event without approval");
+                    return Ok(WebhookOutcome::Ignored);
+                }
+            };
+            on_approval(app, &approval, from_dfns(), request_id).await
+        }
+        EventData::ApprovalPending(approval) => {
+            let Activity::PoliciesModify { change_request } = &approval.activity else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            let Some(request) = app
+                .store()
+                .find_destination_request_by_change_request_id(change_request.id.as_str())
+                .await?
+            else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            let mut change = (**change_request).clone();
+            change
+                .approval_id
+                .get_or_insert_with(|| approval.id.clone());
+            destinations::mark_pending(app, &request, &change, request_id).await?;
+            Ok(WebhookOutcome::Processed)
+        }
+        EventData::BlockchainEventDetected(chain_event) => {
+            if chain_event.direction != Direction::In {
+                return Ok(WebhookOutcome::Ignored);
+            }
+            let Ok(wallet_id) = WalletId::parse(chain_event.wallet_id.as_str()) else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            let Some(mapping) = app.store().find_wallet(&wallet_id).await? else {
+                tracing::info!(wallet = %wallet_id, "deposit to a wallet no client holds");
+                return Ok(WebhookOutcome::Ignored);
+            };
+            let client = mapping.client_id;
+            let (asset_kind, contract, from) = match &chain_event.kind {
+                dfns_client::wallets::BlockchainEventKind::NativeTransfer { from, .. } => {
+                    ("Native", None, from.clone())
+                }
+                dfns_client::wallets::BlockchainEventKind::Erc20Transfer {
+                    contract, from, ..
+                } => ("Erc20", Some(contract.clone()), Some(from.clone())),
+                _ => ("Other", None, None),
+            };
+            let detail = serde_json::json!({
+                "walletId": wallet_id,
+                "network": mapping.address.network(),
+                "txHash": chain_event.tx_hash,
+                "kind": asset_kind,
+                "contract": contract,
+                "from": from,
+                "amount": chain_event.value.as_ref().map(|v| v.to_string()),
+                "symbol": chain_event.metadata.asset.symbol,
+                "decimals": chain_event.metadata.asset.decimals,
+                "timestamp": chain_event.timestamp.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            });
+            let index = chain_event
+                .index
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let notification = notify::notify(
+                app,
+                Notice {
+                    client_id: client.clone(),
+                    dedup_key: format!("deposit:{wallet_id}:{}:{index}", chain_event.tx_hash),
+                    kind: kinds::DEPOSIT_RECEIVED,
+                    occurred_at: chain_event.timestamp,
+                    detail: detail.clone(),
+                },
+            )
+            .await?;
+            // Audit once per deposit: only the delivery that stored the notification records it.
+            if notification.created {
+                audit::record(
+                    app,
+                    &client,
+                    from_dfns(),
+                    actions::DEPOSIT_RECEIVED,
+                    request_id,
+                    detail,
+                )
+                .await?;
+            }
+            Ok(WebhookOutcome::Processed)
+        }
+        EventData::Transfer(transfer) => {
+            // Orders follow their transfers in issue 7; for now the client's trail records it.
+            let Ok(wallet_id) = WalletId::parse(transfer.wallet_id.as_str()) else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            let Some(mapping) = app.store().find_wallet(&wallet_id).await? else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            audit::record(
+                app,
+                &mapping.client_id,
+                from_dfns(),
+                actions::TRANSFER_STATUS,
+                request_id,
+                serde_json::json!({
+                    "transferId": transfer.id,
+                    "walletId": wallet_id,
+                    "status": transfer.status,
+                    "externalId": transfer.external_id,
+                    "txHash": transfer.tx_hash,
+                    "reason": transfer.reason,
+                    "eventKind": event.kind,
+                }),
+            )
+            .await?;
+            Ok(WebhookOutcome::Processed)
+        }
+        _ => {
+            tracing::info!(event = %event.id, kind = %event.kind, "webhook kind not acted on; acknowledged");
+            Ok(WebhookOutcome::Ignored)
+        }
+    }
+}
+
+/// Applies an approval's state to the destination request waiting on it, if any.
+pub async fn on_approval(
+    app: &App,
+    approval: &Approval,
+    fallback_actor: Actor,
+    request_id: &str,
+) -> Result<WebhookOutcome> {
+    let store = app.store();
+    let mut request = store
+        .find_destination_request_by_approval_id(approval.id.as_str())
+        .await?;
+    if request.is_none() {
+        if let Activity::PoliciesModify { change_request } = &approval.activity {
+            request = store
+                .find_destination_request_by_change_request_id(change_request.id.as_str())
+                .await?;
+        }
+    }
+    let Some(request) = request else {
+        tracing::info!(approval = %approval.id, "approval not tied to a destination request");
+        return Ok(WebhookOutcome::Ignored);
+    };
+    // Re-read from the table: the index may lag behind the request's latest state.
+    let Some(request) = store
+        .get_destination_request(&request.client_id, &request.id)
+        .await?
+    else {
+        return Ok(WebhookOutcome::Ignored);
+    };
+    let actor = approval
+        .decisions
+        .last()
+        .map(|d| Actor::Compliance {
+            id: d.user_id.to_string(),
+        })
+        .unwrap_or(fallback_actor);
+    destinations::resolve_from_approval(app, &request, approval, actor, request_id).await?;
+    Ok(WebhookOutcome::Processed)
+}
