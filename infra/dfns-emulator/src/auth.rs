@@ -125,9 +125,14 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     match authenticate_inner(&app, request).await {
         Ok(request) => next.run(request).await,
-        Err(error) => error.into_response(),
+        Err(error) => {
+            // Never log the token or the user action itself, only why the call was refused.
+            tracing::debug!(%method, %path, status = error.status.as_u16(), reason = %error.message, "refused");
+            error.into_response()
+        }
     }
 }
 

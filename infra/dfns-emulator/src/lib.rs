@@ -323,7 +323,13 @@ pub async fn spawn(options: Options) -> anyhow::Result<RunningEmulator> {
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     let (app, mut bootstrap) = build(&options);
-    let base_url = format!("http://{addr}");
+    // A wildcard bind is reached through loopback by local clients.
+    let reachable = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let base_url = format!("http://{reachable}");
     bootstrap.base_url = base_url.clone();
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
