@@ -16,6 +16,7 @@
 pub mod app;
 pub mod error;
 pub mod http;
+pub mod reporting;
 pub mod settings;
 
 pub use app::{App, AppParts, SecretSource, StartupError};
@@ -29,3 +30,6 @@ pub mod onboarding;
 pub mod reconcile;
 pub mod webhook;
 pub mod whitelist;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,329 @@
+//! Test harness (feature `testing`): a complete [`App`] over a fresh DynamoDB table, the
+//! in-process Dfns emulator (webhooks delivered to an in-process receiver that runs
+//! [`crate::webhook::receive`]), and a development OIDC issuer whose JWKS is served over HTTP.
+//!
+//! Needs the local stand-ins' environment (`cargo xtask test`, or
+//! `cargo xtask exec -- cargo test -p …`): `AWS_ENDPOINT_URL_DYNAMODB`,
+//! `AWS_ENDPOINT_URL_EVENTBRIDGE`, region and dummy credentials. Each [`TestEnv`] builds its own
+//! SDK clients on the calling test's runtime and its own uniquely named table, so tests run in
+//! parallel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
+use dfns_client::webhooks::CreateWebhook;
+use dfns_client::{ClientConfig, DfnsClient, KeySigner, RetryPolicy, SecretString, WebhookEventKind};
+use lambda_http::http::StatusCode;
+use platform_config::PlatformSecret;
+
+use crate::settings::{PlatformSettings, PolicyActionSetting, Tier};
+use crate::{App, AppParts, SecretSource};
+
+/// Audience of the test tokens.
+pub const AUDIENCE: &str = "platform-api";
+/// Claim holding roles in the test tokens.
+pub const ROLES_CLAIM: &str = "roles";
+
+/// How to set the platform up.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub whitelist_action: PolicyActionSetting,
+    /// Tier every client gets (default: no limits, so transfers need no prices).
+    pub tier: Tier,
+    /// Require compliance approval for every policy change (an org-wide `Policies:Modify`
+    /// policy approved by the emulator's officers), as the platform is deployed.
+    pub policies_modify: bool,
+    /// Deliver the emulator's webhooks to the platform's receiver.
+    pub webhooks: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            whitelist_action: PolicyActionSetting::Block,
+            tier: Tier::default(),
+            policies_modify: false,
+            webhooks: true,
+        }
+    }
+}
+
+/// A running platform for one test.
+pub struct TestEnv {
+    pub app: App,
+    pub emulator: dfns_emulator::RunningEmulator,
+    pub issuer: Arc<DevIssuer>,
+    /// The webhook secret the platform verifies with.
+    pub webhook_secret: String,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}
+
+fn require_env(name: &str) {
+    if std::env::var_os(name).is_none() {
+        panic!("{name} is not set: these tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p …`)");
+    }
+}
+
+impl TestEnv {
+    pub async fn start(options: TestOptions) -> TestEnv {
+        require_env("AWS_ENDPOINT_URL_DYNAMODB");
+        require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+        let table = format!("platform-test-{}", ulid::Ulid::new());
+        store::schema::create_table(&dynamodb, &table)
+            .await
+            .expect("create the test table");
+        let bus = format!("platform-test-{}", ulid::Ulid::new());
+        eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create the test event bus");
+
+        let emulator = dfns_emulator::spawn(dfns_emulator::Options {
+            webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
+            ..dfns_emulator::Options::default()
+        })
+        .await
+        .expect("start the Dfns emulator");
+        let bootstrap = emulator.bootstrap().clone();
+
+        // Webhook receiver: bound now so its URL can be registered, served once the app exists.
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver_url = format!(
+            "http://{}/v1/webhooks/dfns",
+            receiver.local_addr().unwrap()
+        );
+        let webhook_secret = if options.webhooks {
+            let created = service_client(&emulator)
+                .create_webhook(&CreateWebhook {
+                    url: receiver_url,
+                    events: vec![WebhookEventKind::All],
+                    status: None,
+                    description: Some("platform tests".into()),
+                })
+                .await
+                .expect("register the webhook");
+            secrecy::ExposeSecret::expose_secret(&created.secret).to_owned()
+        } else {
+            format!("whsec-test-{}", ulid::Ulid::new())
+        };
+
+        let officers: Vec<String> = bootstrap
+            .officers
+            .iter()
+            .map(|o| o.user_id.clone())
+            .collect();
+        if options.policies_modify {
+            use dfns_client::policies::{ApprovalGroup, Approvers};
+            use dfns_client::{ActivityKind, PolicyAction, PolicyBody, PolicyRule, UserId};
+            admin_client(&emulator)
+                .create_policy(&PolicyBody {
+                    name: "compliance approves every policy change".into(),
+                    activity_kind: ActivityKind::PoliciesModify,
+                    rule: PolicyRule::always_trigger(),
+                    action: PolicyAction::RequestApproval {
+                        approval_groups: vec![ApprovalGroup {
+                            name: Some("Compliance".into()),
+                            quorum: 1,
+                            approvers: Approvers {
+                                user_id: Some(dfns_client::common::InList::new(
+                                    officers.iter().map(|id| UserId::new(id.clone())),
+                                )),
+                                other: Default::default(),
+                            },
+                            initiator_can_approve: None,
+                            service_accounts_can_approve: None,
+                        }],
+                        auto_reject_timeout: None,
+                    },
+                    filters: None,
+                })
+                .await
+                .expect("create the Policies:Modify policy");
+        }
+
+        let issuer = Arc::new(
+            DevIssuer::generate("http://127.0.0.1:1/", SigningAlgorithm::Es256).unwrap(),
+        );
+        let (jwks_url, jwks_server) = serve_jwks(issuer.clone()).await;
+        let mut auth_settings =
+            auth::AuthSettings::new(issuer.issuer().to_owned(), vec![AUDIENCE.to_owned()]);
+        auth_settings.jwks_url = jwks_url;
+        auth_settings.role_claim = ROLES_CLAIM.to_owned();
+
+        let base = platform_config::Settings::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "PLATFORM_SECRET_ID" => Some("platform-test".into()),
+            "DFNS_BASE_URL" => Some(bootstrap.base_url.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let mut settings = PlatformSettings::with_base(base, |_| None).unwrap();
+        settings.whitelist_action = options.whitelist_action;
+        settings.limits_action = options.whitelist_action;
+        settings.compliance.approvers = officers;
+        settings.tiers = BTreeMap::from([("test".to_owned(), options.tier)]);
+        settings.default_tier = "test".into();
+        settings.event_bus_name = bus;
+
+        let secret = PlatformSecret::from_json(
+            &serde_json::json!({
+                "dfnsServiceAccountToken": bootstrap.service_account.token,
+                "dfnsCredentialId": bootstrap.service_account.cred_id,
+                "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
+                "dfnsWebhookSecret": webhook_secret,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let app = App::new(AppParts {
+            settings,
+            dynamodb,
+            eventbridge,
+            authenticator: auth::Authenticator::new(auth_settings),
+            secrets: SecretSource::Fixed(Arc::new(secret)),
+            dfns_retry: Some(RetryPolicy {
+                deadline: Duration::from_secs(10),
+                ..RetryPolicy::default()
+            }),
+        });
+
+        let receiver_app = app.clone();
+        let webhook_server = tokio::spawn(async move {
+            let route = axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let app = receiver_app.clone();
+                    async move {
+                        let signature = headers
+                            .get("x-dfns-webhook-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let request_id = format!("webhook-{}", ulid::Ulid::new());
+                        match crate::webhook::receive(&app, signature.as_deref(), &body, &request_id)
+                            .await
+                        {
+                            Ok(_) => StatusCode::OK,
+                            Err(crate::webhook::WebhookError::Unverified(_)) => {
+                                StatusCode::UNAUTHORIZED
+                            }
+                            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                        }
+                    }
+                },
+            );
+            let router = axum::Router::new().route("/v1/webhooks/dfns", route);
+            let _ = axum::serve(receiver, router).await;
+        });
+
+        TestEnv {
+            app,
+            emulator,
+            issuer,
+            webhook_secret,
+            servers: vec![jwks_server, webhook_server],
+        }
+    }
+
+    /// A client's bearer token.
+    pub fn token(&self, subject: &str) -> String {
+        self.issuer
+            .mint(&TokenSpec::oidc(subject, AUDIENCE, ROLES_CLAIM))
+            .unwrap()
+    }
+
+    /// An operator's bearer token.
+    pub fn operator_token(&self, subject: &str) -> String {
+        self.issuer
+            .mint(&TokenSpec::oidc(subject, AUDIENCE, ROLES_CLAIM).role(auth::DEFAULT_OPERATOR_ROLE))
+            .unwrap()
+    }
+
+    /// The platform's own Dfns client (the service account).
+    pub fn service(&self) -> DfnsClient {
+        service_client(&self.emulator)
+    }
+
+    /// A compliance officer's Dfns client (signing with the officer's own key).
+    pub fn officer(&self, index: usize) -> DfnsClient {
+        identity_client(&self.emulator, &self.emulator.bootstrap().officers[index])
+    }
+
+    /// Signs a webhook body as Dfns would: `sha256=<hex HMAC-SHA256>` with the webhook secret.
+    pub fn sign_webhook(&self, body: &[u8]) -> String {
+        sign_webhook(&self.webhook_secret, body)
+    }
+
+    /// An emulator control-API URL (`/emulator/...`).
+    pub fn control_url(&self, path: &str) -> String {
+        format!("{}/emulator/{}", self.emulator.base_url(), path.trim_start_matches('/'))
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn service_client(emulator: &dfns_emulator::RunningEmulator) -> DfnsClient {
+    identity_client(emulator, &emulator.bootstrap().service_account)
+}
+
+fn admin_client(emulator: &dfns_emulator::RunningEmulator) -> DfnsClient {
+    identity_client(emulator, &emulator.bootstrap().admin)
+}
+
+fn identity_client(
+    emulator: &dfns_emulator::RunningEmulator,
+    identity: &dfns_emulator::Identity,
+) -> DfnsClient {
+    let signer = KeySigner::from_pkcs8_pem(
+        identity.cred_id.clone(),
+        &SecretString::from(identity.private_key_pem.clone()),
+    )
+    .unwrap();
+    DfnsClient::new(
+        ClientConfig::new(
+            SecretString::from(identity.token.clone()),
+            Some(Arc::new(signer)),
+        )
+        .with_base_url(emulator.base_url())
+        .with_rate_limit(None),
+    )
+    .unwrap()
+}
+
+async fn serve_jwks(issuer: Arc<DevIssuer>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let jwks = issuer.jwks();
+    let router = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, server)
+}

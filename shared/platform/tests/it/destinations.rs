@@ -1,0 +1,280 @@
+//! Destination requests against the emulator's policy engine.
+
+use dfns_client::{ApprovalId, DecisionValue, PolicyId, PolicyRule};
+use domain::{ClientId, DestinationRequestState};
+use platform::destinations::{self, DestinationInput};
+use platform::testing::{TestEnv, TestOptions};
+use platform::{PlatformError, onboarding, reconcile};
+use store::DestinationRequest;
+
+use crate::{client_id, eventually};
+
+/// Five addresses, given in EIP-55 mixed case (the first) or lowercase.
+const ADDRESSES: [&str; 5] = [
+    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    "0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359",
+    "0xdbf03b407c01e7cd3cbea99509d93f8dddc8c6fb",
+    "0xd1220a0cf47c7b9be7a2e6ba89f429762e7b9adb",
+    "0xde709f2102306220921060314715629080e2fb77",
+];
+
+fn add(address: &str) -> DestinationInput {
+    DestinationInput {
+        network: "EthereumSepolia".into(),
+        address: address.into(),
+        label: "Exchange".into(),
+        action: "add".into(),
+    }
+}
+
+async fn opened(env: &TestEnv, name: &str) -> ClientId {
+    let client = client_id(name);
+    onboarding::open_account(&env.app, &client, "open").await.unwrap();
+    client
+}
+
+async fn live_whitelist(env: &TestEnv, client: &ClientId) -> Vec<String> {
+    let policies = env.app.store().client_policies(client).await.unwrap();
+    let policy = env
+        .service()
+        .get_policy(&PolicyId::new(policies["whitelist"].clone()))
+        .await
+        .unwrap();
+    match policy.rule {
+        PolicyRule::TransactionRecipientWhitelist { configuration } => configuration.addresses,
+        other => panic!("unexpected rule {other:?}"),
+    }
+}
+
+async fn request(env: &TestEnv, r: &DestinationRequest) -> DestinationRequest {
+    env.app
+        .store()
+        .get_destination_request(&r.client_id, &r.id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn wait_for_state(
+    env: &TestEnv,
+    r: &DestinationRequest,
+    state: DestinationRequestState,
+) -> DestinationRequest {
+    eventually(10, || async {
+        let now = request(env, r).await;
+        (now.state == state).then_some(now)
+    })
+    .await
+    .unwrap_or_else(|| panic!("request {} never reached {state}", r.id))
+}
+
+async fn decide(env: &TestEnv, r: &DestinationRequest, value: DecisionValue) {
+    let approval = r.approval_id.clone().expect("approval id stored");
+    env.officer(0)
+        .decide_approval(&ApprovalId::new(approval), value, Some("checked"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_policy_approval_an_add_is_applied_at_once_in_lowercase() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = opened(&env, "direct").await;
+    let created = destinations::create_request(&env.app, &client, &add(ADDRESSES[0]), "r1")
+        .await
+        .unwrap();
+    assert_eq!(created.state, DestinationRequestState::Approved);
+    assert_eq!(
+        created.destination.address().canonical(),
+        ADDRESSES[0].to_lowercase()
+    );
+    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+    let notes = env.app.store().list_notifications(&client, 10, None).await.unwrap();
+    assert_eq!(notes.items[0].kind, "destination_request.approved");
+}
+
+#[tokio::test]
+async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "approved").await;
+    let first = destinations::create_request(&env.app, &client, &add(ADDRESSES[0]), "r1")
+        .await
+        .unwrap();
+    assert_eq!(first.state, DestinationRequestState::PendingApproval);
+    assert!(first.change_request_id.is_some());
+    assert!(live_whitelist(&env, &client).await.is_empty(), "nothing changes before approval");
+
+    decide(&env, &first, DecisionValue::Approved).await;
+    wait_for_state(&env, &first, DestinationRequestState::Approved).await;
+    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+
+    let second = destinations::create_request(&env.app, &client, &add(ADDRESSES[1]), "r2")
+        .await
+        .unwrap();
+    assert_eq!(second.state, DestinationRequestState::PendingApproval);
+    decide(&env, &second, DecisionValue::Denied).await;
+    let rejected = wait_for_state(&env, &second, DestinationRequestState::Rejected).await;
+    assert_eq!(rejected.reason.as_deref(), Some("checked"));
+    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+
+    let kinds: Vec<String> = env
+        .app
+        .store()
+        .list_notifications(&client, 10, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(kinds, ["destination_request.rejected", "destination_request.approved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_queue_and_are_submitted_in_order_until_all_are_approved() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "queue").await;
+    let calls = ADDRESSES.iter().map(|address| {
+        let app = env.app.clone();
+        let client = client.clone();
+        let input = add(address);
+        tokio::spawn(async move { destinations::create_request(&app, &client, &input, "burst").await })
+    });
+    let created: Vec<DestinationRequest> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(created.len(), 5);
+
+    // Approve whatever is pending, one at a time; each approval lets the oldest queued one go.
+    let mut approved_order = Vec::new();
+    for _ in 0..5 {
+        let pending = eventually(10, || async {
+            let all = destinations::list_requests(&env.app, &client).await.unwrap();
+            let in_flight: Vec<_> = all
+                .iter()
+                .filter(|r| r.state == DestinationRequestState::PendingApproval)
+                .cloned()
+                .collect();
+            assert!(in_flight.len() <= 1, "one change pending per client at a time");
+            in_flight.into_iter().next()
+        })
+        .await
+        .expect("a pending request");
+        decide(&env, &pending, DecisionValue::Approved).await;
+        wait_for_state(&env, &pending, DestinationRequestState::Approved).await;
+        approved_order.push(pending.id);
+    }
+    let mut by_creation: Vec<_> = created.iter().map(|r| r.id).collect();
+    by_creation.sort();
+    assert_eq!(approved_order, by_creation, "submitted oldest first");
+    let mut live = live_whitelist(&env, &client).await;
+    live.sort();
+    let mut expected: Vec<String> = ADDRESSES.iter().map(|a| a.to_lowercase()).collect();
+    expected.sort();
+    assert_eq!(live, expected, "no address lost");
+}
+
+#[tokio::test]
+async fn a_queued_request_can_be_cancelled_a_pending_one_cannot_and_another_clients_is_not_found() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let alice = opened(&env, "alice").await;
+    let bob = opened(&env, "bob").await;
+    let pending = destinations::create_request(&env.app, &alice, &add(ADDRESSES[0]), "a1")
+        .await
+        .unwrap();
+    let queued = destinations::create_request(&env.app, &alice, &add(ADDRESSES[1]), "a2")
+        .await
+        .unwrap();
+    assert_eq!(pending.state, DestinationRequestState::PendingApproval);
+    assert_eq!(queued.state, DestinationRequestState::Queued);
+
+    let stolen = destinations::cancel_request(&env.app, &bob, &queued.id, "b").await;
+    assert!(matches!(stolen, Err(PlatformError::NotFound(_))), "{stolen:?}");
+    assert!(destinations::list_requests(&env.app, &bob).await.unwrap().is_empty());
+
+    let refused = destinations::cancel_request(&env.app, &alice, &pending.id, "a3").await;
+    assert!(matches!(refused, Err(PlatformError::Conflict(_))), "{refused:?}");
+    let cancelled = destinations::cancel_request(&env.app, &alice, &queued.id, "a4")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, DestinationRequestState::Cancelled);
+
+    // The cancelled one is not submitted when the pending one resolves.
+    decide(&env, &pending, DecisionValue::Approved).await;
+    wait_for_state(&env, &pending, DestinationRequestState::Approved).await;
+    assert_eq!(request(&env, &queued).await.state, DestinationRequestState::Cancelled);
+    assert_eq!(live_whitelist(&env, &alice).await, vec![ADDRESSES[0].to_lowercase()]);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_nothing_is_stored() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = opened(&env, "careless").await;
+    for input in [
+        add("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"),
+        add("0x5aaeb6053f3e94c9b9a09f33669435e7ef1bea"),
+        DestinationInput {
+            network: "Solana".into(),
+            ..add(ADDRESSES[1])
+        },
+    ] {
+        let result = destinations::create_request(&env.app, &client, &input, "bad").await;
+        assert!(matches!(result, Err(PlatformError::BadRequest(_))), "{result:?}");
+    }
+    assert!(destinations::list_requests(&env.app, &client).await.unwrap().is_empty());
+    assert!(live_whitelist(&env, &client).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_before_the_account_is_open_is_a_conflict() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = client_id("early");
+    let result = destinations::create_request(&env.app, &client, &add(ADDRESSES[0]), "x").await;
+    assert!(matches!(result, Err(PlatformError::Conflict(_))), "{result:?}");
+    assert!(destinations::list_requests(&env.app, &client).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_reconciler_applies_a_decision_whose_webhook_was_lost() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "lost").await;
+    let first = destinations::create_request(&env.app, &client, &add(ADDRESSES[0]), "l1")
+        .await
+        .unwrap();
+    let second = destinations::create_request(&env.app, &client, &add(ADDRESSES[1]), "l2")
+        .await
+        .unwrap();
+    assert_eq!(second.state, DestinationRequestState::Queued);
+    decide(&env, &first, DecisionValue::Approved).await;
+    // No webhook arrives: still pending here.
+    assert_eq!(request(&env, &first).await.state, DestinationRequestState::PendingApproval);
+
+    let report = reconcile::run(&env.app).await.unwrap();
+    assert!(report.approvals_applied >= 1, "{report:?}");
+    assert_eq!(request(&env, &first).await.state, DestinationRequestState::Approved);
+    // The queued one went to Dfns as the slot freed.
+    assert_eq!(request(&env, &second).await.state, DestinationRequestState::PendingApproval);
+    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+    // A second run finds nothing new to apply.
+    let again = reconcile::run(&env.app).await.unwrap();
+    assert_eq!(again.failures, 0);
+}
