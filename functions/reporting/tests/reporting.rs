@@ -1,0 +1,489 @@
+//! The reporting routes through the function's handler, against DynamoDB Local and the Dfns
+//! emulator (run through `cargo xtask test`, or `cargo xtask exec -- cargo test -p reporting`).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Harness, Policies, body_text};
+use lambda_http::http::{StatusCode, header};
+use serde_json::{Value, json};
+
+const DESK: &str = "0xb282dc7cde21717f18337a596e91ded00b79b25f";
+const OTHER: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
+const FUNDER: &str = "0x8617e340b3d01fa5f11f306f4090fd50e238070d";
+const TRICKY_LABEL: &str = "Desk, \"main\"\nline two";
+
+fn items(page: &Value) -> &Vec<Value> {
+    page["items"].as_array().expect("items")
+}
+
+fn error_code(response: &lambda_http::Response<lambda_http::Body>) -> String {
+    let body: Value = serde_json::from_str(&body_text(response)).expect("JSON error body");
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn identity_comes_from_the_token_and_no_account_means_account_not_found() {
+    let h = Harness::start().await;
+
+    let response = h.get(None, "/v1/account").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&response), "unauthorized");
+
+    let response = h.get(Some("not-a-jwt"), "/v1/activity").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let operator = h.operator_token("desk-1");
+    assert_eq!(
+        h.get(Some(&operator), "/v1/account").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let nobody = h.token("nobody");
+    for route in ["/v1/account", "/v1/activity", "/v1/activity?format=csv"] {
+        let response = h.get(Some(&nobody), route).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{route}");
+        let body: Value = serde_json::from_str(&body_text(&response)).unwrap();
+        assert_eq!(body["error"]["code"], "account_not_found");
+        assert!(
+            body["error"]["requestId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+    // Nothing recorded yet: empty, verifying trail and no notifications.
+    let audit = h.get_json(&nobody, "/v1/audit").await;
+    assert_eq!(audit["entries"], json!([]));
+    assert_eq!(audit["verification"]["verified"], true);
+    let notifications = h.get_json(&nobody, "/v1/notifications").await;
+    assert_eq!(notifications["items"], json!([]));
+
+    assert_eq!(
+        h.get(Some(&nobody), "/v1/nowhere").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn account_shows_balances_and_the_live_policies_with_labels() {
+    let mut h = Harness::start().await;
+    h.govern_policy_changes().await;
+    h.set_prices(json!({ "ETH": "3000.00" })).await;
+    let alice = h.open_account("alice", Policies::Created).await;
+    let whitelist = alice.whitelist.clone().unwrap();
+    h.deposit(&alice.wallet_id, "5000000000000000000", FUNDER)
+        .await;
+    let approved = h.approve_destination(&alice, DESK, TRICKY_LABEL).await;
+    // A second request still queued: pending, not approved.
+    let queued = domain::DestinationRequestId::new();
+    h.app
+        .store()
+        .create_destination_request(&store::NewDestinationRequest {
+            id: queued,
+            client_id: alice.client.clone(),
+            destination: domain::NetworkAddress::parse(domain::Network::EthereumSepolia, OTHER)
+                .unwrap(),
+            label: "later".into(),
+            action: domain::DestinationAction::Add,
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+
+    let token = h.token("alice");
+    let account = h.get_json(&token, "/v1/account").await;
+
+    assert_eq!(account["clientId"], "alice");
+    let wallets = account["wallets"].as_array().unwrap();
+    assert_eq!(wallets.len(), 1);
+    assert_eq!(wallets[0]["walletId"], alice.wallet_id);
+    assert_eq!(wallets[0]["address"], alice.address);
+    assert_eq!(wallets[0]["network"], "EthereumSepolia");
+    let eth = &wallets[0]["balances"].as_array().unwrap()[0];
+    assert_eq!(eth["kind"], "Native");
+    assert_eq!(eth["symbol"], "ETH");
+    assert_eq!(eth["decimals"], 18);
+    assert_eq!(eth["amount"], "5000000000000000000");
+    assert_eq!(eth["quotes"]["USD"].as_f64(), Some(3000.0));
+
+    assert_eq!(
+        account["approvedDestinations"],
+        json!([{ "address": DESK, "label": TRICKY_LABEL, "network": "EthereumSepolia",
+                 "requestId": approved.to_string(), "approvedAt": account["approvedDestinations"][0]["approvedAt"] }])
+    );
+    assert_eq!(account["whitelistPolicy"]["policyId"], whitelist.as_str());
+    assert_eq!(account["whitelistPolicy"]["action"], "RequestApproval");
+    let limits = account["limits"].as_array().unwrap();
+    assert_eq!(limits.len(), 1);
+    assert_eq!(limits[0]["kind"], "TransactionAmountLimit");
+    assert_eq!(limits[0]["limit"], 10_000);
+    assert_eq!(limits[0]["currency"], "USD");
+    assert_eq!(limits[0]["action"], "Block");
+    let pending = account["pendingRequests"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["id"], queued.to_string());
+    assert_eq!(pending[0]["state"], "Queued");
+    assert_eq!(account["tradingAuthorizations"], json!([]));
+
+    // The list is read from Dfns, not from our records: a change made at Dfns shows at once.
+    h.set_whitelist(&whitelist, vec![OTHER.to_owned()]).await;
+    let account = h.get_json(&token, "/v1/account").await;
+    assert_eq!(
+        account["approvedDestinations"],
+        json!([{ "address": OTHER }])
+    );
+}
+
+#[tokio::test]
+async fn activity_merges_deposit_transfer_and_destination_change_and_exports_them_as_csv() {
+    let h = Harness::start().await;
+    h.set_prices(json!({ "ETH": "3000.00" })).await;
+    let alice = h.open_account("alice", Policies::None).await;
+    let deposit = h
+        .deposit(&alice.wallet_id, "5000000000000000000", FUNDER)
+        .await;
+    h.approve_destination(&alice, DESK, TRICKY_LABEL).await;
+    let transfer = h.send(&alice, DESK, "1000000000000000000").await;
+
+    let token = h.token("alice");
+    let page = h.get_json(&token, "/v1/activity?limit=200").await;
+    let rows = items(&page);
+    assert!(page.get("nextCursor").is_none(), "everything fits one page");
+
+    let deposit_row = rows
+        .iter()
+        .find(|r| r["category"] == "deposit")
+        .expect("the deposit is listed");
+    assert_eq!(deposit_row["amount"], "5000000000000000000");
+    assert_eq!(deposit_row["from"], FUNDER);
+    assert_eq!(deposit_row["txHash"], deposit["txHash"]);
+    assert_eq!(deposit_row["asset"], "ETH");
+
+    let transfer_rows: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["category"] == "transfer")
+        .collect();
+    assert_eq!(transfer_rows.len(), 1);
+    let transfer_row = transfer_rows[0];
+    assert_eq!(transfer_row["reference"], transfer.id.as_str());
+    assert_eq!(transfer_row["status"], "Confirmed");
+    assert_eq!(transfer_row["amount"], "1000000000000000000");
+    assert_eq!(transfer_row["to"], DESK);
+    assert_eq!(transfer_row["label"], TRICKY_LABEL);
+    // Its on-chain confirmation is the same movement: not listed a second time.
+    assert!(
+        !rows.iter().any(|r| r["category"] == "withdrawal"),
+        "{rows:#?}"
+    );
+
+    let approval_row = rows
+        .iter()
+        .find(|r| r["kind"] == "destination_request.approved")
+        .expect("the destination approval is listed");
+    assert_eq!(approval_row["category"], "governance");
+    assert_eq!(approval_row["to"], DESK);
+    assert_eq!(approval_row["label"], TRICKY_LABEL);
+    assert!(
+        approval_row["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("compliance:")
+    );
+
+    // Newest first.
+    let times: Vec<time::OffsetDateTime> = rows
+        .iter()
+        .map(|r| {
+            time::OffsetDateTime::parse(
+                r["occurredAt"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+
+    // Paging through with small pages gives the same rows, each once, in the same order.
+    let all_ids: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+    let mut paged = Vec::new();
+    let mut next = Some("/v1/activity?limit=2".to_owned());
+    while let Some(route) = next.take() {
+        let page = h.get_json(&token, &route).await;
+        assert!(items(&page).len() <= 2);
+        paged.extend(items(&page).iter().map(|r| r["id"].clone()));
+        next = page["nextCursor"]
+            .as_str()
+            .map(|cursor| format!("/v1/activity?limit=2&cursor={cursor}"));
+    }
+    assert_eq!(paged, all_ids);
+
+    // CSV: same rows, a header, one record each, the label intact.
+    let response = h.get(Some(&token), "/v1/activity?format=csv").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = body_text(&response);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header_row = reader.headers().unwrap().clone();
+    let column = |name: &str| header_row.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), rows.len(), "one record per activity row");
+    let csv_ids: Vec<&str> = records.iter().map(|r| &r[column("id")]).collect();
+    let json_ids: Vec<&str> = all_ids.iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(csv_ids, json_ids);
+    let by_category = |category: &str| {
+        records
+            .iter()
+            .filter(|r| &r[column("category")] == category)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_category("deposit").len(), 1);
+    assert_eq!(
+        &by_category("deposit")[0][column("amount")],
+        "5000000000000000000"
+    );
+    assert_eq!(by_category("transfer").len(), 1);
+    assert_eq!(&by_category("transfer")[0][column("label")], TRICKY_LABEL);
+    assert!(
+        records
+            .iter()
+            .any(|r| &r[column("kind")] == "destination_request.approved")
+    );
+}
+
+#[tokio::test]
+async fn a_client_never_sees_another_clients_data() {
+    let h = Harness::start().await;
+    h.set_prices(json!({ "ETH": "3000.00" })).await;
+    let alice = h.open_account("alice", Policies::None).await;
+    let bob = h.open_account("bob", Policies::None).await;
+    let alice_deposit = h
+        .deposit(&alice.wallet_id, "7000000000000000000", FUNDER)
+        .await;
+    h.deposit(&bob.wallet_id, "1000000000000000000", FUNDER)
+        .await;
+    h.approve_destination(&alice, DESK, "alice's desk").await;
+    h.send(&alice, DESK, "1000000000000000000").await;
+    h.app
+        .store()
+        .append_notification(&store::notifications::NewNotification {
+            client_id: alice.client.clone(),
+            dedup_key: "deposit:alice:1".into(),
+            kind: "deposit.received".into(),
+            occurred_at: time::OffsetDateTime::now_utc(),
+            detail: json!({ "walletId": alice.wallet_id }),
+        })
+        .await
+        .unwrap();
+
+    let bob_token = h.token("bob");
+    let alice_marks = [
+        alice.wallet_id.as_str(),
+        alice.address.as_str(),
+        alice_deposit["txHash"].as_str().unwrap(),
+        "alice's desk",
+        DESK,
+    ];
+    for route in [
+        "/v1/account",
+        "/v1/activity?limit=200",
+        "/v1/activity?format=csv",
+        "/v1/audit?limit=200",
+        "/v1/notifications",
+    ] {
+        let response = h.get(Some(&bob_token), route).await;
+        assert_eq!(response.status(), StatusCode::OK, "{route}");
+        let text = body_text(&response);
+        for mark in alice_marks {
+            assert!(!text.contains(mark), "{route} shows alice's {mark}: {text}");
+        }
+    }
+    let bob_account = h.get_json(&bob_token, "/v1/account").await;
+    assert_eq!(bob_account["wallets"][0]["walletId"], bob.wallet_id);
+    assert_eq!(
+        bob_account["wallets"][0]["balances"][0]["amount"],
+        "1000000000000000000"
+    );
+    assert_eq!(bob_account["approvedDestinations"], json!([]));
+    let bob_activity = h.get_json(&bob_token, "/v1/activity").await;
+    let wallets: HashSet<&str> = items(&bob_activity)
+        .iter()
+        .filter_map(|r| r["walletId"].as_str())
+        .collect();
+    assert_eq!(wallets, HashSet::from([bob.wallet_id.as_str()]));
+    let notifications = h.get_json(&bob_token, "/v1/notifications").await;
+    assert_eq!(notifications["items"], json!([]));
+    // Alice does see her own.
+    let alice_notifications = h.get_json(&h.token("alice"), "/v1/notifications").await;
+    assert_eq!(items(&alice_notifications).len(), 1);
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_verifies_and_names_the_first_tampered_entry() {
+    let h = Harness::start().await;
+    let alice = h.open_account("alice", Policies::None).await;
+    h.approve_destination(&alice, DESK, "desk").await;
+    let token = h.token("alice");
+
+    let mut entries = Vec::new();
+    let mut next = Some("/v1/audit?limit=2".to_owned());
+    while let Some(route) = next.take() {
+        let page = h.get_json(&token, &route).await;
+        assert_eq!(page["verification"]["verified"], true, "{page:#}");
+        entries.extend(page["entries"].as_array().unwrap().iter().cloned());
+        next = page["nextCursor"]
+            .as_str()
+            .map(|cursor| format!("/v1/audit?limit=2&cursor={cursor}"));
+    }
+    // account.opened, destination created and approved.
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["event"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "account.opened",
+            "destination_request.created",
+            "destination_request.approved"
+        ]
+    );
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    for pair in entries.windows(2) {
+        assert_eq!(pair[1]["prevHash"], pair[0]["hash"]);
+    }
+    let full = h.get_json(&token, "/v1/audit").await;
+    assert_eq!(full["verification"]["length"], 3);
+    assert_eq!(full["verification"]["headHash"], entries[2]["hash"]);
+
+    // Someone with write access to the table edits entry 2: the trail says so.
+    h.app
+        .store()
+        .client()
+        .update_item()
+        .table_name(h.app.store().table_name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CLIENT#alice".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("AUDIT#EVENT#{:020}", 2)),
+        )
+        .update_expression("SET body = :b")
+        .expression_attribute_values(
+            ":b",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                entries[1]["body"]
+                    .as_str()
+                    .unwrap()
+                    .replace("\"desk\"", "\"evil\""),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tampered = h.get_json(&token, "/v1/audit").await;
+    assert_eq!(tampered["verification"]["verified"], false);
+    assert_eq!(tampered["verification"]["firstBadSeq"], 2);
+    assert_eq!(tampered["verification"]["reason"], "hash_mismatch");
+
+    assert_eq!(
+        h.get(Some(&token), "/v1/audit?cursor=abc").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn notifications_are_newest_first_and_paged() {
+    let h = Harness::start().await;
+    let alice = h.open_account("alice", Policies::None).await;
+    for n in 1..=3 {
+        h.app
+            .store()
+            .append_notification(&store::notifications::NewNotification {
+                client_id: alice.client.clone(),
+                dedup_key: format!("test:{n}"),
+                kind: "destination_request.approved".into(),
+                occurred_at: time::OffsetDateTime::now_utc(),
+                detail: json!({ "n": n }),
+            })
+            .await
+            .unwrap();
+        // Notification ids are ULIDs: a new millisecond keeps their order certain.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let token = h.token("alice");
+    let first = h.get_json(&token, "/v1/notifications?limit=2").await;
+    let ns: Vec<&Value> = items(&first).iter().map(|i| &i["detail"]["n"]).collect();
+    assert_eq!(ns, [&json!(3), &json!(2)]);
+    let cursor = first["nextCursor"].as_str().expect("a second page");
+    let second = h
+        .get_json(
+            &token,
+            &format!("/v1/notifications?limit=2&cursor={cursor}"),
+        )
+        .await;
+    let ns: Vec<&Value> = items(&second).iter().map(|i| &i["detail"]["n"]).collect();
+    assert_eq!(ns, [&json!(1)]);
+    assert!(second.get("nextCursor").is_none());
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_and_change_nothing() {
+    let h = Harness::start().await;
+    h.open_account("alice", Policies::None).await;
+    let token = h.token("alice");
+    for route in [
+        "/v1/activity?limit=0",
+        "/v1/activity?limit=201",
+        "/v1/activity?limit=ten",
+        "/v1/activity?cursor=zz",
+        "/v1/activity?cursor=6e6f7065",
+        "/v1/activity?format=xml",
+        "/v1/notifications?cursor=not-a-ulid",
+        "/v1/audit?limit=-1",
+    ] {
+        let response = h.get(Some(&token), route).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{route}");
+        assert_eq!(error_code(&response), "bad_request", "{route}");
+    }
+}
+
+#[tokio::test]
+async fn dfns_unavailable_is_503_and_throttled_is_429_with_nothing_leaked() {
+    let h = Harness::start().await;
+    let alice = h.open_account("alice", Policies::None).await;
+    h.deposit(&alice.wallet_id, "1", FUNDER).await;
+    let token = h.token("alice");
+
+    h.inject_fault("/wallets/*/assets", 503).await;
+    let response = h.get(Some(&token), "/v1/account").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = body_text(&response);
+    assert_eq!(error_code(&response), "unavailable");
+    assert!(!text.contains(&h.emulator.base_url()), "{text}");
+    assert!(!text.contains("wa-"), "{text}");
+    h.clear_faults().await;
+
+    h.inject_fault("/wallets/*/history", 429).await;
+    let response = h.get(Some(&token), "/v1/activity").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error_code(&response), "throttled");
+    h.clear_faults().await;
+
+    // Once Dfns is back, the same request succeeds.
+    assert_eq!(
+        h.get(Some(&token), "/v1/activity").await.status(),
+        StatusCode::OK
+    );
+}
