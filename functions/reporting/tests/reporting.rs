@@ -69,35 +69,19 @@ async fn identity_comes_from_the_token_and_no_account_means_account_not_found() 
 }
 
 #[tokio::test]
-async fn account_shows_balances_and_the_live_policies_with_labels() {
-    let mut h = Harness::start().await;
-    h.govern_policy_changes().await;
+async fn account_shows_wallets_balances_and_pending_requests() {
+    let h = Harness::start().await;
     h.set_prices(json!({ "ETH": "3000.00" })).await;
-    let alice = h.open_account("alice", Policies::Created).await;
-    let whitelist = alice.whitelist.clone().unwrap();
+    let alice = h.open_account("alice", Policies::None).await;
     h.deposit(&alice.wallet_id, "5000000000000000000", FUNDER)
         .await;
-    let approved = h.approve_destination(&alice, DESK, TRICKY_LABEL).await;
-    // A second request still queued: pending, not approved.
-    let queued = domain::DestinationRequestId::new();
-    h.app
-        .store()
-        .create_destination_request(&store::NewDestinationRequest {
-            id: queued,
-            client_id: alice.client.clone(),
-            destination: domain::NetworkAddress::parse(domain::Network::EthereumSepolia, OTHER)
-                .unwrap(),
-            label: "later".into(),
-            action: domain::DestinationAction::Add,
-            created_at: time::OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
+    let approved = h.approve_destination(&alice, DESK, "desk").await;
+    let queued = h.queue_destination(&alice, OTHER, "later").await;
 
-    let token = h.token("alice");
-    let account = h.get_json(&token, "/v1/account").await;
+    let account = h.get_json(&h.token("alice"), "/v1/account").await;
 
     assert_eq!(account["clientId"], "alice");
+    assert_eq!(account["tier"], "standard");
     let wallets = account["wallets"].as_array().unwrap();
     assert_eq!(wallets.len(), 1);
     assert_eq!(wallets[0]["walletId"], alice.wallet_id);
@@ -110,11 +94,38 @@ async fn account_shows_balances_and_the_live_policies_with_labels() {
     assert_eq!(eth["amount"], "5000000000000000000");
     assert_eq!(eth["quotes"]["USD"].as_f64(), Some(3000.0));
 
+    let pending = account["pendingRequests"].as_array().unwrap();
     assert_eq!(
-        account["approvedDestinations"],
-        json!([{ "address": DESK, "label": TRICKY_LABEL, "network": "EthereumSepolia",
-                 "requestId": approved.to_string(), "approvedAt": account["approvedDestinations"][0]["approvedAt"] }])
+        pending.len(),
+        1,
+        "the approved request is no longer pending"
     );
+    assert_eq!(pending[0]["id"], queued.to_string());
+    assert_eq!(pending[0]["state"], "Queued");
+    assert_eq!(pending[0]["label"], "later");
+    assert_ne!(pending[0]["id"], approved.to_string());
+    assert_eq!(account["tradingAuthorizations"], json!([]));
+    // No whitelist policy recorded: nothing is shown as approved, whatever the records say.
+    assert_eq!(account["approvedDestinations"], json!([]));
+    assert_eq!(account["limits"], json!([]));
+}
+
+#[tokio::test]
+async fn account_reads_approved_destinations_and_limits_from_the_live_policies() {
+    let mut h = Harness::start().await;
+    h.govern_policy_changes().await;
+    let alice = h.open_account("alice", Policies::Created).await;
+    let whitelist = alice.whitelist.clone().unwrap();
+    let approved = h.approve_destination(&alice, DESK, TRICKY_LABEL).await;
+    let token = h.token("alice");
+
+    let account = h.get_json(&token, "/v1/account").await;
+    let destinations = account["approvedDestinations"].as_array().unwrap();
+    assert_eq!(destinations.len(), 1, "{account:#}");
+    assert_eq!(destinations[0]["address"], DESK);
+    assert_eq!(destinations[0]["label"], TRICKY_LABEL);
+    assert_eq!(destinations[0]["network"], "EthereumSepolia");
+    assert_eq!(destinations[0]["requestId"], approved.to_string());
     assert_eq!(account["whitelistPolicy"]["policyId"], whitelist.as_str());
     assert_eq!(account["whitelistPolicy"]["action"], "RequestApproval");
     let limits = account["limits"].as_array().unwrap();
@@ -123,15 +134,29 @@ async fn account_shows_balances_and_the_live_policies_with_labels() {
     assert_eq!(limits[0]["limit"], 10_000);
     assert_eq!(limits[0]["currency"], "USD");
     assert_eq!(limits[0]["action"], "Block");
-    let pending = account["pendingRequests"].as_array().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0]["id"], queued.to_string());
-    assert_eq!(pending[0]["state"], "Queued");
-    assert_eq!(account["tradingAuthorizations"], json!([]));
 
-    // The list is read from Dfns, not from our records: a change made at Dfns shows at once.
+    // The list is read from Dfns, not from our records: a change applied at Dfns shows at once,
+    // though the store still holds DESK's request as approved.
     h.set_whitelist(&whitelist, vec![OTHER.to_owned()]).await;
     let account = h.get_json(&token, "/v1/account").await;
+    assert_eq!(
+        account["approvedDestinations"],
+        json!([{ "address": OTHER }])
+    );
+
+    // Another client's policy, even if recorded against alice, is not shown to her.
+    let bob = h.open_account("bob", Policies::Created).await;
+    h.app
+        .store()
+        .record_client_policy(
+            &alice.client,
+            "stray",
+            bob.whitelist.as_ref().unwrap().as_str(),
+        )
+        .await
+        .unwrap();
+    let account = h.get_json(&token, "/v1/account").await;
+    assert_eq!(account["whitelistPolicy"]["policyId"], whitelist.as_str());
     assert_eq!(
         account["approvedDestinations"],
         json!([{ "address": OTHER }])

@@ -502,6 +502,30 @@ impl Harness {
         id
     }
 
+    /// A destination request left `Queued` (another change is in flight).
+    pub async fn queue_destination(
+        &self,
+        account: &Account,
+        address: &str,
+        label: &str,
+    ) -> DestinationRequestId {
+        let id = DestinationRequestId::new();
+        self.app
+            .store()
+            .create_destination_request(&NewDestinationRequest {
+                id,
+                client_id: account.client.clone(),
+                destination: NetworkAddress::parse(domain::Network::EthereumSepolia, address)
+                    .unwrap(),
+                label: label.to_owned(),
+                action: DestinationAction::Add,
+                created_at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .expect("request stored");
+        id
+    }
+
     /// A transfer from the account's wallet, waited on until `Confirmed`.
     pub async fn send(
         &self,
