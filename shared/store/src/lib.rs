@@ -71,6 +71,7 @@ pub mod onboarding;
 pub mod open_requests;
 mod orders;
 pub mod schema;
+pub mod trading;
 mod webhooks;
 
 pub use audit_chain::AuditPage;
