@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 use dfns_client::webhooks::CreateWebhook;
-use dfns_client::{ClientConfig, DfnsClient, KeySigner, RetryPolicy, SecretString, WebhookEventKind};
+use dfns_client::{
+    ClientConfig, DfnsClient, KeySigner, RetryPolicy, SecretString, WebhookEventKind,
+};
 use lambda_http::http::StatusCode;
 use platform_config::PlatformSecret;
 
@@ -70,7 +72,9 @@ impl Drop for TestEnv {
 
 fn require_env(name: &str) {
     if std::env::var_os(name).is_none() {
-        panic!("{name} is not set: these tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p …`)");
+        panic!(
+            "{name} is not set: these tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p …`)"
+        );
     }
 }
 
@@ -105,10 +109,7 @@ impl TestEnv {
 
         // Webhook receiver: bound now so its URL can be registered, served once the app exists.
         let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver_url = format!(
-            "http://{}/v1/webhooks/dfns",
-            receiver.local_addr().unwrap()
-        );
+        let receiver_url = format!("http://{}/v1/webhooks/dfns", receiver.local_addr().unwrap());
         let webhook_secret = if options.webhooks {
             let created = service_client(&emulator)
                 .create_webhook(&CreateWebhook {
@@ -158,9 +159,8 @@ impl TestEnv {
                 .expect("create the Policies:Modify policy");
         }
 
-        let issuer = Arc::new(
-            DevIssuer::generate("http://127.0.0.1:1/", SigningAlgorithm::Es256).unwrap(),
-        );
+        let issuer =
+            Arc::new(DevIssuer::generate("http://127.0.0.1:1/", SigningAlgorithm::Es256).unwrap());
         let (jwks_url, jwks_server) = serve_jwks(issuer.clone()).await;
         let mut auth_settings =
             auth::AuthSettings::new(issuer.issuer().to_owned(), vec![AUDIENCE.to_owned()]);
@@ -215,8 +215,13 @@ impl TestEnv {
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
                         let request_id = format!("webhook-{}", ulid::Ulid::new());
-                        match crate::webhook::receive(&app, signature.as_deref(), &body, &request_id)
-                            .await
+                        match crate::webhook::receive(
+                            &app,
+                            signature.as_deref(),
+                            &body,
+                            &request_id,
+                        )
+                        .await
                         {
                             Ok(_) => StatusCode::OK,
                             Err(crate::webhook::WebhookError::Unverified(_)) => {
@@ -250,7 +255,9 @@ impl TestEnv {
     /// An operator's bearer token.
     pub fn operator_token(&self, subject: &str) -> String {
         self.issuer
-            .mint(&TokenSpec::oidc(subject, AUDIENCE, ROLES_CLAIM).role(auth::DEFAULT_OPERATOR_ROLE))
+            .mint(
+                &TokenSpec::oidc(subject, AUDIENCE, ROLES_CLAIM).role(auth::DEFAULT_OPERATOR_ROLE),
+            )
             .unwrap()
     }
 
@@ -271,7 +278,11 @@ impl TestEnv {
 
     /// An emulator control-API URL (`/emulator/...`).
     pub fn control_url(&self, path: &str) -> String {
-        format!("{}/emulator/{}", self.emulator.base_url(), path.trim_start_matches('/'))
+        format!(
+            "{}/emulator/{}",
+            self.emulator.base_url(),
+            path.trim_start_matches('/')
+        )
     }
 }
 
@@ -313,7 +324,10 @@ fn identity_client(
 
 async fn serve_jwks(issuer: Arc<DevIssuer>) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
     let jwks = issuer.jwks();
     let router = axum::Router::new().route(
         "/.well-known/jwks.json",

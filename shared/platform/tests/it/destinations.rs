@@ -29,7 +29,9 @@ fn add(address: &str) -> DestinationInput {
 
 async fn opened(env: &TestEnv, name: &str) -> ClientId {
     let client = client_id(name);
-    onboarding::open_account(&env.app, &client, "open").await.unwrap();
+    onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
     client
 }
 
@@ -88,8 +90,16 @@ async fn without_policy_approval_an_add_is_applied_at_once_in_lowercase() {
         created.destination.address().canonical(),
         ADDRESSES[0].to_lowercase()
     );
-    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
-    let notes = env.app.store().list_notifications(&client, 10, None).await.unwrap();
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[0].to_lowercase()]
+    );
+    let notes = env
+        .app
+        .store()
+        .list_notifications(&client, 10, None)
+        .await
+        .unwrap();
     assert_eq!(notes.items[0].kind, "destination_request.approved");
 }
 
@@ -106,11 +116,17 @@ async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
         .unwrap();
     assert_eq!(first.state, DestinationRequestState::PendingApproval);
     assert!(first.change_request_id.is_some());
-    assert!(live_whitelist(&env, &client).await.is_empty(), "nothing changes before approval");
+    assert!(
+        live_whitelist(&env, &client).await.is_empty(),
+        "nothing changes before approval"
+    );
 
     decide(&env, &first, DecisionValue::Approved).await;
     wait_for_state(&env, &first, DestinationRequestState::Approved).await;
-    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[0].to_lowercase()]
+    );
 
     let second = destinations::create_request(&env.app, &client, &add(ADDRESSES[1]), "r2")
         .await
@@ -119,7 +135,10 @@ async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
     decide(&env, &second, DecisionValue::Denied).await;
     let rejected = wait_for_state(&env, &second, DestinationRequestState::Rejected).await;
     assert_eq!(rejected.reason.as_deref(), Some("checked"));
-    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[0].to_lowercase()]
+    );
 
     let kinds: Vec<String> = env
         .app
@@ -131,7 +150,13 @@ async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
         .into_iter()
         .map(|n| n.kind)
         .collect();
-    assert_eq!(kinds, ["destination_request.rejected", "destination_request.approved"]);
+    assert_eq!(
+        kinds,
+        [
+            "destination_request.rejected",
+            "destination_request.approved"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,7 +171,9 @@ async fn concurrent_requests_queue_and_are_submitted_in_order_until_all_are_appr
         let app = env.app.clone();
         let client = client.clone();
         let input = add(address);
-        tokio::spawn(async move { destinations::create_request(&app, &client, &input, "burst").await })
+        tokio::spawn(
+            async move { destinations::create_request(&app, &client, &input, "burst").await },
+        )
     });
     let created: Vec<DestinationRequest> = futures::future::join_all(calls)
         .await
@@ -159,13 +186,18 @@ async fn concurrent_requests_queue_and_are_submitted_in_order_until_all_are_appr
     let mut approved_order = Vec::new();
     for _ in 0..5 {
         let pending = eventually(10, || async {
-            let all = destinations::list_requests(&env.app, &client).await.unwrap();
+            let all = destinations::list_requests(&env.app, &client)
+                .await
+                .unwrap();
             let in_flight: Vec<_> = all
                 .iter()
                 .filter(|r| r.state == DestinationRequestState::PendingApproval)
                 .cloned()
                 .collect();
-            assert!(in_flight.len() <= 1, "one change pending per client at a time");
+            assert!(
+                in_flight.len() <= 1,
+                "one change pending per client at a time"
+            );
             in_flight.into_iter().next()
         })
         .await
@@ -203,11 +235,22 @@ async fn a_queued_request_can_be_cancelled_a_pending_one_cannot_and_another_clie
     assert_eq!(queued.state, DestinationRequestState::Queued);
 
     let stolen = destinations::cancel_request(&env.app, &bob, &queued.id, "b").await;
-    assert!(matches!(stolen, Err(PlatformError::NotFound(_))), "{stolen:?}");
-    assert!(destinations::list_requests(&env.app, &bob).await.unwrap().is_empty());
+    assert!(
+        matches!(stolen, Err(PlatformError::NotFound(_))),
+        "{stolen:?}"
+    );
+    assert!(
+        destinations::list_requests(&env.app, &bob)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let refused = destinations::cancel_request(&env.app, &alice, &pending.id, "a3").await;
-    assert!(matches!(refused, Err(PlatformError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PlatformError::Conflict(_))),
+        "{refused:?}"
+    );
     let cancelled = destinations::cancel_request(&env.app, &alice, &queued.id, "a4")
         .await
         .unwrap();
@@ -216,8 +259,14 @@ async fn a_queued_request_can_be_cancelled_a_pending_one_cannot_and_another_clie
     // The cancelled one is not submitted when the pending one resolves.
     decide(&env, &pending, DecisionValue::Approved).await;
     wait_for_state(&env, &pending, DestinationRequestState::Approved).await;
-    assert_eq!(request(&env, &queued).await.state, DestinationRequestState::Cancelled);
-    assert_eq!(live_whitelist(&env, &alice).await, vec![ADDRESSES[0].to_lowercase()]);
+    assert_eq!(
+        request(&env, &queued).await.state,
+        DestinationRequestState::Cancelled
+    );
+    assert_eq!(
+        live_whitelist(&env, &alice).await,
+        vec![ADDRESSES[0].to_lowercase()]
+    );
 }
 
 #[tokio::test]
@@ -233,9 +282,17 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         },
     ] {
         let result = destinations::create_request(&env.app, &client, &input, "bad").await;
-        assert!(matches!(result, Err(PlatformError::BadRequest(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(PlatformError::BadRequest(_))),
+            "{result:?}"
+        );
     }
-    assert!(destinations::list_requests(&env.app, &client).await.unwrap().is_empty());
+    assert!(
+        destinations::list_requests(&env.app, &client)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(live_whitelist(&env, &client).await.is_empty());
 }
 
@@ -244,8 +301,16 @@ async fn a_request_before_the_account_is_open_is_a_conflict() {
     let env = TestEnv::start(TestOptions::default()).await;
     let client = client_id("early");
     let result = destinations::create_request(&env.app, &client, &add(ADDRESSES[0]), "x").await;
-    assert!(matches!(result, Err(PlatformError::Conflict(_))), "{result:?}");
-    assert!(destinations::list_requests(&env.app, &client).await.unwrap().is_empty());
+    assert!(
+        matches!(result, Err(PlatformError::Conflict(_))),
+        "{result:?}"
+    );
+    assert!(
+        destinations::list_requests(&env.app, &client)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -266,14 +331,26 @@ async fn the_reconciler_applies_a_decision_whose_webhook_was_lost() {
     assert_eq!(second.state, DestinationRequestState::Queued);
     decide(&env, &first, DecisionValue::Approved).await;
     // No webhook arrives: still pending here.
-    assert_eq!(request(&env, &first).await.state, DestinationRequestState::PendingApproval);
+    assert_eq!(
+        request(&env, &first).await.state,
+        DestinationRequestState::PendingApproval
+    );
 
     let report = reconcile::run(&env.app).await.unwrap();
     assert!(report.approvals_applied >= 1, "{report:?}");
-    assert_eq!(request(&env, &first).await.state, DestinationRequestState::Approved);
+    assert_eq!(
+        request(&env, &first).await.state,
+        DestinationRequestState::Approved
+    );
     // The queued one went to Dfns as the slot freed.
-    assert_eq!(request(&env, &second).await.state, DestinationRequestState::PendingApproval);
-    assert_eq!(live_whitelist(&env, &client).await, vec![ADDRESSES[0].to_lowercase()]);
+    assert_eq!(
+        request(&env, &second).await.state,
+        DestinationRequestState::PendingApproval
+    );
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[0].to_lowercase()]
+    );
     // A second run finds nothing new to apply.
     let again = reconcile::run(&env.app).await.unwrap();
     assert_eq!(again.failures, 0);

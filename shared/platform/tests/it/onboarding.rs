@@ -62,14 +62,18 @@ async fn ten_concurrent_onboardings_create_one_wallet_per_network_and_one_policy
     let calls = (0..10).map(|i| {
         let app = env.app.clone();
         let client = client.clone();
-        tokio::spawn(async move { onboarding::open_account(&app, &client, &format!("req-{i}")).await })
+        tokio::spawn(
+            async move { onboarding::open_account(&app, &client, &format!("req-{i}")).await },
+        )
     });
     let results = futures::future::join_all(calls).await;
     for result in &results {
         let account = result.as_ref().unwrap().as_ref().unwrap();
         assert!(account.wallets.len() <= 1);
     }
-    let settled = onboarding::open_account(&env.app, &client, "final").await.unwrap();
+    let settled = onboarding::open_account(&env.app, &client, "final")
+        .await
+        .unwrap();
     assert_eq!(settled.status, AccountStatus::Open);
     assert_eq!(settled.wallets.len(), 1);
     assert_eq!(settled.policies.len(), 4, "{:?}", settled.policies);
@@ -77,7 +81,10 @@ async fn ten_concurrent_onboardings_create_one_wallet_per_network_and_one_policy
     let tag = client.wallet_tag();
     let wallets = dfns_wallets_tagged(&env, &tag).await;
     assert_eq!(wallets.len(), 1, "one wallet at Dfns");
-    assert_eq!(wallets[0].id.as_str(), settled.wallets[0].wallet_id.as_str());
+    assert_eq!(
+        wallets[0].id.as_str(),
+        settled.wallets[0].wallet_id.as_str()
+    );
     assert_eq!(wallets[0].network.as_str(), "EthereumSepolia");
 
     let policies = dfns_policies_named(&env, &tag).await;
@@ -93,7 +100,15 @@ async fn ten_concurrent_onboardings_create_one_wallet_per_network_and_one_policy
         })
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["amount-limit", "amount-velocity", "count-velocity", "whitelist"]);
+    assert_eq!(
+        kinds,
+        [
+            "amount-limit",
+            "amount-velocity",
+            "count-velocity",
+            "whitelist"
+        ]
+    );
     for policy in &policies {
         let filter = policy.filters.as_ref().and_then(|f| f.wallet_tags.as_ref());
         assert_eq!(
@@ -102,10 +117,22 @@ async fn ten_concurrent_onboardings_create_one_wallet_per_network_and_one_policy
             "{} filters on the client's tag",
             policy.name
         );
-        assert_eq!(settled.policies.values().filter(|id| *id == policy.id.as_str()).count(), 1);
+        assert_eq!(
+            settled
+                .policies
+                .values()
+                .filter(|id| *id == policy.id.as_str())
+                .count(),
+            1
+        );
     }
     // One `account.opened` in the trail despite ten calls.
-    let trail = env.app.store().list_audit_events(&client, None, 100).await.unwrap();
+    let trail = env
+        .app
+        .store()
+        .list_audit_events(&client, None, 100)
+        .await
+        .unwrap();
     let opened = trail
         .entries
         .iter()
@@ -121,25 +148,44 @@ async fn a_half_finished_onboarding_is_resumed_without_a_second_wallet() {
     let store = env.app.store();
     // A first attempt created the wallet at Dfns, then died before recording it.
     let mut body = CreateWallet::new(dfns_client::Network::EthereumSepolia);
-    body.external_id = Some(onboarding::wallet_external_id(&client, Network::EthereumSepolia));
+    body.external_id = Some(onboarding::wallet_external_id(
+        &client,
+        Network::EthereumSepolia,
+    ));
     body.tags = vec![client.wallet_tag()];
     let orphan = env.service().create_wallet(&body).await.unwrap();
     let long_ago = OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let claim = store
-        .claim_onboarding_step(&client, "wallet:EthereumSepolia", "crashed", long_ago, time::Duration::seconds(30))
+        .claim_onboarding_step(
+            &client,
+            "wallet:EthereumSepolia",
+            "crashed",
+            long_ago,
+            time::Duration::seconds(30),
+        )
         .await
         .unwrap();
     assert_eq!(claim, StepClaim::Claimed { resumed: false });
 
-    let account = onboarding::open_account(&env.app, &client, "resume").await.unwrap();
+    let account = onboarding::open_account(&env.app, &client, "resume")
+        .await
+        .unwrap();
     assert_eq!(account.status, AccountStatus::Open);
     assert_eq!(account.wallets.len(), 1);
     assert_eq!(account.wallets[0].wallet_id.as_str(), orphan.id.as_str());
-    assert_eq!(dfns_wallets_tagged(&env, &client.wallet_tag()).await.len(), 1);
+    assert_eq!(
+        dfns_wallets_tagged(&env, &client.wallet_tag()).await.len(),
+        1
+    );
     // And again: nothing new.
-    let again = onboarding::open_account(&env.app, &client, "again").await.unwrap();
+    let again = onboarding::open_account(&env.app, &client, "again")
+        .await
+        .unwrap();
     assert_eq!(again, account);
-    assert_eq!(dfns_policies_named(&env, &client.wallet_tag()).await.len(), 1);
+    assert_eq!(
+        dfns_policies_named(&env, &client.wallet_tag()).await.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -150,14 +196,28 @@ async fn a_step_held_by_a_live_call_makes_others_wait_then_answer_opening() {
     let claim = env
         .app
         .store()
-        .claim_onboarding_step(&client, "wallet:EthereumSepolia", "slow", OffsetDateTime::now_utc(), time::Duration::seconds(30))
+        .claim_onboarding_step(
+            &client,
+            "wallet:EthereumSepolia",
+            "slow",
+            OffsetDateTime::now_utc(),
+            time::Duration::seconds(30),
+        )
         .await
         .unwrap();
     assert_eq!(claim, StepClaim::Claimed { resumed: false });
     let started = std::time::Instant::now();
-    let account = onboarding::open_account(&env.app, &client, "impatient").await.unwrap();
+    let account = onboarding::open_account(&env.app, &client, "impatient")
+        .await
+        .unwrap();
     assert_eq!(account.status, AccountStatus::Opening);
     assert!(account.wallets.is_empty());
-    assert!(started.elapsed() >= onboarding::WAIT_FOR_OTHERS - std::time::Duration::from_millis(500));
-    assert!(dfns_wallets_tagged(&env, &client.wallet_tag()).await.is_empty());
+    assert!(
+        started.elapsed() >= onboarding::WAIT_FOR_OTHERS - std::time::Duration::from_millis(500)
+    );
+    assert!(
+        dfns_wallets_tagged(&env, &client.wallet_tag())
+            .await
+            .is_empty()
+    );
 }

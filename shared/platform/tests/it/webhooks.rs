@@ -1,7 +1,9 @@
 //! The webhook receiver over a request put in `PendingApproval` by hand (no Dfns policy engine
 //! needed), fed signed deliveries.
 
-use domain::{DestinationAction, DestinationRequestId, DestinationRequestState, Network, NetworkAddress};
+use domain::{
+    DestinationAction, DestinationRequestId, DestinationRequestState, Network, NetworkAddress,
+};
 use platform::testing::{TestEnv, TestOptions};
 use platform::webhook::{self, WebhookError, WebhookOutcome};
 use serde_json::{Value, json};
@@ -115,11 +117,17 @@ fn no_webhooks() -> TestOptions {
 async fn a_bad_signature_is_refused_and_changes_nothing() {
     let env = TestEnv::start(no_webhooks()).await;
     let request = pending_request(&env, "ap-sig").await;
-    let body = delivery("policy.approval.resolved", json!({"approval": approval("ap-sig", "Approved")}));
+    let body = delivery(
+        "policy.approval.resolved",
+        json!({"approval": approval("ap-sig", "Approved")}),
+    );
 
     let forged = platform::testing::sign_webhook("not-the-secret", &body);
     let refused = webhook::receive(&env.app, Some(&forged), &body, "t").await;
-    assert!(matches!(refused, Err(WebhookError::Unverified(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(WebhookError::Unverified(_))),
+        "{refused:?}"
+    );
     let unsigned = webhook::receive(&env.app, None, &body, "t").await;
     assert!(matches!(unsigned, Err(WebhookError::Unverified(_))));
     // The body altered after signing.
@@ -130,12 +138,26 @@ async fn a_bad_signature_is_refused_and_changes_nothing() {
     let tampered = webhook::receive(&env.app, Some(&signature), &altered, "t").await;
     assert!(matches!(tampered, Err(WebhookError::Unverified(_))));
 
-    assert_eq!(state_of(&env, &request).await.state, DestinationRequestState::PendingApproval);
-    let notes = env.app.store().list_notifications(&request.client_id, 10, None).await.unwrap();
+    assert_eq!(
+        state_of(&env, &request).await.state,
+        DestinationRequestState::PendingApproval
+    );
+    let notes = env
+        .app
+        .store()
+        .list_notifications(&request.client_id, 10, None)
+        .await
+        .unwrap();
     assert!(notes.items.is_empty());
     // Still accepted once signed properly: the refusals did not burn the delivery id.
-    assert_eq!(deliver(&env, &body).await.unwrap(), WebhookOutcome::Processed);
-    assert_eq!(state_of(&env, &request).await.state, DestinationRequestState::Approved);
+    assert_eq!(
+        deliver(&env, &body).await.unwrap(),
+        WebhookOutcome::Processed
+    );
+    assert_eq!(
+        state_of(&env, &request).await.state,
+        DestinationRequestState::Approved
+    );
 }
 
 #[tokio::test]
@@ -149,28 +171,59 @@ async fn a_stale_timestamp_is_refused() {
     .unwrap();
     event["timestampSent"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 3600);
     let body = serde_json::to_vec(&event).unwrap();
-    assert!(matches!(deliver(&env, &body).await, Err(WebhookError::Unverified(_))));
-    assert_eq!(state_of(&env, &request).await.state, DestinationRequestState::PendingApproval);
+    assert!(matches!(
+        deliver(&env, &body).await,
+        Err(WebhookError::Unverified(_))
+    ));
+    assert_eq!(
+        state_of(&env, &request).await.state,
+        DestinationRequestState::PendingApproval
+    );
 }
 
 #[tokio::test]
 async fn the_same_webhook_twice_applies_once() {
     let env = TestEnv::start(no_webhooks()).await;
     let request = pending_request(&env, "ap-twice").await;
-    let body = delivery("policy.approval.resolved", json!({"approval": approval("ap-twice", "Approved")}));
-    assert_eq!(deliver(&env, &body).await.unwrap(), WebhookOutcome::Processed);
-    assert_eq!(deliver(&env, &body).await.unwrap(), WebhookOutcome::Duplicate);
+    let body = delivery(
+        "policy.approval.resolved",
+        json!({"approval": approval("ap-twice", "Approved")}),
+    );
+    assert_eq!(
+        deliver(&env, &body).await.unwrap(),
+        WebhookOutcome::Processed
+    );
+    assert_eq!(
+        deliver(&env, &body).await.unwrap(),
+        WebhookOutcome::Duplicate
+    );
     // A retry carries a new delivery id: the business object de-duplicates it.
-    let retry = delivery("policy.approval.resolved", json!({"approval": approval("ap-twice", "Approved")}));
-    assert_eq!(deliver(&env, &retry).await.unwrap(), WebhookOutcome::Processed);
+    let retry = delivery(
+        "policy.approval.resolved",
+        json!({"approval": approval("ap-twice", "Approved")}),
+    );
+    assert_eq!(
+        deliver(&env, &retry).await.unwrap(),
+        WebhookOutcome::Processed
+    );
 
     let stored = state_of(&env, &request).await;
     assert_eq!(stored.state, DestinationRequestState::Approved);
-    let notes = env.app.store().list_notifications(&request.client_id, 10, None).await.unwrap();
+    let notes = env
+        .app
+        .store()
+        .list_notifications(&request.client_id, 10, None)
+        .await
+        .unwrap();
     assert_eq!(notes.items.len(), 1, "{notes:?}");
     assert_eq!(notes.items[0].kind, "destination_request.approved");
     assert!(notes.items[0].published, "published to the event bus");
-    let trail = env.app.store().list_audit_events(&request.client_id, None, 100).await.unwrap();
+    let trail = env
+        .app
+        .store()
+        .list_audit_events(&request.client_id, None, 100)
+        .await
+        .unwrap();
     let approvals = trail
         .entries
         .iter()
@@ -179,7 +232,11 @@ async fn the_same_webhook_twice_applies_once() {
     assert_eq!(approvals, 1);
     // The slot is free again.
     assert_eq!(
-        env.app.store().policy_change_in_flight(&request.client_id).await.unwrap(),
+        env.app
+            .store()
+            .policy_change_in_flight(&request.client_id)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -188,23 +245,41 @@ async fn the_same_webhook_twice_applies_once() {
 async fn an_older_status_after_a_newer_one_does_not_move_state_back() {
     let env = TestEnv::start(no_webhooks()).await;
     let request = pending_request(&env, "ap-order").await;
-    let denied = delivery("policy.approval.resolved", json!({"approval": approval("ap-order", "Denied")}));
+    let denied = delivery(
+        "policy.approval.resolved",
+        json!({"approval": approval("ap-order", "Denied")}),
+    );
     deliver(&env, &denied).await.unwrap();
     let after_denial = state_of(&env, &request).await;
     assert_eq!(after_denial.state, DestinationRequestState::Rejected);
     assert_eq!(after_denial.reason.as_deref(), Some("not a known exchange"));
 
     // The pending notice arrives late, then a contradicting resolution: neither moves it.
-    let late_pending = delivery("policy.approval.pending", json!({"approval": approval("ap-order", "Pending")}));
+    let late_pending = delivery(
+        "policy.approval.pending",
+        json!({"approval": approval("ap-order", "Pending")}),
+    );
     deliver(&env, &late_pending).await.unwrap();
-    let approved = delivery("policy.approval.resolved", json!({"approval": approval("ap-order", "Approved")}));
+    let approved = delivery(
+        "policy.approval.resolved",
+        json!({"approval": approval("ap-order", "Approved")}),
+    );
     deliver(&env, &approved).await.unwrap();
     let finally = state_of(&env, &request).await;
     assert_eq!(finally.state, DestinationRequestState::Rejected);
     assert_eq!(finally.updated_at, after_denial.updated_at);
-    let notes = env.app.store().list_notifications(&request.client_id, 10, None).await.unwrap();
+    let notes = env
+        .app
+        .store()
+        .list_notifications(&request.client_id, 10, None)
+        .await
+        .unwrap();
     assert_eq!(
-        notes.items.iter().map(|n| n.kind.as_str()).collect::<Vec<_>>(),
+        notes
+            .items
+            .iter()
+            .map(|n| n.kind.as_str())
+            .collect::<Vec<_>>(),
         vec!["destination_request.rejected"]
     );
 }
@@ -255,8 +330,14 @@ async fn a_deposit_is_notified_once() {
     }});
     let first = delivery("wallet.blockchainevent.detected", event.clone());
     let retry = delivery("wallet.blockchainevent.detected", event);
-    assert_eq!(deliver(&env, &first).await.unwrap(), WebhookOutcome::Processed);
-    assert_eq!(deliver(&env, &retry).await.unwrap(), WebhookOutcome::Processed);
+    assert_eq!(
+        deliver(&env, &first).await.unwrap(),
+        WebhookOutcome::Processed
+    );
+    assert_eq!(
+        deliver(&env, &retry).await.unwrap(),
+        WebhookOutcome::Processed
+    );
     let notes = store.list_notifications(&client, 10, None).await.unwrap();
     assert_eq!(notes.items.len(), 1);
     assert_eq!(notes.items[0].kind, "deposit.received");

@@ -1,0 +1,182 @@
+//! The handler as API Gateway (or the local stack) calls it: `lambda_http` requests in, the one
+//! error shape out. Run with the stand-ins (`cargo xtask test`).
+
+use std::collections::HashMap;
+
+use domain::{DestinationAction, DestinationRequestId, Network, NetworkAddress};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt};
+use platform::testing::{TestEnv, TestOptions};
+use serde_json::Value;
+use store::NewDestinationRequest;
+use time::OffsetDateTime;
+
+fn request(method: Method, path: &str, token: Option<&str>, body: &str) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn json(response: &lambda_http::Response<Body>) -> Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+fn assert_error_shape(response: &lambda_http::Response<Body>, status: StatusCode, code: &str) {
+    assert_eq!(response.status(), status);
+    let body = json(response);
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string());
+    assert!(!body["error"]["requestId"].as_str().unwrap().is_empty());
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", ulid::Ulid::new())
+}
+
+#[tokio::test]
+async fn bad_json_is_a_400_in_the_error_shape_and_stores_nothing() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let alice = unique("alice");
+    let token = env.token(&alice);
+    for body in [
+        "{not json",
+        "",
+        r#"{"network":"EthereumSepolia"}"#,
+        r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"x","action":"add","extra":1}"#,
+    ] {
+        let response = destinations::handle(
+            &env.app,
+            request(Method::POST, "/v1/destination-requests", Some(&token), body),
+        )
+        .await;
+        assert_error_shape(&response, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let listed = destinations::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&token), ""),
+    )
+    .await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(json(&listed)["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn no_or_bad_token_is_a_401() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let response = destinations::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", None, ""),
+    )
+    .await;
+    assert_error_shape(&response, StatusCode::UNAUTHORIZED, "unauthorized");
+    let forged = format!("{}x", env.token("alice"));
+    let response = destinations::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&forged), ""),
+    )
+    .await;
+    assert_error_shape(&response, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn another_clients_request_is_not_found_and_the_owner_can_cancel_it() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let alice = domain::ClientId::parse(&unique("alice")).unwrap();
+    let bob = unique("bob");
+    let id = DestinationRequestId::new();
+    env.app
+        .store()
+        .create_destination_request(&NewDestinationRequest {
+            id,
+            client_id: alice.clone(),
+            destination: NetworkAddress::parse(
+                Network::EthereumSepolia,
+                "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+            )
+            .unwrap(),
+            label: "Exchange".into(),
+            action: DestinationAction::Add,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let path = format!("/v1/destination-requests/{id}");
+    let delete = |token: String| {
+        request(Method::DELETE, &path, Some(&token), "")
+            .with_path_parameters(HashMap::from([("id".to_owned(), id.to_string())]))
+    };
+
+    let response = destinations::handle(&env.app, delete(env.token(&bob))).await;
+    assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
+    let listed = destinations::handle(
+        &env.app,
+        request(
+            Method::GET,
+            "/v1/destination-requests",
+            Some(&env.token(&bob)),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(json(&listed)["items"], serde_json::json!([]));
+
+    let response = destinations::handle(&env.app, delete(env.token(alice.as_str()))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(&response)["state"], "Cancelled");
+    let again = destinations::handle(&env.app, delete(env.token(alice.as_str()))).await;
+    assert_error_shape(&again, StatusCode::CONFLICT, "conflict");
+
+    // An id that is not even well-formed names nobody's request.
+    let malformed = request(
+        Method::DELETE,
+        "/v1/destination-requests/nope",
+        Some(&env.token(&bob)),
+        "",
+    )
+    .with_path_parameters(HashMap::from([("id".to_owned(), "nope".to_owned())]));
+    let response = destinations::handle(&env.app, malformed).await;
+    assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn wrong_method_and_unknown_route() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let token = env.token("carol");
+    let response = destinations::handle(
+        &env.app,
+        request(Method::PUT, "/v1/destination-requests", Some(&token), "{}"),
+    )
+    .await;
+    assert_error_shape(
+        &response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    let response = destinations::handle(
+        &env.app,
+        request(Method::GET, "/v1/other", Some(&token), ""),
+    )
+    .await;
+    assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[test]
+fn routes_are_the_documented_ones() {
+    let routes: Vec<(String, &str)> = destinations::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("POST".to_owned(), "/v1/destination-requests"),
+            ("GET".to_owned(), "/v1/destination-requests"),
+            ("DELETE".to_owned(), "/v1/destination-requests/{id}"),
+        ]
+    );
+}
