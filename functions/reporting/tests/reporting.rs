@@ -282,6 +282,28 @@ async fn activity_merges_deposit_transfer_and_destination_change_and_exports_the
             .iter()
             .any(|r| &r[column("kind")] == "destination_request.approved")
     );
+    // A paged export: the first rows and where the rest start.
+    let response = h.get(Some(&token), "/v1/activity?format=csv&limit=2").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cursor = response.headers()[reporting::NEXT_CURSOR_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = body_text(&response);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let first: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[column("id")].to_owned())
+        .collect();
+    assert_eq!(first, csv_ids[..2]);
+    let rest = h
+        .get_json(&token, &format!("/v1/activity?limit=200&cursor={cursor}"))
+        .await;
+    let rest_ids: Vec<&str> = items(&rest)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest_ids, csv_ids[2..]);
 }
 
 #[tokio::test]

@@ -418,9 +418,13 @@ pub fn from_audit(seq: u64, event: &AuditEvent, labels: &Labels) -> Option<Activ
     item.status = detail(&["state", "status"]);
     item.network = detail(&["network"]);
     item.wallet_id = detail(&["walletId"]);
-    let address = detail(&["address", "destination"]);
-    item.label = detail(&["label"]).or_else(|| labels.label_of(address.as_deref()));
-    item.to = address;
+    // Destination events name the destination; other events' `address` (e.g. a new wallet's own)
+    // is not a counterparty.
+    if action.starts_with("destination_request.") {
+        let address = detail(&["address"]);
+        item.label = detail(&["label"]).or_else(|| labels.label_of(address.as_deref()));
+        item.to = address;
+    }
     item.reference = detail(&[
         "requestId",
         "destinationRequestId",
@@ -674,6 +678,45 @@ mod tests {
         );
         assert_eq!(approval.actor.as_deref(), Some("dfns:whe-1"));
         assert_eq!(merged[2].amount.as_deref(), Some("5000000000000000000"));
+    }
+
+    #[test]
+    fn only_destination_events_name_a_counterparty() {
+        let labels = labels("desk");
+        let wallet = audit(
+            "wallet.created",
+            datetime!(2026-01-01 00:00 UTC),
+            json!({"walletId": WALLET, "address": "0xmine", "network": "EthereumSepolia"}),
+        );
+        let row = from_audit(7, &wallet, &labels).unwrap();
+        assert_eq!(row.to, None);
+        assert_eq!(row.wallet_id.as_deref(), Some(WALLET));
+        assert_eq!(row.id, "audit:00000000000000000007");
+
+        let created = audit(
+            "destination_request.created",
+            datetime!(2026-01-01 00:00 UTC),
+            json!({"requestId": "01J", "address": DEST}),
+        );
+        let row = from_audit(8, &created, &labels).unwrap();
+        assert_eq!(row.to.as_deref(), Some(DEST));
+        assert_eq!(
+            row.label.as_deref(),
+            Some("desk"),
+            "label from the client's requests"
+        );
+        assert_eq!(row.reference.as_deref(), Some("01J"));
+
+        let deposit = audit(
+            "deposit.received",
+            datetime!(2026-01-01 00:00 UTC),
+            json!({}),
+        );
+        assert_eq!(
+            from_audit(9, &deposit, &labels),
+            None,
+            "shown from Dfns history instead"
+        );
     }
 
     fn synthetic(count: usize) -> Vec<ActivityItem> {
