@@ -1,0 +1,481 @@
+//! The API Gateway part: a route table built from every function's `ROUTES`, and the conversion of
+//! an HTTP request into the API Gateway HTTP API (payload v2.0) event the Lambda runtime would hand
+//! the function, converted into a `lambda_http::Request` by `lambda_http`'s own code.
+
+use axum::body::Bytes;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::future::BoxFuture;
+use lambda_http::http::{HeaderMap, Method, StatusCode, header};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, Request, Response};
+use platform::http::Route;
+use serde_json::{Value, json};
+
+/// A function's handler, as its Lambda `main` calls it.
+pub type Handler = fn(platform::App, Request) -> BoxFuture<'static, Response<Body>>;
+
+/// One function: its name (the Lambda's), its routes and its handler.
+#[derive(Clone, Copy)]
+pub struct Function {
+    pub name: &'static str,
+    pub routes: &'static [Route],
+    pub handler: Handler,
+}
+
+/// Why the route table could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteTableError {
+    #[error("route `{method} {path}` is served by both `{first}` and `{second}`")]
+    Duplicate {
+        method: String,
+        path: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("route template `{0}` must start with `/`")]
+    BadTemplate(String),
+}
+
+/// Every route of every function, checked for clashes.
+#[derive(Clone)]
+pub struct RouteTable {
+    entries: Vec<(Route, Function)>,
+}
+
+/// A request matched to its route.
+pub struct Matched {
+    pub route: Route,
+    pub function: Function,
+    pub path_parameters: Vec<(String, String)>,
+}
+
+/// `{id}` and `{requestId}` in the same place are the same route to API Gateway.
+fn shape(template: &str) -> String {
+    template
+        .trim_end_matches('/')
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl RouteTable {
+    pub fn new(functions: &[Function]) -> Result<Self, RouteTableError> {
+        let mut entries: Vec<(Route, Function)> = Vec::new();
+        for function in functions {
+            for route in function.routes {
+                if !route.path.starts_with('/') {
+                    return Err(RouteTableError::BadTemplate(route.path.to_owned()));
+                }
+                if let Some((_, first)) = entries
+                    .iter()
+                    .find(|(r, _)| r.method == route.method && shape(r.path) == shape(route.path))
+                {
+                    return Err(RouteTableError::Duplicate {
+                        method: route.method.to_string(),
+                        path: route.path.to_owned(),
+                        first: first.name,
+                        second: function.name,
+                    });
+                }
+                entries.push((route.clone(), *function));
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    /// Every route with the function serving it, in declaration order.
+    pub fn routes(&self) -> impl Iterator<Item = (&Route, &'static str)> {
+        self.entries.iter().map(|(route, f)| (route, f.name))
+    }
+
+    /// The route serving `method path`. Like API Gateway, a literal segment beats a parameter
+    /// (the most specific template wins).
+    pub fn find(&self, method: &Method, path: &str) -> Option<Matched> {
+        self.entries
+            .iter()
+            .filter(|(route, _)| route.method == *method)
+            .filter_map(|(route, function)| {
+                platform::http::match_path(route.path, path).map(|params| (route, function, params))
+            })
+            .min_by_key(|(_, _, params)| params.len())
+            .map(|(route, function, params)| Matched {
+                route: route.clone(),
+                function: *function,
+                path_parameters: params,
+            })
+    }
+}
+
+/// What the gateway knows about one incoming request besides the route.
+pub struct Incoming<'a> {
+    pub method: &'a Method,
+    pub raw_path: &'a str,
+    pub raw_query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+    pub source_ip: String,
+    pub domain_name: String,
+    pub request_id: String,
+}
+
+/// Content types API Gateway passes as text; anything else goes base64-encoded.
+fn is_text(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        // No declared type: JSON bodies sent by curl without -H still arrive as text.
+        return true;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence == "application/json"
+        || essence == "application/x-www-form-urlencoded"
+        || essence == "application/xml"
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
+}
+
+/// The API Gateway HTTP API event (payload format 2.0) for `incoming` on `matched`, exactly as
+/// AWS documents it: lowercased headers with repeated ones comma-joined, cookies split out,
+/// `queryStringParameters` with repeated keys comma-joined, `pathParameters` from the template,
+/// the body as text or base64.
+pub fn event_json(incoming: &Incoming<'_>, matched: &Matched) -> Value {
+    let route_key = format!("{} {}", matched.route.method, matched.route.path);
+    let mut headers: serde_json::Map<String, Value> = serde_json::Map::new();
+    let mut cookies: Vec<String> = Vec::new();
+    for name in incoming.headers.keys() {
+        let values: Vec<&str> = incoming
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if name == header::COOKIE {
+            cookies.extend(
+                values
+                    .iter()
+                    .flat_map(|v| v.split(';'))
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned),
+            );
+            continue;
+        }
+        headers.insert(name.as_str().to_owned(), json!(values.join(",")));
+    }
+    let mut query: Vec<(String, String)> = Vec::new();
+    if let Some(raw) = incoming.raw_query {
+        for (name, value) in form_pairs(raw) {
+            match query.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, existing)) => {
+                    existing.push(',');
+                    existing.push_str(&value);
+                }
+                None => query.push((name, value)),
+            }
+        }
+    }
+    let (body, is_base64) = if incoming.body.is_empty() {
+        (Value::Null, false)
+    } else if is_text(incoming.headers)
+        && let Ok(text) = std::str::from_utf8(incoming.body)
+    {
+        (json!(text), false)
+    } else {
+        (json!(STANDARD.encode(incoming.body)), true)
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let time_text = now
+        .format(time::macros::format_description!(
+            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+        ))
+        .unwrap_or_default();
+    let user_agent = incoming
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": incoming.raw_path,
+        "rawQueryString": incoming.raw_query.unwrap_or_default(),
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": incoming.domain_name,
+            "domainPrefix": incoming.domain_name.split('.').next().unwrap_or_default(),
+            "http": {
+                "method": incoming.method.as_str(),
+                "path": incoming.raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": incoming.source_ip,
+                "userAgent": user_agent,
+            },
+            "requestId": incoming.request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time_text,
+            "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        },
+        "isBase64Encoded": is_base64,
+    });
+    let object = event.as_object_mut().expect("built as an object");
+    if !cookies.is_empty() {
+        object.insert("cookies".into(), json!(cookies));
+    }
+    if !query.is_empty() {
+        let map: serde_json::Map<String, Value> =
+            query.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        object.insert("queryStringParameters".into(), Value::Object(map));
+    }
+    if !matched.path_parameters.is_empty() {
+        let map: serde_json::Map<String, Value> = matched
+            .path_parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(percent_decode(v))))
+            .collect();
+        object.insert("pathParameters".into(), Value::Object(map));
+    }
+    if !body.is_null() {
+        object.insert("body".into(), body);
+    }
+    event
+}
+
+/// The `lambda_http::Request` the Lambda runtime hands the handler for `event`: deserialised into
+/// `aws_lambda_events`' `ApiGatewayV2httpRequest` and converted by `lambda_http` itself.
+pub fn lambda_request(event: Value) -> Result<Request, serde_json::Error> {
+    let typed: aws_lambda_events::apigw::ApiGatewayV2httpRequest = serde_json::from_value(event)?;
+    Ok(Request::from(LambdaRequest::ApiGatewayV2(typed)))
+}
+
+/// What API Gateway sends back for a handler's response: status, headers, cookies as
+/// `set-cookie`, and the body (a binary body is base64 on the wire between Lambda and the
+/// gateway, and decoded by the gateway, so the client sees the same bytes).
+pub fn http_response(response: Response<Body>) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+/// A response in the platform's error shape.
+pub fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    request_id: &str,
+) -> axum::response::Response {
+    http_response(platform::http::ApiError::new(status, code, message).into_response(request_id))
+}
+
+/// `application/x-www-form-urlencoded` pairs, as API Gateway decodes the query string.
+fn form_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(&name.replace('+', " ")),
+                percent_decode(&value.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// Percent-decoding; invalid escapes are kept as written.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Request ids look like API Gateway's (`Abc123=`-style ids are opaque; a ULID is as good).
+pub fn new_request_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+
+    use super::*;
+
+    fn echo(_: platform::App, _: Request) -> BoxFuture<'static, Response<Body>> {
+        Box::pin(async { Response::new(Body::Empty) })
+    }
+
+    const A: &[Route] = &[
+        Route::new(Method::GET, "/v1/things"),
+        Route::new(Method::DELETE, "/v1/things/{id}"),
+        Route::new(Method::GET, "/v1/things/special"),
+    ];
+    const B: &[Route] = &[Route::new(Method::DELETE, "/v1/things/{thingId}")];
+
+    fn function(name: &'static str, routes: &'static [Route]) -> Function {
+        Function {
+            name,
+            routes,
+            handler: echo,
+        }
+    }
+
+    #[test]
+    fn a_route_served_by_two_functions_is_refused() {
+        let error = RouteTable::new(&[function("a", A), function("b", B)])
+            .err()
+            .expect("clash");
+        assert_eq!(
+            error,
+            RouteTableError::Duplicate {
+                method: "DELETE".into(),
+                path: "/v1/things/{thingId}".into(),
+                first: "a",
+                second: "b"
+            }
+        );
+    }
+
+    #[test]
+    fn routes_match_by_method_and_template_most_specific_first() {
+        let table = RouteTable::new(&[function("a", A)]).unwrap();
+        let matched = table.find(&Method::DELETE, "/v1/things/t-1").unwrap();
+        assert_eq!(matched.route.path, "/v1/things/{id}");
+        assert_eq!(matched.path_parameters, vec![("id".into(), "t-1".into())]);
+        assert_eq!(
+            table
+                .find(&Method::GET, "/v1/things/special")
+                .unwrap()
+                .route
+                .path,
+            "/v1/things/special"
+        );
+        assert!(table.find(&Method::POST, "/v1/things").is_none());
+        assert!(table.find(&Method::GET, "/v1/nothing").is_none());
+    }
+
+    #[test]
+    fn the_handler_sees_what_api_gateway_would_send() {
+        let table = RouteTable::new(&[function("a", A)]).unwrap();
+        let matched = table.find(&Method::DELETE, "/v1/things/t%201").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Custom", "one".parse().unwrap());
+        headers.append("x-custom", "two".parse().unwrap());
+        headers.insert(header::COOKIE, "a=1; b=2".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/octet-stream".parse().unwrap(),
+        );
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        let body = Bytes::from_static(&[0, 159, 146, 150, 255]);
+        let incoming = Incoming {
+            method: &Method::DELETE,
+            raw_path: "/v1/things/t%201",
+            raw_query: Some("limit=5&tag=x&tag=y&q=a+b%21"),
+            headers: &headers,
+            body: &body,
+            source_ip: "127.0.0.1".into(),
+            domain_name: "127.0.0.1:4010".into(),
+            request_id: "req-42".into(),
+        };
+        let event = event_json(&incoming, &matched);
+        assert_eq!(event["routeKey"], "DELETE /v1/things/{id}");
+        assert_eq!(event["headers"]["x-custom"], "one,two");
+        assert_eq!(event["cookies"], json!(["a=1", "b=2"]));
+        assert_eq!(event["queryStringParameters"]["tag"], "x,y");
+        assert_eq!(event["isBase64Encoded"], true);
+
+        let request = lambda_request(event).unwrap();
+        assert_eq!(request.method(), Method::DELETE);
+        assert_eq!(request.uri().path(), "/v1/things/t%201");
+        assert_eq!(
+            request.path_parameters_ref().and_then(|p| p.first("id")),
+            Some("t 1")
+        );
+        let query = request.query_string_parameters_ref().unwrap();
+        assert_eq!(query.first("limit"), Some("5"));
+        assert_eq!(query.all("tag"), Some(vec!["x", "y"]));
+        assert_eq!(query.first("q"), Some("a b!"));
+        assert_eq!(request.headers()[header::AUTHORIZATION], "Bearer abc");
+        assert_eq!(request.body().as_ref(), &body[..], "binary body intact");
+        match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => {
+                assert_eq!(ctx.request_id.as_deref(), Some("req-42"));
+                assert_eq!(ctx.route_key.as_deref(), Some("DELETE /v1/things/{id}"));
+                assert_eq!(ctx.http.source_ip.as_deref(), Some("127.0.0.1"));
+            }
+            other => panic!("not an API Gateway v2 context: {other:?}"),
+        }
+        assert_eq!(platform::http::request_id(&request), "req-42");
+    }
+
+    #[test]
+    fn a_json_body_arrives_as_the_same_text() {
+        let table = RouteTable::new(&[function("a", A)]).unwrap();
+        let matched = table.find(&Method::GET, "/v1/things").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let body = Bytes::from_static(br#"{"a": "\u00e9 1"}"#);
+        let incoming = Incoming {
+            method: &Method::GET,
+            raw_path: "/v1/things",
+            raw_query: None,
+            headers: &headers,
+            body: &body,
+            source_ip: "127.0.0.1".into(),
+            domain_name: "localhost".into(),
+            request_id: "r".into(),
+        };
+        let event = event_json(&incoming, &matched);
+        assert_eq!(event["isBase64Encoded"], false);
+        assert!(event.get("pathParameters").is_none());
+        let request = lambda_request(event).unwrap();
+        assert_eq!(request.body().as_ref(), &body[..]);
+    }
+}

@@ -1,0 +1,443 @@
+//! # local-stack
+//!
+//! The platform on one loopback port, as it runs in AWS:
+//!
+//! - **Gateway** ([`gateway`]): every function's `ROUTES` in one table (a route served by two
+//!   functions is a startup error). Each HTTP request becomes the API Gateway HTTP API (payload
+//!   2.0) event AWS would send, converted into a `lambda_http::Request` by `lambda_http`'s own
+//!   code, and handed to the function's `handle`, the very function its Lambda `main` calls. An
+//!   unknown route answers 404 in the platform's error shape.
+//! - **Identity**: a development OIDC issuer ([`auth::dev_issuer`]) whose issuer URL is the stack's
+//!   base URL: `/.well-known/openid-configuration` and `/.well-known/jwks.json`. Its key can live
+//!   in a file ([`IssuerKey::File`]) so `cargo xtask token` mints tokens the running stack accepts.
+//! - **`GET /openapi.json`**: an OpenAPI 3.1 document built from the same route table
+//!   ([`openapi`]).
+//! - **Scheduler**: the scheduled functions ([`functions::jobs`]) run every
+//!   [`Config::tick_every`], as EventBridge would run them.
+//!
+//! ```no_run
+//! # async fn demo(config: local_stack::Config) -> anyhow::Result<()> {
+//! let stack = local_stack::spawn(config).await?;
+//! let token = stack.token("alice");
+//! let account = reqwest::Client::new()
+//!     .post(format!("{}/v1/accounts", stack.base_url))
+//!     .bearer_auth(token)
+//!     .send()
+//!     .await?;
+//! # let _ = account; Ok(()) }
+//! ```
+
+pub mod functions;
+pub mod gateway;
+pub mod openapi;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use platform::settings::PlatformSettings;
+use platform::{App, AppParts, SecretSource};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::gateway::{Incoming, RouteTable};
+
+/// Default audience of the stack's tokens.
+pub const DEFAULT_AUDIENCE: &str = "platform-api";
+/// Default claim carrying roles in the stack's tokens.
+pub const DEFAULT_ROLE_CLAIM: &str = "roles";
+
+/// Where the stack listens.
+pub enum Listen {
+    /// Bind this address (port 0: any free port).
+    Addr(SocketAddr),
+    /// A listener the caller bound already (so it knows the URL before the stack starts, e.g. to
+    /// register a Dfns webhook pointing at it).
+    Bound(tokio::net::TcpListener),
+}
+
+/// The development issuer's signing key.
+pub enum IssuerKey {
+    /// A fresh key (tests).
+    Generate(SigningAlgorithm),
+    /// A key kept in this file (PKCS#8 PEM): loaded if present, else generated and saved (mode
+    /// 0600), so tokens minted by another process (`cargo xtask token`) verify.
+    File(PathBuf),
+}
+
+/// Everything the stack needs.
+pub struct Config {
+    pub listen: Listen,
+    /// Table, secret, Dfns URL, networks, policies, tiers, event bus.
+    pub settings: PlatformSettings,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub secrets: SecretSource,
+    /// Retries of Dfns calls (`None`: the client's default).
+    pub dfns_retry: Option<dfns_client::RetryPolicy>,
+    pub issuer_key: IssuerKey,
+    /// Accepted `aud`.
+    pub audience: String,
+    /// Claim holding roles.
+    pub role_claim: String,
+    /// Role meaning operator.
+    pub operator_role: String,
+    /// How often the scheduled functions run; `None`: only when asked ([`RunningStack::run_job`]).
+    pub tick_every: Option<Duration>,
+}
+
+impl Config {
+    /// A config from the process environment, as a function's `main` reads it (`TABLE_NAME`,
+    /// `PLATFORM_SECRET_ID`, `DFNS_BASE_URL`, the platform settings; AWS endpoints from
+    /// `AWS_ENDPOINT_URL_*`). `AUTH_AUDIENCE` (default `platform-api`), `AUTH_ROLE_CLAIM`
+    /// (default `roles`) and `AUTH_OPERATOR_ROLE` (default `operators`) shape the tokens; the
+    /// issuer is always the stack itself.
+    pub async fn from_env(listen: Listen, issuer_key: IssuerKey) -> anyhow::Result<Config> {
+        let settings = PlatformSettings::from_env().context("platform settings")?;
+        let sdk = platform_config::aws::sdk_config().await;
+        let secrets = platform_config::SecretCache::new(
+            platform_config::aws::secrets_manager_client().await,
+            settings.base.platform_secret_id.clone(),
+            settings.base.secret_refresh,
+        );
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Ok(Config {
+            listen,
+            dynamodb: platform_config::aws::dynamodb_client().await,
+            eventbridge: aws_sdk_eventbridge::Client::new(sdk),
+            secrets: SecretSource::SecretsManager(Arc::new(secrets)),
+            settings,
+            dfns_retry: None,
+            issuer_key,
+            audience: var("AUTH_AUDIENCE", DEFAULT_AUDIENCE),
+            role_claim: var("AUTH_ROLE_CLAIM", DEFAULT_ROLE_CLAIM),
+            operator_role: var("AUTH_OPERATOR_ROLE", auth::DEFAULT_OPERATOR_ROLE),
+            tick_every: Some(Duration::from_secs(10)),
+        })
+    }
+}
+
+/// What another process needs to mint tokens for a running stack (`cargo xtask token`), written
+/// by the binary's `--state-out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackInfo {
+    pub base_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub role_claim: String,
+    pub operator_role: String,
+    /// Present when the issuer key lives in a file.
+    pub issuer_key_file: Option<PathBuf>,
+}
+
+/// A running stack. Dropping it stops the server and the scheduler.
+pub struct RunningStack {
+    /// `http://127.0.0.1:PORT` (no trailing slash); also the issuer URL.
+    pub base_url: String,
+    pub issuer: Arc<DevIssuer>,
+    /// The one `App` every function shares (as one warm container per function would).
+    pub app: App,
+    pub info: StackInfo,
+    routes: RouteTable,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningStack {
+    /// A client's token (1 hour).
+    pub fn token(&self, subject: &str) -> String {
+        self.mint(&self.token_spec(subject))
+    }
+
+    /// An operator's token (1 hour).
+    pub fn operator_token(&self, subject: &str) -> String {
+        self.mint(
+            &self
+                .token_spec(subject)
+                .role(self.info.operator_role.clone()),
+        )
+    }
+
+    /// The spec of a client token, to adjust (expiry, audience, …) before [`RunningStack::mint`].
+    pub fn token_spec(&self, subject: &str) -> TokenSpec {
+        TokenSpec::oidc(
+            subject,
+            self.info.audience.clone(),
+            self.info.role_claim.clone(),
+        )
+    }
+
+    pub fn mint(&self, spec: &TokenSpec) -> String {
+        self.issuer.mint(spec).expect("the development key signs")
+    }
+
+    /// Every route with the function serving it.
+    pub fn routes(&self) -> Vec<(String, String, &'static str)> {
+        self.routes
+            .routes()
+            .map(|(r, f)| (r.method.to_string(), r.path.to_owned(), f))
+            .collect()
+    }
+
+    /// Runs one scheduled function now (as an EventBridge rule would) and returns its report.
+    pub async fn run_job(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let job = functions::jobs()
+            .into_iter()
+            .find(|job| job.name == name)
+            .with_context(|| format!("no scheduled function `{name}`"))?;
+        (job.run)(self.app.clone()).await
+    }
+
+    /// Stops accepting requests, lets those in flight finish, stops the scheduler.
+    pub async fn shutdown(mut self) {
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.abort();
+        }
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.abort();
+        }
+        self.server.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    app: App,
+    routes: RouteTable,
+    issuer: Arc<DevIssuer>,
+    openapi: Arc<serde_json::Value>,
+    host: String,
+}
+
+/// Loads or creates the issuer key.
+fn load_issuer(key: &IssuerKey, issuer_url: &str) -> anyhow::Result<DevIssuer> {
+    match key {
+        IssuerKey::Generate(algorithm) => Ok(DevIssuer::generate(issuer_url, *algorithm)?),
+        IssuerKey::File(path) => match std::fs::read_to_string(path) {
+            Ok(pem) => DevIssuer::from_private_key_pem(issuer_url, &pem)
+                .with_context(|| format!("loading the issuer key {}", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let issuer = DevIssuer::generate(issuer_url, SigningAlgorithm::Es256)?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                write_private(path, issuer.private_key_pem())
+                    .with_context(|| format!("saving the issuer key {}", path.display()))?;
+                Ok(issuer)
+            }
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("reading the issuer key {}", path.display()))),
+        },
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+/// Starts the stack on the current tokio runtime.
+pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
+    let routes = RouteTable::new(functions::FUNCTIONS).context("building the route table")?;
+    let listener = match config.listen {
+        Listen::Addr(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?,
+        Listen::Bound(listener) => listener,
+    };
+    let addr = listener.local_addr()?;
+    let reachable = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let base_url = format!("http://{reachable}");
+    let issuer = Arc::new(load_issuer(&config.issuer_key, &base_url)?);
+
+    let mut auth_settings =
+        auth::AuthSettings::new(base_url.clone(), vec![config.audience.clone()]);
+    auth_settings.role_claim = config.role_claim.clone();
+    auth_settings.operator_role = config.operator_role.clone();
+    let app = App::new(AppParts {
+        settings: config.settings,
+        dynamodb: config.dynamodb,
+        eventbridge: config.eventbridge,
+        authenticator: auth::Authenticator::new(auth_settings),
+        secrets: config.secrets,
+        dfns_retry: config.dfns_retry,
+    });
+
+    let info = StackInfo {
+        base_url: base_url.clone(),
+        issuer: issuer.issuer().to_owned(),
+        audience: config.audience,
+        role_claim: config.role_claim,
+        operator_role: config.operator_role,
+        issuer_key_file: match &config.issuer_key {
+            IssuerKey::File(path) => Some(path.clone()),
+            IssuerKey::Generate(_) => None,
+        },
+    };
+    let shared = Shared {
+        app: app.clone(),
+        routes: routes.clone(),
+        issuer: issuer.clone(),
+        openapi: Arc::new(openapi::document(&routes, &base_url)),
+        host: reachable.to_string(),
+    };
+    let router = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(|State(s): State<Shared>| async move { axum::Json(s.issuer.discovery_document()) }),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(|State(s): State<Shared>| async move { axum::Json(s.issuer.jwks()) }),
+        )
+        .route(
+            "/openapi.json",
+            get(|State(s): State<Shared>| async move { axum::Json((*s.openapi).clone()) }),
+        )
+        .fallback(gateway_route)
+        .with_state(shared);
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "local stack server stopped");
+        }
+    });
+
+    let scheduler = config
+        .tick_every
+        .map(|every| tokio::spawn(functions::run_schedule(app.clone(), every)));
+    tracing::info!(%base_url, routes = routes.routes().count(), "local stack listening");
+    Ok(RunningStack {
+        base_url,
+        issuer,
+        app,
+        info,
+        routes,
+        shutdown: Some(shutdown_tx),
+        server,
+        scheduler,
+    })
+}
+
+/// Largest request body accepted (API Gateway HTTP API's payload limit is 10 MB).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+async fn gateway_route(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let request_id = gateway::new_request_id();
+    let path = uri.path().to_owned();
+    let Some(matched) = shared.routes.find(&method, &path) else {
+        return gateway::error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+            &request_id,
+        );
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return gateway::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large".into(),
+                &request_id,
+            );
+        }
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(&shared.host)
+        .to_owned();
+    let incoming = Incoming {
+        method: &method,
+        raw_path: &path,
+        raw_query: uri.query(),
+        headers: &headers,
+        body: &body,
+        source_ip: peer.ip().to_string(),
+        domain_name: host,
+        request_id: request_id.clone(),
+    };
+    let event = gateway::event_json(&incoming, &matched);
+    let request = match gateway::lambda_request(event) {
+        Ok(request) => request,
+        Err(error) => {
+            // API Gateway would never send such an event: our bug, not the caller's.
+            tracing::error!(%error, "could not build the Lambda event");
+            return gateway::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".into(),
+                &request_id,
+            );
+        }
+    };
+    let span = tracing::info_span!("lambda", function = matched.function.name);
+    // Its own task, so a panicking handler answers like a crashed Lambda behind API Gateway
+    // (500) instead of dropping the connection.
+    let invocation =
+        tokio::spawn((matched.function.handler)(shared.app.clone(), request).instrument(span));
+    match invocation.await {
+        Ok(response) => gateway::http_response(response).into_response(),
+        Err(error) => {
+            tracing::error!(function = matched.function.name, %error, "handler crashed");
+            gateway::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".into(),
+                &request_id,
+            )
+        }
+    }
+}
