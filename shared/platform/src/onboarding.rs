@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 use crate::App;
 use crate::audit::{self, actions};
 use crate::error::{PlatformError, Result};
-use crate::settings::{PolicyActionSetting, Tier};
+use crate::settings::{PlatformSettings, PolicyActionSetting, Tier};
 
 /// How long a step's holder has before others may take it over.
 pub const STEP_LEASE: time::Duration = time::Duration::seconds(30);
@@ -95,11 +95,10 @@ pub fn policy_name(client: &ClientId, kind: &str) -> String {
 
 /// The policies a client gets: the whitelist, then one per limit its tier sets.
 pub fn client_policy_bodies(
-    app: &App,
+    settings: &PlatformSettings,
     client: &ClientId,
     tier: &Tier,
 ) -> Vec<(&'static str, PolicyBody)> {
-    let settings = app.settings();
     let filters = PolicyFilters {
         wallet_tags: Some(dfns_client::policies::WalletTagsFilter {
             has_all: Some(vec![client.wallet_tag()]),
@@ -243,7 +242,7 @@ pub async fn open_account(app: &App, client: &ClientId, request_id: &str) -> Res
     }
 
     let recorded = store.client_policies(client).await?;
-    for (kind, body) in client_policy_bodies(app, client, &tier) {
+    for (kind, body) in client_policy_bodies(app.settings(), client, &tier) {
         if recorded.contains_key(kind) {
             continue;
         }
@@ -465,4 +464,120 @@ async fn create_policy(
     )
     .await?;
     Ok(recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::settings::{AmountVelocity, CountVelocity};
+
+    fn settings(action: PolicyActionSetting) -> PlatformSettings {
+        let base = platform_config::Settings::from_lookup(|name| match name {
+            "TABLE_NAME" | "PLATFORM_SECRET_ID" => Some("x".into()),
+            _ => None,
+        })
+        .unwrap();
+        let mut settings = PlatformSettings::with_base(base, |_| None).unwrap();
+        settings.whitelist_action = action;
+        settings.limits_action = action;
+        settings.compliance.approvers = vec!["us-officer-1".into(), "us-officer-2".into()];
+        settings
+    }
+
+    #[test]
+    fn the_whitelist_starts_empty_and_filters_on_the_clients_tag() {
+        let client = ClientId::parse("alice").unwrap();
+        let bodies = client_policy_bodies(
+            &settings(PolicyActionSetting::Block),
+            &client,
+            &Tier::default(),
+        );
+        assert_eq!(bodies.len(), 1);
+        let (kind, body) = &bodies[0];
+        assert_eq!(*kind, policy_kinds::WHITELIST);
+        assert_eq!(
+            serde_json::to_value(body).unwrap(),
+            json!({
+                "name": "client:alice whitelist",
+                "activityKind": "Wallets:Sign",
+                "rule": {"kind": "TransactionRecipientWhitelist", "configuration": {"addresses": []}},
+                "action": {"kind": "Block"},
+                "filters": {"walletTags": {"hasAll": ["client:alice"]}}
+            })
+        );
+    }
+
+    #[test]
+    fn limits_come_from_the_tier_and_request_approval_names_the_officers() {
+        let client = ClientId::parse("bob").unwrap();
+        let tier = Tier {
+            amount_limit_usd: Some(5000),
+            amount_velocity: Some(AmountVelocity {
+                limit_usd: 20000,
+                timeframe_minutes: 1440,
+            }),
+            count_velocity: Some(CountVelocity {
+                limit: 3,
+                timeframe_minutes: 60,
+            }),
+        };
+        let bodies = client_policy_bodies(
+            &settings(PolicyActionSetting::RequestApproval),
+            &client,
+            &tier,
+        );
+        let wire: Vec<serde_json::Value> = bodies
+            .iter()
+            .map(|(_, b)| serde_json::to_value(b).unwrap())
+            .collect();
+        assert_eq!(
+            bodies.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [
+                "whitelist",
+                "amount-limit",
+                "amount-velocity",
+                "count-velocity"
+            ]
+        );
+        assert_eq!(
+            wire[1]["rule"],
+            json!({"kind": "TransactionAmountLimit", "configuration": {"limit": 5000, "currency": "USD"}})
+        );
+        assert_eq!(
+            wire[2]["rule"]["configuration"],
+            json!({"limit": 20000, "currency": "USD", "timeframe": 1440})
+        );
+        assert_eq!(
+            wire[3]["rule"]["configuration"],
+            json!({"limit": 3, "timeframe": 60})
+        );
+        for body in &wire {
+            assert_eq!(
+                body["filters"],
+                json!({"walletTags": {"hasAll": ["client:bob"]}})
+            );
+            assert_eq!(
+                body["action"],
+                json!({"kind": "RequestApproval", "approvalGroups": [{
+                    "name": "Compliance", "quorum": 1,
+                    "approvers": {"userId": {"in": ["us-officer-1", "us-officer-2"]}}
+                }]})
+            );
+        }
+    }
+
+    #[test]
+    fn external_ids_and_names_are_per_client_and_network() {
+        let client = ClientId::parse("auth0|42").unwrap();
+        assert_eq!(
+            wallet_external_id(&client, Network::BaseSepolia),
+            "client:auth0|42:BaseSepolia"
+        );
+        assert_eq!(
+            policy_name(&client, "whitelist"),
+            "client:auth0|42 whitelist"
+        );
+    }
 }
