@@ -91,6 +91,7 @@ fn export_env(env: &[(&'static str, String)]) {
 fn exec(repo_root: &Path, command: &[String]) -> Result<ExitCode> {
     let (installed, _) = standins::install(repo_root)?;
     let standins = StandIns::start(&installed)?;
+    eprintln!("xtask: {}", standins.describe());
     export_env(&standins.env());
     let (program, args) = command.split_first().context("no command given")?;
     let status = Group::spawn(Command::new(program).args(args), OnParentDeath::Continue)?.wait()?;

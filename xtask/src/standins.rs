@@ -311,12 +311,45 @@ pub struct StandIns {
 impl StandIns {
     /// Starts both at once and waits until each answers.
     pub fn start(installed: &Installed) -> Result<StandIns> {
-        // Launch both before waiting on either: the JVM's start-up then overlaps moto's.
-        let dynamodb = launch(Kind::DynamoDbLocal, installed)?;
-        let moto = launch(Kind::Moto, installed)?;
-        let dynamodb = finish_start(dynamodb, installed)?;
-        let moto = finish_start(moto, installed)?;
-        Ok(StandIns { dynamodb, moto })
+        // Launch both before waiting on either: the JVM's start-up then overlaps moto's. Polling
+        // them in turn also times each one's readiness on its own.
+        let mut starting = vec![
+            launch(Kind::DynamoDbLocal, installed)?,
+            launch(Kind::Moto, installed)?,
+        ];
+        let mut dynamodb = None;
+        let mut moto = None;
+        while !starting.is_empty() {
+            let mut still_starting = Vec::new();
+            for launched in starting {
+                match poll_ready(launched, installed)? {
+                    Poll::Pending(launched) => still_starting.push(launched),
+                    Poll::Ready(stand_in) => match stand_in.kind {
+                        Kind::DynamoDbLocal => dynamodb = Some(stand_in),
+                        Kind::Moto => moto = Some(stand_in),
+                    },
+                }
+            }
+            starting = still_starting;
+            if !starting.is_empty() {
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(StandIns {
+            dynamodb: dynamodb.context("DynamoDB Local did not start")?,
+            moto: moto.context("moto did not start")?,
+        })
+    }
+
+    /// Where each one listens and how long it took to answer.
+    pub fn describe(&self) -> String {
+        format!(
+            "DynamoDB Local at {} (ready in {:.1}s), moto at {} (ready in {:.1}s)",
+            self.dynamodb.url(),
+            self.dynamodb.ready_after.as_secs_f64(),
+            self.moto.url(),
+            self.moto.ready_after.as_secs_f64()
+        )
     }
 
     /// The environment of the contract: what every test and local process reads.
@@ -390,58 +423,50 @@ fn launch_attempt(kind: Kind, installed: &Installed, attempt: u32) -> Result<Lau
     })
 }
 
-fn finish_start(mut launched: Launched, installed: &Installed) -> Result<StandIn> {
-    loop {
-        match wait_ready(&launched) {
-            Ok(()) => {
-                return Ok(StandIn {
-                    kind: launched.kind,
-                    ready_after: launched.started.elapsed(),
-                    group: launched.group,
-                    port: launched.port,
-                    log: launched.log,
-                });
-            }
-            Err(error) => {
-                let status = launched.group.stop();
-                let log = log_tail(&launched.log);
-                let lost_port_race = log.contains("Address already in use")
-                    || log.contains("BindException")
-                    || log.contains("address already in use");
-                if lost_port_race && launched.attempt < START_ATTEMPTS {
-                    eprintln!(
-                        "xtask: {} lost port {} to another process; retrying",
-                        launched.kind.name(),
-                        launched.port
-                    );
-                    launched = launch_attempt(launched.kind, installed, launched.attempt + 1)?;
-                    continue;
-                }
-                return Err(error.context(format!(
-                    "{} did not start ({status:?}); end of {}:\n{log}",
-                    launched.kind.name(),
-                    launched.log.display()
-                )));
-            }
-        }
-    }
+enum Poll {
+    Ready(StandIn),
+    Pending(Launched),
 }
 
-fn wait_ready(launched: &Launched) -> Result<()> {
-    let deadline = launched.started + READY_TIMEOUT;
-    let request = launched.kind.probe_request(launched.port);
-    loop {
-        if launched.group.has_exited() {
-            bail!("exited before it was ready");
-        }
-        if probe(launched.port, &request) == Some(200) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("not ready after {}s", READY_TIMEOUT.as_secs());
-        }
-        thread::sleep(Duration::from_millis(50));
+/// One readiness check. A stand-in that exited after losing its port to another process is
+/// relaunched on a new port (a few times); any other exit, or the timeout, is an error.
+fn poll_ready(launched: Launched, installed: &Installed) -> Result<Poll> {
+    let failure = if launched.group.has_exited() {
+        anyhow!("exited before it was ready")
+    } else if probe(launched.port, &launched.kind.probe_request(launched.port)) == Some(200) {
+        return Ok(Poll::Ready(StandIn {
+            kind: launched.kind,
+            ready_after: launched.started.elapsed(),
+            group: launched.group,
+            port: launched.port,
+            log: launched.log,
+        }));
+    } else if launched.started.elapsed() > READY_TIMEOUT {
+        anyhow!("not ready after {}s", READY_TIMEOUT.as_secs())
+    } else {
+        return Ok(Poll::Pending(launched));
+    };
+
+    let mut launched = launched;
+    let status = launched.group.stop();
+    let log = log_tail(&launched.log);
+    let lost_port_race = log.contains("Address already in use")
+        || log.contains("BindException")
+        || log.contains("address already in use");
+    if lost_port_race && launched.attempt < START_ATTEMPTS {
+        eprintln!(
+            "xtask: {} lost port {} to another process; retrying",
+            launched.kind.name(),
+            launched.port
+        );
+        let relaunched = launch_attempt(launched.kind, installed, launched.attempt + 1)?;
+        return Ok(Poll::Pending(relaunched));
     }
+    Err(failure.context(format!(
+        "{} did not start ({status:?}); end of {}:\n{log}",
+        launched.kind.name(),
+        launched.log.display()
+    )))
 }
 
 /// Sends one raw HTTP request and returns the status code, if any answer came.

@@ -102,11 +102,7 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!(
-        "xtask: DynamoDB Local at {}, moto at {}",
-        standins.dynamodb.url(),
-        standins.moto.url()
-    );
+    println!("xtask: {}", standins.describe());
     // Every later step (cargo, the conformance step and whatever it starts) inherits the contract's
     // environment from this process.
     crate::export_env(&standins.env());
