@@ -30,6 +30,21 @@ pub struct AuditEntry {
     pub public_key: String,
     pub client_data: String,
     pub signature: String,
+    /// What the action did, when the handler says more than `METHOD /path` (policy changes,
+    /// approval decisions); shown in the CSV "Summary" column.
+    pub summary: Option<String>,
+}
+
+/// The audit entry of the request's user action (a request extension on mutating routes).
+#[derive(Debug, Clone)]
+pub struct AuditRef(pub String);
+
+/// Sets the summary of the audit entry `audit` (called by handlers with the state lock held).
+pub fn annotate(state: &mut State, audit: Option<&AuditRef>, summary: String) {
+    let Some(AuditRef(id)) = audit else { return };
+    if let Some(entry) = state.audit.iter_mut().rev().find(|e| &e.id == id) {
+        entry.summary = Some(summary);
+    }
 }
 
 impl AuditEntry {
@@ -55,8 +70,8 @@ impl AuditEntry {
     }
 }
 
-/// Records the consumption of `action` (called with the state lock held).
-pub fn record(state: &mut State, token: &str, action: &UserAction, now: OffsetDateTime) {
+/// Records the consumption of `action` (called with the state lock held); returns the entry id.
+pub fn record(state: &mut State, token: &str, action: &UserAction, now: OffsetDateTime) -> String {
     let username = state
         .users
         .get(&action.user_id)
@@ -68,8 +83,9 @@ pub fn record(state: &mut State, token: &str, action: &UserAction, now: OffsetDa
         .find(|c| c.record_id == action.credential_id)
         .map(|c| c.key.public_key_pem())
         .unwrap_or_default();
+    let id = ids::new_id("uj");
     state.audit.push(AuditEntry {
-        id: ids::new_id("uj"),
+        id: id.clone(),
         action: format!("{} {}", action.binding.method, action.binding.path),
         path: action.binding.path.clone(),
         action_token: token.to_owned(),
@@ -80,7 +96,9 @@ pub fn record(state: &mut State, token: &str, action: &UserAction, now: OffsetDa
         public_key,
         client_data: action.client_data.clone(),
         signature: action.signature.clone(),
+        summary: None,
     });
+    id
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +156,10 @@ pub async fn list(
                     entry.username.clone(),
                     entry.credential_id.clone(),
                     entry.path.clone(),
-                    entry.action.clone(),
+                    entry
+                        .summary
+                        .clone()
+                        .unwrap_or_else(|| entry.action.clone()),
                 ]
                 .iter()
                 .map(|f| csv_field(f))

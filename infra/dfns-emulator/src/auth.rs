@@ -172,8 +172,11 @@ async fn authenticate_inner(app: &SharedApp, request: Request) -> ApiResult<Requ
             path: path.clone(),
             payload: normalize_payload(&bytes),
         };
-        app.with_state(|s| consume_user_action(s, &caller, header.as_deref(), &binding))?;
-        Request::from_parts(parts, Body::from(bytes))
+        let audit_id =
+            app.with_state(|s| consume_user_action(s, &caller, header.as_deref(), &binding))?;
+        let mut request = Request::from_parts(parts, Body::from(bytes));
+        request.extensions_mut().insert(audit::AuditRef(audit_id));
+        request
     } else {
         request
     };
@@ -193,13 +196,13 @@ pub fn caller_for_token(state: &State, token: &str) -> Option<Caller> {
 }
 
 /// Checks and consumes a user-action token for the request described by `binding`, recording
-/// the audit-log entry (§6: one per consumed user action).
+/// the audit-log entry (§6: one per consumed user action); returns the entry's id.
 fn consume_user_action(
     state: &mut State,
     caller: &Caller,
     token: Option<&str>,
     binding: &ActionBinding,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     let token = token.ok_or_else(|| {
         ApiError::forbidden("user action signature is missing: X-DFNS-USERACTION header required")
     })?;
@@ -231,8 +234,7 @@ fn consume_user_action(
     }
     action.used = true;
     let action = action.clone();
-    audit::record(state, token, &action, now);
-    Ok(())
+    Ok(audit::record(state, token, &action, now))
 }
 
 // ---------------------------------------------------------------------------------------------

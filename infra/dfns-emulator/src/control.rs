@@ -147,7 +147,10 @@ pub async fn advance_clock(
     AxState(app): AxState<SharedApp>,
     DfnsJson(body): DfnsJson<AdvanceClockBody>,
 ) -> Json<Value> {
-    Json(json!({ "now": iso(app.clock.advance(body.seconds)) }))
+    let now = app.clock.advance(body.seconds);
+    // Approvals whose auto-reject timeout passed expire now (their effects follow).
+    app.with_state(crate::policy::approvals::expire_due);
+    Json(json!({ "now": iso(now) }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -118,7 +118,7 @@ use axum::Router;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
 
-pub use policy::{AllowAll, PolicyEngine, Verdict};
+pub use policy::{AllowAll, DfnsPolicyEngine, PolicyEngine, Verdict};
 pub use seed::{Bootstrap, Identity};
 pub use state::{App, SharedApp};
 pub use transfers::Lifecycle;
@@ -143,7 +143,9 @@ pub struct Options {
     pub user_action_ttl: Duration,
     /// Number of compliance officers to seed (at least 2).
     pub officers: usize,
-    /// The policy engine consulted before transfers execute (default: allow everything).
+    /// The policy engine consulted before transfers execute and policies change. `None` (the
+    /// default) = [`DfnsPolicyEngine`], which allows everything while the org has no policy;
+    /// [`AllowAll`] switches policies off entirely.
     pub policy_engine: Option<Arc<dyn PolicyEngine>>,
 }
 
@@ -263,6 +265,25 @@ pub fn router(app: SharedApp) -> Router {
         .route(
             "/wallets/{wallet_id}/transfers/{transfer_id}",
             get(transfers::get),
+        )
+        .route(
+            "/v2/policies",
+            post(policy::routes::create).get(policy::routes::list),
+        )
+        .route(
+            "/v2/policies/{policy_id}",
+            get(policy::routes::get)
+                .put(policy::routes::update)
+                .delete(policy::routes::archive),
+        )
+        .route("/v2/policy-approvals", get(policy::routes::list_approvals))
+        .route(
+            "/v2/policy-approvals/{approval_id}",
+            get(policy::routes::get_approval_route),
+        )
+        .route(
+            "/v2/policy-approvals/{approval_id}/decisions",
+            post(policy::routes::decide),
         )
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route(

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::faults::FaultRule;
 use crate::ledger::Ledger;
 use crate::permissions::{Assignment, Permission};
-use crate::policy::{AllowAll, PolicyData, PolicyEngine};
+use crate::policy::{DfnsPolicyEngine, PolicyData, PolicyEngine};
 use crate::transfers::{Lifecycle, Transfer};
 use crate::wallets::Wallet;
 use crate::webhooks::{StoredEvent, Webhook};
@@ -146,7 +146,7 @@ impl App {
             clock,
             settings,
             http,
-            engine: engine.unwrap_or_else(|| Arc::new(AllowAll)),
+            engine: engine.unwrap_or_else(|| Arc::new(DfnsPolicyEngine)),
             faults: Mutex::new(Vec::new()),
             jwt_secret,
         }

@@ -562,6 +562,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     caller.require("Wallets:Transfers:Read")?;
     app.with_state(|s| {
+        crate::policy::approvals::expire_due(s);
         get_wallet(s, &wallet_id)?;
         s.transfers
             .get(&transfer_id)
@@ -582,6 +583,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     caller.require("Wallets:Transfers:Read")?;
     app.with_state(|s| {
+        crate::policy::approvals::expire_due(s);
         get_wallet(s, &wallet_id)?;
         let all = s
             .transfers

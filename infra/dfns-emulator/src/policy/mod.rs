@@ -1,6 +1,13 @@
-//! The policy hook. Part 1 only decides *where* the policy engine is asked; part 2 (dfns-api.md
-//! §4–5) implements [`PolicyEngine`] in its own module and keeps its policies and approvals in
-//! [`PolicyData`].
+//! The policy engine v2 (dfns-api.md §4–5) and the hook it plugs into.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`model`] | the policy object, typed rule / action / filters, validation of §4.3 combinations |
+//! | [`evaluate`] | pure rule and filter evaluation (no state, no HTTP) |
+//! | [`engine`] | [`DfnsPolicyEngine`], the default engine: facts from the state → verdicts, records |
+//! | [`approvals`] | approvals, who may decide, quorum, lazy expiry, effects |
+//! | [`change`] | `Policies:Modify` change requests |
+//! | [`routes`] | `/v2/policies` and `/v2/policy-approvals` |
 //!
 //! Contract:
 //! - [`PolicyEngine::evaluate_transfer`] is called once per new transfer, with the state lock
@@ -15,10 +22,22 @@
 //! - [`PolicyEngine::evaluate_policy_change`] is called by the policy routes (part 2) before an
 //!   update or archive is applied; `RequestApproval` there means "answer 202 with a change request".
 
+pub mod approvals;
+pub mod change;
+pub mod engine;
+pub mod evaluate;
+pub mod model;
+pub mod routes;
+
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::state::State;
 use crate::transfers::Transfer;
+use crate::usd::Usd;
+
+pub use engine::DfnsPolicyEngine;
 
 /// What the engine decided about an activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +53,8 @@ pub struct PolicyChange {
     pub policy_id: String,
     /// `"Update"` or `"Archive"`.
     pub operation: String,
-    /// The full proposed policy body.
+    /// The full proposed policy body `{name, activityKind, rule, action, filters?}` (for an
+    /// archive: the current one).
     pub body: Value,
     pub requester_user_id: String,
 }
@@ -45,7 +65,8 @@ pub trait PolicyEngine: Send + Sync + 'static {
     fn evaluate_policy_change(&self, state: &mut State, change: &PolicyChange) -> Verdict;
 }
 
-/// Part 1's engine: no policies, everything is allowed.
+/// An engine that allows everything (part 1's default; still available for tests that want no
+/// policy engine at all).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AllowAll;
 
@@ -59,6 +80,12 @@ impl PolicyEngine for AllowAll {
     }
 }
 
-/// Storage owned by the policy engine (policies, approvals, change requests). Empty in part 1.
+/// Storage owned by the policy engine.
 #[derive(Debug, Default)]
-pub struct PolicyData {}
+pub struct PolicyData {
+    pub policies: HashMap<String, model::Policy>,
+    pub approvals: HashMap<String, approvals::Approval>,
+    pub change_requests: HashMap<String, change::ChangeRequest>,
+    /// USD value of each evaluated transfer at request time (`None` = no price), for velocity.
+    pub valuations: HashMap<String, Option<Usd>>,
+}
