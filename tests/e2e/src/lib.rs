@@ -1,0 +1,444 @@
+//! # e2e
+//!
+//! The platform end to end, through HTTP: the local stack ([`local_stack::spawn`]) serving every
+//! function, the in-process Dfns emulator delivering its webhooks to the stack's receiver, and the
+//! AWS stand-ins (`cargo xtask test`, or `cargo xtask exec -- cargo test -p e2e`). Each [`Env`]
+//! has its own table, event bus, emulator and stack, so tests run in parallel.
+//!
+//! [`counting`] is a counting HTTP proxy, used by the benchmark to count Dfns and DynamoDB calls
+//! per route.
+
+pub mod counting;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dfns_client::policies::{ApprovalGroup, Approvers};
+use dfns_client::webhooks::CreateWebhook;
+use dfns_client::{
+    ActivityKind, ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyAction,
+    PolicyBody, PolicyRule, RetryPolicy, SecretString, UserId, WebhookEventKind,
+};
+use local_stack::{Config, IssuerKey, Listen, RunningStack};
+use platform::SecretSource;
+use platform::settings::{PlatformSettings, PolicyActionSetting, Tier};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub use local_stack;
+
+/// How to set one environment up.
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    /// What the client's whitelist does to an unlisted recipient.
+    pub whitelist_action: PolicyActionSetting,
+    /// The tier every client gets (default: no limits).
+    pub tier: Tier,
+    /// An org-wide `Policies:Modify` policy decided by the compliance officers, as deployed.
+    pub policies_modify: bool,
+    /// Run the scheduled functions this often (default: only when a test asks).
+    pub tick_every: Option<Duration>,
+    /// Route Dfns and DynamoDB calls through counting proxies (benchmark).
+    pub count_calls: bool,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            whitelist_action: PolicyActionSetting::Block,
+            tier: Tier::default(),
+            policies_modify: true,
+            tick_every: None,
+            count_calls: false,
+        }
+    }
+}
+
+/// One running platform.
+pub struct Env {
+    pub stack: RunningStack,
+    pub emulator: dfns_emulator::RunningEmulator,
+    pub http: reqwest::Client,
+    pub webhook_secret: String,
+    pub table: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Counts of the stack's Dfns calls (with [`EnvOptions::count_calls`]).
+    pub dfns_calls: Option<counting::Counter>,
+    /// Counts of the stack's DynamoDB calls (with [`EnvOptions::count_calls`]).
+    pub dynamodb_calls: Option<counting::Counter>,
+    _proxies: Vec<counting::Proxy>,
+}
+
+fn require_env(name: &str) {
+    if std::env::var_os(name).is_none() {
+        panic!(
+            "{name} is not set: the end-to-end tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p e2e`)"
+        );
+    }
+}
+
+/// A Dfns client acting as `identity` against `base_url`.
+pub fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> DfnsClient {
+    let signer = KeySigner::from_pkcs8_pem(
+        identity.cred_id.clone(),
+        &SecretString::from(identity.private_key_pem.clone()),
+    )
+    .expect("the emulator's keys load");
+    DfnsClient::new(
+        ClientConfig::new(
+            SecretString::from(identity.token.clone()),
+            Some(Arc::new(signer)),
+        )
+        .with_base_url(base_url)
+        .with_rate_limit(None),
+    )
+    .expect("a Dfns client")
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`, the `X-DFNS-WEBHOOK-SIGNATURE` Dfns sends.
+pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The org-wide `Policies:Modify` policy: every policy change waits for one officer.
+pub fn policies_modify_policy(officers: &[String]) -> PolicyBody {
+    PolicyBody {
+        name: "compliance approves every policy change".into(),
+        activity_kind: ActivityKind::PoliciesModify,
+        rule: PolicyRule::always_trigger(),
+        action: PolicyAction::RequestApproval {
+            approval_groups: vec![ApprovalGroup {
+                name: Some("Compliance".into()),
+                quorum: 1,
+                approvers: Approvers {
+                    user_id: Some(dfns_client::common::InList::new(
+                        officers.iter().map(|id| UserId::new(id.clone())),
+                    )),
+                    other: Default::default(),
+                },
+                initiator_can_approve: None,
+                service_accounts_can_approve: None,
+            }],
+            auto_reject_timeout: None,
+        },
+        filters: None,
+    }
+}
+
+impl Env {
+    pub async fn start(options: EnvOptions) -> Env {
+        require_env("AWS_ENDPOINT_URL_DYNAMODB");
+        require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let direct_dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+        let table = format!("e2e-{}", ulid::Ulid::new());
+        store::schema::create_table(&direct_dynamodb, &table)
+            .await
+            .expect("create the test table");
+        let bus = format!("e2e-{}", ulid::Ulid::new());
+        eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create the test event bus");
+
+        let emulator = dfns_emulator::spawn(dfns_emulator::Options {
+            webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
+            ..dfns_emulator::Options::default()
+        })
+        .await
+        .expect("start the Dfns emulator");
+        let bootstrap = emulator.bootstrap().clone();
+
+        let mut proxies = Vec::new();
+        let (dfns_url, dfns_calls, dynamodb, dynamodb_calls) = if options.count_calls {
+            let dfns = counting::Proxy::start(&emulator.base_url(), counting::Keying::DfnsRoute)
+                .await
+                .expect("Dfns proxy");
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("checked above");
+            let ddb = counting::Proxy::start(&endpoint, counting::Keying::AmzTarget)
+                .await
+                .expect("DynamoDB proxy");
+            let counted = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .endpoint_url(ddb.url())
+                    .build(),
+            );
+            let result = (
+                dfns.url(),
+                Some(dfns.counter()),
+                counted,
+                Some(ddb.counter()),
+            );
+            proxies.push(dfns);
+            proxies.push(ddb);
+            result
+        } else {
+            (emulator.base_url(), None, direct_dynamodb.clone(), None)
+        };
+
+        // Bound first, so the webhook can point at it before the stack (which needs the secret
+        // the registration returns) starts.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the stack");
+        let stack_url = format!("http://{}", listener.local_addr().expect("bound"));
+        let service = identity_client(&emulator.base_url(), &bootstrap.service_account);
+        let created = service
+            .create_webhook(&CreateWebhook {
+                url: format!("{stack_url}/v1/webhooks/dfns"),
+                events: vec![WebhookEventKind::All],
+                status: None,
+                description: Some("e2e".into()),
+            })
+            .await
+            .expect("register the webhook");
+        let webhook_secret = secrecy::ExposeSecret::expose_secret(&created.secret).to_owned();
+
+        let officers: Vec<String> = bootstrap
+            .officers
+            .iter()
+            .map(|o| o.user_id.clone())
+            .collect();
+        if options.policies_modify {
+            identity_client(&emulator.base_url(), &bootstrap.admin)
+                .create_policy(&policies_modify_policy(&officers))
+                .await
+                .expect("create the Policies:Modify policy");
+        }
+
+        let base = platform_config::Settings::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "PLATFORM_SECRET_ID" => Some("e2e".into()),
+            "DFNS_BASE_URL" => Some(dfns_url.clone()),
+            _ => None,
+        })
+        .expect("base settings");
+        let mut settings = PlatformSettings::with_base(base, |_| None).expect("settings");
+        settings.whitelist_action = options.whitelist_action;
+        settings.limits_action = options.whitelist_action;
+        settings.compliance.approvers = officers;
+        settings.tiers = std::collections::BTreeMap::from([("e2e".to_owned(), options.tier)]);
+        settings.default_tier = "e2e".into();
+        settings.event_bus_name = bus;
+        // Tests drive the reconciler themselves: re-drive at once when they do.
+        settings.reconcile_submitted_after = Duration::ZERO;
+
+        let secret = platform_config::PlatformSecret::from_json(
+            &json!({
+                "dfnsServiceAccountToken": bootstrap.service_account.token,
+                "dfnsCredentialId": bootstrap.service_account.cred_id,
+                "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
+                "dfnsWebhookSecret": webhook_secret,
+            })
+            .to_string(),
+        )
+        .expect("platform secret");
+        let stack = local_stack::spawn(Config {
+            listen: Listen::Bound(listener),
+            settings,
+            dynamodb,
+            eventbridge,
+            secrets: SecretSource::Fixed(Arc::new(secret)),
+            dfns_retry: Some(RetryPolicy {
+                deadline: Duration::from_secs(10),
+                ..RetryPolicy::default()
+            }),
+            issuer_key: IssuerKey::Generate(auth::dev_issuer::SigningAlgorithm::Es256),
+            audience: local_stack::DEFAULT_AUDIENCE.into(),
+            role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
+            operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
+            tick_every: options.tick_every,
+        })
+        .await
+        .expect("start the local stack");
+        Env {
+            stack,
+            emulator,
+            http: reqwest::Client::new(),
+            webhook_secret,
+            table,
+            dynamodb: direct_dynamodb,
+            dfns_calls,
+            dynamodb_calls,
+            _proxies: proxies,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.base_url, path)
+    }
+
+    /// A client's token.
+    pub fn token(&self, subject: &str) -> String {
+        self.stack.token(subject)
+    }
+
+    /// Calls the stack; the answer's status and JSON body (`Null` when not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the stack answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, subject: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&self.token(subject)), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, subject: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(&self.token(subject)), Some(body))
+            .await
+    }
+
+    /// Opens `subject`'s account, calling again while another call is still creating it.
+    pub async fn open_account(&self, subject: &str) -> Value {
+        let token = self.token(subject);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self
+                .call(Method::POST, "/v1/accounts", Some(&token), None)
+                .await;
+            match status {
+                StatusCode::OK => return body,
+                StatusCode::ACCEPTED if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => panic!("opening {subject}'s account: {other} {body}"),
+            }
+        }
+    }
+
+    /// Asks for `address` to be added; the created request.
+    pub async fn request_destination(
+        &self,
+        subject: &str,
+        address: &str,
+        label: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            "/v1/destination-requests",
+            subject,
+            &json!({"network": "EthereumSepolia", "address": address, "label": label, "action": "add"}),
+        )
+        .await
+    }
+
+    /// `subject`'s destination request `id` as the API shows it.
+    pub async fn destination_request(&self, subject: &str, id: &str) -> Option<Value> {
+        let (status, body) = self.get("/v1/destination-requests", subject).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|item| item["id"] == id)
+            .cloned()
+    }
+
+    /// Waits until `subject`'s request `id` is in one of `states`; the request.
+    pub async fn wait_for_state(&self, subject: &str, id: &str, states: &[&str]) -> Value {
+        wait_until(Duration::from_secs(30), || async {
+            self.destination_request(subject, id)
+                .await
+                .filter(|r| states.iter().any(|s| r["state"] == *s))
+        })
+        .await
+        .unwrap_or_else(|| panic!("request {id} never reached {states:?}"))
+    }
+
+    /// The platform's own Dfns client (the service account), straight at the emulator.
+    pub fn service(&self) -> DfnsClient {
+        identity_client(
+            &self.emulator.base_url(),
+            &self.emulator.bootstrap().service_account,
+        )
+    }
+
+    /// Compliance officer `index`'s Dfns client, signing with the officer's own key.
+    pub fn officer(&self, index: usize) -> DfnsClient {
+        identity_client(
+            &self.emulator.base_url(),
+            &self.emulator.bootstrap().officers[index],
+        )
+    }
+
+    /// Officer 0 decides the approval of request `request` (which must be pending approval).
+    pub async fn decide(&self, request: &Value, value: DecisionValue) {
+        let approval = request["approvalId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no approval id on {request}"));
+        self.officer(0)
+            .decide_approval(&ApprovalId::new(approval), value, Some("e2e decision"))
+            .await
+            .expect("the officer decides");
+    }
+
+    /// An emulator control-API call.
+    pub async fn control(&self, method: Method, path: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .request(method, format!("{}/emulator/{path}", self.emulator.base_url()))
+            .json(body)
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Posts a raw webhook delivery to the stack with `signature`.
+    pub async fn deliver_webhook(&self, body: &[u8], signature: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/webhooks/dfns"))
+            .header("content-type", "application/json")
+            .header("x-dfns-webhook-signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("the stack answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Polls `probe` every 100 ms until it yields something or `timeout` passes.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
