@@ -68,6 +68,7 @@ pub fn install(repo_root: &Path) -> Result<(Installed, InstallReport)> {
     let (moto_server, moto) = install_moto(&pins, &tools.join("venv"))?;
     let logs_dir = tools.join("logs");
     fs::create_dir_all(&logs_dir).context("creating .tools/logs/")?;
+    prune_logs(&logs_dir);
     Ok((
         Installed {
             dynamodb_dir,
@@ -285,8 +286,9 @@ impl StandIn {
         if self.group.has_exited() {
             let status = self.group.stop();
             bail!(
-                "{} exited unexpectedly ({status:?}); end of {}:\n{}",
+                "{} exited unexpectedly ({}); end of {}:\n{}",
                 self.kind.name(),
+                describe_status(status),
                 self.log.display(),
                 log_tail(&self.log)
             );
@@ -463,8 +465,9 @@ fn poll_ready(launched: Launched, installed: &Installed) -> Result<Poll> {
         return Ok(Poll::Pending(relaunched));
     }
     Err(failure.context(format!(
-        "{} did not start ({status:?}); end of {}:\n{log}",
+        "{} did not start ({}); end of {}:\n{log}",
         launched.kind.name(),
+        describe_status(status),
         launched.log.display()
     )))
 }
@@ -502,6 +505,33 @@ fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Removes the logs of runs that have ended (`<stand-in>.<xtask pid>.<port>.log`). A failed start
+/// keeps its log for reading until the next run; a clean stop removes its own.
+fn prune_logs(logs_dir: &Path) {
+    let Ok(entries) = fs::read_dir(logs_dir) else {
+        return;
+    };
+    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let pid = name
+            .split('.')
+            .nth(1)
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+fn describe_status(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or_else(|| "exit status unknown".to_owned(), |s| s.to_string())
 }
 
 fn log_tail(path: &Path) -> String {
