@@ -165,9 +165,10 @@ async fn account_reads_approved_destinations_and_limits_from_the_live_policies()
 
 #[tokio::test]
 async fn activity_merges_deposit_transfer_and_destination_change_and_exports_them_as_csv() {
-    let h = Harness::start().await;
+    let mut h = Harness::start().await;
+    h.govern_policy_changes().await;
     h.set_prices(json!({ "ETH": "3000.00" })).await;
-    let alice = h.open_account("alice", Policies::None).await;
+    let alice = h.open_account("alice", Policies::Created).await;
     let deposit = h
         .deposit(&alice.wallet_id, "5000000000000000000", FUNDER)
         .await;
@@ -310,8 +311,8 @@ async fn activity_merges_deposit_transfer_and_destination_change_and_exports_the
 async fn a_client_never_sees_another_clients_data() {
     let h = Harness::start().await;
     h.set_prices(json!({ "ETH": "3000.00" })).await;
-    let alice = h.open_account("alice", Policies::None).await;
-    let bob = h.open_account("bob", Policies::None).await;
+    let alice = h.open_account("alice", Policies::Created).await;
+    let bob = h.open_account("bob", Policies::Created).await;
     let alice_deposit = h
         .deposit(&alice.wallet_id, "7000000000000000000", FUNDER)
         .await;
@@ -337,6 +338,7 @@ async fn a_client_never_sees_another_clients_data() {
         alice.address.as_str(),
         alice_deposit["txHash"].as_str().unwrap(),
         "alice's desk",
+        alice.whitelist.as_ref().unwrap().as_str(),
         DESK,
     ];
     for route in [
