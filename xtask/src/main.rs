@@ -18,7 +18,7 @@ use crate::process::{Group, OnParentDeath};
 use crate::standins::StandIns;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Project automation")]
+#[command(name = "xtask", bin_name = "cargo xtask", about = "Project automation")]
 struct Cli {
     #[command(subcommand)]
     command: Task,
