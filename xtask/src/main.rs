@@ -31,7 +31,7 @@ enum Task {
     Test,
     /// Start the local stack (stand-ins, table, demo secret) and keep it running until Ctrl-C.
     Dev,
-    /// Run one command with the stand-ins up and their environment set, e.g.
+    /// Run one non-interactive command with the stand-ins up and their environment set, e.g.
     /// `cargo xtask exec -- cargo test -p store`.
     Exec {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
