@@ -400,12 +400,19 @@ impl Env {
     pub async fn control(&self, method: Method, path: &str, body: &Value) -> Value {
         let response = self
             .http
-            .request(method, format!("{}/emulator/{path}", self.emulator.base_url()))
+            .request(
+                method,
+                format!("{}/emulator/{path}", self.emulator.base_url()),
+            )
             .json(body)
             .send()
             .await
             .expect("the emulator answers");
-        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "control {path}: {}",
+            response.status()
+        );
         response.json().await.unwrap_or(Value::Null)
     }
 
