@@ -536,3 +536,27 @@ async fn dfns_unavailable_is_503_and_throttled_is_429_with_nothing_leaked() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_transfer_held_by_the_whitelist_shows_as_pending() {
+    let mut h = Harness::start().await;
+    h.govern_policy_changes().await;
+    h.set_prices(json!({ "ETH": "3000.00" })).await;
+    let alice = h.open_account("alice", Policies::Created).await;
+    h.deposit(&alice.wallet_id, "5000000000000000000", FUNDER)
+        .await;
+    // OTHER was never approved: the whitelist holds the transfer for compliance.
+    let held = h.request_transfer(&alice, OTHER, "1000").await;
+    assert!(held.approval_id.is_some(), "{held:?}");
+
+    let page = h.get_json(&h.token("alice"), "/v1/activity").await;
+    let row = items(&page)
+        .iter()
+        .find(|r| r["reference"] == held.id.as_str())
+        .expect("the held transfer is listed");
+    assert_eq!(row["category"], "transfer");
+    assert_eq!(row["status"], "Pending");
+    assert_eq!(row["to"], OTHER);
+    assert_eq!(row["amount"], "1000");
+    assert!(row.get("txHash").is_none());
+}

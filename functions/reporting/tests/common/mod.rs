@@ -526,6 +526,29 @@ impl Harness {
         id
     }
 
+    /// A transfer from the account's wallet, as Dfns first answers it (not waited on).
+    pub async fn request_transfer(
+        &self,
+        account: &Account,
+        to: &str,
+        amount: &str,
+    ) -> dfns_client::TransferRequest {
+        self.dfns
+            .transfer(
+                &dfns_client::WalletId::new(account.wallet_id.clone()),
+                ExternalId::new(format!("test-{}", ulid::Ulid::new())),
+                TransferAsset::Native {
+                    to: to.to_owned(),
+                    amount: dfns_client::Amount::parse(amount).unwrap(),
+                    memo: None,
+                    priority: None,
+                },
+            )
+            .await
+            .expect("transfer created")
+            .into_transfer()
+    }
+
     /// A transfer from the account's wallet, waited on until `Confirmed`.
     pub async fn send(
         &self,
