@@ -284,3 +284,89 @@ async fn policy_changes_under_policies_modify_are_pending_until_decided() {
     assert_eq!(active.len(), 2, "{active:?}");
     assert!(active.contains(&target.id) && !active.contains(&bystander.id));
 }
+
+#[tokio::test]
+async fn every_delivered_event_verifies_and_parses_into_its_typed_kind() {
+    use dfns_client::webhooks::CreateWebhook;
+    use dfns_client::{EventData, WebhookEventKind, WebhookVerifier};
+
+    let emu = emulator().await;
+    let client = emu.client(As::ServiceAccount);
+    let receiver = common::receiver().await;
+    let created = client
+        .create_webhook(&CreateWebhook {
+            url: receiver.url.clone(),
+            events: vec![WebhookEventKind::All],
+            status: None,
+            description: None,
+        })
+        .await
+        .unwrap();
+    let verifier = WebhookVerifier::new(created.secret.clone());
+    let officer_id = emu.user_id(As::Officer(0));
+    client
+        .create_policy(&PolicyBody {
+            name: "whitelist".into(),
+            activity_kind: ActivityKind::WalletsSign,
+            rule: PolicyRule::recipient_whitelist([OTHER.to_owned()]),
+            action: approval_by(&officer_id),
+            filters: None,
+        })
+        .await
+        .unwrap();
+    let wallet_id = wallet(&emu, &client, &[]).await;
+    let transfer = client
+        .transfer(&wallet_id, ExternalId::new("typed-events"), native(10))
+        .await
+        .unwrap()
+        .into_transfer();
+    emu.client(As::Officer(0))
+        .decide_approval(
+            transfer.approval_id.as_ref().unwrap(),
+            DecisionValue::Approved,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let has = |kind: &'static str| {
+        move |d: &common::Delivery| {
+            String::from_utf8_lossy(&d.body).contains(&format!("\"kind\":\"{kind}\""))
+        }
+    };
+    for kind in [
+        "wallet.created",
+        "wallet.blockchainevent.detected",
+        "wallet.transfer.requested",
+        "policy.triggered",
+        "policy.approval.pending",
+        "policy.approval.resolved",
+    ] {
+        receiver.wait_for(has(kind)).await;
+    }
+    let deliveries = receiver.deliveries.lock().unwrap().clone();
+    let mut seen = std::collections::HashSet::new();
+    for delivery in &deliveries {
+        let event = verifier
+            .verify(delivery.signature.as_deref(), &delivery.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&delivery.body)));
+        match (&event.kind, &event.data) {
+            (WebhookEventKind::WalletCreated, EventData::Wallet(_))
+            | (WebhookEventKind::BlockchainEventDetected, EventData::BlockchainEventDetected(_))
+            | (WebhookEventKind::ApprovalPending, EventData::ApprovalPending(_)) => {}
+            // requested, and broadcasted/confirmed once the approved transfer moves on
+            (_, EventData::Transfer(t)) => assert_eq!(t.id, transfer.id),
+            (WebhookEventKind::PolicyTriggered, EventData::PolicyTriggered(evaluation)) => {
+                assert!(evaluation.triggered)
+            }
+            (WebhookEventKind::ApprovalResolved, EventData::ApprovalResolved { approval, .. }) => {
+                let approval = approval.as_ref().expect("emulator sends the approval");
+                assert_eq!(approval.status, ApprovalStatus::Approved);
+            }
+            (_, EventData::Other(_)) => {}
+            (kind, data) => panic!("{kind} parsed as {data:?}"),
+        }
+        seen.insert(event.kind.clone());
+    }
+    assert!(seen.len() >= 6, "{seen:?}");
+}
