@@ -28,6 +28,7 @@ pub mod destinations;
 pub mod notify;
 pub mod onboarding;
 pub mod reconcile;
+pub mod trading;
 pub mod webhook;
 pub mod whitelist;
 

@@ -1,0 +1,691 @@
+//! Flow 5, order execution: the scheduled run and the transfer events that move orders on.
+//!
+//! One run ([`Executor::run`]):
+//! 1. reads the due orders (`Scheduled` and due, or `Claimed` with an expired lease: a run that
+//!    died) from the store's sparse due index;
+//! 2. for each, with at most `concurrency` at once, **claims** it (a conditional write with a
+//!    lease and a claim token: of overlapping runs exactly one gets each order);
+//! 3. checks, at send time, that the client's authorization for the exchange is live and its
+//!    deposit address approved, and that the exchange still takes the asset; otherwise the order
+//!    ends `Failed` with a reason saying why (`no_authorization: …`, `authorization_revoked: …`,
+//!    `destination_not_approved: …`) and nothing is sent;
+//! 4. calls Dfns Transfer Asset with `externalId` = the order id. The Dfns client retries with
+//!    the same key, and a later run re-submitting a crashed order's transfer gets the original
+//!    transfer back (dfns-api.md §8.5), so no order is ever sent twice;
+//! 5. records the transfer id and the transfer's state (fenced by the claim token).
+//!
+//! A failure on one order (Dfns or DynamoDB) is logged and counted; the others go on. A transfer
+//! call that may succeed later (429, 5xx, timeout) leaves the order `Claimed`: the next run after
+//! the lease re-submits it with the same `externalId`. Only a definite refusal (4xx) fails it.
+//!
+//! Afterwards the order follows its transfer ([`on_transfer_event`], from the webhook receiver, and
+//! [`refresh_in_flight`], the poll that covers a lost webhook), forward only, every change in the
+//! client's audit chain.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dfns_client::transfers::TransferAsset;
+use dfns_client::{DfnsClient, ExternalId, TransferId, TransferRequest, TransferStatus};
+use domain::{Actor, ClientId, DestinationRequestState, Network, OrderId, OrderState};
+use futures::StreamExt;
+use serde::Serialize;
+use store::{Advance, ClaimToken, Order, OrderChanges, StoreError};
+use time::OffsetDateTime;
+
+use super::TradingConfig;
+use super::registry::{AssetKind, Deposit};
+use crate::App;
+use crate::audit;
+use crate::error::{PlatformError, Result};
+
+/// The audit actor of the run.
+pub const COMPONENT: &str = "order-execution";
+
+/// Audit action of an order entering `state`.
+pub fn audit_action(state: OrderState) -> &'static str {
+    match state {
+        OrderState::Scheduled => "order.created",
+        OrderState::Claimed => "order.claimed",
+        OrderState::Submitted => "order.submitted",
+        OrderState::PendingApproval => "order.pending_approval",
+        OrderState::Broadcasted => "order.broadcasted",
+        OrderState::Confirmed => "order.confirmed",
+        OrderState::Failed => "order.failed",
+        OrderState::Rejected => "order.rejected",
+        OrderState::Cancelled => "order.cancelled",
+    }
+}
+
+/// Test hooks (all `None` in production).
+#[derive(Clone, Default)]
+pub struct ExecutionHooks {
+    /// Called after Dfns accepted an order's transfer and before the order is updated. Returning
+    /// `false` abandons the order right there, exactly as if the run had died: crash injection.
+    pub after_transfer_accepted: Option<Arc<dyn Fn(&OrderId) -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ExecutionHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionHooks")
+            .field(
+                "after_transfer_accepted",
+                &self.after_transfer_accepted.is_some(),
+            )
+            .finish()
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// Due orders read.
+    pub due: usize,
+    /// Orders this run claimed.
+    pub claimed: usize,
+    /// Claimed orders whose transfer Dfns accepted (or had accepted before) and that were
+    /// recorded.
+    pub sent: usize,
+    /// Claimed orders ended without sending (checks refused them, or Dfns refused the transfer).
+    pub not_sent: usize,
+    /// Orders another run held or moved first.
+    pub skipped: usize,
+    /// Orders left claimed for a later run (Dfns unavailable or throttling).
+    pub retry_later: usize,
+    /// Orders that hit an unexpected error (logged); they are retried after their lease.
+    pub errors: usize,
+    /// Orders abandoned by the crash-injection hook.
+    pub abandoned: usize,
+}
+
+enum Outcome {
+    Sent,
+    NotSent,
+    Skipped,
+    RetryLater,
+    Error,
+    Abandoned,
+}
+
+/// Why an order is not sent: a stable code (first word of the stored reason) and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotSent {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl NotSent {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The order's stored reason: `"<code>: <message>"`.
+    pub fn reason(&self) -> String {
+        format!("{}: {}", self.code, self.message)
+    }
+}
+
+/// The order state a transfer's status means (and why, for an end without success).
+pub fn order_state_of(transfer: &TransferRequest) -> OrderState {
+    match transfer.status {
+        TransferStatus::Pending if transfer.approval_id.is_some() => OrderState::PendingApproval,
+        TransferStatus::Pending | TransferStatus::Executing => OrderState::Submitted,
+        TransferStatus::Broadcasted => OrderState::Broadcasted,
+        TransferStatus::Confirmed => OrderState::Confirmed,
+        TransferStatus::Failed => OrderState::Failed,
+        TransferStatus::Rejected => OrderState::Rejected,
+        _ => OrderState::Submitted,
+    }
+}
+
+fn transfer_changes(transfer: &TransferRequest) -> OrderChanges {
+    OrderChanges {
+        transfer_id: Some(transfer.id.as_str().to_owned()),
+        approval_id: transfer.approval_id.as_ref().map(|a| a.as_str().to_owned()),
+        reason: transfer.reason.clone(),
+    }
+}
+
+/// The body Dfns gets for an order.
+pub fn transfer_asset(deposit: &Deposit, order: &Order) -> TransferAsset {
+    let to = deposit.destination.address().canonical();
+    let amount = dfns_client::Amount::from(order.amount.get());
+    match &deposit.kind {
+        AssetKind::Native => TransferAsset::Native {
+            to,
+            amount,
+            memo: None,
+            priority: None,
+        },
+        AssetKind::Erc20 { contract } => TransferAsset::Erc20 {
+            contract: contract.clone(),
+            to,
+            amount,
+            priority: None,
+        },
+    }
+}
+
+/// The client's Dfns wallet on `network`.
+pub async fn client_wallet(
+    app: &App,
+    client: &ClientId,
+    network: Network,
+) -> Result<Option<store::WalletMapping>> {
+    Ok(app
+        .store()
+        .list_wallets(client)
+        .await?
+        .into_iter()
+        .find(|w| w.address.network() == network))
+}
+
+/// Whether `order` may be sent now: the exchange takes its asset on its network, the client's
+/// authorization for the exchange is live, and the deposit address's `add` request is approved.
+/// `Ok(Err(..))` says why not.
+pub async fn check_order(
+    app: &App,
+    config: &TradingConfig,
+    order: &Order,
+) -> Result<std::result::Result<Deposit, NotSent>> {
+    let Some(venue) = config.registry.venue(&order.exchange) else {
+        return Ok(Err(NotSent::new(
+            "exchange_unknown",
+            format!("exchange {} is no longer configured", order.exchange),
+        )));
+    };
+    let Some(deposit) = venue.deposit(order.network, &order.asset) else {
+        return Ok(Err(NotSent::new(
+            "asset_unsupported",
+            format!(
+                "{} no longer takes {} on {}",
+                order.exchange, order.asset, order.network
+            ),
+        )));
+    };
+    let store = app.store();
+    let Some(authorization) = store
+        .current_trading_authorization(&order.client_id, &venue.name)
+        .await?
+    else {
+        let revoked = store
+            .list_trading_authorizations(&order.client_id)
+            .await?
+            .into_iter()
+            .any(|a| a.exchange == venue.name && a.is_revoked());
+        return Ok(Err(if revoked {
+            NotSent::new(
+                "authorization_revoked",
+                format!(
+                    "the client revoked its trading authorization for {}",
+                    venue.name
+                ),
+            )
+        } else {
+            NotSent::new(
+                "no_authorization",
+                format!("the client has not authorized trading on {}", venue.name),
+            )
+        }));
+    };
+    let address = deposit.destination.address().canonical();
+    let Some(authorized) = authorization
+        .destinations
+        .iter()
+        .find(|d| d.destination == deposit.destination)
+    else {
+        return Ok(Err(NotSent::new(
+            "destination_not_approved",
+            format!("the authorization does not cover {address} (the exchange's address changed)"),
+        )));
+    };
+    let state = match authorized.add_request_id {
+        Some(id) => store
+            .get_destination_request(&order.client_id, &id)
+            .await?
+            .map(|r| r.state),
+        None => None,
+    };
+    match state {
+        Some(DestinationRequestState::Approved) => Ok(Ok(deposit.clone())),
+        Some(state) => Ok(Err(NotSent::new(
+            "destination_not_approved",
+            format!("deposit address {address} is {state}, not approved"),
+        ))),
+        None => Ok(Err(NotSent::new(
+            "destination_not_approved",
+            format!("deposit address {address} has not been submitted for approval yet"),
+        ))),
+    }
+}
+
+/// Runs due orders. Build one per invocation (cheap) or keep one per container.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    app: App,
+    config: TradingConfig,
+    dfns: Option<DfnsClient>,
+    hooks: ExecutionHooks,
+}
+
+impl Executor {
+    pub fn new(app: &App, config: &TradingConfig) -> Self {
+        Self {
+            app: app.clone(),
+            config: config.clone(),
+            dfns: None,
+            hooks: ExecutionHooks::default(),
+        }
+    }
+
+    /// Uses this Dfns client instead of the app's (e.g. one without the client-side rate limit,
+    /// for benchmarks against the emulator).
+    pub fn with_dfns(mut self, dfns: DfnsClient) -> Self {
+        self.dfns = Some(dfns);
+        self
+    }
+
+    pub fn with_hooks(mut self, hooks: ExecutionHooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.config.concurrency = concurrency.max(1);
+        self
+    }
+
+    async fn dfns(&self) -> Result<DfnsClient> {
+        match &self.dfns {
+            Some(client) => Ok(client.clone()),
+            None => self.app.dfns().await,
+        }
+    }
+
+    /// One run at `now` (the scheduled event's time). Each order's claim and writes use `now`
+    /// plus the time the run has taken so far, so leases stay honest in a long run.
+    pub async fn run(&self, now: OffsetDateTime) -> Result<RunReport> {
+        let started = Instant::now();
+        let run_id = format!("run-{}", ulid::Ulid::new());
+        let due = self
+            .app
+            .store()
+            .list_due_orders(now, self.config.batch_limit)
+            .await?;
+        let mut report = RunReport {
+            due: due.len(),
+            ..RunReport::default()
+        };
+        let outcomes: Vec<Outcome> = futures::stream::iter(due)
+            .map(|order| self.execute(order, now, started, &run_id))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Sent => report.sent += 1,
+                Outcome::NotSent => report.not_sent += 1,
+                Outcome::Skipped => report.skipped += 1,
+                Outcome::RetryLater => report.retry_later += 1,
+                Outcome::Error => report.errors += 1,
+                Outcome::Abandoned => report.abandoned += 1,
+            }
+        }
+        report.claimed =
+            report.sent + report.not_sent + report.retry_later + report.errors + report.abandoned;
+        tracing::info!(run = %run_id, ?report, elapsed_ms = started.elapsed().as_millis() as u64, "order execution run finished");
+        Ok(report)
+    }
+
+    async fn execute(
+        &self,
+        order: Order,
+        run_at: OffsetDateTime,
+        started: Instant,
+        run_id: &str,
+    ) -> Outcome {
+        let id = order.id;
+        let now = || run_at + started.elapsed();
+        let claimed = match self
+            .app
+            .store()
+            .claim_order(&id, now(), self.config.lease)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+                return Outcome::Skipped;
+            }
+            Err(error) => {
+                tracing::error!(order = %id, %error, "claiming an order failed");
+                return Outcome::Error;
+            }
+        };
+        match self.send(claimed.order, claimed.claim, now, run_id).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!(order = %id, %error, "executing an order failed; retried after its lease");
+                Outcome::Error
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        order: Order,
+        claim: ClaimToken,
+        now: impl Fn() -> OffsetDateTime,
+        run_id: &str,
+    ) -> Result<Outcome> {
+        let app = &self.app;
+        let system = || Actor::System {
+            id: COMPONENT.into(),
+        };
+        audit::record(
+            app,
+            &order.client_id,
+            system(),
+            audit_action(OrderState::Claimed),
+            run_id,
+            serde_json::json!({
+                "orderId": order.id,
+                "claimCount": order.claim_count,
+                "leaseExpiresAt": order.lease_expires_at.map(|t| t.unix_timestamp()),
+            }),
+        )
+        .await?;
+        let deposit = match check_order(app, &self.config, &order).await? {
+            Ok(deposit) => deposit,
+            Err(not_sent) => {
+                return self
+                    .end_unsent(&order, &claim, not_sent, now(), run_id)
+                    .await;
+            }
+        };
+        let Some(wallet) = client_wallet(app, &order.client_id, order.network).await? else {
+            let not_sent = NotSent::new(
+                "no_wallet",
+                format!("the client has no wallet on {}", order.network),
+            );
+            return self
+                .end_unsent(&order, &claim, not_sent, now(), run_id)
+                .await;
+        };
+        let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+        let dfns = self.dfns().await?;
+        let asset = transfer_asset(&deposit, &order);
+        let transfer = match dfns
+            .transfer(&wallet_id, ExternalId::new(order.id.to_string()), asset)
+            .await
+        {
+            Ok(outcome) => outcome.into_transfer(),
+            Err(error) => {
+                // The key is already bound to a transfer with another body (the registry's address
+                // changed between attempts): that transfer is this order's; never send a second.
+                if let Some(existing) = error.api().and_then(|api| api.duplicate_id()) {
+                    dfns.get_transfer(&wallet_id, &TransferId::new(existing))
+                        .await?
+                } else if error.is_retryable() || error.status().is_none() {
+                    tracing::warn!(order = %order.id, %error, "Dfns did not take the transfer now; a later run re-submits it with the same externalId");
+                    return Ok(Outcome::RetryLater);
+                } else {
+                    tracing::error!(order = %order.id, %error, "Dfns refused the transfer");
+                    let message = error
+                        .api()
+                        .map(|api| api.message.clone())
+                        .unwrap_or_else(|| error.to_string());
+                    let not_sent = NotSent::new(
+                        "refused_by_custodian",
+                        format!("the custody provider refused the transfer: {message}"),
+                    );
+                    return self
+                        .end_unsent(&order, &claim, not_sent, now(), run_id)
+                        .await;
+                }
+            }
+        };
+        if let Some(hook) = &self.hooks.after_transfer_accepted {
+            if !hook(&order.id) {
+                return Ok(Outcome::Abandoned);
+            }
+        }
+        let target = order_state_of(&transfer);
+        let changes = transfer_changes(&transfer);
+        match app
+            .store()
+            .transition_order(
+                &order.id,
+                OrderState::Claimed,
+                target,
+                &changes,
+                Some(&claim),
+                now(),
+            )
+            .await
+        {
+            Ok(_) => {
+                record_order_change(
+                    app,
+                    &order.client_id,
+                    &order.id,
+                    target,
+                    &changes,
+                    system(),
+                    run_id,
+                )
+                .await?;
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                // A transfer webhook (or a successor run) moved the order first: apply ours only
+                // if it is newer.
+                apply_transfer(
+                    app,
+                    &order.id,
+                    &order.client_id,
+                    &transfer,
+                    system(),
+                    run_id,
+                )
+                .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Outcome::Sent)
+    }
+
+    async fn end_unsent(
+        &self,
+        order: &Order,
+        claim: &ClaimToken,
+        not_sent: NotSent,
+        now: OffsetDateTime,
+        run_id: &str,
+    ) -> Result<Outcome> {
+        let changes = OrderChanges {
+            reason: Some(not_sent.reason()),
+            ..OrderChanges::default()
+        };
+        match self
+            .app
+            .store()
+            .transition_order(
+                &order.id,
+                OrderState::Claimed,
+                OrderState::Failed,
+                &changes,
+                Some(claim),
+                now,
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(order = %order.id, code = not_sent.code, "order not sent");
+                audit::record(
+                    &self.app,
+                    &order.client_id,
+                    Actor::System {
+                        id: COMPONENT.into(),
+                    },
+                    "order.not_sent",
+                    run_id,
+                    serde_json::json!({
+                        "orderId": order.id,
+                        "state": OrderState::Failed,
+                        "code": not_sent.code,
+                        "reason": not_sent.message,
+                    }),
+                )
+                .await?;
+                Ok(Outcome::NotSent)
+            }
+            Err(StoreError::ConditionFailed { .. }) => Ok(Outcome::Skipped),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+async fn record_order_change(
+    app: &App,
+    client: &ClientId,
+    order: &OrderId,
+    state: OrderState,
+    changes: &OrderChanges,
+    actor: Actor,
+    request_id: &str,
+) -> Result<()> {
+    audit::record(
+        app,
+        client,
+        actor,
+        audit_action(state),
+        request_id,
+        serde_json::json!({
+            "orderId": order,
+            "state": state,
+            "transferId": changes.transfer_id,
+            "approvalId": changes.approval_id,
+            "reason": changes.reason,
+        }),
+    )
+    .await
+}
+
+async fn apply_transfer(
+    app: &App,
+    order: &OrderId,
+    client: &ClientId,
+    transfer: &TransferRequest,
+    actor: Actor,
+    request_id: &str,
+) -> Result<bool> {
+    let target = order_state_of(transfer);
+    let changes = transfer_changes(transfer);
+    match app
+        .store()
+        .advance_order(order, target, &changes, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(Advance::Applied(_)) => {
+            record_order_change(app, client, order, target, &changes, actor, request_id).await?;
+            Ok(true)
+        }
+        Ok(Advance::Stale(_)) => Ok(false),
+        // A report that does not fit the order's lifecycle (e.g. it is still `Scheduled`): log
+        // it rather than fail the delivery forever.
+        Err(StoreError::IllegalTransition { from, to, .. }) => {
+            tracing::warn!(order = %order, %from, %to, "transfer event does not fit the order; ignored");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Hook for the Dfns webhook receiver: call for every `wallet.transfer.*` event. If the
+/// transfer belongs to an order (`externalId` = order id, from the client's own wallet), the
+/// order moves to the state the transfer reports — forward only, so a late, repeated or
+/// out-of-order event changes nothing — and the change is audited. Returns whether the order
+/// moved.
+pub async fn on_transfer_event(
+    app: &App,
+    transfer: &TransferRequest,
+    actor: Actor,
+    request_id: &str,
+) -> Result<bool> {
+    let Some(order_id) = transfer
+        .external_id
+        .as_ref()
+        .and_then(|e| OrderId::parse(e.as_str()).ok())
+    else {
+        return Ok(false);
+    };
+    let Some(order) = app.store().get_order(&order_id).await? else {
+        return Ok(false);
+    };
+    let wallet = client_wallet(app, &order.client_id, order.network).await?;
+    if wallet.is_none_or(|w| w.wallet_id.as_str() != transfer.wallet_id.as_str()) {
+        tracing::warn!(order = %order_id, wallet = %transfer.wallet_id, "a transfer names an order of another wallet; ignored");
+        return Ok(false);
+    }
+    apply_transfer(
+        app,
+        &order_id,
+        &order.client_id,
+        transfer,
+        actor,
+        request_id,
+    )
+    .await
+}
+
+/// The fallback for lost webhooks: re-reads from Dfns the transfer of every order still in flight
+/// (`Submitted`, `PendingApproval`, `Broadcasted`) that has not changed for `quiet_for`, and
+/// applies it like an event. Returns how many orders moved.
+pub async fn refresh_in_flight(
+    app: &App,
+    dfns: &DfnsClient,
+    quiet_for: time::Duration,
+    now: OffsetDateTime,
+    request_id: &str,
+) -> Result<usize> {
+    let orders = app.store().in_flight_orders().await?;
+    let mut moved = 0;
+    for order in orders {
+        if order.updated_at > now - quiet_for {
+            continue;
+        }
+        let Some(transfer_id) = &order.transfer_id else {
+            continue;
+        };
+        let Some(wallet) = client_wallet(app, &order.client_id, order.network).await? else {
+            continue;
+        };
+        let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+        match dfns
+            .get_transfer(&wallet_id, &TransferId::new(transfer_id.as_str()))
+            .await
+        {
+            Ok(transfer) => {
+                let actor = Actor::Dfns {
+                    id: transfer.id.to_string(),
+                };
+                if on_transfer_event(app, &transfer, actor, request_id).await? {
+                    moved += 1;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(order = %order.id, %error, "could not refresh an in-flight order");
+            }
+        }
+    }
+    Ok(moved)
+}
+
+impl From<NotSent> for PlatformError {
+    fn from(not_sent: NotSent) -> Self {
+        PlatformError::Conflict(not_sent.reason())
+    }
+}

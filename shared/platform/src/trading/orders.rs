@@ -1,0 +1,416 @@
+//! The trading desk's use cases: create, list and cancel orders, see a client, and preview a
+//! transfer against the client's live policies.
+//!
+//! An order is accepted for any open account and any exchange/asset the registry knows; whether
+//! it may actually be sent (authorization live, deposit address approved) is decided by the
+//! execution run at send time, so an authorization revoked after the order was placed still stops
+//! it, and the order records why.
+
+use dfns_client::policies::{PoliciesQuery, PolicyStatus};
+use dfns_client::transfers::TransfersQuery;
+use domain::{Actor, Amount, ClientId, Network, OrderId, OrderState};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use store::{NewOrder, Order, StoreError};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::TradingConfig;
+use super::authorizations::{self, AuthorizationStatus};
+use super::execution::{audit_action, client_wallet};
+use super::preview::{self, PastTransfer, Preview, PreviewInput};
+use super::registry::{AssetKind, Deposit};
+use super::usd::Usd;
+use crate::App;
+use crate::audit;
+use crate::error::{PlatformError, Result};
+
+/// How many of the wallet's transfers a preview reads at most (velocity windows).
+pub const PREVIEW_TRANSFER_SCAN: usize = 1000;
+
+/// Body of `POST /v1/operator/orders` (and, without `executeAt`, of the preview).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderInput {
+    pub client_id: String,
+    pub exchange: String,
+    pub asset: String,
+    /// Smallest units, decimal string.
+    pub amount: String,
+    /// RFC 3339; absent = now.
+    #[serde(default)]
+    pub execute_at: Option<String>,
+    /// Needed only when the exchange takes the asset on several of the platform's networks.
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// An order input that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOrder {
+    pub client: ClientId,
+    pub exchange: String,
+    pub deposit: Deposit,
+    pub amount: Amount,
+    pub execute_at: Option<OffsetDateTime>,
+}
+
+/// Validates an order against the registry and the platform's networks (pure).
+pub fn validate(
+    config: &TradingConfig,
+    networks: &[Network],
+    input: &OrderInput,
+) -> Result<ValidOrder> {
+    let bad = |m: String| PlatformError::BadRequest(m);
+    let client =
+        ClientId::parse(input.client_id.trim()).map_err(|e| bad(format!("clientId: {e}")))?;
+    let venue = config
+        .registry
+        .venue(input.exchange.trim())
+        .ok_or_else(|| bad(format!("unknown exchange `{}`", input.exchange)))?;
+    let amount = Amount::parse(input.amount.trim()).map_err(|e| bad(format!("amount: {e}")))?;
+    if amount.is_zero() {
+        return Err(bad("amount must be greater than zero".into()));
+    }
+    let candidates: Vec<Network> = match &input.network {
+        Some(raw) => {
+            let network = Network::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
+            vec![network]
+        }
+        None => networks.to_vec(),
+    };
+    let deposits: Vec<&Deposit> = candidates
+        .iter()
+        .filter(|n| networks.contains(n))
+        .filter_map(|n| venue.deposit(*n, input.asset.trim()))
+        .collect();
+    let deposit = match deposits.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(bad(format!(
+                "{} takes no `{}` on this platform's networks",
+                venue.name, input.asset
+            )));
+        }
+        _ => {
+            return Err(bad(format!(
+                "{} takes `{}` on several networks: say which with `network`",
+                venue.name, input.asset
+            )));
+        }
+    };
+    let execute_at = match &input.execute_at {
+        None => None,
+        Some(raw) => Some(
+            OffsetDateTime::parse(raw.trim(), &Rfc3339)
+                .map_err(|e| bad(format!("executeAt must be RFC 3339: {e}")))?,
+        ),
+    };
+    Ok(ValidOrder {
+        client,
+        exchange: venue.name.clone(),
+        deposit,
+        amount,
+        execute_at,
+    })
+}
+
+async fn require_client(app: &App, client: &ClientId) -> Result<()> {
+    match app.store().get_client_profile(client).await? {
+        Some(_) => Ok(()),
+        None => Err(PlatformError::NotFound("no such client".into())),
+    }
+}
+
+/// `POST /v1/operator/orders`: stores a `Scheduled` order, due at `executeAt` (default now).
+pub async fn create_order(
+    app: &App,
+    config: &TradingConfig,
+    operator: &str,
+    input: &OrderInput,
+    request_id: &str,
+) -> Result<Order> {
+    let valid = validate(config, &app.settings().networks, input)?;
+    require_client(app, &valid.client).await?;
+    let now = OffsetDateTime::now_utc();
+    let order = app
+        .store()
+        .create_order(&NewOrder {
+            id: OrderId::new(),
+            client_id: valid.client.clone(),
+            network: valid.deposit.destination.network(),
+            exchange: valid.exchange.clone(),
+            asset: valid.deposit.asset.clone(),
+            amount: valid.amount,
+            execute_at: valid.execute_at.unwrap_or(now),
+            created_by: operator.to_owned(),
+            created_at: now,
+        })
+        .await?;
+    audit::record(
+        app,
+        &order.client_id,
+        Actor::Operator {
+            id: operator.to_owned(),
+        },
+        audit_action(OrderState::Scheduled),
+        request_id,
+        serde_json::json!({
+            "orderId": order.id,
+            "exchange": order.exchange,
+            "network": order.network,
+            "asset": order.asset,
+            "amount": order.amount,
+            "to": valid.deposit.destination.address().canonical(),
+            "executeAt": order.execute_at.format(&Rfc3339).unwrap_or_default(),
+        }),
+    )
+    .await?;
+    Ok(order)
+}
+
+/// `GET /v1/operator/orders?clientId&status`: newest first.
+pub async fn list_orders(
+    app: &App,
+    client: Option<&ClientId>,
+    state: Option<OrderState>,
+) -> Result<Vec<Order>> {
+    let mut orders = match client {
+        Some(client) => {
+            let mut orders = app.store().list_orders_for_client(client).await?;
+            orders.retain(|o| state.is_none_or(|s| o.state == s));
+            orders
+        }
+        None => app.store().scan_orders(state).await?,
+    };
+    orders.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(orders)
+}
+
+/// `POST /v1/operator/orders/{id}/cancel`: only while `Scheduled` (once claimed, the transfer
+/// may already exist at Dfns).
+pub async fn cancel_order(
+    app: &App,
+    operator: &str,
+    id: &OrderId,
+    request_id: &str,
+) -> Result<Order> {
+    let not_found = || PlatformError::NotFound("no such order".into());
+    let current = app.store().get_order(id).await?.ok_or_else(not_found)?;
+    if current.state != OrderState::Scheduled {
+        return Err(PlatformError::Conflict(format!(
+            "only a scheduled order can be cancelled; this one is {}",
+            current.state
+        )));
+    }
+    let cancelled = match app
+        .store()
+        .transition_order(
+            id,
+            OrderState::Scheduled,
+            OrderState::Cancelled,
+            &store::OrderChanges {
+                reason: Some(format!("cancelled by operator {operator}")),
+                ..Default::default()
+            },
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        Ok(order) => order,
+        Err(StoreError::ConditionFailed { .. }) => {
+            return Err(PlatformError::Conflict(
+                "the order was claimed for execution meanwhile and can no longer be cancelled"
+                    .into(),
+            ));
+        }
+        Err(StoreError::NotFound { .. }) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(
+        app,
+        &cancelled.client_id,
+        Actor::Operator {
+            id: operator.to_owned(),
+        },
+        audit_action(OrderState::Cancelled),
+        request_id,
+        serde_json::json!({ "orderId": id, "from": "Scheduled" }),
+    )
+    .await?;
+    Ok(cancelled)
+}
+
+/// `GET /v1/operator/clients/{id}`: the client's account view (as the client sees it) with its
+/// trading authorizations and orders.
+pub async fn client_view(app: &App, client: &ClientId) -> Result<serde_json::Value> {
+    require_client(app, client).await?;
+    let account = crate::reporting::account(app, client).await.map_err(|e| {
+        match e.to_api_error().status.as_u16() {
+            404 => PlatformError::NotFound("no such client".into()),
+            _ => PlatformError::Internal(format!("account view: {e}")),
+        }
+    })?;
+    let mut value =
+        serde_json::to_value(&account).map_err(|e| PlatformError::Internal(e.to_string()))?;
+    let authorizations = authorizations::list(app, client).await?;
+    let orders = list_orders(app, Some(client), None).await?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "tradingAuthorizations".into(),
+            serde_json::to_value(authorizations).unwrap_or_default(),
+        );
+        object.insert(
+            "orders".into(),
+            serde_json::to_value(orders).unwrap_or_default(),
+        );
+    }
+    Ok(value)
+}
+
+/// The preview's answer: the policy evaluation plus the platform's own gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewView {
+    pub client_id: String,
+    pub exchange: String,
+    pub network: Network,
+    pub asset: String,
+    pub amount: Amount,
+    pub to: String,
+    pub wallet_id: String,
+    /// The client's authorization for the exchange (`None`: there is none).
+    pub authorization: Option<AuthorizationStatus>,
+    #[serde(flatten)]
+    pub policies: Preview,
+}
+
+/// `POST /v1/operator/orders/preview`: what Dfns would do with this transfer now, computed from
+/// the live policies, the wallet's recent transfers and the asset's current USD quote.
+pub async fn preview_order(
+    app: &App,
+    config: &TradingConfig,
+    input: &OrderInput,
+) -> Result<PreviewView> {
+    let valid = validate(config, &app.settings().networks, input)?;
+    require_client(app, &valid.client).await?;
+    let network = valid.deposit.destination.network();
+    let wallet = client_wallet(app, &valid.client, network)
+        .await?
+        .ok_or_else(|| PlatformError::Conflict(format!("the client has no wallet on {network}")))?;
+    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+    let dfns = app.dfns().await?;
+    let policies_query = PoliciesQuery {
+        status: Some(PolicyStatus::Active),
+        page_size: Some(100),
+    };
+    let transfers_query = TransfersQuery {
+        page_size: Some(100),
+    };
+    let (wallet_info, assets, policies, transfers, authorization) = futures::try_join!(
+        async { Ok::<_, PlatformError>(dfns.get_wallet(&wallet_id).await?) },
+        async { Ok(dfns.wallet_assets(&wallet_id, false).await?) },
+        async {
+            Ok(dfns
+                .list_policies(&policies_query)
+                .try_collect::<Vec<_>>()
+                .await?)
+        },
+        async {
+            Ok(dfns
+                .list_transfers(&wallet_id, &transfers_query)
+                .take(PREVIEW_TRANSFER_SCAN)
+                .try_collect::<Vec<_>>()
+                .await?)
+        },
+        async {
+            let current = app
+                .store()
+                .current_trading_authorization(&valid.client, &valid.exchange)
+                .await?;
+            Ok(match current {
+                Some(a) => {
+                    let requests = app.store().list_destination_requests(&valid.client).await?;
+                    Some(authorizations::status_of(&a, &requests).0)
+                }
+                None => None,
+            })
+        },
+    )?;
+    let price = assets
+        .assets
+        .iter()
+        .find(|a| match (&a.kind, &valid.deposit.kind) {
+            (dfns_client::wallets::AssetKind::Native, AssetKind::Native) => true,
+            (
+                dfns_client::wallets::AssetKind::Erc20 { contract },
+                AssetKind::Erc20 { contract: ours },
+            ) => contract.eq_ignore_ascii_case(ours),
+            _ => false,
+        })
+        .and_then(|a| Usd::price_from_quotes(a.quotes.as_ref()));
+    let value_usd =
+        price.and_then(|p| Usd::value_of(valid.amount.get(), valid.deposit.decimals, p));
+    let recent: Vec<PastTransfer> = transfers.iter().map(PastTransfer::from_transfer).collect();
+    let to = valid.deposit.destination.address().canonical();
+    let evaluation = preview::evaluate(&PreviewInput {
+        wallet_id: wallet_id.as_str(),
+        wallet_tags: &wallet_info.tags,
+        to: &to,
+        value_usd,
+        policies: &policies,
+        recent_transfers: &recent,
+        now: OffsetDateTime::now_utc(),
+    });
+    Ok(PreviewView {
+        client_id: valid.client.to_string(),
+        exchange: valid.exchange,
+        network,
+        asset: valid.deposit.asset.clone(),
+        amount: valid.amount,
+        to,
+        wallet_id: wallet_id.as_str().to_owned(),
+        authorization,
+        policies: evaluation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(amount: &str, asset: &str) -> OrderInput {
+        OrderInput {
+            client_id: "alice".into(),
+            exchange: "Kraken".into(),
+            asset: asset.into(),
+            amount: amount.into(),
+            execute_at: Some("2026-01-10T12:00:00Z".into()),
+            network: None,
+        }
+    }
+
+    #[test]
+    fn orders_are_validated_against_the_registry() {
+        let config = TradingConfig::default();
+        let networks = [Network::EthereumSepolia];
+        let valid = validate(&config, &networks, &input("1000", "usdc")).unwrap();
+        assert_eq!(valid.deposit.asset, "USDC");
+        assert_eq!(valid.amount, Amount::new(1000));
+        for (bad_amount, asset) in [("0", "ETH"), ("1.5", "ETH"), ("-1", "ETH"), ("10", "DOGE")] {
+            assert!(matches!(
+                validate(&config, &networks, &input(bad_amount, asset)),
+                Err(PlatformError::BadRequest(_))
+            ));
+        }
+        let mut unknown = input("1", "ETH");
+        unknown.exchange = "Binance".into();
+        assert!(validate(&config, &networks, &unknown).is_err());
+        // The platform does not run Base: no deposit there.
+        assert!(validate(&config, &[Network::Base], &input("1", "ETH")).is_err());
+        let mut bad_time = input("1", "ETH");
+        bad_time.execute_at = Some("tomorrow".into());
+        assert!(validate(&config, &networks, &bad_time).is_err());
+    }
+}
