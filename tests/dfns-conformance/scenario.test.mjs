@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { DfnsError } from '@dfns/sdk';
+import { DfnsError, PolicyPendingError } from '@dfns/sdk';
 import {
   Coverage,
   controlApi,
@@ -541,6 +541,448 @@ test('webhooks: stored events, ping, update and delete', async (t) => {
   assert.deepEqual(deleted, { deleted: true });
   const err = await coverage.expectError('webhooks.getWebhook (deleted)', () => sa.webhooks.getWebhook({ webhookId }));
   expectDfnsError(err, 404, 'a deleted webhook');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Policies v2, approvals and Policies:Modify change requests (dfns-api.md §4–5). A second wallet,
+// tagged for one client, is governed by a recipient whitelist whose every change needs a
+// compliance officer's approval; officers sign their decisions with their own keys through the SDK.
+
+const WHITELISTED_LATER = '0x0000000000000000000000000000000000000b0b';
+const NOT_WHITELISTED = '0x000000000000000000000000000000000000dead';
+const ETH_PRICE = '3000.00';
+const POINT_ONE_ETH = 100_000_000_000_000_000n; // 0.1 ETH = USD 300 exactly at 3000.00
+
+/** The officer with the ECDSA P-256 key (the SDK's key signer with algorithm SHA256). */
+const p256Officer = () => bootstrap.officers.find((o) => createPrivateKey(o.privateKeyPem).asymmetricKeyType === 'ec');
+const otherOfficer = () => bootstrap.officers.find((o) => o.userId !== p256Officer().userId);
+
+async function fundedWallet(tags) {
+  const wallet = await coverage.call('wallets.createWallet', 'CreateWalletResponse', () =>
+    sa.wallets.createWallet({ body: { network: NETWORK, tags } }),
+  );
+  signed('POST', '/wallets');
+  await control.deposit({ walletId: wallet.id, kind: 'Native', amount: NATIVE_DEPOSIT.toString(), from: DEPOSITOR });
+  return wallet;
+}
+
+async function send(walletId, to, amount) {
+  const transfer = await coverage.call('wallets.transferAsset', 'TransferAssetResponse', () =>
+    sa.wallets.transferAsset({ walletId, body: { kind: 'Native', to, amount: amount.toString() } }),
+  );
+  signed('POST', `/wallets/${walletId}/transfers`);
+  return transfer;
+}
+
+const settle = (walletId, transferId) =>
+  pollUntil(
+    () => coverage.call('wallets.getTransfer', 'GetTransferResponse', () => sa.wallets.getTransfer({ walletId, transferId })),
+    (x) => ['Confirmed', 'Failed', 'Rejected'].includes(x.status),
+    LIFECYCLE_WAIT_MS,
+    `transfer ${transferId} reaching a final status`,
+  );
+
+const officerGroup = (ids, quorum = 1) => ({
+  kind: 'RequestApproval',
+  approvalGroups: [{ name: 'Compliance', quorum, approvers: { userId: { in: ids } } }],
+  autoRejectTimeout: 1440,
+});
+
+test('policies: a whitelist on a wallet tag and a Policies:Modify policy over it', async () => {
+  await control.setLifecycle({ mode: 'auto', delayMs: 20 });
+  state.clientTag = `client:${runId}`;
+  state.policyWebhook = await coverage.call('webhooks.createWebhook', 'CreateWebhookResponse', () =>
+    sa.webhooks.createWebhook({
+      body: {
+        url: receiver.url,
+        description: `policies ${runId}`,
+        events: ['policy.triggered', 'policy.approval.pending', 'policy.approval.resolved', 'wallet.transfer.rejected'],
+      },
+    }),
+  );
+  signed('POST', '/webhooks');
+  state.clientWallet = await fundedWallet([state.clientTag]);
+  const assets = await coverage.call('wallets.getWalletAssets', 'GetWalletAssetsResponse', () =>
+    sa.wallets.getWalletAssets({ walletId: state.clientWallet.id }),
+  );
+  const symbol = assets.assets.find((a) => a.kind === 'Native').symbol;
+  await control.setPrices({ [symbol]: ETH_PRICE });
+
+  const whitelistBody = {
+    name: `whitelist ${runId}`,
+    activityKind: 'Wallets:Sign',
+    rule: { kind: 'TransactionRecipientWhitelist', configuration: { addresses: [RECIPIENT] } },
+    action: { kind: 'Block' },
+    filters: { walletTags: { hasAll: [state.clientTag] } },
+  };
+  const whitelist = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({ body: whitelistBody }),
+  );
+  signed('POST', '/v2/policies');
+  assert.match(whitelist.id, /^plc-/);
+  assert.equal(whitelist.status, 'Active');
+  assert.deepEqual(whitelist.rule, whitelistBody.rule);
+  assert.deepEqual(whitelist.filters, whitelistBody.filters);
+  state.whitelist = whitelist;
+  state.whitelistBody = whitelistBody;
+
+  // Creating is not gated by Policies:Modify (dfns-api.md §4.3): this one answers 200 too.
+  const governing = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({
+      body: {
+        name: `compliance approves changes ${runId}`,
+        activityKind: 'Policies:Modify',
+        rule: { kind: 'AlwaysTrigger' },
+        action: officerGroup(bootstrap.officers.map((o) => o.userId)),
+        filters: { policyId: { in: [whitelist.id] } },
+      },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  assert.equal(governing.activityKind, 'Policies:Modify');
+  state.governing = governing;
+
+  const got = await coverage.call('policies.getPolicy', 'GetPolicyResponse', () => sa.policies.getPolicy({ policyId: whitelist.id }));
+  assert.deepEqual(got, whitelist);
+  // Walk the active policies one per page (the emulator may hold others from earlier runs).
+  const active = [];
+  let paginationToken;
+  do {
+    const page = await coverage.call('policies.listPolicies', 'ListPoliciesResponse', () =>
+      sa.policies.listPolicies({ query: { status: 'Active', limit: '1', ...(paginationToken ? { paginationToken } : {}) } }),
+    );
+    assert.ok(page.items.length <= 1, `limit=1 returned ${page.items.length} policies`);
+    active.push(...page.items);
+    paginationToken = page.nextPageToken;
+    assert.ok(active.length < 500, 'pagination does not terminate');
+  } while (paginationToken);
+  assert.ok(active.every((p) => p.status === 'Active'), 'status=Active lists active policies only');
+  const activeIds = active.map((p) => p.id);
+  assert.equal(new Set(activeIds).size, activeIds.length, 'a policy appeared on two pages');
+  assert.ok(activeIds.includes(whitelist.id) && activeIds.includes(governing.id), 'both new policies are listed');
+
+  const invalid = await coverage.expectError('policies.createPolicy (Policies:Modify with Block)', () =>
+    sa.policies.createPolicy({
+      body: { name: 'invalid', activityKind: 'Policies:Modify', rule: { kind: 'AlwaysTrigger' }, action: { kind: 'Block' } },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  expectDfnsError(invalid, 400, 'a Block action on Policies:Modify');
+});
+
+test('policies: updating the whitelist is held — PolicyPendingError carries the change request', async (t) => {
+  if (!needs(t, 'whitelist', 'governing')) return;
+  const policyId = state.whitelist.id;
+  const widened = {
+    ...state.whitelistBody,
+    rule: { kind: 'TransactionRecipientWhitelist', configuration: { addresses: [RECIPIENT, WHITELISTED_LATER] } },
+  };
+  const pending = await coverage.expectError('policies.updatePolicy (held by Policies:Modify)', () =>
+    sa.policies.updatePolicy({ policyId, body: widened }),
+  );
+  signed('PUT', `/v2/policies/${policyId}`);
+  assert.ok(pending instanceof PolicyPendingError, `expected the SDK's PolicyPendingError, got ${pending}`);
+  assert.equal(pending.httpStatus, 202);
+  const changeRequest = assertMatchesSdkType('PolicyChangeRequest', pending.context, 'PolicyPendingError.context');
+  assert.match(changeRequest.id, /^cr-/);
+  assert.equal(changeRequest.kind, 'Policy');
+  assert.equal(changeRequest.status, 'Pending');
+  assert.equal(changeRequest.entityId, policyId);
+  assert.equal(changeRequest.requester.userId, bootstrap.serviceAccount.userId);
+  assert.deepEqual(changeRequest.body.rule, widened.rule);
+  assert.match(changeRequest.approvalId ?? '', /^ap-/);
+  state.changeRequest = changeRequest;
+
+  const unchanged = await coverage.call('policies.getPolicy', 'GetPolicyResponse', () => sa.policies.getPolicy({ policyId }));
+  assert.deepEqual(unchanged.rule, state.whitelist.rule, 'the policy keeps its configuration until approved');
+  assert.equal(unchanged.pendingChangeRequest?.id, changeRequest.id);
+
+  const again = await coverage.expectError('policies.updatePolicy (second change while one is pending)', () =>
+    sa.policies.updatePolicy({ policyId, body: widened }),
+  );
+  signed('PUT', `/v2/policies/${policyId}`);
+  expectDfnsError(again, 409, 'a second update while a change request is pending');
+
+  // The service account asked: it can never approve (no Policies:Approvals:Approve).
+  const refused = await coverage.expectError('policies.createApprovalDecision (service account)', () =>
+    sa.policies.createApprovalDecision({ approvalId: changeRequest.approvalId, body: { value: 'Approved' } }),
+  );
+  signed('POST', `/v2/policy-approvals/${changeRequest.approvalId}/decisions`);
+  expectDfnsError(refused, 403, 'a service account deciding');
+});
+
+test('approvals: an officer signing with their own P-256 key approves → the change is applied', async (t) => {
+  if (!needs(t, 'changeRequest')) return;
+  const officer = p256Officer();
+  const client = sdkClient(bootstrap, officer, coverage);
+  const approvalId = state.changeRequest.approvalId;
+  const waiting = await coverage.call('policies.listApprovals', 'ListApprovalsResponse', () =>
+    client.policies.listApprovals({ query: { status: 'Pending', approverId: officer.userId } }),
+  );
+  assert.ok(waiting.items.some((a) => a.id === approvalId), 'the officer sees the approval waiting for them');
+  const approval = await coverage.call('policies.getApproval', 'GetApprovalResponse', () => client.policies.getApproval({ approvalId }));
+  assert.equal(approval.activity.kind, 'Policies:Modify');
+  assert.equal(approval.activity.changeRequest.id, state.changeRequest.id);
+  assert.equal(approval.initiatorId, bootstrap.serviceAccount.userId);
+  assert.ok(approval.expirationDate, 'autoRejectTimeout sets an expiration date');
+  assert.deepEqual(approval.policyEvaluations.map((e) => e.policyId), [state.governing.id]);
+
+  const decided = await coverage.call('policies.createApprovalDecision', 'CreateApprovalDecisionResponse', () =>
+    client.policies.createApprovalDecision({ approvalId, body: { value: 'Approved', reason: 'widening reviewed' } }),
+  );
+  assert.equal(decided.status, 'Approved');
+  assert.deepEqual(decided.decisions.map((d) => [d.userId, d.value, d.reason]), [[officer.userId, 'Approved', 'widening reviewed']]);
+  assert.equal(decided.activity.changeRequest.status, 'Applied');
+  state.officerDecisions = [`/v2/policy-approvals/${approvalId}/decisions`];
+
+  const applied = await coverage.call('policies.getPolicy', 'GetPolicyResponse', () => sa.policies.getPolicy({ policyId: state.whitelist.id }));
+  assert.deepEqual(applied.rule.configuration.addresses, [RECIPIENT, WHITELISTED_LATER]);
+  assert.equal(applied.pendingChangeRequest, undefined, 'nothing pending once applied');
+  assert.ok(Date.parse(applied.dateUpdated) >= Date.parse(state.whitelist.dateUpdated));
+
+  const resolved = await receiver.waitFor(
+    (d) => safeJson(d.raw)?.kind === 'policy.approval.resolved' && safeJson(d.raw)?.data?.approval?.id === approvalId,
+    WEBHOOK_WAIT_MS,
+    'policy.approval.resolved for the change request',
+  );
+  verifyWebhookSignature(resolved, state.policyWebhook.secret);
+  const event = assertMatchesSdkType('WebhookDelivery', safeJson(resolved.raw), 'policy.approval.resolved delivery');
+  assertMatchesSdkType('GetApprovalResponse', event.data.approval, 'policy.approval.resolved data.approval');
+  assert.equal(event.data.approval.status, 'Approved');
+});
+
+test('transfers: to a whitelisted address it confirms; to another it is blocked', async (t) => {
+  if (!needs(t, 'clientWallet', 'officerDecisions')) return;
+  const walletId = state.clientWallet.id;
+  const allowed = await send(walletId, WHITELISTED_LATER, POINT_ONE_ETH);
+  assert.equal((await settle(walletId, allowed.id)).status, 'Confirmed', 'the newly whitelisted address is allowed');
+
+  const blocked = await send(walletId, NOT_WHITELISTED, 1n);
+  assert.equal(blocked.status, 'Rejected', 'a Block policy answers 200 with a Rejected transfer');
+  assert.match(blocked.reason ?? '', /whitelist/);
+  assert.ok(blocked.datePolicyResolved);
+  // A whitelist compares exactly: the same address in capitals is another address.
+  const shouted = await send(walletId, RECIPIENT.toUpperCase().replace('0X', '0x'), 1n);
+  assert.equal(shouted.status, 'Rejected', 'whitelist comparison is case-sensitive');
+
+  const triggered = await receiver.waitFor(
+    (d) => {
+      const e = safeJson(d.raw);
+      return e?.kind === 'policy.triggered' && e?.data?.policyEvaluation?.activity?.transferRequest?.id === blocked.id;
+    },
+    WEBHOOK_WAIT_MS,
+    'policy.triggered for the blocked transfer',
+  );
+  verifyWebhookSignature(triggered, state.policyWebhook.secret);
+  const evaluation = assertMatchesSdkType('WebhookDelivery', safeJson(triggered.raw), 'policy.triggered delivery').data.policyEvaluation;
+  assert.match(evaluation.id, /^plce-/);
+  assert.equal(evaluation.triggered, true);
+  assertMatchesSdkType('PolicyObject', evaluation.policy, 'policy.triggered policyEvaluation.policy');
+  assert.equal(evaluation.policy.id, state.whitelist.id);
+  assertMatchesSdkType('TransferRequest', evaluation.activity.transferRequest, 'policy.triggered activity.transferRequest');
+  const rejected = await receiver.waitFor(
+    (d) => safeJson(d.raw)?.kind === 'wallet.transfer.rejected' && safeJson(d.raw)?.data?.transferRequest?.id === blocked.id,
+    WEBHOOK_WAIT_MS,
+    'wallet.transfer.rejected for the blocked transfer',
+  );
+  assertMatchesSdkType('TransferRequest', safeJson(rejected.raw).data.transferRequest, 'wallet.transfer.rejected data');
+});
+
+test('approvals: above an amount limit a transfer waits; an officer denies → rejected', async (t) => {
+  if (!needs(t, 'clientWallet', 'officerDecisions')) return;
+  const walletId = state.clientWallet.id;
+  const limit = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({
+      body: {
+        name: `above USD 300 needs approval ${runId}`,
+        activityKind: 'Wallets:Sign',
+        rule: { kind: 'TransactionAmountLimit', configuration: { limit: 300, currency: 'USD' } },
+        action: officerGroup([otherOfficer().userId]),
+        filters: { walletId: { in: [walletId] } },
+      },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  state.limitPolicy = limit;
+
+  // 0.1 ETH at 3000.00 is exactly USD 300: at the limit, not above it.
+  const atLimit = await send(walletId, RECIPIENT, POINT_ONE_ETH);
+  assert.equal(atLimit.approvalId, undefined, 'a transfer at the limit does not trigger');
+  assert.equal((await settle(walletId, atLimit.id)).status, 'Confirmed');
+
+  // One wei more is above it.
+  const above = await send(walletId, RECIPIENT, POINT_ONE_ETH + 1n);
+  assert.equal(above.status, 'Pending');
+  assert.match(above.approvalId ?? '', /^ap-/, 'held for approval');
+  const pending = await receiver.waitFor(
+    (d) => safeJson(d.raw)?.kind === 'policy.approval.pending' && safeJson(d.raw)?.data?.approval?.id === above.approvalId,
+    WEBHOOK_WAIT_MS,
+    'policy.approval.pending for the held transfer',
+  );
+  const approval = assertMatchesSdkType('GetApprovalResponse', safeJson(pending.raw).data.approval, 'policy.approval.pending data.approval');
+  assert.equal(approval.activity.kind, 'Wallets:Sign');
+  assert.equal(approval.activity.transferRequest.id, above.id);
+  assert.match(approval.policyEvaluations[0].reason, /above limit \(USD 300\)/);
+
+  const officer = otherOfficer();
+  const client = sdkClient(bootstrap, officer, coverage);
+  const denied = await coverage.call('policies.createApprovalDecision', 'CreateApprovalDecisionResponse', () =>
+    client.policies.createApprovalDecision({ approvalId: above.approvalId, body: { value: 'Denied', reason: 'not expected' } }),
+  );
+  assert.equal(denied.status, 'Denied');
+  assert.ok(denied.dateResolved);
+  state.officerDecisions.push(`/v2/policy-approvals/${above.approvalId}/decisions`);
+  const final = await settle(walletId, above.id);
+  assert.equal(final.status, 'Rejected', 'a denied approval rejects the transfer');
+  state.deniedApproval = above.approvalId;
+
+  const again = await coverage.expectError('policies.createApprovalDecision (already resolved)', () =>
+    client.policies.createApprovalDecision({ approvalId: above.approvalId, body: { value: 'Approved' } }),
+  );
+  expectDfnsError(again, 409, 'deciding a resolved approval');
+});
+
+test('velocity: count and amount limits trigger at the documented boundaries, windows slide', async (t) => {
+  if (!needs(t, 'clientTag')) return;
+  // Count: limit 2 per 60 minutes; the current transfer counts, so the third one is above.
+  const counted = await fundedWallet([`velocity:${runId}`]);
+  await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({
+      body: {
+        name: `two per hour ${runId}`,
+        activityKind: 'Wallets:Sign',
+        rule: { kind: 'TransactionCountVelocity', configuration: { limit: 2, timeframe: 60 } },
+        action: { kind: 'Block' },
+        filters: { walletId: { in: [counted.id] } },
+      },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  for (const n of [1, 2]) {
+    const ok = await send(counted.id, RECIPIENT, 1n);
+    assert.notEqual(ok.status, 'Rejected', `transfer ${n} of 2 is within the limit`);
+  }
+  const third = await send(counted.id, RECIPIENT, 1n);
+  assert.equal(third.status, 'Rejected');
+  assert.equal(third.reason, 'Number of transactions (3) is above limit (2).');
+  await control.advanceClock(60 * 60 + 1);
+  const later = await send(counted.id, RECIPIENT, 1n);
+  assert.notEqual(later.status, 'Rejected', 'an hour later the earlier transfers left the window');
+
+  // Amount: USD 600 per 60 minutes; 300 + 300 reaches it exactly, one wei more is above.
+  const summed = await fundedWallet([`velocity:${runId}`]);
+  const amountPolicy = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({
+      body: {
+        name: `USD 600 per hour ${runId}`,
+        activityKind: 'Wallets:Sign',
+        rule: { kind: 'TransactionAmountVelocity', configuration: { limit: 600, currency: 'USD', timeframe: 60 } },
+        action: { kind: 'Block' },
+        filters: { walletId: { in: [summed.id] } },
+      },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  for (const n of [1, 2]) {
+    const ok = await send(summed.id, RECIPIENT, POINT_ONE_ETH);
+    assert.notEqual(ok.status, 'Rejected', `USD 300 number ${n} keeps the total ≤ 600`);
+  }
+  const over = await send(summed.id, RECIPIENT, 1n);
+  assert.equal(over.status, 'Rejected');
+  assert.match(over.reason ?? '', /^Cumulative transfer amount \(USD 600\.01\) is above limit \(USD 600\)\.$/);
+  state.amountPolicy = amountPolicy;
+});
+
+test('policies: archive — ungoverned at once, governed held and denied', async (t) => {
+  if (!needs(t, 'amountPolicy', 'whitelist')) return;
+  const archived = await coverage.call('policies.archivePolicy', 'ArchivePolicyResponse', () =>
+    sa.policies.archivePolicy({ policyId: state.amountPolicy.id }),
+  );
+  signed('DELETE', `/v2/policies/${state.amountPolicy.id}`);
+  assert.equal(archived.status, 'Archived');
+  const listed = await coverage.call('policies.listPolicies', 'ListPoliciesResponse', () =>
+    sa.policies.listPolicies({ query: { status: 'Archived' } }),
+  );
+  assert.ok(listed.items.some((p) => p.id === state.amountPolicy.id), 'the archived policy is listed as Archived');
+  assert.ok(listed.items.every((p) => p.status === 'Archived'));
+
+  const held = await coverage.expectError('policies.archivePolicy (held by Policies:Modify)', () =>
+    sa.policies.archivePolicy({ policyId: state.whitelist.id }),
+  );
+  signed('DELETE', `/v2/policies/${state.whitelist.id}`);
+  assert.ok(held instanceof PolicyPendingError, `expected PolicyPendingError, got ${held}`);
+  const changeRequest = assertMatchesSdkType('PolicyChangeRequest', held.context, 'archive PolicyPendingError.context');
+  assert.equal(changeRequest.body.status, 'Archived');
+  const officer = p256Officer();
+  const denied = await coverage.call('policies.createApprovalDecision', 'CreateApprovalDecisionResponse', () =>
+    sdkClient(bootstrap, officer, coverage).policies.createApprovalDecision({
+      approvalId: changeRequest.approvalId,
+      body: { value: 'Denied', reason: 'the whitelist stays' },
+    }),
+  );
+  assert.equal(denied.activity.changeRequest.status, 'Rejected');
+  state.archiveApproval = changeRequest.approvalId;
+  state.officerDecisions.push(`/v2/policy-approvals/${changeRequest.approvalId}/decisions`);
+  const still = await coverage.call('policies.getPolicy', 'GetPolicyResponse', () => sa.policies.getPolicy({ policyId: state.whitelist.id }));
+  assert.equal(still.status, 'Active', 'a denied archive changes nothing');
+  assert.equal(still.pendingChangeRequest, undefined);
+});
+
+test('approvals: list with filters and pagination', async (t) => {
+  if (!needs(t, 'deniedApproval', 'archiveApproval', 'changeRequest')) return;
+  const denied = await coverage.call('policies.listApprovals', 'ListApprovalsResponse', () =>
+    sa.policies.listApprovals({ query: { status: 'Denied' } }),
+  );
+  assert.ok(denied.items.length >= 2);
+  assert.ok(denied.items.every((a) => a.status === 'Denied'));
+  assert.ok(denied.items.some((a) => a.id === state.deniedApproval));
+  const mine = await coverage.call('policies.listApprovals', 'ListApprovalsResponse', () =>
+    sa.policies.listApprovals({ query: { initiatorId: bootstrap.serviceAccount.userId, limit: '1' } }),
+  );
+  assert.equal(mine.items.length, 1);
+  assert.ok(mine.nextPageToken, 'at least three approvals with limit=1 leave a next page');
+  const seen = [...mine.items];
+  let paginationToken = mine.nextPageToken;
+  while (paginationToken) {
+    const page = await coverage.call('policies.listApprovals', 'ListApprovalsResponse', () =>
+      sa.policies.listApprovals({ query: { initiatorId: bootstrap.serviceAccount.userId, limit: '1', paginationToken } }),
+    );
+    seen.push(...page.items);
+    paginationToken = page.nextPageToken;
+  }
+  const seenIds = seen.map((a) => a.id);
+  assert.equal(new Set(seenIds).size, seenIds.length, 'an approval appeared on two pages');
+  assert.ok(seen.every((a) => a.initiatorId === bootstrap.serviceAccount.userId), 'initiatorId filter');
+  for (const id of [state.changeRequest.approvalId, state.deniedApproval, state.archiveApproval]) {
+    assert.ok(seenIds.includes(id), `approval ${id} initiated by the service account is listed`);
+  }
+  const none = await coverage.call('policies.listApprovals', 'ListApprovalsResponse', () =>
+    sa.policies.listApprovals({ query: { initiatorId: p256Officer().userId } }),
+  );
+  assert.deepEqual(none.items, []);
+});
+
+test('audit log: every officer decision is recorded under the officer', async (t) => {
+  if (!needs(t, 'officerDecisions')) return;
+  const endTime = new Date(Date.parse((await control.clock()).now) + 60_000).toISOString();
+  const paths = [];
+  for (const officer of [p256Officer(), otherOfficer()]) {
+    const query = new URLSearchParams({ startTime: state.startedAt, endTime, userId: officer.userId });
+    const csv = await coverage.call('auth.listAuditLogs (CSV, officer decisions)', 'ListAuditLogsResponse', async () => {
+      const response = await simpleFetch(`/auth/action/logs?${query}`, {
+        method: 'GET',
+        apiOptions: { baseUrl: bootstrap.baseUrl, authToken: officer.token, orgId: bootstrap.orgId },
+      });
+      return response.text();
+    });
+    const [, ...rows] = parseCsv(csv).filter((r) => r.length > 1);
+    for (const r of rows) {
+      assert.equal(r[2], officer.userId);
+      if (r[5].endsWith('/decisions')) assert.match(r[6], /^Decision (Approved|Denied) on approval ap-/, 'the summary says what was decided');
+    }
+    paths.push(...rows.map((r) => r[5]));
+  }
+  for (const path of state.officerDecisions) assert.ok(paths.includes(path), `no audit row for the decision ${path}`);
 });
 
 test('audit log: one entry per signed call, each signature verifiable', async (t) => {

@@ -113,6 +113,7 @@ export function controlApi(baseUrl) {
     deposit: (body) => call('POST', '/emulator/deposits', body),
     setPrices: (prices) => call('PUT', '/emulator/prices', { prices }),
     clock: () => call('GET', '/emulator/clock'),
+    advanceClock: (seconds) => call('POST', '/emulator/clock/advance', { seconds }),
     setLifecycle: (body) => call('PUT', '/emulator/transfer-lifecycle', body),
     stats: () => call('GET', '/emulator/stats'),
   };

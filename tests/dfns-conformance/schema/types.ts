@@ -67,6 +67,13 @@ export type ListApprovalsResponse = Policies.ListApprovalsResponse;
 export type CreateApprovalDecisionResponse = Policies.CreateApprovalDecisionResponse;
 
 // Parts of SDK types, named so that what a webhook delivers can be checked with them.
+/**
+ * The change request a `Policies:Modify` policy makes of an update or archive: the 202 body the SDK
+ * throws as `PolicyPendingError.context`, and a policy's `pendingChangeRequest`.
+ */
+export type PolicyChangeRequest = NonNullable<Policies.GetPolicyResponse['pendingChangeRequest']>;
+/** The Policy object inside a `policy.triggered` evaluation (the same object Create Policy returns). */
+export type PolicyObject = Policies.CreatePolicyResponse;
 /** One entry of a wallet's history = the `blockchainEvent` of `wallet.blockchainevent.detected`. */
 export type BlockchainEvent = Wallets.GetWalletHistoryResponse['items'][number];
 /** The `transferRequest` of `wallet.transfer.*` events: the same object as Get Transfer. */

@@ -328,16 +328,31 @@ pub async fn decide(
             )));
         }
     };
-    caller.require("Policies:Approvals:Approve")?;
     app.with_state(|s| {
-        let status = approvals::decide(
-            s,
-            &approval_id,
-            &caller.user_id,
-            caller.is_service_account,
-            value,
-            body.reason.clone(),
-        )?;
+        let decided = caller.require("Policies:Approvals:Approve").and_then(|()| {
+            approvals::decide(
+                s,
+                &approval_id,
+                &caller.user_id,
+                caller.is_service_account,
+                value,
+                body.reason.clone(),
+            )
+        });
+        let status = match decided {
+            Ok(status) => status,
+            Err(error) => {
+                // A refused decision still consumed a user action: say why in its audit entry.
+                let summary = format!(
+                    "Decision {} on approval {approval_id} refused ({}: {})",
+                    value.as_str(),
+                    error.status.as_u16(),
+                    error.message
+                );
+                audit::annotate(s, audit_ref.as_deref(), summary);
+                return Err(error);
+            }
+        };
         let approval = &s.policy.approvals[&approval_id];
         let effect = match (&approval.subject, status) {
             (_, ApprovalStatus::Pending) => "quorum not reached yet".to_owned(),
