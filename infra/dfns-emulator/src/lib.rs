@@ -26,13 +26,65 @@
 //! | [`wallets`] | create / get / list / update / tag / untag / assets / history; EVM addresses from real secp256k1 keys (keccak-256), lowercase |
 //! | [`ledger`] | native and ERC-20 balances, USD prices, history entries, deposits |
 //! | [`transfers`] | `Native` and `Erc20` transfers, `externalId` idempotency, lifecycle, policy hook |
-//! | [`policy`] | the [`policy::PolicyEngine`] hook (part 2 plugs the engine in here) |
+//! | [`policy`] | policies v2 (`/v2/policies`), the engine ([`DfnsPolicyEngine`], the default), approvals (`/v2/policy-approvals`), `Policies:Modify` change requests; the [`policy::PolicyEngine`] hook |
 //! | [`webhooks`] | CRUD, ping, events, HMAC-signed delivery with retries |
 //! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
 //! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded |
 //! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
-//! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for part 2's amount and velocity rules |
+//! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for the amount and velocity rules |
 //! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
+//!
+//! ## Policy engine (dfns-api.md §4–5)
+//!
+//! The default engine ([`DfnsPolicyEngine`]; `Options::policy_engine: None`) behaves as before
+//! while the org has no policy. Supported: activity kinds of §4.3 with their allowed rule ×
+//! action × filter combinations (a bad one answers 400 in the Dfns error shape naming it);
+//! `Wallets:Sign` rules `AlwaysTrigger`, `TransactionRecipientWhitelist`,
+//! `TransactionAmountLimit`, `TransactionAmountVelocity`, `TransactionCountVelocity` (screening
+//! rules need a vendor integration and answer 400); actions `Block`, `NoAction`,
+//! `RequestApproval`; filters `walletId.in`, `walletTags.hasAny/hasAll` (AND), `policyId.in`.
+//! Pure evaluation lives in [`policy::evaluate`]; HTTP in [`policy::routes`].
+//!
+//! - **Evaluation** of a transfer: every active `Wallets:Sign` policy whose filters match is
+//!   evaluated (oldest first); each triggered one emits `policy.triggered`
+//!   (`{policyEvaluation:{id,triggered,reason,date,policy,activity,context}}`). Any `Block` →
+//!   the transfer is `Rejected` with that policy's reason (HTTP 200, U5) and no approval; else any
+//!   `RequestApproval` → one approval over every triggered approval policy, the transfer stays
+//!   `Pending` with `approvalId`, `policy.approval.pending` is emitted; `NoAction` only notifies.
+//! - **USD** = `amount / 10^decimals × price` from `PUT /emulator/prices`, exact (no floats),
+//!   compared with the JSON-number limit; no price → the amount rules trigger (fail closed).
+//!   Reasons follow Dfns' format: `Transfer amount (USD 10000) is above limit (USD 5000).`
+//! - **Whitelist**: exact, case-sensitive comparison (U1); an empty list triggers on everything.
+//! - **Velocity (U6)**: per wallet, over the emulated clock, window **closed** `[now − timeframe,
+//!   now]` (an activity exactly `timeframe` minutes old counts); the **current** transfer counts;
+//!   transfers that ended `Rejected` or `Failed` do not (pending, held, broadcasted and confirmed
+//!   ones do); each transfer is valued at its request-time price; triggers when the count / sum is
+//!   strictly **above** `limit` (so with `limit: 2` the third transfer triggers). A transfer in
+//!   the window without a price makes the sum undeterminable → triggers.
+//! - **Approvals (§5.4)**: deciding needs `Policies:Approvals:Approve` (403 naming it); service
+//!   accounts are refused (403) even if granted it (`serviceAccountsCanApprove` needs Dfns staff:
+//!   treated as off); the initiator cannot approve unless `initiatorCanApprove`, but may deny
+//!   (cancel); otherwise a decider must be listed in a group (`approvers: {}` = anyone); a user
+//!   decides once (409); a resolved approval answers 409 (U10); one denial denies; `Approved`
+//!   when every group of every triggered policy has `quorum` distinct eligible approvers (a
+//!   user counts in every group that lists them). `autoRejectTimeout` is in minutes (U7); with
+//!   several policies the earliest expiry applies. Expiry is evaluated lazily — on every policy,
+//!   approval and transfer read, before every evaluation, and when the clock is advanced.
+//!   Resolution emits `policy.approval.resolved` (`{approval}`, U11), then the transfer resumes
+//!   (`datePolicyResolved`, lifecycle events) or is `Rejected` (`wallet.transfer.rejected`).
+//! - **Policies:Modify (§4.8)**: create is never gated. With an active matching policy (no filter
+//!   = every policy, itself included), update and archive answer **202** with a change request
+//!   (`kind: Policy`, `operationKind: Update` — an archive proposes `status: Archived`, U8); the
+//!   policy keeps its configuration and GET/list show `pendingChangeRequest`; approval applies it
+//!   (`Applied`, `dateUpdated` bumped), denial or expiry rejects it (`Rejected`); a second change
+//!   while one is pending answers 409 (U9). The pending request disappears from the policy once
+//!   resolved; the approval's `activity.changeRequest` keeps its final status. Updating an
+//!   archived policy answers 409; archiving it again answers 200 with it unchanged.
+//! - **Lists**: policies and approvals 20 per page by default, newest first; `status` filters;
+//!   approvals also `initiatorId` and `approverId` (a user who could approve it now).
+//! - **Audit log**: policy creates, updates, archives and decisions (also refused ones) are
+//!   consumed user actions; their CSV "Summary" says what happened (e.g. `Decision Approved on
+//!   approval ap-… → Approved (change request cr-… on policy plc-… Applied)`).
 //!
 //! ## Control API (`/emulator/…`, JSON, no Dfns auth, loopback callers only)
 //!
@@ -40,7 +92,7 @@
 //! |---|---|
 //! | `POST /emulator/deposits` `{"walletId","kind":"Native"\|"Erc20","contract"?,"amount","from"?,"symbol"?,"decimals"?,"txHash"?}` | credits the wallet, writes an `In` history entry, emits `wallet.blockchainevent.detected`; answers the history entry |
 //! | `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00"}}` | USD unit prices (native by symbol, ERC-20 by lowercase contract) |
-//! | `GET /emulator/clock`, `POST /emulator/clock/advance` `{"seconds":N}` | read / move the emulated clock → `{"now"}` |
+//! | `GET /emulator/clock`, `POST /emulator/clock/advance` `{"seconds":N}` | read / move the emulated clock → `{"now"}`; overdue approvals expire |
 //! | `PUT /emulator/transfer-lifecycle` `{"mode":"auto","delayMs":N}` or `{"mode":"manual"}` | automatic steps every N ms, or manual stepping |
 //! | `POST /emulator/transfers/{id}/advance` | one lifecycle step → the transfer (409 if terminal or awaiting approval) |
 //! | `POST /emulator/transfers/{id}/fail` `{"reason"?}` | forces a non-terminal transfer to `Failed` |
@@ -87,7 +139,8 @@
 //!   Deleting a webhook deletes its events and stops retries.
 //! - Events emitted: `wallet.created`, `wallet.tags.modified` (`{wallet}`), every transfer status
 //!   change that has a Dfns event (`requested`, `broadcasted`, `confirmed`, `failed`, `rejected`),
-//!   and `wallet.blockchainevent.detected` for deposits and confirmed transfers.
+//!   `wallet.blockchainevent.detected` for deposits and confirmed transfers, and
+//!   `policy.triggered`, `policy.approval.pending`, `policy.approval.resolved`.
 
 pub mod audit;
 pub mod auth;

@@ -3,7 +3,9 @@
 //! The core scenario of the TypeScript conformance test, through the Rust SDK's own transport and
 //! its user-action signing (our [`Ed25519KeySigner`] implements the SDK's `UserActionSigner`): sign
 //! in with the seeded service-account key, create a tagged wallet, tag and untag it, fund it
-//! through the emulator's control API, transfer with an `externalId` twice, list. Every response is
+//! through the emulator's control API, transfer with an `externalId` twice, list; then a transfer
+//! held by a `RequestApproval` policy that a compliance officer approves through the SDK with the
+//! officer's own key, and a `Policies:Modify` change request (202). Every response is
 //! decoded into the SDK's own types, so a missing field or a wrong type fails here.
 //!
 //! The emulator is found through `DFNS_BOOTSTRAP_FILE`; `cargo xtask test` starts it.
@@ -17,6 +19,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dfns_sdk_rust::auth::types::{
     CreateUserActionChallengeRequest, CreateUserActionSignatureRequest,
+};
+use dfns_sdk_rust::policies::types::{
+    CreateApprovalDecisionRequest, ListApprovalsQuery, ListPoliciesQuery,
 };
 use dfns_sdk_rust::signer::{
     CredentialAssertion, CredentialAssertionData, UserActionChallenge, UserActionSigner,
@@ -42,6 +47,7 @@ const TRANSFER_WEI: u128 = 10_000_000_000_000_000;
 struct Bootstrap {
     base_url: String,
     service_account: Identity,
+    officers: Vec<Identity>,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +505,198 @@ async fn official_rust_sdk_core_scenario() {
         }
     }
     assert!(found, "list_wallets must include the new wallet");
+
+    // Policies and approvals (dfns-api.md §4–5): a transfer held by a RequestApproval policy is
+    // approved by a compliance officer signing through the SDK with the officer's own Ed25519 key;
+    // under a Policies:Modify policy an update answers 202 with a change request.
+    let officer = boot
+        .officers
+        .iter()
+        .find(|o| SigningKey::from_pkcs8_pem(&o.private_key_pem).is_ok())
+        .expect("the bootstrap seeds an officer with an Ed25519 key");
+    let officer_signer = Arc::new(Ed25519KeySigner {
+        cred_id: officer.cred_id.clone(),
+        key: SigningKey::from_pkcs8_pem(&officer.private_key_pem).expect("officer key"),
+        signatures: Mutex::new(0),
+    });
+    let officer_client = DfnsClient::new(Options {
+        base_url: boot.base_url.clone(),
+        auth_token: officer.token.clone(),
+        signer: Some(officer_signer.clone()),
+        http: None,
+    })
+    .expect("officer SDK client");
+    let approval_policy = json!({
+        "name": format!("rust conformance approval {run}"),
+        "activityKind": "Wallets:Sign",
+        "rule": { "kind": "AlwaysTrigger" },
+        "action": {
+            "kind": "RequestApproval",
+            "approvalGroups": [{ "quorum": 1, "approvers": { "userId": { "in": [officer.user_id] } } }],
+        },
+        "filters": { "walletId": { "in": [wallet.id] } },
+    });
+    let created = client
+        .policies
+        .create_policy(approval_policy.clone())
+        .await
+        .expect("policies.create_policy");
+    covered.hit("policies.create_policy");
+    let policy_id = created["id"].as_str().expect("policy id").to_owned();
+    assert!(policy_id.starts_with("plc-"), "policy id {policy_id}");
+    assert_eq!(created["status"], "Active");
+    let got = client
+        .policies
+        .get_policy(policy_id.clone())
+        .await
+        .expect("policies.get_policy");
+    covered.hit("policies.get_policy");
+    assert!(got.pending_change_request.is_none());
+    let listed = client
+        .policies
+        .list_policies(Some(ListPoliciesQuery {
+            limit: Some("100".to_owned()),
+            pagination_token: None,
+            status: Some("Active".to_owned()),
+        }))
+        .await
+        .expect("policies.list_policies");
+    covered.hit("policies.list_policies");
+    assert!(listed.items.iter().any(|p| p["id"] == policy_id.as_str()));
+
+    let held = client
+        .wallets
+        .transfer_asset(
+            wallet.id.clone(),
+            json!({ "kind": "Native", "to": RECIPIENT, "amount": TRANSFER_WEI.to_string() }),
+        )
+        .await
+        .expect("wallets.transfer_asset (held)");
+    assert_eq!(held.status, "Pending");
+    let approval_id = held
+        .approval_id
+        .clone()
+        .expect("held for approval: approvalId");
+    let waiting = officer_client
+        .policies
+        .list_approvals(Some(ListApprovalsQuery {
+            limit: None,
+            pagination_token: None,
+            status: Some("Pending".to_owned()),
+            initiator_id: Some(boot.service_account.user_id.clone()),
+            approver_id: Some(officer.user_id.clone()),
+        }))
+        .await
+        .expect("policies.list_approvals");
+    covered.hit("policies.list_approvals");
+    assert!(waiting.items.iter().any(|a| a.id == approval_id));
+    let approval = officer_client
+        .policies
+        .get_approval(approval_id.clone())
+        .await
+        .expect("policies.get_approval");
+    covered.hit("policies.get_approval");
+    assert_eq!(approval.activity["transferRequest"]["id"], held.id.as_str());
+    match client
+        .policies
+        .create_approval_decision(
+            approval_id.clone(),
+            CreateApprovalDecisionRequest {
+                value: "Approved".to_owned(),
+                reason: None,
+            },
+        )
+        .await
+    {
+        Err(dfns_sdk_rust::Error::Api { status, .. })
+        | Err(dfns_sdk_rust::Error::ApiRaw { status, .. }) => {
+            assert_eq!(status, 403, "a service account cannot approve")
+        }
+        other => panic!("service account approving: expected a 403, got {other:?}"),
+    }
+    let decided = officer_client
+        .policies
+        .create_approval_decision(
+            approval_id.clone(),
+            CreateApprovalDecisionRequest {
+                value: "Approved".to_owned(),
+                reason: Some("reviewed".to_owned()),
+            },
+        )
+        .await
+        .expect("policies.create_approval_decision");
+    covered.hit("policies.create_approval_decision");
+    assert_eq!(decided.status, "Approved");
+    assert_eq!(decided.decisions[0]["userId"], officer.user_id.as_str());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = client
+            .wallets
+            .get_transfer(wallet.id.clone(), held.id.clone())
+            .await
+            .expect("wallets.get_transfer (approved)");
+        if t.status == "Confirmed" {
+            assert!(t.date_policy_resolved.is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && t.status != "Rejected" && t.status != "Failed",
+            "approved transfer ended {} ({:?})",
+            t.status,
+            t.reason
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    client
+        .policies
+        .create_policy(json!({
+            "name": format!("rust conformance four eyes {run}"),
+            "activityKind": "Policies:Modify",
+            "rule": { "kind": "AlwaysTrigger" },
+            "action": {
+                "kind": "RequestApproval",
+                "approvalGroups": [{ "quorum": 1, "approvers": { "userId": { "in": [officer.user_id] } } }],
+            },
+            "filters": { "policyId": { "in": [policy_id] } },
+        }))
+        .await
+        .expect("policies.create_policy (Policies:Modify)");
+    let mut renamed = approval_policy.clone();
+    renamed["name"] = json!(format!("rust conformance approval {run} v2"));
+    let change = client
+        .policies
+        .update_policy(policy_id.clone(), renamed)
+        .await
+        .expect("policies.update_policy (202 is a success for the SDK)");
+    covered.hit("policies.update_policy");
+    assert_eq!(
+        change["kind"], "Policy",
+        "a change request, not a policy: {change}"
+    );
+    assert_eq!(change["status"], "Pending");
+    assert_eq!(change["entityId"], policy_id.as_str());
+    let archive = client.policies.delete_policy(policy_id.clone()).await;
+    match archive {
+        Err(dfns_sdk_rust::Error::Api { status, .. })
+        | Err(dfns_sdk_rust::Error::ApiRaw { status, .. }) => {
+            assert_eq!(status, 409, "a second change while one is pending")
+        }
+        other => panic!("archive while a change is pending: expected a 409, got {other:?}"),
+    }
+    covered.hit("policies.delete_policy");
+    let pending = client
+        .policies
+        .get_policy(policy_id.clone())
+        .await
+        .expect("policies.get_policy (pending)");
+    assert_eq!(
+        pending
+            .pending_change_request
+            .as_ref()
+            .map(|c| c["id"].clone()),
+        Some(change["id"].clone())
+    );
 
     let signatures = *signer.signatures.lock().unwrap();
     // Every mutating call went through the SDK's user-action signing with our signer.

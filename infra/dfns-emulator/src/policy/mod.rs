@@ -9,7 +9,8 @@
 //! | [`change`] | `Policies:Modify` change requests |
 //! | [`routes`] | `/v2/policies` and `/v2/policy-approvals` |
 //!
-//! Contract:
+//! Hook contract (for [`DfnsPolicyEngine`] and any replacement a test passes in
+//! `Options::policy_engine`):
 //! - [`PolicyEngine::evaluate_transfer`] is called once per new transfer, with the state lock
 //!   held, after the transfer is stored with status `Pending` and `wallet.transfer.requested` is
 //!   queued, and before it executes. The engine may read everything in [`State`] (wallet tags,
@@ -19,8 +20,12 @@
 //!   `Block` → the transfer is `Rejected` with the reason (HTTP 200, U5); `RequestApproval` →
 //!   the transfer stays `Pending` with `approvalId` until the engine calls
 //!   [`crate::transfers::resolve_approval`].
-//! - [`PolicyEngine::evaluate_policy_change`] is called by the policy routes (part 2) before an
-//!   update or archive is applied; `RequestApproval` there means "answer 202 with a change request".
+//! - [`PolicyEngine::evaluate_policy_change`] is called by the policy routes before an update or
+//!   archive is applied (after the 404 / archived / pending-change checks); `Allow` applies it,
+//!   `RequestApproval` answers 202 with the change request held by that approval (the route
+//!   records one if the engine did not), `Block` answers 403 with the reason.
+//! - Approvals kept in `state.policy.approvals` are expired lazily by
+//!   [`approvals::expire_due`], whichever engine created them.
 
 pub mod approvals;
 pub mod change;
