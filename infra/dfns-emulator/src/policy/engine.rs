@@ -103,6 +103,26 @@ fn open_approval(
     state.emit("policy.approval.pending", data);
 }
 
+/// The wallet's other transfers that count for velocity (not `Rejected` / `Failed`), each at its
+/// request-time USD value.
+fn wallet_history(state: &State, transfer: &Transfer) -> Vec<PastActivity> {
+    state
+        .transfers
+        .values()
+        .filter(|t| t.wallet_id == transfer.wallet_id && t.id != transfer.id)
+        .filter(|t| !matches!(t.status, TransferStatus::Rejected | TransferStatus::Failed))
+        .map(|t| PastActivity {
+            date: t.date_requested,
+            usd: state
+                .policy
+                .valuations
+                .get(&t.id)
+                .copied()
+                .unwrap_or_else(|| state.ledger.usd_value(&t.network, &t.asset, t.amount)),
+        })
+        .collect()
+}
+
 impl PolicyEngine for DfnsPolicyEngine {
     fn evaluate_transfer(&self, state: &mut State, transfer: &Transfer) -> Verdict {
         approvals::expire_due(state);
@@ -126,27 +146,27 @@ impl PolicyEngine for DfnsPolicyEngine {
             usd,
             asset: &asset,
         };
-        let past: Vec<PastActivity> = state
-            .transfers
-            .values()
-            .filter(|t| t.wallet_id == transfer.wallet_id && t.id != transfer.id)
-            .filter(|t| !matches!(t.status, TransferStatus::Rejected | TransferStatus::Failed))
-            .map(|t| PastActivity {
-                date: t.date_requested,
-                usd: state
-                    .policy
-                    .valuations
-                    .get(&t.id)
-                    .copied()
-                    .unwrap_or_else(|| state.ledger.usd_value(&t.network, &t.asset, t.amount)),
-            })
+        let matching: Vec<&Policy> = active_policies(state, WALLETS_SIGN)
+            .into_iter()
+            .filter(|p| evaluate::wallet_matches(&p.spec.filters, &transfer.wallet_id, &tags))
             .collect();
-
+        if matching.is_empty() {
+            return Verdict::Allow;
+        }
+        // The wallet's history is only needed (and only scanned) for velocity rules.
+        let needs_history = matching.iter().any(|p| {
+            matches!(
+                p.spec.rule,
+                Rule::AmountVelocity { .. } | Rule::CountVelocity { .. }
+            )
+        });
+        let past: Vec<PastActivity> = if needs_history {
+            wallet_history(state, transfer)
+        } else {
+            Vec::new()
+        };
         let mut triggered = Vec::new();
-        for policy in active_policies(state, WALLETS_SIGN) {
-            if !evaluate::wallet_matches(&policy.spec.filters, &transfer.wallet_id, &tags) {
-                continue;
-            }
+        for policy in matching {
             let outcome = evaluate::evaluate_rule(&policy.spec.rule, &facts, &past, now);
             if outcome.triggered {
                 triggered.push(Triggered {
