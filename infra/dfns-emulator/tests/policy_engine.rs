@@ -953,3 +953,103 @@ async fn approval_webhooks_then_transfer_events() {
         approval_id.as_str()
     );
 }
+
+#[tokio::test]
+async fn a_denied_transfer_is_rejected_with_its_webhooks() {
+    let h = start().await;
+    let (url, seen) = receiver().await;
+    h.sa.signed(
+        Method::POST,
+        "/webhooks",
+        &json!({ "url": url, "events": ["policy.approval.resolved", "wallet.transfer.rejected"] }),
+    )
+    .await
+    .ok();
+    let officer_id = h.emulator.bootstrap().officers[1].user_id.clone();
+    let w = wallet(&h, &["deny"]).await;
+    policy(
+        &h.sa,
+        sign_policy(
+            json!({ "kind": "AlwaysTrigger" }),
+            approvals_by(&[&officer_id], 1),
+            json!({ "walletTags": { "hasAny": ["deny"] } }),
+        ),
+    )
+    .await;
+    let t = transfer(&h, &w, RECIPIENT, 2).await;
+    let approval_id = t["approvalId"].as_str().unwrap().to_owned();
+    // Officer 0 is not in the group: neither approval nor denial counts.
+    let outsider = decide(&officer(&h, 0), &approval_id, "Denied").await;
+    assert_eq!(outsider.status, StatusCode::FORBIDDEN, "{}", outsider.text);
+    let denied = decide(&officer(&h, 1), &approval_id, "Denied").await.ok();
+    assert_eq!(denied["status"], "Denied");
+    let resolved = wait_for_event(&seen, |e| e["kind"] == "policy.approval.resolved").await;
+    assert_eq!(resolved["data"]["approval"]["status"], "Denied");
+    let rejected = wait_for_event(&seen, |e| {
+        e["kind"] == "wallet.transfer.rejected" && e["data"]["transferRequest"]["id"] == t["id"]
+    })
+    .await;
+    let reason = rejected["data"]["transferRequest"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains(&approval_id) && reason.contains("Denied in test"),
+        "{reason}"
+    );
+    let stored =
+        h.sa.get(&format!("/wallets/{w}/transfers/{}", id(&t)))
+            .await
+            .ok();
+    assert_eq!(stored["status"], "Rejected");
+    assert!(
+        stored.get("txHash").is_none(),
+        "a rejected transfer never broadcasts"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_change_request_is_rejected_and_changes_nothing() {
+    let h = start().await;
+    let officer_id = h.emulator.bootstrap().officers[0].user_id.clone();
+    let body = sign_policy(
+        json!({ "kind": "TransactionAmountLimit", "configuration": { "limit": 100, "currency": "USD" } }),
+        json!({ "kind": "Block" }),
+        json!({}),
+    );
+    let target = policy(&h.sa, body.clone()).await;
+    let mut action = approvals_by(&[&officer_id], 1);
+    action["autoRejectTimeout"] = json!(1);
+    policy(
+        &h.sa,
+        json!({ "name": "gate", "activityKind": "Policies:Modify", "rule": { "kind": "AlwaysTrigger" }, "action": action }),
+    )
+    .await;
+    let mut raised = body.clone();
+    raised["rule"]["configuration"]["limit"] = json!(1000);
+    let path = format!("/v2/policies/{}", id(&target));
+    let held = h.sa.signed(Method::PUT, &path, &raised).await;
+    assert_eq!(held.status, StatusCode::ACCEPTED);
+    let approval_id = held.json()["approvalId"].as_str().unwrap().to_owned();
+
+    h.control(Method::POST, "/clock/advance", json!({ "seconds": 61 }))
+        .await;
+    let approval =
+        h.sa.get(&format!("/v2/policy-approvals/{approval_id}"))
+            .await
+            .ok();
+    assert_eq!(approval["status"], "Expired");
+    assert_eq!(approval["activity"]["changeRequest"]["status"], "Rejected");
+    let policy_now = h.sa.get(&path).await.ok();
+    assert_eq!(
+        policy_now["rule"], body["rule"],
+        "an expired change is not applied"
+    );
+    assert!(policy_now.get("pendingChangeRequest").is_none());
+    // The limit still applies, and a new change may be requested.
+    let w = wallet(&h, &[]).await;
+    assert_eq!(transfer(&h, &w, RECIPIENT, 101).await["status"], "Rejected");
+    assert_eq!(
+        h.sa.signed(Method::PUT, &path, &raised).await.status,
+        StatusCode::ACCEPTED
+    );
+}
