@@ -1,0 +1,116 @@
+//! The real `template.yaml` against the code: every name it references is defined, every
+//! function crate is deployed, every route reaches a handler and every handler a route, and only
+//! the Dfns webhook is open (no JWT authorizer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use deploy_checks::{RouteKey, Template, compare_routes};
+use platform::http::Route;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn template() -> Template {
+    let text = std::fs::read_to_string(repo().join("template.yaml")).expect("read template.yaml");
+    Template::parse(&text).expect("template.yaml parses")
+}
+
+/// Every HTTP function crate's `ROUTES`, by crate (= binary) name. A new HTTP function crate
+/// must be added here; `every_function_crate_is_deployed` notices one that is not.
+fn handlers() -> BTreeMap<String, BTreeSet<RouteKey>> {
+    let crates: &[(&str, &[Route])] = &[
+        ("signup", signup::ROUTES),
+        ("destinations", destinations::ROUTES),
+        ("reporting", reporting::ROUTES),
+        ("trading", trading::ROUTES),
+        ("operator", operator::ROUTES),
+        ("dfns-webhook", dfns_webhook::ROUTES),
+    ];
+    crates
+        .iter()
+        .map(|(name, routes)| {
+            let keys = routes
+                .iter()
+                .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
+                .collect();
+            ((*name).to_owned(), keys)
+        })
+        .collect()
+}
+
+#[test]
+fn every_reference_names_something_defined() {
+    let undefined = template().undefined_references();
+    assert!(undefined.is_empty(), "undefined names: {undefined:#?}");
+}
+
+#[test]
+fn every_route_has_a_handler_and_every_handler_a_route() {
+    let mismatches = compare_routes(&template().routes(), &handlers());
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+#[test]
+fn every_function_crate_is_deployed_and_nothing_else() {
+    let mut crates = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("functions")).unwrap() {
+        let path = entry.unwrap().path();
+        let manifest = path.join("Cargo.toml");
+        if !manifest.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(manifest).unwrap();
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .map(|n| n.trim().trim_matches('"').to_owned())
+            .expect("package name");
+        crates.insert(name);
+    }
+    let deployed: BTreeSet<String> = template().function_binaries().into_values().collect();
+    assert_eq!(deployed, crates);
+    // Crates with ROUTES are exactly those the template routes HTTP to.
+    let routed: BTreeSet<String> = template().routes().into_iter().map(|r| r.binary).collect();
+    let with_routes: BTreeSet<String> = handlers().into_keys().collect();
+    assert_eq!(routed, with_routes);
+}
+
+#[test]
+fn only_the_dfns_webhook_is_open() {
+    let open: Vec<_> = template()
+        .routes()
+        .into_iter()
+        .filter(|r| !r.authorized)
+        .map(|r| (r.binary, r.method, r.path))
+        .collect();
+    assert_eq!(
+        open,
+        vec![(
+            "dfns-webhook".to_owned(),
+            "POST".to_owned(),
+            "/v1/webhooks/dfns".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn every_function_is_arm64_cargo_lambda_on_al2023() {
+    let t = template();
+    let globals = &t.0["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    for (id, function) in t.functions() {
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert!(
+            function["Properties"].get("Runtime").is_none()
+                && function["Properties"].get("Architectures").is_none(),
+            "{id} overrides the runtime or architecture"
+        );
+    }
+}
