@@ -1,0 +1,447 @@
+//! Order execution against DynamoDB Local and the in-process Dfns emulator (run through
+//! `cargo xtask test`, or `cargo xtask exec -- cargo test -p order-execution`). Each test has its
+//! own table and emulator.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dfns_client::{DfnsClient, TransferId, TransferRequest};
+use domain::{Actor, ClientId, OrderId, OrderState};
+use platform::testing::{TestEnv, TestOptions};
+use platform::trading::authorizations::{self, AuthorizationStatus};
+use platform::trading::orders::{self, OrderInput};
+use platform::trading::{ExecutionHooks, Executor, TradingConfig, on_transfer_event};
+use serde_json::{Value, json};
+use store::Order;
+use time::OffsetDateTime;
+
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+async fn control(env: &TestEnv, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, env.control_url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("control API reachable");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn transfers_created(env: &TestEnv) -> u64 {
+    let stats = reqwest::get(env.control_url("stats"))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    stats["transfers"].as_u64().expect("stats.transfers")
+}
+
+/// An onboarded client holding 1000 ETH.
+async fn funded_client(env: &TestEnv, name: &str) -> ClientId {
+    let client = ClientId::parse(&format!("{name}-{}", ulid::Ulid::new())).unwrap();
+    platform::onboarding::open_account(&env.app, &client, "open")
+        .await
+        .expect("account opened");
+    let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
+    control(
+        env,
+        reqwest::Method::POST,
+        "deposits",
+        json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": (1000 * ONE_ETH).to_string()}),
+    )
+    .await;
+    client
+}
+
+async fn authorize(env: &TestEnv, client: &ClientId, exchange: &str) -> AuthorizationStatus {
+    let (view, created) = authorizations::authorize(
+        &env.app,
+        &TradingConfig::default(),
+        client,
+        exchange,
+        "authorize",
+    )
+    .await
+    .expect("authorized");
+    assert!(created);
+    view.status
+}
+
+async fn order(env: &TestEnv, client: &ClientId, exchange: &str, amount: u128) -> Order {
+    orders::create_order(
+        &env.app,
+        &TradingConfig::default(),
+        "desk-1",
+        &OrderInput {
+            client_id: client.to_string(),
+            exchange: exchange.into(),
+            asset: "ETH".into(),
+            amount: amount.to_string(),
+            execute_at: None,
+            network: None,
+        },
+        "create",
+    )
+    .await
+    .expect("order created")
+}
+
+async fn stored(env: &TestEnv, id: &OrderId) -> Order {
+    env.app.store().get_order(id).await.unwrap().unwrap()
+}
+
+/// A moment after every order created so far is due.
+fn soon() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::seconds(1)
+}
+
+/// Waits until the emulator reports the order's transfer final, then applies it as the webhook
+/// receiver would. Returns the transfer.
+async fn settle(env: &TestEnv, dfns: &DfnsClient, order: &Order) -> TransferRequest {
+    let order = stored(env, &order.id).await;
+    let transfer_id = order
+        .transfer_id
+        .clone()
+        .expect("the order records its transfer");
+    let wallet = env
+        .app
+        .store()
+        .list_wallets(&order.client_id)
+        .await
+        .unwrap()[0]
+        .clone();
+    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let transfer = dfns
+            .get_transfer(&wallet_id, &TransferId::new(transfer_id.as_str()))
+            .await
+            .expect("transfer readable");
+        if transfer.status.is_terminal() {
+            on_transfer_event(
+                &env.app,
+                &transfer,
+                Actor::Dfns {
+                    id: "test-event".into(),
+                },
+                "event",
+            )
+            .await
+            .expect("event applied");
+            return transfer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfer {transfer_id} never became final"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn audit_actions(env: &TestEnv, client: &ClientId) -> Vec<String> {
+    let page = env
+        .app
+        .store()
+        .list_audit_events(client, None, 1000)
+        .await
+        .unwrap();
+    page.entries
+        .iter()
+        .map(|e| e.event().unwrap().action.as_str().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_authorized_order_is_sent_once_and_follows_its_transfer_to_confirmed() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = funded_client(&env, "alice").await;
+    // No Policies:Modify policy here: the whitelist change applies at once.
+    assert_eq!(
+        authorize(&env, &client, "Kraken").await,
+        AuthorizationStatus::Active
+    );
+    let placed = order(&env, &client, "Kraken", ONE_ETH / 4).await;
+    assert_eq!(placed.state, OrderState::Scheduled);
+
+    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    assert_eq!((report.execution.claimed, report.execution.sent), (1, 1));
+    let sent = stored(&env, &placed.id).await;
+    assert!(
+        matches!(
+            sent.state,
+            OrderState::Submitted | OrderState::Broadcasted | OrderState::Confirmed
+        ),
+        "{:?}",
+        sent.state
+    );
+
+    let transfer = settle(&env, &env.service(), &placed).await;
+    assert_eq!(
+        transfer.external_id.as_ref().unwrap().as_str(),
+        placed.id.to_string()
+    );
+    assert_eq!(
+        transfer.request_body.asset,
+        dfns_client::transfers::TransferAsset::Native {
+            to: "0x4b4a000000000000000000000000000000000003".into(),
+            amount: dfns_client::Amount::from(ONE_ETH / 4),
+            memo: None,
+            priority: None,
+        }
+    );
+    let done = stored(&env, &placed.id).await;
+    assert_eq!(done.state, OrderState::Confirmed);
+    assert_eq!(done.transfer_id.as_deref(), Some(transfer.id.as_str()));
+
+    // The same event again changes nothing; a later run finds nothing due.
+    let again = on_transfer_event(
+        &env.app,
+        &transfer,
+        Actor::Dfns { id: "dup".into() },
+        "event",
+    )
+    .await
+    .unwrap();
+    assert!(!again);
+    let later = order_execution::run(&env.app, soon() + time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(later.execution.due, 0);
+    assert_eq!(transfers_created(&env).await, 1);
+
+    let trail = audit_actions(&env, &client).await;
+    for expected in [
+        "trading_authorization.created",
+        "order.created",
+        "order.claimed",
+        "order.confirmed",
+    ] {
+        assert!(
+            trail.iter().any(|a| a == expected),
+            "{expected} in {trail:?}"
+        );
+    }
+    assert_eq!(trail.iter().filter(|a| *a == "order.confirmed").count(), 1);
+    assert!(
+        env.app
+            .store()
+            .verify_audit_chain(&client)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+#[tokio::test]
+async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why() {
+    let env = TestEnv::start(TestOptions {
+        // Policy changes wait for compliance, so a fresh authorization stays pending.
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "bob").await;
+
+    let no_authorization = order(&env, &client, "Gemini", ONE_ETH).await;
+
+    assert_eq!(
+        authorize(&env, &client, "Coinbase").await,
+        AuthorizationStatus::Pending
+    );
+    let not_approved = order(&env, &client, "Coinbase", ONE_ETH).await;
+
+    assert_eq!(
+        authorize(&env, &client, "Kraken").await,
+        AuthorizationStatus::Pending
+    );
+    let kraken = authorizations::list(&env.app, &client)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.exchange == "Kraken")
+        .unwrap();
+    let revoked_view = authorizations::revoke(
+        &env.app,
+        &client,
+        &ulid::Ulid::from_string(&kraken.id).unwrap(),
+        "revoke",
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked_view.status, AuthorizationStatus::Revoked);
+    assert!(
+        revoked_view.destinations[0].remove_request_id.is_some(),
+        "removal of the address is requested"
+    );
+    let revoked = order(&env, &client, "Kraken", ONE_ETH).await;
+
+    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    assert_eq!((report.execution.not_sent, report.execution.sent), (3, 0));
+    for (placed, code) in [
+        (&no_authorization, "no_authorization:"),
+        (&not_approved, "destination_not_approved:"),
+        (&revoked, "authorization_revoked:"),
+    ] {
+        let order = stored(&env, &placed.id).await;
+        assert_eq!(order.state, OrderState::Failed);
+        let reason = order.reason.unwrap_or_default();
+        assert!(reason.starts_with(code), "{code} expected, got {reason}");
+        assert!(order.transfer_id.is_none());
+    }
+    assert_eq!(transfers_created(&env).await, 0);
+    let trail = audit_actions(&env, &client).await;
+    assert_eq!(trail.iter().filter(|a| *a == "order.not_sent").count(), 3);
+}
+
+#[tokio::test]
+async fn a_run_that_dies_after_dfns_accepted_is_finished_by_the_next_run_without_a_second_transfer()
+{
+    // No webhooks: only the next run can finish the order.
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "carol").await;
+    authorize(&env, &client, "Coinbase").await;
+    let placed = order(&env, &client, "Coinbase", ONE_ETH).await;
+    let config = TradingConfig::default();
+
+    let crash = Arc::new(AtomicBool::new(true));
+    let crashing = {
+        let crash = crash.clone();
+        ExecutionHooks {
+            after_transfer_accepted: Some(Arc::new(move |_| !crash.load(Ordering::SeqCst))),
+        }
+    };
+    let executor = Executor::new(&env.app, &config).with_hooks(crashing);
+    let started = soon();
+    let first = executor.run(started).await.unwrap();
+    assert_eq!(first.abandoned, 1);
+    assert_eq!(
+        transfers_created(&env).await,
+        1,
+        "Dfns accepted the transfer"
+    );
+    let orphan = stored(&env, &placed.id).await;
+    assert_eq!(orphan.state, OrderState::Claimed);
+    assert!(
+        orphan.transfer_id.is_none(),
+        "the run died before recording it"
+    );
+
+    // Inside the lease nobody touches it.
+    crash.store(false, Ordering::SeqCst);
+    let early = executor
+        .run(started + time::Duration::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(early.due, 0);
+
+    // After the lease, the next run re-submits with the same externalId and gets the original.
+    let after_lease = started + config.lease + time::Duration::seconds(1);
+    let second = executor.run(after_lease).await.unwrap();
+    assert_eq!((second.claimed, second.sent), (1, 1));
+    let finished = stored(&env, &placed.id).await;
+    assert_eq!(finished.claim_count, 2);
+    assert!(finished.transfer_id.is_some());
+    assert_ne!(finished.state, OrderState::Claimed);
+    assert_eq!(transfers_created(&env).await, 1, "exactly one transfer");
+    settle(&env, &env.service(), &finished).await;
+    assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_send_each_order_once() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "dave").await;
+    authorize(&env, &client, "Gemini").await;
+    let mut placed = Vec::new();
+    for i in 0..20u128 {
+        placed.push(order(&env, &client, "Gemini", ONE_ETH / 100 + i).await);
+    }
+    let config = TradingConfig::default();
+    let now = soon();
+    let a = Executor::new(&env.app, &config).with_dfns(env.service());
+    let b = Executor::new(&env.app, &config).with_dfns(env.service());
+    let (ra, rb) = futures::join!(a.run(now), b.run(now));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.sent + rb.sent, 20, "{ra:?} {rb:?}");
+    assert_eq!(ra.errors + rb.errors, 0);
+    assert_eq!(transfers_created(&env).await, 20);
+    let mut transfer_ids = HashSet::new();
+    for order in &placed {
+        let order = stored(&env, &order.id).await;
+        assert_eq!(order.claim_count, 1, "claimed by exactly one run");
+        assert!(transfer_ids.insert(order.transfer_id.unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none_twice() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for name in ["erin", "frank", "grace", "heidi"] {
+        let client = funded_client(&env, name).await;
+        authorize(&env, &client, "Kraken").await;
+        clients.push(client);
+    }
+    let mut placed = Vec::new();
+    for i in 0..200usize {
+        placed.push(order(&env, &clients[i % clients.len()], "Kraken", ONE_ETH / 1000).await);
+    }
+    control(
+        &env,
+        reqwest::Method::POST,
+        "faults",
+        json!({"pathPattern": "/**", "status": 429, "rate": 0.5, "retryAfterSeconds": 0, "seed": 42}),
+    )
+    .await;
+
+    let config = TradingConfig::default();
+    let executor = Executor::new(&env.app, &config).with_dfns(env.service());
+    let mut now = soon();
+    let mut runs = 0;
+    loop {
+        let report = executor.run(now).await.unwrap();
+        runs += 1;
+        assert_eq!(report.not_sent, 0, "{report:?}");
+        let mut open = 0;
+        for order in &placed {
+            let state = stored(&env, &order.id).await.state;
+            if matches!(state, OrderState::Scheduled | OrderState::Claimed) {
+                open += 1;
+            }
+        }
+        if open == 0 {
+            break;
+        }
+        assert!(runs < 10, "{open} orders still unsent after {runs} runs");
+        // Left claimed by a throttled call: due again once the lease is over.
+        now += config.lease + time::Duration::seconds(1);
+    }
+    control(&env, reqwest::Method::DELETE, "faults", json!({})).await;
+
+    let dfns = env.service();
+    let mut transfer_ids = HashSet::new();
+    for order in &placed {
+        let transfer = settle(&env, &dfns, order).await;
+        assert!(transfer_ids.insert(transfer.id.clone()));
+        assert_eq!(stored(&env, &order.id).await.state, OrderState::Confirmed);
+    }
+    assert_eq!(transfer_ids.len(), 200);
+    assert_eq!(transfers_created(&env).await, 200, "none sent twice");
+}
