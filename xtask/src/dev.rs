@@ -11,7 +11,6 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use crate::standins::{self, StandIns};
 
@@ -20,7 +19,7 @@ pub const TABLE_NAME: &str = "managed-accounts-dev";
 pub const PLATFORM_SECRET_ID: &str = "managed-accounts/dev/platform";
 
 /// One part of the local stack.
-trait DevService {
+pub(crate) trait DevService {
     fn name(&self) -> &'static str;
     /// `KEY=value` settings this service adds for developers and for the services after it.
     fn env(&self) -> Vec<(&'static str, String)>;
@@ -41,7 +40,7 @@ impl DevService for StandIns {
 }
 
 /// The table from the store's single definition, and the platform secret.
-struct PlatformData;
+pub(crate) struct PlatformData;
 
 impl DevService for PlatformData {
     fn name(&self) -> &'static str {
@@ -60,7 +59,7 @@ impl DevService for PlatformData {
 
 impl PlatformData {
     /// Creates the table and the secret; both steps accept what an earlier run left behind.
-    async fn create(secret: &serde_json::Value) -> Result<PlatformData> {
+    pub(crate) async fn create(secret: &serde_json::Value) -> Result<PlatformData> {
         // Same path the platform takes: endpoints, region and credentials from the environment.
         let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
@@ -99,10 +98,11 @@ impl PlatformData {
     }
 }
 
-/// The platform secret with the contract's exact field names. Demo values, until the Dfns emulator
-/// joins the stack and supplies its bootstrap service account and key instead.
+/// The platform secret with the contract's exact field names, with placeholder values (the running
+/// stack's comes from the emulator's bootstrap: see [`crate::stack`]).
+#[cfg(test)]
 pub fn demo_platform_secret() -> serde_json::Value {
-    json!({
+    serde_json::json!({
         "dfnsServiceAccountToken": "demo-service-account-token",
         "dfnsCredentialId": "demo-credential-id",
         "dfnsPrivateKeyPem": "demo: replaced by the Dfns emulator's key once it runs in `cargo xtask dev`",
@@ -122,13 +122,18 @@ pub fn run(repo_root: &Path) -> Result<()> {
     crate::export_env(&standins.env());
     services.push(Box::new(standins));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Exported before the runtime's threads exist (set_var is only sound with one thread).
+    crate::export_env(&PlatformData.env());
+    services.push(Box::new(PlatformData));
+    // The emulator and the stack run on this runtime's threads until the process exits.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("building the async runtime")?;
-    let platform_data = runtime.block_on(PlatformData::create(&demo_platform_secret()))?;
-    crate::export_env(&platform_data.env());
-    services.push(Box::new(platform_data));
+    let local = runtime.block_on(crate::stack::start(repo_root))?;
+    let summary = local.summary();
+    services.push(Box::new(local));
 
     let env: Vec<(&'static str, String)> = services.iter().flat_map(|s| s.env()).collect();
     let env_file = repo_root.join(".tools/dev.env");
@@ -145,6 +150,7 @@ pub fn run(repo_root: &Path) -> Result<()> {
     println!(
         "\nEnvironment for local processes (also in .tools/dev.env, `source` it):\n\n{exports}"
     );
+    println!("{summary}");
     println!("Press Ctrl-C to stop everything.");
 
     // Ctrl-C is handled by the interrupt handler, which stops every process group and exits.

@@ -5,8 +5,12 @@ mod conformance;
 #[cfg(feature = "dev")]
 mod dev;
 mod process;
+#[cfg(feature = "dev")]
+mod stack;
 mod standins;
 mod test_cmd;
+#[cfg(feature = "dev")]
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -29,8 +33,25 @@ enum Task {
     /// Install and start the stand-ins, then fmt check, clippy, every test and conformance
     /// (what CI runs). Exits non-zero on any failure.
     Test,
-    /// Start the local stack (stand-ins, table, demo secret) and keep it running until Ctrl-C.
+    /// Start the local stack (stand-ins, Dfns emulator, table, secret, every function on one
+    /// port, demo clients) and keep it running until Ctrl-C.
     Dev,
+    /// Print a bearer token for the running local stack (`cargo xtask dev`).
+    Token {
+        /// The token's subject (the client id).
+        #[arg(long)]
+        sub: String,
+        /// `client` or `operator`.
+        #[cfg(feature = "dev")]
+        #[arg(long, value_enum, default_value = "client")]
+        role: token::Role,
+        #[cfg(not(feature = "dev"))]
+        #[arg(long, default_value = "client")]
+        role: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+    },
     /// Run one non-interactive command with the stand-ins up and their environment set, e.g.
     /// `cargo xtask exec -- cargo test -p store`.
     Exec {
@@ -43,8 +64,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let repo_root = repo_root();
     #[cfg(not(feature = "dev"))]
-    if matches!(cli.command, Task::Dev) {
+    if matches!(cli.command, Task::Dev | Task::Token { .. }) {
         return rerun_with_dev_feature(&repo_root);
+    }
+    #[cfg(feature = "dev")]
+    if let Task::Token { sub, role, minutes } = &cli.command {
+        return match token::run(&repo_root, sub, *role, *minutes) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("xtask: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Err(error) = process::install_interrupt_handler() {
         eprintln!("xtask: {error:#}");
@@ -61,6 +92,7 @@ fn main() -> ExitCode {
         Task::Dev => dev::run(&repo_root).map(|()| ExitCode::SUCCESS),
         #[cfg(not(feature = "dev"))]
         Task::Dev => unreachable!("re-run with the dev feature above"),
+        Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
     };
     match outcome {
@@ -103,8 +135,8 @@ fn exec(repo_root: &Path, command: &[String]) -> Result<ExitCode> {
     })
 }
 
-/// `cargo xtask` builds xtask without the AWS SDK (see xtask/Cargo.toml); `dev` needs it, so it
-/// replaces this process with a build that has it.
+/// `cargo xtask` builds xtask without the AWS SDK (see xtask/Cargo.toml); `dev` and `token` need
+/// it, so they replace this process with a build that has it (same arguments).
 #[cfg(not(feature = "dev"))]
 fn rerun_with_dev_feature(repo_root: &Path) -> ExitCode {
     use std::os::unix::process::CommandExt;
@@ -118,8 +150,8 @@ fn rerun_with_dev_feature(repo_root: &Path) -> ExitCode {
             "--features",
             "dev",
             "--",
-            "dev",
         ])
+        .args(std::env::args_os().skip(1))
         .current_dir(repo_root)
         .exec();
     eprintln!("xtask: re-running with the dev feature: {error}");

@@ -1,0 +1,350 @@
+//! The Dfns emulator and the local stack for `cargo xtask dev`, both in this process, plus a demo.
+//!
+//! Order matters: the emulator first (its bootstrap supplies the platform's Dfns credentials),
+//! then the stack's port (so the emulator's webhook can point at its receiver before the secret,
+//! which holds the webhook's signing secret, exists), then the org-wide `Policies:Modify` policy
+//! (so every destination change waits for an officer), the platform secret in Secrets Manager,
+//! the stack itself, and the demo clients.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dfns_client::policies::{ApprovalGroup, Approvers};
+use dfns_client::webhooks::CreateWebhook;
+use dfns_client::{
+    ActivityKind, ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyAction,
+    PolicyBody, PolicyRule, SecretString, UserId, WebhookEventKind,
+};
+use local_stack::{Config, IssuerKey, Listen, RunningStack};
+use serde_json::{Value, json};
+
+use crate::dev::{PLATFORM_SECRET_ID, PlatformData, TABLE_NAME};
+use crate::token;
+
+/// Where the stack listens by default (stable, so URLs and tokens survive a restart).
+pub const DEFAULT_STACK_ADDR: &str = "127.0.0.1:4010";
+/// How often the scheduled functions run.
+const TICK: Duration = Duration::from_secs(10);
+/// A valid EIP-55 address (mixed case) for the demo's approved destination.
+const DEMO_DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+/// The running emulator and stack, kept alive by `cargo xtask dev`.
+pub struct LocalStack {
+    pub emulator: dfns_emulator::RunningEmulator,
+    pub stack: RunningStack,
+    pub demo: Demo,
+}
+
+/// What the demo created.
+pub struct Demo {
+    pub clients: Vec<(String, Value)>,
+}
+
+fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> Result<DfnsClient> {
+    let signer = KeySigner::from_pkcs8_pem(
+        identity.cred_id.clone(),
+        &SecretString::from(identity.private_key_pem.clone()),
+    )
+    .context("loading an emulator key")?;
+    Ok(DfnsClient::new(
+        ClientConfig::new(
+            SecretString::from(identity.token.clone()),
+            Some(Arc::new(signer)),
+        )
+        .with_base_url(base_url),
+    )?)
+}
+
+async fn bind_stack() -> Result<tokio::net::TcpListener> {
+    let preferred: SocketAddr = DEFAULT_STACK_ADDR.parse().expect("a socket address");
+    match tokio::net::TcpListener::bind(preferred).await {
+        Ok(listener) => Ok(listener),
+        Err(error) => {
+            eprintln!("xtask: {DEFAULT_STACK_ADDR} is taken ({error}); using any free port");
+            Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+        }
+    }
+}
+
+/// Starts everything and seeds the demo. Runs on a multi-threaded runtime that outlives it.
+pub async fn start(repo_root: &Path) -> Result<LocalStack> {
+    let state_dir = token::state_dir(repo_root);
+    std::fs::create_dir_all(&state_dir).context("creating .tools/local-stack")?;
+
+    let emulator = dfns_emulator::spawn(dfns_emulator::Options {
+        webhook_retry_delays: vec![
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        ],
+        ..dfns_emulator::Options::default()
+    })
+    .await
+    .context("starting the Dfns emulator")?;
+    let bootstrap = emulator.bootstrap().clone();
+    std::fs::write(
+        state_dir.join("emulator-bootstrap.json"),
+        serde_json::to_vec_pretty(&bootstrap)?,
+    )
+    .context("writing the emulator bootstrap")?;
+
+    let listener = bind_stack().await?;
+    let stack_url = format!("http://{}", listener.local_addr()?);
+    let service = identity_client(&emulator.base_url(), &bootstrap.service_account)?;
+    let webhook = service
+        .create_webhook(&CreateWebhook {
+            url: format!("{stack_url}/v1/webhooks/dfns"),
+            events: vec![WebhookEventKind::All],
+            status: None,
+            description: Some("local stack".into()),
+        })
+        .await
+        .context("registering the webhook")?;
+
+    let officers: Vec<String> = bootstrap
+        .officers
+        .iter()
+        .map(|o| o.user_id.clone())
+        .collect();
+    identity_client(&emulator.base_url(), &bootstrap.admin)?
+        .create_policy(&PolicyBody {
+            name: "compliance approves every policy change".into(),
+            activity_kind: ActivityKind::PoliciesModify,
+            rule: PolicyRule::always_trigger(),
+            action: PolicyAction::RequestApproval {
+                approval_groups: vec![ApprovalGroup {
+                    name: Some("Compliance".into()),
+                    quorum: 1,
+                    approvers: Approvers {
+                        user_id: Some(dfns_client::common::InList::new(
+                            officers.iter().map(|id| UserId::new(id.clone())),
+                        )),
+                        other: Default::default(),
+                    },
+                    initiator_can_approve: None,
+                    service_accounts_can_approve: None,
+                }],
+                auto_reject_timeout: None,
+            },
+            filters: None,
+        })
+        .await
+        .context("creating the Policies:Modify policy")?;
+
+    let secret = json!({
+        "dfnsServiceAccountToken": bootstrap.service_account.token,
+        "dfnsCredentialId": bootstrap.service_account.cred_id,
+        "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
+        "dfnsWebhookSecret": secrecy::ExposeSecret::expose_secret(&webhook.secret),
+    });
+    PlatformData::create(&secret).await?;
+
+    // The developer's environment may set any platform setting; these come from the stack.
+    let emulator_url = emulator.base_url();
+    let approvers = officers.join(",");
+    let settings = platform::PlatformSettings::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(TABLE_NAME.to_owned()),
+        "PLATFORM_SECRET_ID" => Some(PLATFORM_SECRET_ID.to_owned()),
+        "DFNS_BASE_URL" => Some(emulator_url.clone()),
+        "COMPLIANCE_APPROVERS" => Some(approvers.clone()),
+        other => std::env::var(other).ok(),
+    })
+    .context("platform settings")?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = platform_config::SecretCache::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        PLATFORM_SECRET_ID,
+        settings.base.secret_refresh,
+    );
+    let stack = local_stack::spawn(Config {
+        listen: Listen::Bound(listener),
+        settings,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
+        secrets: platform::SecretSource::SecretsManager(Arc::new(secrets)),
+        dfns_retry: None,
+        issuer_key: IssuerKey::File(token::issuer_key_file(repo_root)),
+        audience: local_stack::DEFAULT_AUDIENCE.into(),
+        role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
+        operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
+        tick_every: Some(TICK),
+    })
+    .await
+    .context("starting the local stack")?;
+    std::fs::write(
+        token::info_file(repo_root),
+        serde_json::to_vec_pretty(&stack.info)?,
+    )
+    .context("writing .tools/local-stack/stack.json")?;
+
+    let demo = seed(&stack, &emulator).await.context("seeding the demo")?;
+    Ok(LocalStack {
+        emulator,
+        stack,
+        demo,
+    })
+}
+
+/// Two clients: alice with an approved destination (approved by an officer with the officer's
+/// own key) and a deposit; bob with an empty account.
+async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -> Result<Demo> {
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, subject: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{}{path}", stack.base_url))
+            .bearer_auth(stack.token(subject));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            anyhow::Ok((status, body))
+        }
+    };
+    let open = |subject: &'static str| {
+        let call = &call;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (status, body) =
+                    call(reqwest::Method::POST, "/v1/accounts", subject, None).await?;
+                if status == reqwest::StatusCode::OK {
+                    return anyhow::Ok(body);
+                }
+                if status != reqwest::StatusCode::ACCEPTED || Instant::now() > deadline {
+                    bail!("opening {subject}'s account: {status} {body}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let alice = open("alice").await?;
+    let bob = open("bob").await?;
+
+    let (status, request) = call(
+        reqwest::Method::POST,
+        "/v1/destination-requests",
+        "alice",
+        Some(json!({"network": "EthereumSepolia", "address": DEMO_DESTINATION, "label": "Demo exchange", "action": "add"})),
+    )
+    .await?;
+    if status != reqwest::StatusCode::CREATED {
+        bail!("alice's destination request: {status} {request}");
+    }
+    let request_id = request["id"].as_str().unwrap_or_default().to_owned();
+    let officer = identity_client(&emulator.base_url(), &emulator.bootstrap().officers[0])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut decided = false;
+    loop {
+        let (_, list) = call(
+            reqwest::Method::GET,
+            "/v1/destination-requests",
+            "alice",
+            None,
+        )
+        .await?;
+        let current = list["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|r| r["id"] == request_id.as_str())
+                    .cloned()
+            })
+            .unwrap_or(Value::Null);
+        match current["state"].as_str() {
+            Some("Approved") => break,
+            Some("PendingApproval") if !decided => {
+                let approval = current["approvalId"].as_str().context("no approval id")?;
+                officer
+                    .decide_approval(
+                        &ApprovalId::new(approval),
+                        DecisionValue::Approved,
+                        Some("demo: approved by compliance"),
+                    )
+                    .await
+                    .context("the officer's decision")?;
+                decided = true;
+            }
+            Some("Rejected" | "Failed" | "Cancelled") => bail!("demo destination ended {current}"),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("the demo destination was not approved in time: {current}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let wallet_id = alice["wallets"][0]["walletId"]
+        .as_str()
+        .context("alice has no wallet")?;
+    let deposit = http
+        .post(format!("{}/emulator/deposits", emulator.base_url()))
+        .json(&json!({"walletId": wallet_id, "kind": "Native", "amount": "1500000000000000000"}))
+        .send()
+        .await?;
+    if !deposit.status().is_success() {
+        bail!("demo deposit: {}", deposit.status());
+    }
+    Ok(Demo {
+        clients: vec![("alice".into(), alice), ("bob".into(), bob)],
+    })
+}
+
+impl LocalStack {
+    /// What to print once everything runs.
+    pub fn summary(&self) -> String {
+        let url = &self.stack.base_url;
+        let alice = self.stack.token("alice");
+        let bob = self.stack.token("bob");
+        let operator = self.stack.operator_token("desk");
+        let mut text = format!(
+            "Local stack: {url}  (OpenAPI: {url}/openapi.json, issuer: {url}/.well-known/openid-configuration)\n\
+             Dfns emulator: {}  (bootstrap with the officers' keys: .tools/local-stack/emulator-bootstrap.json)\n\n\
+             Demo clients:\n",
+            self.emulator.base_url()
+        );
+        for (name, account) in &self.demo.clients {
+            text.push_str(&format!(
+                "  {name}: wallet {} {}\n",
+                account["wallets"][0]["walletId"].as_str().unwrap_or("?"),
+                account["wallets"][0]["address"].as_str().unwrap_or("?"),
+            ));
+        }
+        text.push_str(&format!(
+            "  alice has an approved destination ({DEMO_DESTINATION}, \"Demo exchange\") and a 1.5 ETH deposit\n\n\
+             Tokens (1 hour; more with `cargo xtask token --sub NAME [--role operator]`):\n\
+             \x20 ALICE={alice}\n  BOB={bob}\n  OPERATOR={operator}\n\n\
+             Try:\n\
+             \x20 curl -s {url}/v1/account -H \"Authorization: Bearer $ALICE\"\n\
+             \x20 curl -s '{url}/v1/activity?limit=10' -H \"Authorization: Bearer $ALICE\"\n\
+             \x20 curl -s '{url}/v1/activity?format=csv' -H \"Authorization: Bearer $ALICE\"\n\
+             \x20 curl -s {url}/v1/audit -H \"Authorization: Bearer $ALICE\"\n\
+             \x20 curl -s -X POST {url}/v1/destination-requests -H \"Authorization: Bearer $BOB\" -H 'content-type: application/json' \\\n\
+             \x20      -d '{{\"network\":\"EthereumSepolia\",\"address\":\"0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359\",\"label\":\"Desk\",\"action\":\"add\"}}'\n\
+             \x20 curl -s {url}/v1/destination-requests -H \"Authorization: Bearer $BOB\"\n\
+             \x20 curl -s {url}/openapi.json\n"
+        ));
+        text
+    }
+}
+
+impl crate::dev::DevService for LocalStack {
+    fn name(&self) -> &'static str {
+        "Dfns emulator and local stack (in this process)"
+    }
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PLATFORM_API_URL", self.stack.base_url.clone()),
+            ("DFNS_BASE_URL", self.emulator.base_url()),
+        ]
+    }
+    fn check_alive(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
