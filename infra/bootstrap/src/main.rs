@@ -1,0 +1,99 @@
+//! `bootstrap` CLI: see the library docs. Exit status 0 on success (also when nothing had to
+//! change), 1 on any failure, 2 when the service account could approve (nothing was changed).
+
+use std::process::ExitCode;
+
+use bootstrap::{BootstrapError, Credentials, DEFAULT_POLICY_NAME, Plan, PlatformSecretStore};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "bootstrap",
+    about = "One-time, idempotent Dfns organisation setup for the platform"
+)]
+struct Args {
+    /// Name or ARN of the platform secret (the stack's PlatformSecretArn).
+    #[arg(long, env = "PLATFORM_SECRET_ID")]
+    secret_id: String,
+    /// The deployed webhook endpoint (the stack's WebhookUrl output).
+    #[arg(long)]
+    webhook_url: String,
+    /// Dfns user ids of the compliance officers (repeat, or comma separated).
+    #[arg(
+        long = "officer",
+        env = "COMPLIANCE_APPROVERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    officers: Vec<String>,
+    /// Officer decisions an approval needs.
+    #[arg(long, env = "COMPLIANCE_QUORUM", default_value_t = 1)]
+    quorum: u32,
+    /// Approvals expire after this many minutes (default: never).
+    #[arg(long, env = "COMPLIANCE_AUTO_REJECT_MINUTES")]
+    auto_reject_minutes: Option<u32>,
+    /// Name of the Policies:Modify policy (how later runs find it).
+    #[arg(long, default_value = DEFAULT_POLICY_NAME)]
+    policy_name: String,
+    #[arg(long, env = "DFNS_BASE_URL", default_value = dfns_client::DEFAULT_BASE_URL)]
+    dfns_base_url: String,
+    /// Read everything, change nothing, print what would be done.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bootstrap: {error}");
+            match error {
+                BootstrapError::ServiceAccountCanApprove(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), BootstrapError> {
+    let secret = PlatformSecretStore {
+        client: platform_config::aws::secrets_manager_client().await,
+        secret_id: args.secret_id.clone(),
+    };
+    let credentials = Credentials::from_secret(&secret.read().await?)?;
+    let dfns = credentials.client(&args.dfns_base_url)?;
+    let plan = Plan {
+        officers: args
+            .officers
+            .iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect(),
+        quorum: args.quorum,
+        auto_reject_minutes: args.auto_reject_minutes,
+        policy_name: args.policy_name,
+        webhook_url: args.webhook_url,
+        dry_run: args.dry_run,
+    };
+    let report = bootstrap::run(&dfns, &args.dfns_base_url, &credentials, &secret, &plan).await?;
+    for step in &report.steps {
+        let mark = match (step.changed, plan.dry_run) {
+            (false, _) => "ok     ",
+            (true, false) => "changed",
+            (true, true) => "dry-run",
+        };
+        println!("{mark} {}", step.what);
+    }
+    let changes = report.changes().len();
+    println!(
+        "{}",
+        match (changes, plan.dry_run) {
+            (0, _) => "nothing to change".to_owned(),
+            (n, true) => format!("{n} change(s) would be made (dry run: nothing changed)"),
+            (n, false) => format!("{n} change(s) made"),
+        }
+    );
+    Ok(())
+}
