@@ -25,6 +25,16 @@ pub const FUNCTIONS: &[Function] = &[
         handler: |app, req| Box::pin(async move { reporting::handle(&app, req).await }),
     },
     Function {
+        name: "trading",
+        routes: trading::ROUTES,
+        handler: |app, req| Box::pin(async move { trading::handle(&app, req).await }),
+    },
+    Function {
+        name: "operator",
+        routes: operator::ROUTES,
+        handler: |app, req| Box::pin(async move { operator::handle(&app, req).await }),
+    },
+    Function {
         name: "dfns-webhook",
         routes: dfns_webhook::ROUTES,
         handler: |app, req| Box::pin(async move { dfns_webhook::handle(&app, req).await }),
@@ -40,15 +50,27 @@ pub struct Job {
 
 /// The scheduled functions, in the order one tick runs them.
 pub fn jobs() -> Vec<Job> {
-    vec![Job {
-        name: "reconciler",
-        run: |app| {
-            Box::pin(async move {
-                let report = reconciler::run(&app).await?;
-                Ok(serde_json::to_value(report)?)
-            })
+    vec![
+        Job {
+            name: "reconciler",
+            run: |app| {
+                Box::pin(async move {
+                    let report = reconciler::run(&app).await?;
+                    Ok(serde_json::to_value(report)?)
+                })
+            },
         },
-    }]
+        Job {
+            name: "order-execution",
+            run: |app| {
+                Box::pin(async move {
+                    let now = time::OffsetDateTime::now_utc();
+                    let report = order_execution::run(&app, now).await?;
+                    Ok(serde_json::to_value(report)?)
+                })
+            },
+        },
+    ]
 }
 
 /// Runs every job each `every`, forever. A failing run is logged and retried next tick, as a

@@ -117,6 +117,80 @@ pub fn describe(method: &str, path: &str) -> Option<Description> {
             bearer: true,
             query: paging,
         },
+        ("POST", "/v1/trading-authorizations") => Description {
+            summary: "Authorize trading through an exchange (its deposit address goes through the destination flow)",
+            request: Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["exchange"], "properties": {"exchange": {"type": "string"}}}),
+            ),
+            success: ("201", reference("TradingAuthorization")),
+            also: vec![("200", reference("TradingAuthorization"))],
+            bearer: true,
+            query: vec![],
+        },
+        ("GET", "/v1/trading-authorizations") => Description {
+            summary: "The caller's trading authorizations, newest first",
+            request: None,
+            success: ("200", page_of("TradingAuthorization", "items")),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
+        ("DELETE", "/v1/trading-authorizations/{id}") => Description {
+            summary: "Revoke a trading authorization (no new orders; removal of the address requested)",
+            request: None,
+            success: ("200", reference("TradingAuthorization")),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
+        ("POST", "/v1/operator/orders") => Description {
+            summary: "Operator: schedule an order moving a client's funds to an exchange",
+            request: Some(reference("OrderInput")),
+            success: ("201", reference("Order")),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
+        ("GET", "/v1/operator/orders") => Description {
+            summary: "Operator: orders, newest first",
+            request: None,
+            success: ("200", page_of("Order", "items")),
+            also: vec![],
+            bearer: true,
+            query: vec![
+                ("clientId", "only this client's"),
+                ("status", "only orders in this state"),
+            ],
+        },
+        ("POST", "/v1/operator/orders/preview") => Description {
+            summary: "Operator: would this transfer pass the client's live policies, and the headroom on each limit (dry run)",
+            request: Some(
+                json!({"type": "object", "required": ["clientId", "exchange", "asset", "amount"], "properties": {
+                    "clientId": {"type": "string"}, "exchange": {"type": "string"}, "asset": {"type": "string"},
+                    "amount": {"type": "string", "description": "integer, smallest unit"}, "network": {"type": "string"}
+                }}),
+            ),
+            success: ("200", json!({"type": "object"})),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
+        ("POST", "/v1/operator/orders/{id}/cancel") => Description {
+            summary: "Operator: cancel an order not yet claimed (409 once claimed)",
+            request: None,
+            success: ("200", reference("Order")),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
+        ("GET", "/v1/operator/clients/{id}") => Description {
+            summary: "Operator: a client's account view with its trading authorizations and orders",
+            request: None,
+            success: ("200", reference("AccountView")),
+            also: vec![],
+            bearer: true,
+            query: vec![],
+        },
         ("POST", "/v1/webhooks/dfns") => Description {
             summary: "Dfns webhook receiver (HMAC signature in X-DFNS-WEBHOOK-SIGNATURE, no token)",
             request: Some(json!({"type": "object", "description": "a Dfns webhook event"})),
@@ -234,7 +308,22 @@ fn schemas() -> Value {
                 }}
             }
         },
-        "Notification": {"type": "object"}
+        "Notification": {"type": "object"},
+        "TradingAuthorization": {"type": "object", "properties": {
+            "id": {"type": "string"}, "exchange": {"type": "string"}, "status": {"type": "string"},
+            "network": {"type": "string"}, "address": {"type": "string"}, "destinationRequestId": {"type": "string"}
+        }},
+        "OrderInput": {"type": "object", "required": ["clientId", "exchange", "asset", "amount"], "properties": {
+            "clientId": {"type": "string"}, "exchange": {"type": "string"}, "asset": {"type": "string"},
+            "amount": {"type": "string", "description": "integer, smallest unit"},
+            "executeAt": {"type": "string", "format": "date-time", "description": "absent: now"},
+            "network": {"type": "string"}
+        }},
+        "Order": {"type": "object", "properties": {
+            "id": {"type": "string"}, "clientId": {"type": "string"}, "exchange": {"type": "string"},
+            "asset": {"type": "string"}, "amount": {"type": "string"}, "state": {"type": "string"},
+            "executeAt": {"type": "string", "format": "date-time"}, "transferId": {"type": "string"}, "reason": {"type": "string"}
+        }}
     })
 }
 
@@ -372,7 +461,7 @@ mod tests {
                 );
             }
         }
-        assert!(count >= 9, "only {count} routes");
+        assert!(count >= 17, "only {count} routes");
         // Every $ref names a schema that exists.
         let text = doc.to_string();
         for piece in text.split("#/components/schemas/").skip(1) {
