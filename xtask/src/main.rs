@@ -1,7 +1,9 @@
 //! Project automation: `cargo xtask test` (everything CI checks) and `cargo xtask dev` (the local
 //! stack). Both install and start the local AWS stand-ins themselves; see [`standins`].
 
+mod build;
 mod conformance;
+mod deploy_tools;
 #[cfg(feature = "dev")]
 mod dev;
 mod process;
@@ -36,6 +38,16 @@ enum Task {
     /// Start the local stack (stand-ins, Dfns emulator, table, secret, every function on one
     /// port, demo clients) and keep it running until Ctrl-C.
     Dev,
+    /// `cargo lambda build --release` for every function (arm64 when rustup's aarch64 standard
+    /// library is installed, else x86_64) and print each artifact's size.
+    Build {
+        /// Try installing the aarch64 standard library when it is missing.
+        #[arg(long, conflicts_with = "x86_64")]
+        arm64: bool,
+        /// Build x86_64 even when arm64 is possible.
+        #[arg(long = "x86-64")]
+        x86_64: bool,
+    },
     /// Print a bearer token for the running local stack (`cargo xtask dev`).
     Token {
         /// The token's subject (the client id).
@@ -94,6 +106,7 @@ fn main() -> ExitCode {
         Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
+        Task::Build { arm64, x86_64 } => build::run(&repo_root, arm64, x86_64),
     };
     match outcome {
         Ok(code) => code,

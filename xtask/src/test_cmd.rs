@@ -161,6 +161,19 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     };
     summary.record("conformance", started.elapsed(), ok, "");
 
+    // cfn-lint on template.yaml (pinned, in .tools/deploy-venv). It stops reporting undefined
+    // references once the template has an HttpApi: infra/deploy-checks' tests cover those.
+    println!("\nxtask: ==> template: cfn-lint template.yaml");
+    let started = Instant::now();
+    let (ok, detail) = match crate::deploy_tools::cfn_lint(repo_root) {
+        Ok(took) => (true, format!("cfn-lint {:.1}s", took.as_secs_f64())),
+        Err(error) => {
+            eprintln!("xtask: template failed: {error:#}");
+            (false, String::new())
+        }
+    };
+    summary.record("template", started.elapsed(), ok, detail);
+
     // A stand-in that died mid-run explains a burst of failing tests; say so.
     if let Err(error) = standins.check_alive() {
         eprintln!("xtask: {error:#}");
