@@ -659,3 +659,28 @@ async fn the_gateway_serves_openapi_issuer_documents_and_404s_in_the_error_shape
     let (status, _) = env.call(Method::PUT, "/v1/accounts", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no PUT route");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scheduler_reconciles_a_decision_whose_webhook_was_lost() {
+    let env = Env::start(EnvOptions {
+        tick_every: Some(Duration::from_millis(500)),
+        ..EnvOptions::default()
+    })
+    .await;
+    let alice = client_id("alice");
+    env.open_account(&alice).await;
+    // No more webhooks: only the scheduled reconciler can learn of the decision.
+    let service = env.service();
+    let hooks: Vec<_> = service.list_webhooks().try_collect().await.unwrap();
+    for hook in hooks {
+        service.delete_webhook(&hook.id).await.unwrap();
+    }
+    let (_, created) = env
+        .request_destination(&alice, &random_address(), "lost")
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let pending = env.wait_for_state(&alice, &id, &["PendingApproval"]).await;
+    env.decide(&pending, DecisionValue::Approved).await;
+    let approved = env.wait_for_state(&alice, &id, &["Approved"]).await;
+    assert_eq!(approved["id"], id.as_str());
+}
