@@ -51,6 +51,9 @@ pub const FIELD_SERVICE_ACCOUNT_TOKEN: &str = "dfnsServiceAccountToken";
 pub const FIELD_CREDENTIAL_ID: &str = "dfnsCredentialId";
 pub const FIELD_PRIVATE_KEY_PEM: &str = "dfnsPrivateKeyPem";
 pub const FIELD_WEBHOOK_SECRET: &str = "dfnsWebhookSecret";
+/// What the README says to put in `dfnsWebhookSecret` before bootstrap (the functions refuse an
+/// empty field); bootstrap treats it as "no secret stored".
+pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -439,7 +442,7 @@ pub async fn run(
     let stored_secret = secret_map
         .get(FIELD_WEBHOOK_SECRET)
         .and_then(Value::as_str)
-        .is_some_and(|s| !s.trim().is_empty());
+        .is_some_and(|s| !s.trim().is_empty() && s.trim() != WEBHOOK_SECRET_PLACEHOLDER);
     let webhooks: Vec<_> = dfns.list_webhooks().try_collect().await?;
     let existing = webhooks.iter().find(|w| w.url == plan.webhook_url);
     let wanted_events: BTreeSet<String> = WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect();

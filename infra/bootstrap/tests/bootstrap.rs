@@ -28,12 +28,14 @@ async fn setup() -> Setup {
     let sa = &bootstrap["serviceAccount"];
     let client = platform_config::aws::secrets_manager_client().await;
     let secret_id = format!("bootstrap-test-{}", ulid::Ulid::new());
-    // Before bootstrap: the service account's credentials, no webhook secret yet, and a field
+    // Before bootstrap (as the README says): the service account's credentials, the placeholder
+    // for the webhook secret, and a field
     // the platform does not know, which must survive the merge.
     let initial = json!({
         "dfnsServiceAccountToken": sa["token"],
         "dfnsCredentialId": sa["credId"],
         "dfnsPrivateKeyPem": sa["privateKeyPem"],
+        "dfnsWebhookSecret": bootstrap::WEBHOOK_SECRET_PLACEHOLDER,
         "note": "kept",
     });
     client
@@ -190,13 +192,14 @@ async fn a_dry_run_reports_the_changes_and_makes_none() {
     );
     assert!(s.compliance_policies().await.is_empty());
     assert!(s.webhooks().await.is_empty());
-    assert!(
+    assert_eq!(
         s.secret
             .read()
             .await
             .unwrap()
             .get(FIELD_WEBHOOK_SECRET)
-            .is_none()
+            .and_then(Value::as_str),
+        Some(bootstrap::WEBHOOK_SECRET_PLACEHOLDER)
     );
 }
 
@@ -227,7 +230,10 @@ async fn a_webhook_whose_secret_was_lost_is_recreated_and_its_new_secret_stored(
     s.run(false).await.unwrap();
     let before = s.webhooks().await;
     let mut stored = s.secret.read().await.unwrap();
-    stored.remove(FIELD_WEBHOOK_SECRET);
+    stored.insert(
+        FIELD_WEBHOOK_SECRET.into(),
+        bootstrap::WEBHOOK_SECRET_PLACEHOLDER.into(),
+    );
     s.secret.write(&stored).await.unwrap();
 
     let report = s.run(false).await.unwrap();
@@ -238,7 +244,7 @@ async fn a_webhook_whose_secret_was_lost_is_recreated_and_its_new_secret_stored(
     assert!(
         s.secret.read().await.unwrap()[FIELD_WEBHOOK_SECRET]
             .as_str()
-            .is_some_and(|v| !v.is_empty())
+            .is_some_and(|v| !v.is_empty() && v != bootstrap::WEBHOOK_SECRET_PLACEHOLDER)
     );
 }
 
