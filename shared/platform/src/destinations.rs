@@ -95,6 +95,19 @@ pub fn validate(networks: &[Network], input: &DestinationInput) -> Result<ValidD
     })
 }
 
+/// A new request id. Ids order the queue; ULIDs minted in the same millisecond are ordered
+/// randomly, so this process mints them monotonically (requests from one container keep their
+/// arrival order even within a millisecond; across containers, time orders them).
+fn next_request_id() -> DestinationRequestId {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let generator = generator.get_or_insert_with(ulid::Generator::new);
+    // Overflow needs 2^80 ids in one millisecond; fall back to a plain (random-order) ULID.
+    DestinationRequestId::from_ulid(generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
+}
+
 /// The client's whitelist policy, or 409 when the account is not open yet.
 async fn whitelist_policy_id(app: &App, client: &ClientId) -> Result<PolicyId> {
     app.store()
@@ -117,7 +130,7 @@ pub async fn create_request(
 ) -> Result<DestinationRequest> {
     let valid = validate(&app.settings().networks, input)?;
     whitelist_policy_id(app, client).await?;
-    let id = DestinationRequestId::new();
+    let id = next_request_id();
     let created = app
         .store()
         .create_destination_request(&NewDestinationRequest {

@@ -80,6 +80,14 @@ fn require_env(name: &str) {
 
 impl TestEnv {
     pub async fn start(options: TestOptions) -> TestEnv {
+        // Logs of the code under test, shown for failing tests (`RUST_LOG` overrides `warn`).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         require_env("AWS_ENDPOINT_URL_DYNAMODB");
         require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -131,7 +131,8 @@ async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
     let second = destinations::create_request(&env.app, &client, &add(ADDRESSES[1]), "r2")
         .await
         .unwrap();
-    assert_eq!(second.state, DestinationRequestState::PendingApproval);
+    // The first approval's webhook may still be submitting it (`Submitted`) as we look.
+    let second = wait_for_state(&env, &second, DestinationRequestState::PendingApproval).await;
     decide(&env, &second, DecisionValue::Denied).await;
     let rejected = wait_for_state(&env, &second, DestinationRequestState::Rejected).await;
     assert_eq!(rejected.reason.as_deref(), Some("checked"));
@@ -140,16 +141,22 @@ async fn an_approved_add_reaches_the_live_policy_and_a_denied_one_does_not() {
         vec![ADDRESSES[0].to_lowercase()]
     );
 
-    let kinds: Vec<String> = env
-        .app
-        .store()
-        .list_notifications(&client, 10, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.kind)
-        .collect();
+    // The client is told (just after the state moves).
+    let kinds = eventually(10, || async {
+        let kinds: Vec<String> = env
+            .app
+            .store()
+            .list_notifications(&client, 10, None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|n| n.kind)
+            .collect();
+        (kinds.len() == 2).then_some(kinds)
+    })
+    .await
+    .expect("two notifications");
     assert_eq!(
         kinds,
         [
@@ -206,14 +213,59 @@ async fn concurrent_requests_queue_and_are_submitted_in_order_until_all_are_appr
         wait_for_state(&env, &pending, DestinationRequestState::Approved).await;
         approved_order.push(pending.id);
     }
-    let mut by_creation: Vec<_> = created.iter().map(|r| r.id).collect();
-    by_creation.sort();
-    assert_eq!(approved_order, by_creation, "submitted oldest first");
+    let mut by_id: Vec<_> = created.iter().map(|r| r.id).collect();
+    by_id.sort();
+    let mut approved_sorted = approved_order.clone();
+    approved_sorted.sort();
+    assert_eq!(approved_sorted, by_id, "every request approved once");
     let mut live = live_whitelist(&env, &client).await;
     live.sort();
     let mut expected: Vec<String> = ADDRESSES.iter().map(|a| a.to_lowercase()).collect();
     expected.sort();
     assert_eq!(live, expected, "no address lost");
+}
+
+#[tokio::test]
+async fn queued_requests_are_submitted_in_the_order_they_were_made() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "ordered").await;
+    let mut made = Vec::new();
+    for (i, address) in ADDRESSES.iter().take(3).enumerate() {
+        let request = destinations::create_request(&env.app, &client, &add(address), "o")
+            .await
+            .unwrap();
+        let expected = if i == 0 {
+            DestinationRequestState::PendingApproval
+        } else {
+            DestinationRequestState::Queued
+        };
+        assert_eq!(request.state, expected);
+        made.push(request);
+    }
+    for (i, request) in made.iter().enumerate() {
+        let pending = wait_for_state(&env, request, DestinationRequestState::PendingApproval).await;
+        for later in &made[i + 1..] {
+            assert_eq!(
+                self::request(&env, later).await.state,
+                DestinationRequestState::Queued,
+                "a later request waits for the earlier one"
+            );
+        }
+        decide(&env, &pending, DecisionValue::Approved).await;
+        wait_for_state(&env, request, DestinationRequestState::Approved).await;
+    }
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        ADDRESSES[..3]
+            .iter()
+            .map(|a| a.to_lowercase())
+            .collect::<Vec<_>>(),
+        "applied in order"
+    );
 }
 
 #[tokio::test]
