@@ -71,6 +71,15 @@ async fn bind_stack() -> Result<tokio::net::TcpListener> {
 
 /// Starts everything and seeds the demo. Runs on a multi-threaded runtime that outlives it.
 pub async fn start(repo_root: &Path) -> Result<LocalStack> {
+    // The functions' logs on stderr: warnings and errors unless RUST_LOG asks for more (`info`
+    // shows one line per request).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .compact()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
     let state_dir = token::state_dir(repo_root);
     std::fs::create_dir_all(&state_dir).context("creating .tools/local-stack")?;
 

@@ -282,6 +282,11 @@ impl Env {
         self.stack.token(subject)
     }
 
+    /// An operator's (trading desk's) token.
+    pub fn operator_token(&self, subject: &str) -> String {
+        self.stack.operator_token(subject)
+    }
+
     /// Calls the stack; the answer's status and JSON body (`Null` when not JSON).
     pub async fn call(
         &self,
