@@ -114,3 +114,39 @@ fn every_function_is_arm64_cargo_lambda_on_al2023() {
         );
     }
 }
+
+/// Least privilege: no function statement grants a wildcard action or resource, each function
+/// reads only the platform secret, and only functions that notify may put events.
+#[test]
+fn function_permissions_are_narrow() {
+    let t = template();
+    for (id, function) in t.functions() {
+        let policies = function["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id} has no inline policy"));
+        for statement in policies
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        {
+            let actions: Vec<String> = match &statement["Action"] {
+                serde_yaml::Value::String(one) => vec![one.clone()],
+                serde_yaml::Value::Sequence(many) => many
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
+                other => panic!("{id}: action {other:?}"),
+            };
+            for action in &actions {
+                assert!(!action.contains('*'), "{id} grants {action}");
+            }
+            assert_ne!(
+                statement["Resource"].as_str(),
+                Some("*"),
+                "{id} grants {actions:?} on every resource"
+            );
+            if actions.iter().any(|a| a.starts_with("secretsmanager:")) {
+                assert_eq!(actions, ["secretsmanager:GetSecretValue"], "{id}");
+            }
+        }
+    }
+}
