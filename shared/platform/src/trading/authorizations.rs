@@ -12,7 +12,9 @@
 //! Both `POST` and `DELETE` are safe to repeat: each finishes what an interrupted call left
 //! (a destination request not yet created is created, and recorded, on the next call).
 
-use domain::{Actor, ClientId, DestinationAction, DestinationRequestState, NetworkAddress};
+use domain::{
+    Actor, ClientId, DestinationAction, DestinationRequestState, NetworkAddress, StateMachine,
+};
 use serde::Serialize;
 use store::trading::{AuthorizedDestination, NewTradingAuthorization, TradingAuthorization};
 use store::{DestinationRequest, StoreError};
@@ -424,7 +426,7 @@ pub async fn on_destination_resolved(
     request: &DestinationRequest,
     request_id: &str,
 ) -> Result<()> {
-    if request.action != DestinationAction::Add || !request.state.is_final() {
+    if request.action != DestinationAction::Add || !request.state.is_terminal() {
         return Ok(());
     }
     let client = &request.client_id;
@@ -463,18 +465,6 @@ pub async fn on_destination_resolved(
         .await?;
     }
     Ok(())
-}
-
-/// Helper trait: whether a destination request state is final.
-trait Final {
-    fn is_final(self) -> bool;
-}
-
-impl Final for DestinationRequestState {
-    fn is_final(self) -> bool {
-        use domain::StateMachine;
-        self.is_terminal()
-    }
 }
 
 #[cfg(test)]

@@ -57,12 +57,15 @@ pub fn audit_action(state: OrderState) -> &'static str {
     }
 }
 
+/// Decides, after Dfns accepted an order's transfer, whether the run goes on (`true`).
+pub type AfterTransferHook = Arc<dyn Fn(&OrderId) -> bool + Send + Sync>;
+
 /// Test hooks (all `None` in production).
 #[derive(Clone, Default)]
 pub struct ExecutionHooks {
     /// Called after Dfns accepted an order's transfer and before the order is updated. Returning
     /// `false` abandons the order right there, exactly as if the run had died: crash injection.
-    pub after_transfer_accepted: Option<Arc<dyn Fn(&OrderId) -> bool + Send + Sync>>,
+    pub after_transfer_accepted: Option<AfterTransferHook>,
 }
 
 impl std::fmt::Debug for ExecutionHooks {

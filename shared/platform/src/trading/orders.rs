@@ -183,7 +183,7 @@ pub async fn list_orders(
         }
         None => app.store().scan_orders(state).await?,
     };
-    orders.sort_by(|a, b| b.id.cmp(&a.id));
+    orders.sort_by_key(|o| std::cmp::Reverse(o.id));
     Ok(orders)
 }
 

@@ -200,11 +200,11 @@ fn rule_name(rule: &PolicyRule) -> String {
 }
 
 /// The wallet's transfers that count towards a velocity window ending now.
-fn in_window<'a>(
-    transfers: &'a [PastTransfer],
+fn in_window(
+    transfers: &[PastTransfer],
     now: OffsetDateTime,
     timeframe_minutes: u32,
-) -> impl Iterator<Item = &'a PastTransfer> {
+) -> impl Iterator<Item = &PastTransfer> {
     let start = now - time::Duration::minutes(i64::from(timeframe_minutes));
     transfers.iter().filter(move |t| {
         t.requested_at >= start
