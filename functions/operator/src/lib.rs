@@ -61,7 +61,9 @@ fn id_param(req: &Request, matched: &[(String, String)]) -> Option<String> {
 }
 
 pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, request_id| async move {
+    // Boxed: the route futures are large (several Dfns and DynamoDB calls joined) and would
+    // otherwise live on the caller's stack.
+    Box::pin(http::serve(req, |req, request_id| async move {
         let path = req.uri().path().to_owned();
         let route = ROUTES
             .iter()
@@ -144,6 +146,6 @@ pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
                 Ok(http::json_response(StatusCode::OK, &view))
             }
         }
-    })
+    }))
     .await
 }

@@ -27,7 +27,9 @@ struct AuthorizeBody {
 }
 
 pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, request_id| async move {
+    // Boxed: the route futures are large (several Dfns and DynamoDB calls joined) and would
+    // otherwise live on the caller's stack.
+    Box::pin(http::serve(req, |req, request_id| async move {
         let path = req.uri().path().to_owned();
         let collection = http::match_path(ROUTES[0].path, &path).is_some();
         let item = http::match_path(ROUTES[2].path, &path);
@@ -86,6 +88,6 @@ pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
                 Ok(http::json_response(StatusCode::OK, &revoked))
             }
         }
-    })
+    }))
     .await
 }

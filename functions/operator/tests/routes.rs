@@ -1,0 +1,325 @@
+//! The trading desk's and the client's trading routes through their handlers, against DynamoDB
+//! Local and the in-process Dfns emulator (`cargo xtask exec -- cargo test -p operator`).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use platform::settings::Tier;
+use platform::testing::{TestEnv, TestOptions};
+use serde_json::{Value, json};
+
+struct Call<'a> {
+    env: &'a TestEnv,
+}
+
+impl Call<'_> {
+    fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Request {
+        let query = path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example{path_and_query}"))
+            .header("authorization", format!("Bearer {token}"));
+        let body = match body {
+            Some(json) => Body::Text(json.to_string()),
+            None => Body::Empty,
+        };
+        let mut request: Request = builder.body(body).unwrap();
+        let params: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+        if !params.is_empty() {
+            request = request.with_query_string_parameters(params);
+        }
+        request
+    }
+
+    async fn operator(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        read(operator::handle(&self.env.app, self.request(method, path, token, body)).await)
+    }
+
+    async fn trading(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        read(trading::handle(&self.env.app, self.request(method, path, token, body)).await)
+    }
+}
+
+fn read(response: Response<Body>) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn control(env: &TestEnv, method: reqwest::Method, path: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .request(method, env.control_url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{path}");
+}
+
+#[tokio::test]
+async fn the_desk_orders_previews_and_sees_clients_and_clients_authorize_and_revoke() {
+    let env = TestEnv::start(TestOptions {
+        tier: Tier {
+            amount_limit_usd: Some(1000),
+            ..Tier::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let call = Call { env: &env };
+    let alice = domain::ClientId::parse(&format!("alice-{}", ulid::Ulid::new())).unwrap();
+    platform::onboarding::open_account(&env.app, &alice, "open")
+        .await
+        .unwrap();
+    let wallet = env.app.store().list_wallets(&alice).await.unwrap()[0].clone();
+    control(&env, reqwest::Method::POST, "deposits", json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "10000000000000000000"})).await;
+    control(
+        &env,
+        reqwest::Method::PUT,
+        "prices",
+        json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let alice_token = env.token(alice.as_str());
+    let bob_token = env.token("bob");
+    let desk = env.operator_token("desk-1");
+
+    // A client's token cannot use the desk's routes.
+    let order_body = json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "100000000000000000", "executeAt": "2099-01-01T00:00:00Z"});
+    let (status, body) = call
+        .operator(
+            "POST",
+            "/v1/operator/orders",
+            &alice_token,
+            Some(order_body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    // And the desk cannot authorize on a client's behalf.
+    let (status, _) = call
+        .trading(
+            "POST",
+            "/v1/trading-authorizations",
+            &desk,
+            Some(json!({"exchange": "Kraken"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Authorize: the address is whitelisted at once here (no Policies:Modify policy).
+    let (status, body) = call
+        .trading(
+            "POST",
+            "/v1/trading-authorizations",
+            &alice_token,
+            Some(json!({"exchange": "Kraken"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "Active");
+    let authorization_id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        body["destinations"][0]["address"],
+        "0x4b4a000000000000000000000000000000000003"
+    );
+    let (status, again) = call
+        .trading(
+            "POST",
+            "/v1/trading-authorizations",
+            &alice_token,
+            Some(json!({"exchange": "Kraken"})),
+        )
+        .await;
+    assert_eq!(
+        (status, again["id"].as_str()),
+        (StatusCode::OK, Some(authorization_id.as_str()))
+    );
+    let (status, _) = call
+        .trading(
+            "POST",
+            "/v1/trading-authorizations",
+            &alice_token,
+            Some(json!({"exchange": "NoSuchVenue"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Preview: 0.3 ETH = 900 USD passes the 1000 USD limit with 100 left; 0.4 ETH does not.
+    let preview = json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "300000000000000000"});
+    let (status, body) = call
+        .operator("POST", "/v1/operator/orders/preview", &desk, Some(preview))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["verdict"], "Allowed", "{body}");
+    assert_eq!(body["valueUsd"], "900");
+    assert_eq!(body["authorization"], "Active");
+    let limit = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "TransactionAmountLimit")
+        .expect("the tier's limit applies")
+        .clone();
+    assert_eq!(
+        (
+            limit["headroomAfter"].as_str(),
+            limit["triggered"].as_bool()
+        ),
+        (Some("100"), Some(false))
+    );
+    let whitelist = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "TransactionRecipientWhitelist")
+        .expect("the whitelist applies")
+        .clone();
+    assert_eq!(whitelist["triggered"], false);
+    let over = json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "400000000000000000"});
+    let (_, body) = call
+        .operator("POST", "/v1/operator/orders/preview", &desk, Some(over))
+        .await;
+    assert_eq!(body["verdict"], "Blocked", "{body}");
+    assert_eq!(body["stoppedBy"], json!([limit["policyId"]]));
+    // Not whitelisted: Gemini was never authorized.
+    let gemini =
+        json!({"clientId": alice.as_str(), "exchange": "Gemini", "asset": "ETH", "amount": "1"});
+    let (_, body) = call
+        .operator("POST", "/v1/operator/orders/preview", &desk, Some(gemini))
+        .await;
+    assert_eq!(body["verdict"], "Blocked", "{body}");
+    assert!(body["authorization"].is_null());
+
+    // Orders: create, list, cancel (once), unknown ones.
+    let (status, order) = call
+        .operator("POST", "/v1/operator/orders", &desk, Some(order_body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(
+        (order["state"].as_str(), order["createdBy"].as_str()),
+        (Some("Scheduled"), Some("desk-1"))
+    );
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let (status, list) = call
+        .operator(
+            "GET",
+            &format!(
+                "/v1/operator/orders?clientId={}&status=Scheduled",
+                alice.as_str()
+            ),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, none) = call
+        .operator(
+            "GET",
+            &format!(
+                "/v1/operator/orders?clientId={}&status=Confirmed",
+                alice.as_str()
+            ),
+            &desk,
+            None,
+        )
+        .await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let (status, _) = call
+        .operator("GET", "/v1/operator/orders?status=Nope", &desk, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, cancelled) = call
+        .operator(
+            "POST",
+            &format!("/v1/operator/orders/{order_id}/cancel"),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["state"].as_str()),
+        (StatusCode::OK, Some("Cancelled"))
+    );
+    let (status, _) = call
+        .operator(
+            "POST",
+            &format!("/v1/operator/orders/{order_id}/cancel"),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call
+        .operator(
+            "POST",
+            &format!("/v1/operator/orders/{}/cancel", ulid::Ulid::new()),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let stranger =
+        json!({"clientId": "nobody-here", "exchange": "Kraken", "asset": "ETH", "amount": "1"});
+    let (status, _) = call
+        .operator("POST", "/v1/operator/orders", &desk, Some(stranger))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call.operator("POST", "/v1/operator/orders", &desk, Some(json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "1.5"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The desk's view of the client.
+    let (status, view) = call
+        .operator(
+            "GET",
+            &format!("/v1/operator/clients/{}", alice.as_str()),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["tradingAuthorizations"][0]["status"], "Active");
+    assert_eq!(view["orders"].as_array().unwrap().len(), 1);
+    assert!(view["wallets"].as_array().is_some_and(|w| !w.is_empty()));
+
+    // Revocation: not by another client; at once by the owner; removal requested.
+    let path = format!("/v1/trading-authorizations/{authorization_id}");
+    let (status, _) = call.trading("DELETE", &path, &bob_token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, revoked) = call.trading("DELETE", &path, &alice_token, None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["status"], "Revoked");
+    assert!(revoked["destinations"][0]["removeRequestId"].is_string());
+    let (_, list) = call
+        .trading("GET", "/v1/trading-authorizations", &alice_token, None)
+        .await;
+    assert_eq!(list["items"][0]["status"], "Revoked");
+    // Removal applied at once here: the address is no longer whitelisted, so a preview blocks.
+    let preview =
+        json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "1"});
+    let (_, body) = call
+        .operator("POST", "/v1/operator/orders/preview", &desk, Some(preview))
+        .await;
+    assert_eq!(body["verdict"], "Blocked", "{body}");
+}
