@@ -39,6 +39,8 @@ pub struct TestOptions {
     pub policies_modify: bool,
     /// Deliver the emulator's webhooks to the platform's receiver.
     pub webhooks: bool,
+    /// How long a request stays `Submitted` before the reconciler re-drives it.
+    pub reconcile_submitted_after: Duration,
 }
 
 impl Default for TestOptions {
@@ -48,6 +50,7 @@ impl Default for TestOptions {
             tier: Tier::default(),
             policies_modify: false,
             webhooks: true,
+            reconcile_submitted_after: Duration::from_secs(60),
         }
     }
 }
@@ -189,6 +192,7 @@ impl TestEnv {
         settings.tiers = BTreeMap::from([("test".to_owned(), options.tier)]);
         settings.default_tier = "test".into();
         settings.event_bus_name = bus;
+        settings.reconcile_submitted_after = options.reconcile_submitted_after;
 
         let secret = PlatformSecret::from_json(
             &serde_json::json!({

@@ -407,3 +407,113 @@ async fn the_reconciler_applies_a_decision_whose_webhook_was_lost() {
     let again = reconcile::run(&env.app).await.unwrap();
     assert_eq!(again.failures, 0);
 }
+
+#[tokio::test]
+async fn the_reconciler_adopts_a_change_request_whose_answer_was_lost_instead_of_sending_another() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        webhooks: false,
+        reconcile_submitted_after: std::time::Duration::ZERO,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "lost-answer").await;
+    let store = env.app.store();
+    // A request taken to `Submitted`; its update reached Dfns but the answer never came back.
+    let id = domain::DestinationRequestId::new();
+    store
+        .create_destination_request(&store::NewDestinationRequest {
+            id,
+            client_id: client.clone(),
+            destination: domain::NetworkAddress::parse(
+                domain::Network::EthereumSepolia,
+                ADDRESSES[2],
+            )
+            .unwrap(),
+            label: "Exchange".into(),
+            action: domain::DestinationAction::Add,
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let submitted = store
+        .submit_destination_request(&client, &id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let policy_id =
+        PolicyId::new(store.client_policies(&client).await.unwrap()["whitelist"].clone());
+    let service = env.service();
+    let mut body = service.get_policy(&policy_id).await.unwrap().body();
+    body.rule = PolicyRule::recipient_whitelist([ADDRESSES[2].to_owned()]);
+    let change = match service.update_policy(&policy_id, &body).await.unwrap() {
+        dfns_client::UpdateOutcome::Pending(change) => change,
+        other => panic!("expected a change request, got {other:?}"),
+    };
+
+    let report = reconcile::run(&env.app).await.unwrap();
+    assert_eq!(report.submissions_redriven, 1, "{report:?}");
+    assert_eq!(report.failures, 0, "{report:?}");
+    let adopted = request(&env, &submitted).await;
+    assert_eq!(adopted.state, DestinationRequestState::PendingApproval);
+    assert_eq!(
+        adopted.change_request_id.as_deref(),
+        Some(change.id.as_str())
+    );
+    // Only that one change request exists at Dfns for the policy.
+    let pending: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(service.list_approvals(
+        &dfns_client::ApprovalsQuery {
+            status: Some(dfns_client::ApprovalStatus::Pending),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    assert_eq!(pending.len(), 1);
+}
+
+#[tokio::test]
+async fn the_reconciler_resends_a_submission_that_never_reached_dfns() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        webhooks: false,
+        reconcile_submitted_after: std::time::Duration::ZERO,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "never-sent").await;
+    let store = env.app.store();
+    let id = domain::DestinationRequestId::new();
+    store
+        .create_destination_request(&store::NewDestinationRequest {
+            id,
+            client_id: client.clone(),
+            destination: domain::NetworkAddress::parse(
+                domain::Network::EthereumSepolia,
+                ADDRESSES[3],
+            )
+            .unwrap(),
+            label: "Exchange".into(),
+            action: domain::DestinationAction::Add,
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    // Submitted, then the process died before calling Dfns.
+    let submitted = store
+        .submit_destination_request(&client, &id, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    reconcile::run(&env.app).await.unwrap();
+    let sent = request(&env, &submitted).await;
+    assert_eq!(sent.state, DestinationRequestState::PendingApproval);
+    decide(&env, &sent, DecisionValue::Approved).await;
+    reconcile::run(&env.app).await.unwrap();
+    assert_eq!(
+        request(&env, &submitted).await.state,
+        DestinationRequestState::Approved
+    );
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[3].to_owned()]
+    );
+}
