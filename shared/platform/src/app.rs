@@ -151,7 +151,8 @@ impl App {
             SecretString::from(secret.dfns_service_account_token.expose_secret()),
             Some(Arc::new(signer)),
         )
-        .with_base_url(self.inner.settings.base.dfns_base_url.as_str());
+        .with_base_url(self.inner.settings.base.dfns_base_url.as_str())
+        .with_rate_limit(self.inner.settings.dfns_rate_limit);
         if let Some(retry) = self.inner.dfns_retry {
             config = config.with_retry(retry);
         }

@@ -14,6 +14,8 @@
 //! | `EVENT_BUS_NAME` | `default` | EventBridge bus for client notifications |
 //! | `WEBHOOK_TOLERANCE_SECONDS` | `300` | how old (or how far ahead) a webhook's `timestampSent` may be |
 //! | `RECONCILE_SUBMITTED_AFTER_SECONDS` | `60` | a request left `Submitted` this long is re-driven by the reconciler |
+//! | `DFNS_REQUESTS_PER_MINUTE` | `1000` | this container's share of the org's Dfns rate limit (0 = no client-side limit); a signed call costs 3 |
+//! | `DFNS_BURST` | `50` | requests allowed at once before the rate applies |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -91,6 +93,8 @@ pub const CLIENT_TIERS: &str = "CLIENT_TIERS";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const WEBHOOK_TOLERANCE_SECONDS: &str = "WEBHOOK_TOLERANCE_SECONDS";
 pub const RECONCILE_SUBMITTED_AFTER_SECONDS: &str = "RECONCILE_SUBMITTED_AFTER_SECONDS";
+pub const DFNS_REQUESTS_PER_MINUTE: &str = "DFNS_REQUESTS_PER_MINUTE";
+pub const DFNS_BURST: &str = "DFNS_BURST";
 
 /// Everything the use cases need to know about the deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +111,8 @@ pub struct PlatformSettings {
     pub event_bus_name: String,
     pub webhook_tolerance: Duration,
     pub reconcile_submitted_after: Duration,
+    /// Client-side token bucket for Dfns calls; `None` = no client-side limit.
+    pub dfns_rate_limit: Option<dfns_client::RateLimit>,
 }
 
 /// The built-in tier table: a conservative `standard` and an `unlimited` one.
@@ -259,6 +265,13 @@ impl PlatformSettings {
             reconcile_submitted_after: Duration::from_secs(
                 number(RECONCILE_SUBMITTED_AFTER_SECONDS, 0, 86_400)?.unwrap_or(60),
             ),
+            dfns_rate_limit: match number(DFNS_REQUESTS_PER_MINUTE, 0, 1_000_000)?.unwrap_or(1000) {
+                0 => None,
+                per_minute => Some(dfns_client::RateLimit {
+                    requests_per_minute: per_minute as u32,
+                    burst: number(DFNS_BURST, 1, 10_000)?.unwrap_or(50) as u32,
+                }),
+            },
         })
     }
 
@@ -296,6 +309,19 @@ mod tests {
         assert_eq!(s.whitelist_action, PolicyActionSetting::Block);
         assert_eq!(s.limits_action, PolicyActionSetting::Block);
         assert_eq!(s.event_bus_name, "default");
+        assert_eq!(
+            s.dfns_rate_limit,
+            Some(dfns_client::RateLimit {
+                requests_per_minute: 1000,
+                burst: 50
+            })
+        );
+        assert_eq!(
+            settings(&[(DFNS_REQUESTS_PER_MINUTE, "0")])
+                .unwrap()
+                .dfns_rate_limit,
+            None
+        );
         let (name, tier) = s.tier_of("anyone");
         assert_eq!(name, "standard");
         assert_eq!(tier.amount_limit_usd, Some(10_000));

@@ -193,6 +193,8 @@ impl TestEnv {
         settings.default_tier = "test".into();
         settings.event_bus_name = bus;
         settings.reconcile_submitted_after = options.reconcile_submitted_after;
+        // The emulator is local and only injected faults throttle: no client-side limit.
+        settings.dfns_rate_limit = None;
 
         let secret = PlatformSecret::from_json(
             &serde_json::json!({
