@@ -445,3 +445,72 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     assert_eq!(transfer_ids.len(), 200);
     assert_eq!(transfers_created(&env).await, 200, "none sent twice");
 }
+
+#[tokio::test]
+async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms_or_is_rejected() {
+    use dfns_client::{ApprovalId, DecisionValue};
+    use platform::settings::{PolicyActionSetting, Tier};
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        whitelist_action: PolicyActionSetting::RequestApproval,
+        tier: Tier {
+            amount_limit_usd: Some(1000),
+            ..Tier::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    control(
+        &env,
+        reqwest::Method::PUT,
+        "prices",
+        json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let client = funded_client(&env, "ivan").await;
+    authorize(&env, &client, "Coinbase").await;
+    // 1 ETH = 3000 USD, above the 1000 USD limit.
+    let approved = order(&env, &client, "Coinbase", ONE_ETH).await;
+    let denied = order(&env, &client, "Coinbase", ONE_ETH + 1).await;
+    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    assert_eq!(report.execution.sent, 2);
+    let mut approvals = Vec::new();
+    for placed in [&approved, &denied] {
+        let held = stored(&env, &placed.id).await;
+        assert_eq!(held.state, OrderState::PendingApproval);
+        approvals.push(held.approval_id.expect("the order shows the approval"));
+    }
+    let officer = env.officer(0);
+    officer
+        .decide_approval(
+            &ApprovalId::new(approvals[0].clone()),
+            DecisionValue::Approved,
+            Some("desk confirmed"),
+        )
+        .await
+        .unwrap();
+    officer
+        .decide_approval(
+            &ApprovalId::new(approvals[1].clone()),
+            DecisionValue::Denied,
+            Some("too large"),
+        )
+        .await
+        .unwrap();
+    let dfns = env.service();
+    assert_eq!(
+        settle(&env, &dfns, &approved).await.status,
+        dfns_client::TransferStatus::Confirmed
+    );
+    assert_eq!(
+        stored(&env, &approved.id).await.state,
+        OrderState::Confirmed
+    );
+    assert_eq!(
+        settle(&env, &dfns, &denied).await.status,
+        dfns_client::TransferStatus::Rejected
+    );
+    let rejected = stored(&env, &denied.id).await;
+    assert_eq!(rejected.state, OrderState::Rejected);
+    assert!(rejected.reason.is_some());
+}
