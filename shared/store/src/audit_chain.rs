@@ -168,6 +168,13 @@ impl Store {
     /// Recomputes the client's whole chain and checks the head record against its end. Reports
     /// the first sequence number that does not verify.
     pub async fn verify_audit_chain(&self, client: &ClientId) -> Result<ChainVerdict, StoreError> {
+        // An event and its head move in one transaction, but checking them takes two reads, and
+        // appends go on meanwhile. So the head is read first: every event it counts was committed
+        // before the listing, and a missing one is a real gap. Events appended after that read
+        // may be listed too; a second read of the head must account for them.
+        let HeadRead::At(first_seq, first_hash) = self.head_for_verify(client).await? else {
+            return Ok(broken(1, ChainBreak::HeadMismatch));
+        };
         let pk = client_pk(client);
         let query = self
             .client
@@ -184,35 +191,54 @@ impl Store {
             .map(entry_from_item)
             .collect();
         let verdict = verify_chain(client, &entries);
-        let ChainVerdict::Intact { length, head_hash } = &verdict else {
+        let ChainVerdict::Intact { length, .. } = &verdict else {
             return Ok(verdict);
         };
-        let head = match self.audit_head(client).await {
-            Ok(head) => head,
-            Err(StoreError::Corrupt { .. }) => {
-                return Ok(ChainVerdict::Broken {
-                    seq: *length,
-                    reason: ChainBreak::HeadMismatch,
-                });
-            }
-            Err(e) => return Err(e),
+        let length = *length;
+        if length < first_seq {
+            // The head counts an event that is not there.
+            return Ok(broken(length + 1, ChainBreak::Gap));
+        }
+        // An intact chain holds event n at index n - 1.
+        let hash_at_first_head = match first_seq {
+            0 => hex::encode(GENESIS_HASH),
+            seq => entries[seq as usize - 1].hash.clone(),
         };
-        let (head_seq, head_hash_bytes) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
-        Ok(if head_seq > *length {
-            // The head says more entries exist than we found: the next one is missing.
-            ChainVerdict::Broken {
-                seq: length + 1,
-                reason: ChainBreak::Gap,
-            }
-        } else if head_seq < *length || hex::encode(head_hash_bytes) != *head_hash {
-            ChainVerdict::Broken {
-                seq: head_seq.max(1),
-                reason: ChainBreak::HeadMismatch,
-            }
-        } else {
-            verdict
-        })
+        if hash_at_first_head != first_hash {
+            return Ok(broken(first_seq.max(1), ChainBreak::HeadMismatch));
+        }
+        if length == first_seq {
+            return Ok(verdict);
+        }
+        // Events listed beyond the first head read: the head must have moved past them since.
+        match self.head_for_verify(client).await? {
+            HeadRead::At(second_seq, _) if second_seq >= length => Ok(verdict),
+            HeadRead::At(second_seq, _) => Ok(broken(second_seq.max(1), ChainBreak::HeadMismatch)),
+            HeadRead::Corrupt => Ok(broken(length, ChainBreak::HeadMismatch)),
+        }
     }
+
+    /// The head as verification sees it: where it points, or unreadable.
+    async fn head_for_verify(&self, client: &ClientId) -> Result<HeadRead, StoreError> {
+        match self.audit_head(client).await {
+            Ok(head) => {
+                let (seq, hash) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
+                Ok(HeadRead::At(seq, hex::encode(hash)))
+            }
+            Err(StoreError::Corrupt { .. }) => Ok(HeadRead::Corrupt),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+enum HeadRead {
+    /// Sequence number and hex hash of the last event the head counts (0 and genesis if none).
+    At(u64, String),
+    Corrupt,
+}
+
+fn broken(seq: u64, reason: ChainBreak) -> ChainVerdict {
+    ChainVerdict::Broken { seq, reason }
 }
 
 /// Reads an event item as stored, without repairing anything: a missing attribute becomes a

@@ -100,6 +100,40 @@ async fn fifty_concurrent_appends_make_one_gapless_chain() {
     );
 }
 
+/// A client reading its audit trail while the platform appends to it must never be told the
+/// chain is broken: verification races appends, and only real damage may fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verification_while_appends_land_never_reports_a_break() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    store.append_audit_event(&event(&alice, 0)).await.unwrap();
+    let writer = {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            for n in 1..=40 {
+                store.append_audit_event(&event(&alice, n)).await.unwrap();
+            }
+        })
+    };
+    let mut verdicts = Vec::new();
+    while !writer.is_finished() {
+        verdicts.push(store.verify_audit_chain(&alice).await.unwrap());
+    }
+    writer.await.unwrap();
+    assert!(
+        verdicts.len() > 1,
+        "verification never overlapped the appends"
+    );
+    let broken: Vec<_> = verdicts.iter().filter(|v| !v.is_intact()).collect();
+    assert!(
+        broken.is_empty(),
+        "{} of {} reads broke: {broken:?}",
+        broken.len(),
+        verdicts.len()
+    );
+    assert!(store.verify_audit_chain(&alice).await.unwrap().is_intact());
+}
+
 #[tokio::test]
 async fn altering_any_stored_event_fails_verification_at_that_event() {
     let store = fresh_store().await;
