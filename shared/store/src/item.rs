@@ -173,7 +173,8 @@ impl crate::Store {
         limit: Option<usize>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut start_key = None;
+        // A caller's cursor is where the first page starts.
+        let mut start_key = query.get_exclusive_start_key().clone();
         loop {
             let page = query
                 .clone()

@@ -65,7 +65,6 @@ mod clients;
 mod destinations;
 mod error;
 mod item;
-pub mod notification_pages;
 pub mod notifications;
 pub mod onboarding;
 pub mod open_requests;

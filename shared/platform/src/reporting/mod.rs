@@ -572,7 +572,7 @@ pub async fn notifications(
     }
     let page = app
         .store()
-        .notifications_page(client, limit, before)
+        .list_notifications(client, limit, before)
         .await?;
     Ok(NotificationsPage {
         items: page.items,
