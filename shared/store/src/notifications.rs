@@ -83,6 +83,19 @@ pub struct NotificationPage {
     pub next_cursor: Option<String>,
 }
 
+/// Ids order the list; ULIDs minted in the same millisecond are ordered randomly, so this
+/// process mints them monotonically.
+fn next_id() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    generator
+        .get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 fn to_item(notification: &Notification) -> Result<Item, StoreError> {
     let pk = client_pk(&notification.client_id);
     let mut item = key(pk, format!("{PREFIX}{}", notification.id));
@@ -149,7 +162,7 @@ impl Store {
         let pk = client_pk(&new.client_id);
         let key_sk = format!("{KEY_PREFIX}{}", new.dedup_key);
         let notification = Notification {
-            id: ulid::Ulid::new().to_string(),
+            id: next_id().to_string(),
             client_id: new.client_id.clone(),
             kind: new.kind.clone(),
             occurred_at: new.occurred_at,
@@ -238,24 +251,36 @@ impl Store {
     ) -> Result<NotificationPage, StoreError> {
         let limit = limit.clamp(1, 100);
         let pk = client_pk(client);
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s(PREFIX))
+            .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(limit as i32 + 1);
+            .consistent_read(true);
+        // Older than the cursor: sort keys from the prefix up to the cursor's (inclusive, so the
+        // cursor's own item is dropped below). `NOTIFKEY#…` sorts above `NOTIF#…`: never in range.
+        let query = match before {
+            None => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(PREFIX)),
+            Some(before) => query
+                .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+                .expression_attribute_values(":low", s(PREFIX))
+                .expression_attribute_values(":high", s(format!("{PREFIX}{before}"))),
+        };
+        let query = query.limit(limit as i32 + 2);
+        let mut items = self
+            .query_all(query, Some(limit + 2))
+            .await?
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(before) = before {
-            // Start strictly after (i.e. older than) the cursor's item.
-            query = query.set_exclusive_start_key(Some(key(pk, format!("{PREFIX}{before}"))));
+            items.retain(|n| n.id != before);
         }
-        let mut items = self.query_all(query, Some(limit + 1)).await?;
         let more = items.len() > limit;
         items.truncate(limit);
-        let items = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more {
             items.last().map(|n| n.id.clone())
         } else {

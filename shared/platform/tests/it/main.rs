@@ -4,6 +4,7 @@
 
 mod destinations;
 mod onboarding;
+mod store_ops;
 mod webhooks;
 
 use domain::ClientId;
