@@ -517,3 +517,35 @@ async fn the_reconciler_resends_a_submission_that_never_reached_dfns() {
         vec![ADDRESSES[3].to_owned()]
     );
 }
+
+#[tokio::test]
+async fn a_removal_takes_the_address_out_of_the_live_policy() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = opened(&env, "remover").await;
+    for address in &ADDRESSES[..2] {
+        let added = destinations::create_request(&env.app, &client, &add(address), "add")
+            .await
+            .unwrap();
+        assert_eq!(added.state, DestinationRequestState::Approved);
+    }
+    let removal = DestinationInput {
+        action: "remove".into(),
+        // Any accepted spelling names the same address.
+        address: ADDRESSES[0].to_uppercase().replacen("0X", "0x", 1),
+        ..add(ADDRESSES[0])
+    };
+    let removed = destinations::create_request(&env.app, &client, &removal, "remove")
+        .await
+        .unwrap();
+    assert_eq!(removed.state, DestinationRequestState::Approved);
+    assert_eq!(
+        live_whitelist(&env, &client).await,
+        vec![ADDRESSES[1].to_owned()]
+    );
+    // Removing it again is already in effect: approved without a change at Dfns.
+    let again = destinations::create_request(&env.app, &client, &removal, "remove-again")
+        .await
+        .unwrap();
+    assert_eq!(again.state, DestinationRequestState::Approved);
+    assert_eq!(again.reason.as_deref(), Some("already in effect"));
+}
