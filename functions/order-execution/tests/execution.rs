@@ -514,3 +514,74 @@ async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms
     assert_eq!(rejected.state, OrderState::Rejected);
     assert!(rejected.reason.is_some());
 }
+
+#[tokio::test]
+async fn an_authorization_becomes_active_when_compliance_approves_the_address_and_its_order_is_sent()
+ {
+    use dfns_client::{ApprovalId, DecisionValue};
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "judy").await;
+    assert_eq!(
+        authorize(&env, &client, "Gemini").await,
+        AuthorizationStatus::Pending
+    );
+    let view = authorizations::list(&env.app, &client).await.unwrap()[0].clone();
+    let request_id = domain::DestinationRequestId::parse(
+        view.destinations[0].add_request_id.as_deref().unwrap(),
+    )
+    .unwrap();
+    let request = env
+        .app
+        .store()
+        .get_destination_request(&client, &request_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let approval = request
+        .approval_id
+        .expect("the whitelist change awaits compliance");
+    env.officer(0)
+        .decide_approval(
+            &ApprovalId::new(approval),
+            DecisionValue::Approved,
+            Some("exchange verified"),
+        )
+        .await
+        .unwrap();
+    // The approval webhook resolves the destination request; the authorization follows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = authorizations::list(&env.app, &client).await.unwrap()[0].status;
+        if status == AuthorizationStatus::Active {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let resolved = env
+        .app
+        .store()
+        .get_destination_request(&client, &request_id)
+        .await
+        .unwrap()
+        .unwrap();
+    platform::trading::on_destination_resolved(&env.app, &resolved, "hook")
+        .await
+        .unwrap();
+    assert!(
+        audit_actions(&env, &client)
+            .await
+            .iter()
+            .any(|a| a == "trading_authorization.activated")
+    );
+
+    let placed = order(&env, &client, "Gemini", ONE_ETH).await;
+    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    assert_eq!(report.execution.sent, 1, "{report:?}");
+    settle(&env, &env.service(), &placed).await;
+    assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
+}
