@@ -48,6 +48,12 @@ enum Task {
         #[arg(long = "x86-64")]
         x86_64: bool,
     },
+    /// Run every benchmark (`cargo bench --workspace`) with the stand-ins up; figures on stdout.
+    /// Arguments select instead, e.g. `cargo xtask bench -- -p dfns-emulator`.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
     /// Print a bearer token for the running local stack (`cargo xtask dev`).
     Token {
         /// The token's subject (the client id).
@@ -106,6 +112,20 @@ fn main() -> ExitCode {
         Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
+        Task::Bench { cargo_args } => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            // Without arguments every benchmark of the workspace; with them, what they select.
+            let selection = if cargo_args.is_empty() {
+                vec!["--workspace".to_owned()]
+            } else {
+                cargo_args
+            };
+            let command: Vec<String> = [cargo, "bench".into()]
+                .into_iter()
+                .chain(selection)
+                .collect();
+            exec(&repo_root, &command)
+        }
         Task::Build { arm64, x86_64 } => build::run(&repo_root, arm64, x86_64),
     };
     match outcome {

@@ -125,10 +125,20 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
         ),
         (
             "tests",
-            vec!["test", "--workspace", "--all-targets", "--no-fail-fast"],
+            // Not --all-targets: that would run every benchmark at full size in debug mode;
+            // benchmarks run with `cargo xtask bench` (clippy above still checks them).
+            vec![
+                "test",
+                "--workspace",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--examples",
+                "--no-fail-fast",
+            ],
         ),
     ];
-    // --all-targets leaves doc tests out; cargo refuses --doc when no crate has a library. When
+    // Those targets leave doc tests out; cargo refuses --doc when no crate has a library. When
     // cargo metadata itself fails the workspace is broken: run the step so it reports that.
     if workspace_has_library(&cargo, repo_root).unwrap_or(true) {
         steps.push((
