@@ -374,9 +374,12 @@ mod tests {
         );
     }
 
+    /// A registry entry and the check its refusal must pass.
+    type RefusalCase = (&'static str, fn(&RegistryError) -> bool);
+
     #[test]
     fn invalid_entries_are_refused_with_the_reason() {
-        let cases: [(&str, fn(&RegistryError) -> bool); 8] = [
+        let cases: [RefusalCase; 8] = [
             (
                 r#"{"ETH": {"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}}"#,
                 |e| {
