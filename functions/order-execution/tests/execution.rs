@@ -585,3 +585,56 @@ async fn an_authorization_becomes_active_when_compliance_approves_the_address_an
     settle(&env, &env.service(), &placed).await;
     assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
 }
+
+#[tokio::test]
+async fn a_lost_webhook_is_made_up_for_by_the_in_flight_refresh() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "kim").await;
+    authorize(&env, &client, "Kraken").await;
+    let placed = order(&env, &client, "Kraken", ONE_ETH).await;
+    let dfns = env.service();
+    Executor::new(&env.app, &TradingConfig::default())
+        .with_dfns(dfns.clone())
+        .run(soon())
+        .await
+        .unwrap();
+    let sent = stored(&env, &placed.id).await;
+    assert_ne!(sent.state, OrderState::Confirmed, "no event applied yet");
+    // The emulator confirms the transfer; no webhook reaches the platform.
+    let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
+    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+    let transfer_id = TransferId::new(sent.transfer_id.clone().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while dfns
+        .get_transfer(&wallet_id, &transfer_id)
+        .await
+        .unwrap()
+        .status
+        != dfns_client::TransferStatus::Confirmed
+    {
+        assert!(std::time::Instant::now() < deadline, "never confirmed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let later = OffsetDateTime::now_utc() + time::Duration::minutes(5);
+    let quiet = time::Duration::minutes(2);
+    let moved = platform::trading::refresh_in_flight(&env.app, &dfns, quiet, later, "refresh")
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
+    // Recently changed orders are left to their webhooks.
+    let again = platform::trading::refresh_in_flight(
+        &env.app,
+        &dfns,
+        quiet,
+        OffsetDateTime::now_utc(),
+        "refresh",
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, 0);
+}
