@@ -485,6 +485,8 @@ async fn settle_once(
         },
     )
     .await?;
+    // A trading authorization waiting on this address becomes active (or rejected) with it.
+    crate::trading::on_destination_resolved(app, &updated, request_id).await?;
     Ok(true)
 }
 

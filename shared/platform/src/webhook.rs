@@ -192,13 +192,15 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
             Ok(WebhookOutcome::Processed)
         }
         EventData::Transfer(transfer) => {
-            // Orders follow their transfers in issue 7; for now the client's trail records it.
+            // The client's trail records every transfer status; an order sent as this transfer
+            // (its externalId) follows it, forward only.
             let Ok(wallet_id) = WalletId::parse(transfer.wallet_id.as_str()) else {
                 return Ok(WebhookOutcome::Ignored);
             };
             let Some(mapping) = app.store().find_wallet(&wallet_id).await? else {
                 return Ok(WebhookOutcome::Ignored);
             };
+            crate::trading::on_transfer_event(app, transfer, from_dfns(), request_id).await?;
             audit::record(
                 app,
                 &mapping.client_id,

@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use crate::App;
 use crate::error::PlatformError;
 use crate::http::ApiError;
+use crate::trading::{self, AuthorizationView};
 use activity::{ActivityItem, ActivityPage, Cursor, Labels};
 use policies::{LiveLimit, PendingPolicyChange};
 
@@ -182,8 +183,8 @@ pub struct AccountView {
     pub limits: Vec<LiveLimit>,
     /// Destination requests not yet resolved (queued, submitted, pending approval).
     pub pending_requests: Vec<DestinationRequest>,
-    // issue 7: trading authorizations do not exist yet; the list stays empty until they do.
-    pub trading_authorizations: Vec<serde_json::Value>,
+    /// Exchanges the client authorized for discretionary trading, newest first.
+    pub trading_authorizations: Vec<AuthorizationView>,
 }
 
 /// Balances of one wallet from its Dfns assets.
@@ -280,10 +281,11 @@ async fn live_policies(
 pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
     let store = app.store();
     let profile = profile(app, client).await?;
-    let (wallets, requests, recorded) = futures::try_join!(
+    let (wallets, requests, recorded, authorizations) = futures::try_join!(
         store.list_wallets(client),
         store.list_destination_requests(client),
         store.client_policies(client),
+        store.list_trading_authorizations(client),
     )?;
     let dfns = app.dfns().await?;
     let assets = futures::future::try_join_all(
@@ -312,6 +314,7 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
         .as_ref()
         .map(|w| approved_destinations(&w.addresses, &requests))
         .unwrap_or_default();
+    let trading_authorizations = trading::authorizations::views(&authorizations, &requests);
     let mut pending: Vec<DestinationRequest> = requests
         .into_iter()
         .filter(|r| !r.state.is_terminal())
@@ -330,7 +333,7 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
         }),
         limits: policies::limits(&policies),
         pending_requests: pending,
-        trading_authorizations: Vec::new(),
+        trading_authorizations,
     })
 }
 

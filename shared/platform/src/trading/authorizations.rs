@@ -249,11 +249,19 @@ pub async fn list(app: &App, client: &ClientId) -> Result<Vec<AuthorizationView>
         store.list_trading_authorizations(client),
         store.list_destination_requests(client),
     )?;
-    Ok(authorizations
+    Ok(views(&authorizations, &requests))
+}
+
+/// The client's authorizations as they stand given its destination requests, newest first.
+pub fn views(
+    authorizations: &[TradingAuthorization],
+    requests: &[DestinationRequest],
+) -> Vec<AuthorizationView> {
+    authorizations
         .iter()
         .rev()
-        .map(|a| view(a, &requests))
-        .collect())
+        .map(|a| view(a, requests))
+        .collect()
 }
 
 /// `DELETE /v1/trading-authorizations/{id}`: revoked at once for new orders; the deposit
