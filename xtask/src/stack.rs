@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dfns_client::policies::{ApprovalGroup, Approvers};
 use dfns_client::webhooks::CreateWebhook;
 use dfns_client::{
-    ActivityKind, ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyAction,
-    PolicyBody, PolicyRule, SecretString, UserId, WebhookEventKind,
+    ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyBody, SecretString,
+    UserId, WebhookEventKind,
 };
 use local_stack::{Config, IssuerKey, Listen, RunningStack};
 use serde_json::{Value, json};
@@ -119,27 +118,12 @@ pub async fn start(repo_root: &Path) -> Result<LocalStack> {
         .map(|o| o.user_id.clone())
         .collect();
     identity_client(&emulator.base_url(), &bootstrap.admin)?
-        .create_policy(&PolicyBody {
-            name: "compliance approves every policy change".into(),
-            activity_kind: ActivityKind::PoliciesModify,
-            rule: PolicyRule::always_trigger(),
-            action: PolicyAction::RequestApproval {
-                approval_groups: vec![ApprovalGroup {
-                    name: Some("Compliance".into()),
-                    quorum: 1,
-                    approvers: Approvers {
-                        user_id: Some(dfns_client::common::InList::new(
-                            officers.iter().map(|id| UserId::new(id.clone())),
-                        )),
-                        other: Default::default(),
-                    },
-                    initiator_can_approve: None,
-                    service_accounts_can_approve: None,
-                }],
-                auto_reject_timeout: None,
-            },
-            filters: None,
-        })
+        .create_policy(&PolicyBody::compliance_review(
+            "compliance approves every policy change",
+            officers.iter().map(|id| UserId::new(id.clone())),
+            1,
+            None,
+        ))
         .await
         .context("creating the Policies:Modify policy")?;
 

@@ -18,11 +18,11 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
-use dfns_client::policies::{ApprovalGroup, Approvers, PoliciesQuery};
+use dfns_client::policies::PoliciesQuery;
 use dfns_client::webhooks::{CreateWebhook, UpdateWebhook, WebhookStatus};
 use dfns_client::{
-    ActivityKind, DfnsClient, Policy, PolicyAction, PolicyBody, PolicyRule, PolicyStatus, UserId,
-    WebhookEventKind, common::InList,
+    ActivityKind, DfnsClient, Policy, PolicyAction, PolicyBody, PolicyStatus, UserId,
+    WebhookEventKind,
 };
 use futures::TryStreamExt as _;
 use secrecy::{ExposeSecret, SecretString};
@@ -321,27 +321,12 @@ pub fn approval_risks(
 
 /// The compliance policy the plan asks for.
 pub fn compliance_policy(plan: &Plan) -> PolicyBody {
-    PolicyBody {
-        name: plan.policy_name.clone(),
-        activity_kind: ActivityKind::PoliciesModify,
-        rule: PolicyRule::always_trigger(),
-        action: PolicyAction::RequestApproval {
-            approval_groups: vec![ApprovalGroup {
-                name: Some("Compliance".into()),
-                quorum: plan.quorum,
-                approvers: Approvers {
-                    user_id: Some(InList::new(
-                        plan.officers.iter().map(|o| UserId::new(o.as_str())),
-                    )),
-                    ..Default::default()
-                },
-                initiator_can_approve: None,
-                service_accounts_can_approve: None,
-            }],
-            auto_reject_timeout: plan.auto_reject_minutes,
-        },
-        filters: None,
-    }
+    PolicyBody::compliance_review(
+        plan.policy_name.clone(),
+        plan.officers.iter().map(|o| UserId::new(o.as_str())),
+        plan.quorum,
+        plan.auto_reject_minutes,
+    )
 }
 
 /// Runs the setup (see the crate docs). `base_url` and the credentials are the service
@@ -528,6 +513,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dfns_client::common::InList;
+    use dfns_client::policies::{ApprovalGroup, Approvers};
 
     fn policy(groups: Vec<ApprovalGroup>) -> Policy {
         serde_json::from_value(serde_json::json!({

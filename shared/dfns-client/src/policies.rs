@@ -216,6 +216,38 @@ pub struct PolicyBody {
     pub filters: Option<PolicyFilters>,
 }
 
+impl PolicyBody {
+    /// The org-wide compliance policy (`Policies:Modify`, `AlwaysTrigger`, `RequestApproval`):
+    /// every policy change waits for `quorum` of these officers. No group lets the initiator or
+    /// a service account approve.
+    pub fn compliance_review(
+        name: impl Into<String>,
+        officers: impl IntoIterator<Item = UserId>,
+        quorum: u32,
+        auto_reject_minutes: Option<u32>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            activity_kind: ActivityKind::PoliciesModify,
+            rule: PolicyRule::always_trigger(),
+            action: PolicyAction::RequestApproval {
+                approval_groups: vec![ApprovalGroup {
+                    name: Some("Compliance".into()),
+                    quorum,
+                    approvers: Approvers {
+                        user_id: Some(InList::new(officers)),
+                        ..Default::default()
+                    },
+                    initiator_can_approve: None,
+                    service_accounts_can_approve: None,
+                }],
+                auto_reject_timeout: auto_reject_minutes,
+            },
+            filters: None,
+        }
+    }
+}
+
 /// A stored policy, with the change request waiting on it if any.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

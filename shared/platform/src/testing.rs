@@ -142,30 +142,14 @@ impl TestEnv {
             .map(|o| o.user_id.clone())
             .collect();
         if options.policies_modify {
-            use dfns_client::policies::{ApprovalGroup, Approvers};
-            use dfns_client::{ActivityKind, PolicyAction, PolicyBody, PolicyRule, UserId};
+            use dfns_client::{PolicyBody, UserId};
             admin_client(&emulator)
-                .create_policy(&PolicyBody {
-                    name: "compliance approves every policy change".into(),
-                    activity_kind: ActivityKind::PoliciesModify,
-                    rule: PolicyRule::always_trigger(),
-                    action: PolicyAction::RequestApproval {
-                        approval_groups: vec![ApprovalGroup {
-                            name: Some("Compliance".into()),
-                            quorum: 1,
-                            approvers: Approvers {
-                                user_id: Some(dfns_client::common::InList::new(
-                                    officers.iter().map(|id| UserId::new(id.clone())),
-                                )),
-                                other: Default::default(),
-                            },
-                            initiator_can_approve: None,
-                            service_accounts_can_approve: None,
-                        }],
-                        auto_reject_timeout: None,
-                    },
-                    filters: None,
-                })
+                .create_policy(&PolicyBody::compliance_review(
+                    "compliance approves every policy change",
+                    officers.iter().map(|id| UserId::new(id.clone())),
+                    1,
+                    None,
+                ))
                 .await
                 .expect("create the Policies:Modify policy");
         }

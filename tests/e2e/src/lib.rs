@@ -14,11 +14,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dfns_client::policies::{ApprovalGroup, Approvers};
 use dfns_client::webhooks::CreateWebhook;
 use dfns_client::{
-    ActivityKind, ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyAction,
-    PolicyBody, PolicyRule, RetryPolicy, SecretString, UserId, WebhookEventKind,
+    ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyBody, RetryPolicy,
+    SecretString, UserId, WebhookEventKind,
 };
 use local_stack::{Config, IssuerKey, Listen, RunningStack};
 use platform::SecretSource;
@@ -106,27 +105,12 @@ pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
 
 /// The org-wide `Policies:Modify` policy: every policy change waits for one officer.
 pub fn policies_modify_policy(officers: &[String]) -> PolicyBody {
-    PolicyBody {
-        name: "compliance approves every policy change".into(),
-        activity_kind: ActivityKind::PoliciesModify,
-        rule: PolicyRule::always_trigger(),
-        action: PolicyAction::RequestApproval {
-            approval_groups: vec![ApprovalGroup {
-                name: Some("Compliance".into()),
-                quorum: 1,
-                approvers: Approvers {
-                    user_id: Some(dfns_client::common::InList::new(
-                        officers.iter().map(|id| UserId::new(id.clone())),
-                    )),
-                    other: Default::default(),
-                },
-                initiator_can_approve: None,
-                service_accounts_can_approve: None,
-            }],
-            auto_reject_timeout: None,
-        },
-        filters: None,
-    }
+    PolicyBody::compliance_review(
+        "compliance approves every policy change",
+        officers.iter().map(|id| UserId::new(id.clone())),
+        1,
+        None,
+    )
 }
 
 impl Env {
