@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use dfns_client::transfers::TransfersQuery;
-use dfns_client::{DecisionValue, WalletId};
+use dfns_client::transfers::{TransferAsset, TransfersQuery};
+use dfns_client::{Amount, ApprovalId, DecisionValue, ExternalId, WalletId};
 use e2e::{Env, EnvOptions, wait_until};
 use futures::TryStreamExt;
+use platform::settings::{PolicyActionSetting, Tier};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -430,4 +431,334 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
         .expect("the second run completes");
     assert_eq!(again["claimed"], 0, "{again}");
     assert_eq!(transfers_in_emulator(&env).await, 0);
+}
+
+/// `POST /v1/operator/orders` as the desk for each `(client, amount)`; the order ids, in order.
+async fn place_orders(env: &Env, orders: &[(&str, &str)]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (client, amount) in orders {
+        let order = place_order(env, client, amount).await;
+        ids.push(order["id"].as_str().expect("order id").to_owned());
+    }
+    ids
+}
+
+/// Waits until `client`'s order `id` is in `state`, failing at once if it ends in another final
+/// state; the order.
+async fn wait_for_order(env: &Env, client: &str, id: &str, state: &str) -> Value {
+    const FINAL: [&str; 4] = ["Confirmed", "Failed", "Rejected", "Cancelled"];
+    wait_until(WAIT, || async {
+        let order = order_of(env, client, id).await;
+        let current = order["state"].as_str().unwrap_or("");
+        assert!(
+            current == state || !FINAL.contains(&current),
+            "order {id} ended {current}, expected {state}: {order}"
+        );
+        (current == state).then_some(order)
+    })
+    .await
+    .unwrap_or_else(|| panic!("order {id} never reached {state}"))
+}
+
+/// The `externalId` of every transfer out of `wallet_id` in the emulator (one entry per transfer).
+async fn external_ids(env: &Env, wallet_id: &str) -> Vec<String> {
+    let transfers: Vec<_> = env
+        .service()
+        .list_transfers(&WalletId::new(wallet_id), &TransfersQuery::default())
+        .try_collect()
+        .await
+        .expect("list the wallet's transfers");
+    transfers
+        .into_iter()
+        .map(|t| {
+            t.external_id
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_over_the_per_transfer_limit_waits_for_an_officer_then_confirms_or_is_rejected() {
+    let env = Env::start(EnvOptions {
+        // The limit asks compliance rather than blocking outright.
+        whitelist_action: PolicyActionSetting::RequestApproval,
+        tier: Tier {
+            amount_limit_usd: Some(1000),
+            ..Tier::default()
+        },
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let erin = client_id("erin");
+    let wallet_id = funded_client(&env, &erin).await;
+    active_authorization(&env, &erin).await;
+
+    // 0.5 ETH = 1500 USD, over the 1000 USD per-transfer limit.
+    let ids = place_orders(&env, &[(&erin, HALF_ETH), (&erin, HALF_ETH)]).await;
+    let report = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the run completes");
+    assert_eq!(
+        report["sent"], 2,
+        "Dfns accepted both, for approval: {report}"
+    );
+
+    let mut approvals = Vec::new();
+    for id in &ids {
+        let held = wait_for_order(&env, &erin, id, "PendingApproval").await;
+        let approval = held["approvalId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the order shows the approval it waits for: {held}"))
+            .to_owned();
+        approvals.push(approval);
+    }
+    assert_ne!(approvals[0], approvals[1], "one approval per transfer");
+    let officer = env.officer(0);
+    officer
+        .decide_approval(
+            &ApprovalId::new(approvals[0].clone()),
+            DecisionValue::Approved,
+            Some("desk confirmed the trade"),
+        )
+        .await
+        .expect("the officer approves");
+    officer
+        .decide_approval(
+            &ApprovalId::new(approvals[1].clone()),
+            DecisionValue::Denied,
+            Some("too large"),
+        )
+        .await
+        .expect("the officer denies");
+
+    let confirmed = wait_for_order(&env, &erin, &ids[0], "Confirmed").await;
+    assert!(confirmed["transferId"].is_string(), "{confirmed}");
+    let rejected = wait_for_order(&env, &erin, &ids[1], "Rejected").await;
+    assert!(
+        rejected["reason"].is_string(),
+        "a rejected order says why: {rejected}"
+    );
+    for id in &ids {
+        assert_eq!(
+            transfers_for_order(&env, &wallet_id, id).await.len(),
+            1,
+            "one transfer for {id}"
+        );
+    }
+    let sent = transfers_for_order(&env, &wallet_id, &ids[0]).await;
+    assert_eq!(sent[0]["status"], "Confirmed", "{}", sent[0]);
+    let denied = transfers_for_order(&env, &wallet_id, &ids[1]).await;
+    assert_eq!(denied[0]["status"], "Rejected", "{}", denied[0]);
+    assert_eq!(transfers_in_emulator(&env).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_one_transfer() {
+    let env = Env::start(EnvOptions::default()).await;
+    let frank = client_id("frank");
+    let wallet_id = funded_client(&env, &frank).await;
+    active_authorization(&env, &frank).await;
+    let order = place_order(&env, &frank, HALF_ETH).await;
+    let order_id = order["id"].as_str().expect("order id").to_owned();
+
+    // The dead run: it claimed the order (its lease is over by now), Dfns accepted the transfer
+    // with externalId = order id, and the run died before recording it.
+    let store = store::Store::new(env.dynamodb.clone(), env.table.clone());
+    let id = serde_json::from_value(json!(order_id)).expect("an order id");
+    store
+        .claim_order(&id, time::OffsetDateTime::now_utc(), time::Duration::ZERO)
+        .await
+        .expect("the dead run claimed the order");
+    let accepted = env
+        .service()
+        .transfer(
+            &WalletId::new(&wallet_id),
+            ExternalId::new(order_id.clone()),
+            TransferAsset::Native {
+                to: COINBASE.to_owned(),
+                amount: Amount::from(HALF_ETH.parse::<u128>().expect("an amount")),
+                memo: None,
+                priority: None,
+            },
+        )
+        .await
+        .expect("Dfns accepts the transfer")
+        .into_transfer();
+    assert_eq!(transfers_in_emulator(&env).await, 1);
+    let orphan = order_of(&env, &frank, &order_id).await;
+    assert!(
+        orphan["transferId"].is_null() || orphan["transferId"] == accepted.id.as_str(),
+        "{orphan}"
+    );
+
+    let report = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the run completes");
+    // The run re-submits with the same externalId and records the transfer Dfns already had
+    // (unless the transfer's own webhook got there first and left nothing to claim).
+    for field in ["notSent", "retryLater", "errors"] {
+        assert_eq!(report[field], 0, "{report}");
+    }
+    assert_eq!(report["sent"], report["claimed"], "{report}");
+    assert!(
+        report["sent"] == 1 || orphan["state"] != "Claimed",
+        "the run finishes the orphaned order: {report}; order before the run: {orphan}"
+    );
+
+    let finished = wait_for_order(&env, &frank, &order_id, "Confirmed").await;
+    assert_eq!(
+        finished["transferId"],
+        accepted.id.as_str(),
+        "the order records the transfer Dfns had accepted: {finished}"
+    );
+    let sent = transfers_for_order(&env, &wallet_id, &order_id).await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "exactly one transfer for the order: {sent:?}"
+    );
+    assert_eq!(transfers_in_emulator(&env).await, 1, "exactly one transfer");
+
+    let again = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the next run completes");
+    assert_eq!(again["claimed"], 0, "{again}");
+    assert_eq!(transfers_in_emulator(&env).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_overlapping_runs_send_each_order_exactly_once() {
+    let env = Env::start(EnvOptions::default()).await;
+    let grace = client_id("grace");
+    let wallet_id = funded_client(&env, &grace).await;
+    active_authorization(&env, &grace).await;
+    let amounts: Vec<String> = (0..10u128)
+        .map(|i| (10_000_000_000_000_000 + i).to_string())
+        .collect();
+    let orders: Vec<(&str, &str)> = amounts
+        .iter()
+        .map(|a| (grace.as_str(), a.as_str()))
+        .collect();
+    let ids = place_orders(&env, &orders).await;
+
+    let (first, second) = tokio::join!(
+        env.stack.run_job("order-execution"),
+        env.stack.run_job("order-execution")
+    );
+    let (first, second) = (
+        first.expect("the first run completes"),
+        second.expect("the second run completes"),
+    );
+    let sent = first["sent"].as_u64().unwrap_or(0) + second["sent"].as_u64().unwrap_or(0);
+    assert_eq!(sent, 10, "each order sent by one run: {first} {second}");
+
+    for id in &ids {
+        wait_for_order(&env, &grace, id, "Confirmed").await;
+    }
+    let mut sent_for = external_ids(&env, &wallet_id).await;
+    sent_for.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(sent_for, expected, "one transfer per order, none twice");
+    assert_eq!(transfers_in_emulator(&env).await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none_twice() {
+    const ORDERS: usize = 200;
+    let env = Env::start(EnvOptions::default()).await;
+    let mut clients = Vec::new();
+    for name in ["heidi", "ivan", "judy", "kim"] {
+        let client = client_id(name);
+        let wallet_id = funded_client(&env, &client).await;
+        active_authorization(&env, &client).await;
+        clients.push((client, wallet_id));
+    }
+    let small = "1000000000000000"; // 0.001 ETH
+    let orders: Vec<(&str, &str)> = (0..ORDERS)
+        .map(|i| (clients[i % clients.len()].0.as_str(), small))
+        .collect();
+    let ids = place_orders(&env, &orders).await;
+
+    env.control(
+        Method::POST,
+        "faults",
+        &json!({"pathPattern": "/**", "status": 429, "rate": 0.5, "retryAfterSeconds": 1, "seed": 7}),
+    )
+    .await;
+    // The schedule ticks until nothing is left to send, within the time a user would wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(100);
+    let mut reports = Vec::new();
+    let unsent = loop {
+        let report = env
+            .stack
+            .run_job("order-execution")
+            .await
+            .expect("the run completes");
+        assert_eq!(
+            report["notSent"], 0,
+            "throttling never fails an order: {report}"
+        );
+        reports.push(report);
+        let mut unsent = Vec::new();
+        for (client, _) in &clients {
+            let (status, body) = env
+                .call(
+                    Method::GET,
+                    &format!("/v1/operator/orders?clientId={client}"),
+                    Some(&env.operator_token("desk-1")),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            unsent.extend(
+                body["items"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("no items: {body}"))
+                    .iter()
+                    .filter(|o| o["state"] == "Scheduled" || o["state"] == "Claimed")
+                    .cloned(),
+            );
+        }
+        if unsent.is_empty() || std::time::Instant::now() >= deadline {
+            break unsent;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    env.control(Method::DELETE, "faults", &json!({})).await;
+    assert!(
+        unsent.is_empty(),
+        "{} of {ORDERS} orders still unsent after {} scheduled runs over 100 s; run reports: {}; first unsent: {}",
+        unsent.len(),
+        reports.len(),
+        Value::from(reports.clone()),
+        unsent[0]
+    );
+
+    for (i, id) in ids.iter().enumerate() {
+        wait_for_order(&env, &clients[i % clients.len()].0, id, "Confirmed").await;
+    }
+    let mut sent_for = Vec::new();
+    for (_, wallet_id) in &clients {
+        sent_for.extend(external_ids(&env, wallet_id).await);
+    }
+    sent_for.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(sent_for.len(), ORDERS, "one transfer per order");
+    assert_eq!(sent_for, expected, "every order sent, none twice");
+    assert_eq!(transfers_in_emulator(&env).await, ORDERS as u64);
 }
