@@ -20,10 +20,12 @@ pub const ROUTES: &[Route] = &[
     Route::new(Method::DELETE, "/v1/trading-authorizations/{id}"),
 ];
 
-#[derive(Deserialize)]
+/// `POST /v1/trading-authorizations` body (public so the OpenAPI document derives its schema).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AuthorizeBody {
-    exchange: String,
+pub struct AuthorizeBody {
+    /// Exchange name, as the registry names it.
+    pub exchange: String,
 }
 
 pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {

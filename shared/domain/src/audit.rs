@@ -23,7 +23,7 @@ use crate::canonical::to_canonical_json;
 use crate::ids::ClientId;
 
 /// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Actor {
     /// The client, by the verified token's subject.
@@ -95,7 +95,7 @@ impl<'de> Deserialize<'de> for AuditAction {
 }
 
 /// One thing that happened to a client's account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// Whose trail this event belongs to.
@@ -103,6 +103,7 @@ pub struct AuditEvent {
     pub actor: Actor,
     pub action: AuditAction,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "crate::schema::Rfc3339")]
     pub at: OffsetDateTime,
     /// The request (API Gateway / webhook / run id) that caused it, for correlation with logs.
     pub request_id: String,

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod canonical;
 pub mod ids;
 pub mod network;
+pub mod schema;
 pub mod state;
 
 pub use address::{Address, AddressError, EvmAddress, NetworkAddress};

@@ -52,7 +52,7 @@ pub trait StateMachine: Copy + Eq + fmt::Debug + fmt::Display + Sized + 'static 
 }
 
 /// What a destination request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationAction {
     Add,
@@ -73,7 +73,7 @@ pub enum DestinationAction {
 /// request is still `Queued`: once submitted, Dfns owns the change and only a decision ends it.
 /// `Submitted → Approved` covers a policy update Dfns applied at once, and a resolution webhook
 /// that overtakes our own `PendingApproval` write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum DestinationRequestState {
     Queued,
     Submitted,
@@ -156,7 +156,7 @@ impl StateMachine for DestinationRequestState {
 /// only while `Scheduled`: once claimed, the transfer may already exist at Dfns. Because the
 /// transfer's webhooks can arrive before our own `Submitted` write, `Claimed` may move straight to
 /// any later state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum OrderState {
     Scheduled,
     Claimed,

@@ -39,7 +39,7 @@ pub const MAX_LABEL_CHARS: usize = 100;
 const MAX_SUBMISSIONS_PER_CALL: usize = 50;
 
 /// Body of `POST /v1/destination-requests`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationInput {
     pub network: String,

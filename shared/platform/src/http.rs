@@ -99,11 +99,38 @@ impl ApiError {
 
     /// The response, carrying the request id.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
-        let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message, "requestId": request_id }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                request_id: request_id.to_owned(),
+            },
+        };
         json_response(self.status, &body)
     }
+}
+
+/// The one error shape on the wire: `{"error":{"code","message","requestId"}}`. A type (rather
+/// than a `json!`) so the OpenAPI document's schema is derived from what is actually sent.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// Stable, machine-readable.
+    pub code: String,
+    /// For people; never carries internals.
+    pub message: String,
+    /// The request id, for correlation with logs.
+    pub request_id: String,
 }
 
 impl From<auth::AuthError> for ApiError {

@@ -54,7 +54,7 @@ pub mod policy_kinds {
 }
 
 /// Whether every onboarding step is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum AccountStatus {
     /// Every wallet and policy exists.
     Open,
@@ -63,8 +63,10 @@ pub enum AccountStatus {
 }
 
 /// A client's wallet as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// `reporting::WalletView` is the other one; distinct names in the OpenAPI document.
+#[schemars(rename = "OnboardedWallet")]
 pub struct WalletView {
     pub network: Network,
     pub wallet_id: WalletId,
@@ -72,7 +74,7 @@ pub struct WalletView {
 }
 
 /// The account after an open call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountState {
     pub client_id: ClientId,

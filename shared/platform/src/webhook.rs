@@ -25,7 +25,7 @@ use crate::notify::{self, Notice, kinds};
 pub const DEDUP_RETENTION: time::Duration = time::Duration::days(32);
 
 /// What the receiver did with a verified delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum WebhookOutcome {
     /// Applied (or found already applied: forward-only).

@@ -12,11 +12,12 @@ const PROFILE: &str = "client profile";
 const WALLET: &str = "wallet mapping";
 
 /// A client's account record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfile {
     pub client_id: ClientId,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
     /// Limits tier from configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,7 +25,7 @@ pub struct ClientProfile {
 }
 
 /// The Dfns wallet a client holds on one network (at most one per network).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletMapping {
     pub client_id: ClientId,
@@ -33,6 +34,7 @@ pub struct WalletMapping {
     #[serde(flatten)]
     pub address: NetworkAddress,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
 }
 

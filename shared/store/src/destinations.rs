@@ -14,7 +14,7 @@ use crate::{Advance, Store, StoreError};
 const ENTITY: &str = "destination request";
 
 /// A destination request as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationRequest {
     pub id: DestinationRequestId,
@@ -26,8 +26,10 @@ pub struct DestinationRequest {
     pub action: DestinationAction,
     pub state: DestinationRequestState,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Dfns approval deciding the policy change, once submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,7 +30,7 @@ const KEY_PREFIX: &str = "NOTIFKEY#";
 pub const MAX_DEDUP_KEY_LEN: usize = 512;
 
 /// One notification as stored and listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     /// ULID: time-ordered.
@@ -39,6 +39,7 @@ pub struct Notification {
     /// What happened, dotted (`destination_request.approved`, `deposit.received`, …).
     pub kind: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub occurred_at: OffsetDateTime,
     /// Kind-specific facts (ids, addresses, amounts as strings).
     pub detail: serde_json::Value,

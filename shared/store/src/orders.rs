@@ -15,7 +15,7 @@ const ENTITY: &str = "order";
 const DUE_PARTITION: &str = "DUE";
 
 /// An order as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: OrderId,
@@ -27,13 +27,16 @@ pub struct Order {
     pub asset: String,
     pub amount: Amount,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub execute_at: OffsetDateTime,
     /// Operator who created it.
     pub created_by: String,
     pub state: OrderState,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub updated_at: OffsetDateTime,
     /// How many times an execution run has claimed it (more than 1 = a run died or timed out).
     #[serde(default)]
@@ -45,6 +48,7 @@ pub struct Order {
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
     pub lease_expires_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<String>,

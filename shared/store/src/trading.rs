@@ -26,7 +26,7 @@ const ENTITY: &str = "trading authorization";
 
 /// One exchange deposit address an authorization whitelists, and the destination requests that
 /// add it (and, after revocation, remove it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizedDestination {
     #[serde(flatten)]
@@ -40,23 +40,27 @@ pub struct AuthorizedDestination {
 }
 
 /// A client's authorization for one exchange, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TradingAuthorization {
+    #[schemars(with = "domain::schema::UlidText")]
     pub id: ulid::Ulid,
     pub client_id: ClientId,
     /// Exchange name, as the registry names it.
     pub exchange: String,
     pub destinations: Vec<AuthorizedDestination>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub updated_at: OffsetDateTime,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
     pub revoked_at: Option<OffsetDateTime>,
     /// Bumped by every write; guards [`Store::update_trading_authorization_destinations`].
     #[serde(default)]

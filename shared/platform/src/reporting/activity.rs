@@ -24,7 +24,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// Where a row comes from, in the client's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActivityCategory {
     /// Funds received (confirmed on-chain).
@@ -49,13 +49,14 @@ impl ActivityCategory {
 }
 
 /// One row of the activity (JSON and CSV carry the same fields).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityItem {
     /// Unique across sources: `transfer:<id>`, `chain:<wallet>:<tx>:<kind>:<index>:<direction>`,
     /// `audit:<seq>`.
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub occurred_at: OffsetDateTime,
     pub category: ActivityCategory,
     /// Transfer kind (`Native`, `Erc20`), history kind (`NativeTransfer`), or audit action.
@@ -519,7 +520,7 @@ impl Cursor {
 }
 
 /// One page of activity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityPage {
     pub items: Vec<ActivityItem>,

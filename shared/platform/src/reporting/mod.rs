@@ -102,7 +102,7 @@ async fn profile(app: &App, client: &ClientId) -> Result<store::ClientProfile> {
 // Account
 
 /// One balance, as Dfns states it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     /// Dfns asset kind: `Native`, `Erc20`, …
@@ -123,7 +123,7 @@ pub struct Balance {
 }
 
 /// A wallet with its balances.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
     pub network: String,
@@ -136,7 +136,7 @@ pub struct WalletView {
 }
 
 /// A destination the live whitelist policy allows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovedDestination {
     /// As listed in the policy.
@@ -153,11 +153,12 @@ pub struct ApprovedDestination {
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
     pub approved_at: Option<OffsetDateTime>,
 }
 
 /// The whitelist policy itself (its addresses are [`AccountView::approved_destinations`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhitelistPolicyView {
     pub policy_id: String,
@@ -167,11 +168,12 @@ pub struct WhitelistPolicyView {
 }
 
 /// `GET /v1/account`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub client_id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub opened_at: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
@@ -440,7 +442,7 @@ pub async fn activity(
 
 /// One link of the chain: the exact hashed `body` (so anyone can re-check
 /// `hash = sha256(prevHash ‖ body)`) and the event read from it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntryView {
     pub seq: u64,
@@ -453,7 +455,7 @@ pub struct AuditEntryView {
 }
 
 /// Whether the whole chain verifies.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainVerification {
     pub verified: bool,
@@ -502,7 +504,7 @@ impl From<domain::audit::ChainVerdict> for ChainVerification {
 }
 
 /// `GET /v1/audit`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditTrailPage {
     /// Oldest first.
@@ -554,7 +556,7 @@ pub async fn audit_trail(
 // Notifications
 
 /// `GET /v1/notifications`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationsPage {
     /// Newest first.

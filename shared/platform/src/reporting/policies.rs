@@ -32,7 +32,7 @@ pub fn governs_client(policy: &Policy, wallet_tag: &str, client_wallet_ids: &[&s
 }
 
 /// A change to the policy that Dfns holds for a compliance decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingPolicyChange {
     pub change_request_id: String,
@@ -42,7 +42,7 @@ pub struct PendingPolicyChange {
 }
 
 /// The client's whitelist policy as it stands at Dfns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveWhitelist {
     pub policy_id: String,
@@ -55,7 +55,7 @@ pub struct LiveWhitelist {
 }
 
 /// One limit, as the limit policy states it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveLimit {
     pub policy_id: String,

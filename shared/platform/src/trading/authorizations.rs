@@ -39,7 +39,7 @@ pub mod actions {
 const UPDATE_ATTEMPTS: usize = 8;
 
 /// Where an authorization stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum AuthorizationStatus {
     /// Waiting for compliance to approve the deposit address(es).
     Pending,
@@ -52,7 +52,7 @@ pub enum AuthorizationStatus {
 }
 
 /// One deposit address of an authorization, with its destination requests' states.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationView {
     #[serde(flatten)]
@@ -68,7 +68,7 @@ pub struct DestinationView {
 }
 
 /// An authorization as the client (and the operator) sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationView {
     pub id: String,
@@ -78,11 +78,13 @@ pub struct AuthorizationView {
     pub reason: Option<String>,
     pub destinations: Vec<DestinationView>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "domain::schema::Rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
     pub revoked_at: Option<OffsetDateTime>,
 }
 

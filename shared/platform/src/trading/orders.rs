@@ -29,7 +29,7 @@ use crate::error::{PlatformError, Result};
 pub const PREVIEW_TRANSFER_SCAN: usize = 1000;
 
 /// Body of `POST /v1/operator/orders` (and, without `executeAt`, of the preview).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderInput {
     pub client_id: String,
@@ -270,7 +270,7 @@ pub async fn client_view(app: &App, client: &ClientId) -> Result<serde_json::Val
 }
 
 /// The preview's answer: the policy evaluation plus the platform's own gate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewView {
     pub client_id: String,

@@ -76,7 +76,7 @@ pub struct PreviewInput<'a> {
 }
 
 /// The overall answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Verdict {
     /// No rule with an effect triggers.
     Allowed,
@@ -87,7 +87,7 @@ pub enum Verdict {
 }
 
 /// One applicable policy's evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleEvaluation {
     pub policy_id: String,
@@ -118,7 +118,7 @@ pub struct RuleEvaluation {
 }
 
 /// The dry-run's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Preview {
     pub verdict: Verdict,

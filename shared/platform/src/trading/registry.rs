@@ -82,7 +82,7 @@ pub enum RegistryError {
 }
 
 /// What is sent: the network's native asset, or an ERC-20 token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum AssetKind {
     Native,
@@ -93,7 +93,7 @@ pub enum AssetKind {
 }
 
 /// One deposit address of a venue: where `asset` on `network` is sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deposit {
     /// The asset's symbol as the registry names it.
@@ -107,7 +107,7 @@ pub struct Deposit {
 }
 
 /// A venue and its deposit addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Venue {
     pub name: String,
@@ -138,7 +138,7 @@ impl Venue {
 }
 
 /// Every venue, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ExchangeRegistry {
     venues: BTreeMap<String, Venue>,
 }

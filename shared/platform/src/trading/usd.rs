@@ -160,6 +160,19 @@ impl serde::Serialize for Usd {
     }
 }
 
+impl schemars::JsonSchema for Usd {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Usd".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]+)?$",
+            "description": "US dollars as an exact decimal string"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
