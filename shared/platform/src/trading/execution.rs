@@ -15,8 +15,9 @@
 //! 5. records the transfer id and the transfer's state (fenced by the claim token).
 //!
 //! A failure on one order (Dfns or DynamoDB) is logged and counted; the others go on. A transfer
-//! call that may succeed later (429, 5xx, timeout) leaves the order `Claimed`: the next run after
-//! the lease re-submits it with the same `externalId`. Only a definite refusal (4xx) fails it.
+//! call that may succeed later (429, 5xx, timeout) hands the claim back, so the next run
+//! re-submits it with the same `externalId` (if the run dies instead, the next run after the lease
+//! does). Only a definite refusal (4xx) fails it.
 //!
 //! Afterwards the order follows its transfer ([`on_transfer_event`], from the webhook receiver, and
 //! [`refresh_in_flight`], the poll that covers a lost webhook), forward only, every change in the
@@ -433,7 +434,20 @@ impl Executor {
                     dfns.get_transfer(&wallet_id, &TransferId::new(existing))
                         .await?
                 } else if error.is_retryable() || error.status().is_none() {
-                    tracing::warn!(order = %order.id, %error, "Dfns did not take the transfer now; a later run re-submits it with the same externalId");
+                    tracing::warn!(order = %order.id, %error, "Dfns did not take the transfer now; the next run re-submits it with the same externalId");
+                    // Hand the claim back so the next run retries, rather than waiting out the
+                    // lease. Re-sending is safe: same externalId, and claims stay fenced.
+                    match self
+                        .app
+                        .store()
+                        .release_claim(&order.id, &claim, now())
+                        .await
+                    {
+                        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                        Err(release) => {
+                            tracing::warn!(order = %order.id, error = %release, "could not hand the claim back; retried after its lease");
+                        }
+                    }
                     return Ok(Outcome::RetryLater);
                 } else {
                     tracing::error!(order = %order.id, %error, "Dfns refused the transfer");
