@@ -238,3 +238,27 @@ impl Receiver {
         );
     }
 }
+
+/// Recipient of the transfers the fault tests send.
+pub const RECIPIENT: &str = "0xb282dc7cde21717f18337a596e91ded00b79b25f";
+
+pub fn native(amount: u128) -> dfns_client::TransferAsset {
+    dfns_client::TransferAsset::Native {
+        to: RECIPIENT.to_owned(),
+        amount: dfns_client::Amount::from(amount),
+        memo: None,
+        priority: None,
+    }
+}
+
+pub async fn funded_wallet(emu: &Emulator, client: &DfnsClient) -> dfns_client::WalletId {
+    let wallet = client
+        .create_wallet(&dfns_client::CreateWallet::new(
+            dfns_client::Network::EthereumSepolia,
+        ))
+        .await
+        .unwrap();
+    emu.deposit(wallet.id.as_str(), "1000000000000000000000")
+        .await;
+    wallet.id
+}
