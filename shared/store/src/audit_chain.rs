@@ -175,17 +175,8 @@ impl Store {
         let HeadRead::At(first_seq, first_hash) = self.head_for_verify(client).await? else {
             return Ok(broken(1, ChainBreak::HeadMismatch));
         };
-        let pk = client_pk(client);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(EVENT_PREFIX))
-            .consistent_read(true);
         let entries: Vec<ChainEntry> = self
-            .query_all(query, None)
+            .query_client_prefix(client, EVENT_PREFIX)
             .await?
             .iter()
             .map(entry_from_item)

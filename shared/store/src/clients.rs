@@ -154,15 +154,7 @@ impl Store {
     /// The client's wallets, one per network.
     pub async fn list_wallets(&self, client: &ClientId) -> Result<Vec<WalletMapping>, StoreError> {
         let pk = client_pk(client);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s("WALLET#"))
-            .consistent_read(true);
-        self.query_all(query, None)
+        self.query_client_prefix(client, "WALLET#")
             .await?
             .into_iter()
             .map(|i: Item| item::from_item(i, WALLET, &pk))
@@ -262,16 +254,8 @@ impl Store {
         &self,
         client: &ClientId,
     ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(client_pk(client)))
-            .expression_attribute_values(":prefix", s(POLICY_REF_PREFIX))
-            .consistent_read(true);
         Ok(self
-            .query_all(query, None)
+            .query_client_prefix(client, POLICY_REF_PREFIX)
             .await?
             .iter()
             .filter_map(|i| {

@@ -165,6 +165,23 @@ impl crate::Store {
             .map_err(|e| StoreError::aws("GetItem", e))
     }
 
+    /// Every item of the client whose sort key starts with `prefix`, read consistently, all pages.
+    pub(crate) async fn query_client_prefix(
+        &self,
+        client: &domain::ClientId,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(client_pk(client)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        self.query_all(query, None).await
+    }
+
     /// All items of a query, following pagination. `index` = `None` queries the table
     /// (strongly consistent); an index query is eventually consistent.
     pub(crate) async fn query_all(

@@ -190,16 +190,8 @@ impl Store {
         &self,
         client: &domain::ClientId,
     ) -> Result<Vec<OnboardingStep>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(client_pk(client)))
-            .expression_attribute_values(":prefix", s(PREFIX))
-            .consistent_read(true);
         Ok(self
-            .query_all(query, None)
+            .query_client_prefix(client, PREFIX)
             .await?
             .iter()
             .filter_map(|item| {

@@ -221,15 +221,7 @@ impl Store {
         client: &ClientId,
     ) -> Result<Vec<TradingAuthorization>, StoreError> {
         let pk = client_pk(client);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s("TRADEAUTH#"))
-            .consistent_read(true);
-        self.query_all(query, None)
+        self.query_client_prefix(client, "TRADEAUTH#")
             .await?
             .into_iter()
             .map(|i| item::from_item(i, ENTITY, &pk))
