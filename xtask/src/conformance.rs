@@ -121,15 +121,11 @@ fn build_emulator(cargo: &str, repo_root: &Path) -> Result<()> {
     println!("conformance: building the emulator (the test step's build, nothing new after it)");
     let workspace = run_to_end(
         Command::new(cargo)
-            .args([
-                "test",
-                "--workspace",
-                "--all-targets",
-                "--no-run",
-                "--quiet",
-            ])
+            .arg("test")
+            .args(crate::test_cmd::TEST_TARGETS)
+            .args(["--no-run", "--quiet"])
             .current_dir(repo_root),
-        "cargo test --workspace --all-targets --no-run",
+        "cargo test --no-run (the test step's targets)",
         BUILD_TIMEOUT,
     );
     if let Err(error) = workspace {

@@ -1,6 +1,10 @@
-//! The deploy tooling venv (`.tools/deploy-venv`): cargo-lambda (+ zig) and cfn-lint, pinned in
-//! `xtask/deploy/requirements.txt`, installed on first use and again only when the pins or the
-//! Python version change. Kept apart from the stand-ins' venv so neither reinstalls the other.
+//! Pinned Python tools, each in a venv of its own under `.tools/`, installed on first use and again
+//! only when their pins or the Python version change:
+//! - `.tools/deploy-venv`: cargo-lambda and zig (`xtask/deploy/requirements.txt`), for `cargo xtask
+//!   build` only — zig alone is ~500 MB, which a test run must not pay for on a small CI disk;
+//! - `.tools/lint-venv`: cfn-lint (`xtask/deploy/lint-requirements.txt`), for `cargo xtask test`.
+//!
+//! Kept apart from the stand-ins' venv so none reinstalls another.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,16 +13,39 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// The venv's `bin/` directory, installed if needed.
+/// One pinned venv: where it lives, its pins, the programs that prove it is installed.
+struct Venv {
+    dir: &'static str,
+    pins: &'static str,
+    programs: &'static [&'static str],
+}
+
+const DEPLOY: Venv = Venv {
+    dir: ".tools/deploy-venv",
+    pins: "xtask/deploy/requirements.txt",
+    programs: &["cargo-lambda", "python-zig"],
+};
+
+const LINT: Venv = Venv {
+    dir: ".tools/lint-venv",
+    pins: "xtask/deploy/lint-requirements.txt",
+    programs: &["cfn-lint"],
+};
+
+/// The deploy venv's `bin/` directory (cargo-lambda, zig), installed if needed.
 pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
-    let pins = repo_root.join("xtask/deploy/requirements.txt");
-    let venv = repo_root.join(".tools/deploy-venv");
+    ensure_venv(repo_root, &DEPLOY)
+}
+
+fn ensure_venv(repo_root: &Path, spec: &Venv) -> Result<PathBuf> {
+    let pins = repo_root.join(spec.pins);
+    let venv = repo_root.join(spec.dir);
     let requirements =
-        fs::read_to_string(&pins).context("reading xtask/deploy/requirements.txt")?;
+        fs::read_to_string(&pins).with_context(|| format!("reading {}", spec.pins))?;
     let python = Command::new("python3")
         .arg("--version")
         .output()
-        .context("python3 is needed for the deploy tools (cargo-lambda, cfn-lint)")?;
+        .with_context(|| format!("python3 is needed for {}", spec.programs.join(", ")))?;
     let expected = format!(
         "{requirements}\n# {}\n",
         String::from_utf8_lossy(&python.stdout).trim()
@@ -26,12 +53,16 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
     let stamp = venv.join(".installed-requirements.txt");
     let bin = venv.join("bin");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(expected.as_str())
-        && bin.join("cfn-lint").is_file()
-        && bin.join("cargo-lambda").is_file()
+        && spec.programs.iter().all(|p| bin.join(p).is_file())
     {
         return Ok(bin);
     }
-    println!("xtask: installing cargo-lambda and cfn-lint into .tools/deploy-venv (about 20 s)");
+    println!(
+        "xtask: installing {} into {} (pinned in {})",
+        spec.programs.join(", "),
+        spec.dir,
+        spec.pins
+    );
     let _ = fs::remove_file(&stamp);
     checked(
         Command::new("python3")
@@ -40,7 +71,14 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
     )?;
     checked(
         Command::new(bin.join("python"))
-            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-input",
+                "--no-cache-dir",
+            ])
             .args(["--disable-pip-version-check", "--requirement"])
             .arg(&pins),
     )?;
@@ -59,7 +97,7 @@ pub fn path_with(bin: &Path) -> std::ffi::OsString {
 
 /// Runs the pinned cfn-lint on `template.yaml`; returns how long the lint itself took.
 pub fn cfn_lint(repo_root: &Path) -> Result<Duration> {
-    let bin = ensure(repo_root)?;
+    let bin = ensure_venv(repo_root, &LINT)?;
     let started = Instant::now();
     let status = Command::new(bin.join("cfn-lint"))
         .arg("template.yaml")

@@ -152,7 +152,14 @@ fn install_moto(pins: &Path, venv: &Path) -> Result<(PathBuf, Outcome)> {
     )?;
     run_checked(
         Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-input",
+                "--no-cache-dir",
+            ])
             .args(["--disable-pip-version-check", "--requirement"])
             .arg(&requirements_path),
     )?;

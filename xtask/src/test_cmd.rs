@@ -15,6 +15,9 @@ struct StepResult {
     name: &'static str,
     took: Duration,
     ok: bool,
+    /// Free space on the repository's filesystem when the step ended: CI's disk is small, and a
+    /// full disk fails a link or an install with a message that does not say so.
+    free_after: Option<u64>,
     detail: String,
 }
 
@@ -29,6 +32,7 @@ impl Summary {
             name,
             took,
             ok,
+            free_after: free_bytes(Path::new(env!("CARGO_MANIFEST_DIR"))),
             detail: detail.into(),
         });
     }
@@ -40,11 +44,16 @@ impl Summary {
     fn print(&self, total: Duration) {
         println!("\nxtask test summary");
         for step in &self.steps {
+            let free = step
+                .free_after
+                .map(|bytes| format!("{:.1}G free", bytes as f64 / 1e9))
+                .unwrap_or_default();
             println!(
-                "  {:<12} {:>7.1}s  {:<6} {}",
+                "  {:<12} {:>7.1}s  {:<6} {:>11}  {}",
                 step.name,
                 step.took.as_secs_f64(),
                 if step.ok { "ok" } else { "FAILED" },
+                free,
                 step.detail
             );
         }
@@ -55,6 +64,27 @@ impl Summary {
             if self.all_ok() { "ok" } else { "FAILED" }
         );
     }
+}
+
+/// What the test step builds and runs: every target with `test = true` (libraries, integration
+/// tests, xtask's unit tests; not the Lambda entry points, which set `test = false`) and examples.
+/// Not --all-targets: that would run every benchmark at full size in debug mode; benchmarks run
+/// with `cargo xtask bench` (clippy still checks them). The conformance step builds the same
+/// selection, so it finds everything fresh.
+pub const TEST_TARGETS: &[&str] = &["--workspace", "--tests", "--examples"];
+
+/// Available bytes on the filesystem holding `path`, as `df` reports them (no libc binding needed).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let output = Command::new("df").args(["-Pk"]).arg(path).output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 pub fn run(repo_root: &Path) -> Result<ExitCode> {
@@ -125,17 +155,7 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
         ),
         (
             "tests",
-            // Not --all-targets: that would run every benchmark at full size in debug mode;
-            // benchmarks run with `cargo xtask bench` (clippy above still checks them).
-            vec![
-                "test",
-                "--workspace",
-                "--lib",
-                "--bins",
-                "--tests",
-                "--examples",
-                "--no-fail-fast",
-            ],
+            [&["test"], TEST_TARGETS, &["--no-fail-fast"]].concat(),
         ),
     ];
     // Those targets leave doc tests out; cargo refuses --doc when no crate has a library. When
@@ -171,7 +191,7 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     };
     summary.record("conformance", started.elapsed(), ok, "");
 
-    // cfn-lint on template.yaml (pinned, in .tools/deploy-venv). It stops reporting undefined
+    // cfn-lint on template.yaml (pinned, in .tools/lint-venv). It stops reporting undefined
     // references once the template has an HttpApi: infra/deploy-checks' tests cover those.
     println!("\nxtask: ==> template: cfn-lint template.yaml");
     let started = Instant::now();

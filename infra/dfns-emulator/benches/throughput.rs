@@ -4,7 +4,7 @@
 //! i.e. 3 HTTP requests each) with the client in the same process over loopback, so client and
 //! server share the machine's cores. Each phase is bounded in time and count.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! at a time, because the capture is a thread-local subscriber and other tests running beside it
 //! in the same process can leave a callsite's cached interest at "never" (requests go unrecorded).
 
+#[path = "it/common.rs"]
 mod common;
 
 use std::time::Duration;

@@ -1,11 +1,9 @@
 //! The policy hook part 2 plugs into: a custom engine decides allow / block / request approval
 //! before a transfer executes, and an approval resolution resumes or rejects it.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Harness, RECIPIENT};
+use crate::common::{Harness, RECIPIENT};
 use dfns_emulator::Options;
 use dfns_emulator::policy::{PolicyChange, PolicyEngine, Verdict};
 use dfns_emulator::state::State;

@@ -1,11 +1,9 @@
 //! Retries, idempotency and logging under faults injected by the emulator.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{As, emulator, funded_wallet, native};
+use crate::common::{As, emulator, funded_wallet, native};
 use dfns_client::{DfnsClient, Error, ExternalId, RetryPolicy};
 use futures::StreamExt as _;
 use serde_json::json;

@@ -1,10 +1,8 @@
 //! Fault injection, permissions (§9) and the audit log (§6).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Client, Harness};
+use crate::common::{Client, Harness};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

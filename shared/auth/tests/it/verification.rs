@@ -1,15 +1,13 @@
 //! Tokens shaped like Cognito's and Auth0's, accepted or refused with the reason a caller would
 //! expect, against keys served over HTTP by an in-process issuer.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 use auth::{AuthError, AuthSettings, Authenticator, Principal, Role};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;

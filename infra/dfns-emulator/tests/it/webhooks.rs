@@ -1,14 +1,12 @@
 //! Webhook registration and signed delivery with retries (dfns-api.md §7).
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{Harness, RECIPIENT};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{Harness, RECIPIENT};
 use dfns_emulator::Options;
 use hmac::{Hmac, Mac};
 use reqwest::Method;

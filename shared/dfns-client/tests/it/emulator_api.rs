@@ -1,11 +1,11 @@
 //! Every call of the client against the Dfns emulator (no mocks).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{As, emulator, receiver};
+use crate::common::{As, emulator, receiver};
 use dfns_client::transfers::TransfersQuery;
 use dfns_client::wallets::{HistoryQuery, WalletsQuery};
 use dfns_client::webhooks::{CreateWebhook, UpdateWebhook, WebhookEventsQuery, WebhookStatus};

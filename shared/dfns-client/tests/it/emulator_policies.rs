@@ -1,10 +1,10 @@
 //! Policies v2 and approvals against the emulator's policy engine.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{As, emulator};
+use crate::common::{As, emulator};
 use dfns_client::approvals::{ApprovalsQuery, DecisionValue};
 use dfns_client::common::InList;
 use dfns_client::policies::{

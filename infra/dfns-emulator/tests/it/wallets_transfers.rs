@@ -1,8 +1,8 @@
 //! Wallets, the ledger and transfers as a platform sees them (dfns-api.md §3, §8.5).
 
-mod common;
+use crate::common;
 
-use common::{Harness, RECIPIENT};
+use crate::common::{Harness, RECIPIENT};
 use dfns_emulator::{Lifecycle, Options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,14 +1,12 @@
 //! How the issuer's keys are fetched: lazily, once per container, again on rotation (rate-limited),
 //! again when old, and what happens when the issuer is down. Requests are counted at the server.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 use auth::{AuthError, Authenticator, Role};
-use common::*;
 use http::StatusCode;
 
 fn token(issuer: &DevIssuer, sub: &str) -> String {

@@ -4,14 +4,14 @@
 //!
 //! Prices: 1 wei of ETH is set to 1 USD, so a transfer's `amount` is its USD value.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{Client, Harness, RECIPIENT};
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{Client, Harness, RECIPIENT};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

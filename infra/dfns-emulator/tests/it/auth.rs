@@ -1,8 +1,8 @@
 //! Bearer and user-action signing as Dfns enforces them (dfns-api.md §2).
 
-mod common;
+use crate::common;
 
-use common::{Client, Harness};
+use crate::common::{Client, Harness};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

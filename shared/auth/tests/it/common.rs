@@ -1,8 +1,6 @@
 //! An in-process issuer: a tiny axum server on 127.0.0.1:0 serving a JWKS document that tests can
 //! swap (key rotation) or break (outage), counting the requests it receives.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

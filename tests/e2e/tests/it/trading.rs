@@ -2,7 +2,7 @@
 //! the Dfns emulator (policies, approvals, transfers, webhooks) and the AWS stand-ins: a client
 //! authorizes an exchange, an officer approves its deposit address, the trading desk places an
 //! order, the scheduled run sends it; and orders that must not be sent are not, with a reason.
-//! Run with `cargo xtask test`, or `cargo xtask exec -- cargo test -p e2e --test trading`.
+//! Run with `cargo xtask test`, or `cargo xtask exec -- cargo test -p e2e --test it trading::`.
 
 use std::time::Duration;
 

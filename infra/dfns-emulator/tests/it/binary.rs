@@ -1,10 +1,8 @@
 //! The binary writes a bootstrap file whose credentials work against the port it records.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Client;
+use crate::common::Client;
 use dfns_emulator::Bootstrap;
 use reqwest::Method;
 use serde_json::json;
