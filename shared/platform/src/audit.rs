@@ -31,17 +31,47 @@ pub async fn record(
     request_id: &str,
     details: serde_json::Value,
 ) -> Result<()> {
+    let event = event(client, actor, action, request_id, details)?;
+    app.store().append_audit_event(&event).await?;
+    Ok(())
+}
+
+/// Appends one event for a fact that may be reported more than once: a redelivered webhook, or a
+/// retry after a crash between a state change and its audit line. `once_key` names the fact (e.g.
+/// `transfer:<id>:Confirmed`); the first call records it, later ones do nothing. Returns whether
+/// this call recorded it.
+pub async fn record_once(
+    app: &App,
+    client: &ClientId,
+    once_key: &str,
+    actor: Actor,
+    action: &str,
+    request_id: &str,
+    details: serde_json::Value,
+) -> Result<bool> {
+    let event = event(client, actor, action, request_id, details)?;
+    let recorded = app
+        .store()
+        .append_audit_event_once(&event, once_key)
+        .await?;
+    Ok(recorded.is_some())
+}
+
+fn event(
+    client: &ClientId,
+    actor: Actor,
+    action: &str,
+    request_id: &str,
+    details: serde_json::Value,
+) -> Result<AuditEvent> {
     let action = AuditAction::parse(action)
         .map_err(|_| PlatformError::Internal(format!("bad audit action `{action}`")))?;
-    app.store()
-        .append_audit_event(&AuditEvent {
-            client_id: client.clone(),
-            actor,
-            action,
-            at: OffsetDateTime::now_utc(),
-            request_id: request_id.to_owned(),
-            details,
-        })
-        .await?;
-    Ok(())
+    Ok(AuditEvent {
+        client_id: client.clone(),
+        actor,
+        action,
+        at: OffsetDateTime::now_utc(),
+        request_id: request_id.to_owned(),
+        details,
+    })
 }

@@ -380,10 +380,16 @@ pub(crate) async fn mark_pending(
             OffsetDateTime::now_utc(),
         )
         .await?;
-    if let Advance::Applied(_) = advanced {
-        audit::record(
+    // Applied now, or by an earlier delivery that may have stopped before its audit line.
+    let here = match &advanced {
+        Advance::Applied(_) => true,
+        Advance::Stale(current) => current.state == DestinationRequestState::PendingApproval,
+    };
+    if here {
+        audit::record_once(
             app,
             &request.client_id,
+            &format!("destination-request:{}:PendingApproval", request.id),
             Actor::System {
                 id: "destination-requests".into(),
             },
@@ -443,8 +449,13 @@ async fn settle_once(
             OffsetDateTime::now_utc(),
         )
         .await?;
-    let Advance::Applied(updated) = advanced else {
-        return Ok(false);
+    // A replay that finds the request already in `to` finishes what an earlier call may have left
+    // undone (it may have stopped after the state change): the audit line, the notification and the
+    // trading authorization each happen once, however often this runs.
+    let (updated, moved) = match advanced {
+        Advance::Applied(updated) => (updated, true),
+        Advance::Stale(current) if current.state == to => (current, false),
+        Advance::Stale(_) => return Ok(false),
     };
     let (action, kind) = match to {
         DestinationRequestState::Approved => {
@@ -465,9 +476,10 @@ async fn settle_once(
         "reason": reason,
         "approvalId": updated.approval_id,
     });
-    audit::record(
+    audit::record_once(
         app,
         &request.client_id,
+        &format!("destination-request:{}:{}", updated.id, updated.state),
         actor,
         action,
         request_id,
@@ -487,7 +499,7 @@ async fn settle_once(
     .await?;
     // A trading authorization waiting on this address becomes active (or rejected) with it.
     crate::trading::on_destination_resolved(app, &updated, request_id).await?;
-    Ok(true)
+    Ok(moved)
 }
 
 async fn settle(

@@ -166,29 +166,30 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
                 .as_ref()
                 .map(|i| i.to_string())
                 .unwrap_or_default();
-            let notification = notify::notify(
+            // One deposit, one notification and one audit line, however often Dfns reports it
+            // (each report has its own event id) and wherever an earlier delivery stopped.
+            let deposit = format!("deposit:{wallet_id}:{}:{index}", chain_event.tx_hash);
+            notify::notify(
                 app,
                 Notice {
                     client_id: client.clone(),
-                    dedup_key: format!("deposit:{wallet_id}:{}:{index}", chain_event.tx_hash),
+                    dedup_key: deposit.clone(),
                     kind: kinds::DEPOSIT_RECEIVED,
                     occurred_at: chain_event.timestamp,
                     detail: detail.clone(),
                 },
             )
             .await?;
-            // Audit once per deposit: only the delivery that stored the notification records it.
-            if notification.created {
-                audit::record(
-                    app,
-                    &client,
-                    from_dfns(),
-                    actions::DEPOSIT_RECEIVED,
-                    request_id,
-                    detail,
-                )
-                .await?;
-            }
+            audit::record_once(
+                app,
+                &client,
+                &deposit,
+                from_dfns(),
+                actions::DEPOSIT_RECEIVED,
+                request_id,
+                detail,
+            )
+            .await?;
             Ok(WebhookOutcome::Processed)
         }
         EventData::Transfer(transfer) => {
@@ -201,9 +202,11 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
                 return Ok(WebhookOutcome::Ignored);
             };
             crate::trading::on_transfer_event(app, transfer, from_dfns(), request_id).await?;
-            audit::record(
+            // Once per transfer status: Dfns may report one status in several events.
+            audit::record_once(
                 app,
                 &mapping.client_id,
+                &format!("transfer:{}:{}", transfer.id, transfer.status),
                 from_dfns(),
                 actions::TRANSFER_STATUS,
                 request_id,

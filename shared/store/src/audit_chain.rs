@@ -15,6 +15,7 @@ use crate::{Store, StoreError};
 
 const HEAD_SK: &str = "AUDIT#HEAD";
 const EVENT_PREFIX: &str = "AUDIT#EVENT#";
+const ONCE_PREFIX: &str = "AUDIT#ONCE#";
 
 /// Gives up after this many lost races in a row (each attempt re-reads the head).
 const APPEND_ATTEMPTS: u32 = 200;
@@ -62,6 +63,31 @@ impl Store {
     /// re-reads the head and retries with jittered exponential backoff, so the chain never forks
     /// or skips a number.
     pub async fn append_audit_event(&self, event: &AuditEvent) -> Result<ChainEntry, StoreError> {
+        let appended = self.append(event, None).await?;
+        appended.ok_or_else(|| StoreError::Corrupt {
+            entity: "audit chain",
+            key: event.client_id.to_string(),
+            reason: "an append without a once-key was refused as a repeat".into(),
+        })
+    }
+
+    /// Appends the event unless an event with the same `once_key` was already appended to this
+    /// client's chain; `None` then. The key's marker is written in the append's own transaction,
+    /// so a caller that retries after a crash or a redelivery (a state already moved whose audit
+    /// line may or may not exist) records each fact exactly once, never zero times or twice.
+    pub async fn append_audit_event_once(
+        &self,
+        event: &AuditEvent,
+        once_key: &str,
+    ) -> Result<Option<ChainEntry>, StoreError> {
+        self.append(event, Some(once_key)).await
+    }
+
+    async fn append(
+        &self,
+        event: &AuditEvent,
+        once_key: Option<&str>,
+    ) -> Result<Option<ChainEntry>, StoreError> {
         let client = &event.client_id;
         let pk = client_pk(client);
         for attempt in 0..APPEND_ATTEMPTS {
@@ -96,7 +122,7 @@ impl Store {
             if prev_seq != 0 {
                 move_head = move_head.expression_attribute_values(":prevSeq", n(prev_seq));
             }
-            let result = self
+            let mut transaction = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put_event).build())
@@ -104,12 +130,31 @@ impl Store {
                     TransactWriteItem::builder()
                         .update(move_head.build().map_err(builder_error)?)
                         .build(),
-                )
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(entry),
+                );
+            if let Some(once_key) = once_key {
+                let mut marker: Item = key(pk.clone(), format!("{ONCE_PREFIX}{once_key}"));
+                marker.insert("seq".into(), n(entry.seq));
+                let put_marker = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(marker))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(builder_error)?;
+                transaction = transaction
+                    .transact_items(TransactWriteItem::builder().put(put_marker).build());
+            }
+            match transaction.send().await {
+                Ok(_) => return Ok(Some(entry)),
                 Err(err) => {
+                    // The marker is the third item: its refusal means "already recorded".
+                    let repeat = once_key.is_some()
+                        && cancellation_codes(&err).is_some_and(|codes| {
+                            codes.get(2).and_then(Option::as_deref)
+                                == Some("ConditionalCheckFailed")
+                        });
+                    if repeat {
+                        return Ok(None);
+                    }
                     let lost_race = cancellation_codes(&err).is_some_and(|codes| {
                         codes.iter().flatten().all(|code| {
                             code == "ConditionalCheckFailed" || code == "TransactionConflict"

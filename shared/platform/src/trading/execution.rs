@@ -574,9 +574,12 @@ async fn record_order_change(
     actor: Actor,
     request_id: &str,
 ) -> Result<()> {
-    audit::record(
+    // Forward-only states: each happens once per order, and is recorded once however many paths
+    // (the run, the webhook, a retry after a crash) report it.
+    audit::record_once(
         app,
         client,
+        &format!("order:{order}:{state}"),
         actor,
         audit_action(state),
         request_id,
@@ -588,7 +591,8 @@ async fn record_order_change(
             "reason": changes.reason,
         }),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 async fn apply_transfer(
@@ -609,6 +613,11 @@ async fn apply_transfer(
         Ok(Advance::Applied(_)) => {
             record_order_change(app, client, order, target, &changes, actor, request_id).await?;
             Ok(true)
+        }
+        // Already there: an earlier report moved it, and may have stopped before its audit line.
+        Ok(Advance::Stale(current)) if current.state == target => {
+            record_order_change(app, client, order, target, &changes, actor, request_id).await?;
+            Ok(false)
         }
         Ok(Advance::Stale(_)) => Ok(false),
         // A report that does not fit the order's lifecycle (e.g. it is still `Scheduled`): log

@@ -350,3 +350,124 @@ async fn a_deposit_is_notified_once() {
         .count();
     assert_eq!(deposits, 1);
 }
+
+fn audit_count(trail: &store::AuditPage, action: &str) -> usize {
+    trail
+        .entries
+        .iter()
+        .filter(|e| e.event().unwrap().action.as_str() == action)
+        .count()
+}
+
+/// A delivery that moved the request and then died (no audit line, no notification yet) is
+/// finished by Dfns' retry; a further retry adds nothing.
+#[tokio::test]
+async fn a_retry_finishes_what_a_delivery_that_died_after_the_state_change_left_undone() {
+    let env = TestEnv::start(no_webhooks()).await;
+    let request = pending_request(&env, "ap-died").await;
+    let store = env.app.store();
+    // The dead delivery's state change, and nothing after it.
+    store
+        .advance_destination_request(
+            &request.client_id,
+            &request.id,
+            DestinationRequestState::Approved,
+            &RequestChanges::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let trail = store
+        .list_audit_events(&request.client_id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(audit_count(&trail, "destination_request.approved"), 0);
+
+    for _ in 0..2 {
+        let retry = delivery(
+            "policy.approval.resolved",
+            json!({"approval": approval("ap-died", "Approved")}),
+        );
+        assert_eq!(
+            deliver(&env, &retry).await.unwrap(),
+            WebhookOutcome::Processed
+        );
+    }
+    let trail = store
+        .list_audit_events(&request.client_id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(audit_count(&trail, "destination_request.approved"), 1);
+    let notes = store
+        .list_notifications(&request.client_id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(notes.items.len(), 1, "{notes:?}");
+    assert_eq!(notes.items[0].kind, "destination_request.approved");
+    assert!(
+        store
+            .verify_audit_chain(&request.client_id)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+/// Dfns reports one transfer status in several events (new event ids): the trail has one line per
+/// status, not per event.
+#[tokio::test]
+async fn a_transfer_status_reported_twice_is_audited_once() {
+    let env = TestEnv::start(no_webhooks()).await;
+    let client = client_id("transferring");
+    let store = env.app.store();
+    store
+        .create_client_profile(&store::ClientProfile {
+            client_id: client.clone(),
+            created_at: OffsetDateTime::now_utc(),
+            tier: None,
+        })
+        .await
+        .unwrap();
+    let wallet_id = domain::WalletId::parse("wa-test1-test2-transfer00000001").unwrap();
+    store
+        .attach_wallet(&store::WalletMapping {
+            client_id: client.clone(),
+            wallet_id: wallet_id.clone(),
+            address: NetworkAddress::parse(Network::EthereumSepolia, ADDRESS).unwrap(),
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let transfer = |status: &str| {
+        json!({"transferRequest": {
+            "id": "xfr-test1-test2-once0000000001",
+            "walletId": wallet_id.as_str(),
+            "network": "EthereumSepolia",
+            "requester": {"userId": "us-service-account"},
+            "requestBody": {"kind": "Native", "to": ADDRESS, "amount": "5"},
+            "status": status,
+            "dateRequested": "2026-01-01T00:00:00.000Z"
+        }})
+    };
+    for (kind, status) in [
+        ("wallet.transfer.broadcasted", "Broadcasted"),
+        ("wallet.transfer.broadcasted", "Broadcasted"),
+        ("wallet.transfer.confirmed", "Confirmed"),
+        ("wallet.transfer.confirmed", "Confirmed"),
+    ] {
+        let body = delivery(kind, transfer(status));
+        assert_eq!(
+            deliver(&env, &body).await.unwrap(),
+            WebhookOutcome::Processed
+        );
+    }
+    let trail = store.list_audit_events(&client, None, 100).await.unwrap();
+    let statuses: Vec<String> = trail
+        .entries
+        .iter()
+        .map(|e| e.event().unwrap())
+        .filter(|e| e.action.as_str() == "transfer.status_reported")
+        .map(|e| e.details["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["Broadcasted", "Confirmed"]);
+}

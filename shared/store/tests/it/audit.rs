@@ -233,3 +233,63 @@ async fn chains_are_per_client() {
     let empty = client_id("carol");
     assert!(store.verify_audit_chain(&empty).await.unwrap().is_intact());
 }
+
+/// A fact reported many times at once (redelivered webhooks racing each other and the run that
+/// caused them) is recorded once; other facts and plain appends interleave into one intact chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_once_key_records_its_fact_once_under_concurrent_repeats() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let bob = client_id("bob");
+    let repeats = (1..=20).map(|n| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            store
+                .append_audit_event_once(&event(&alice, n), "transfer:tr-1:Confirmed")
+                .await
+        })
+    });
+    let others = (21..=30).map(|n| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            let key = format!("transfer:tr-{n}:Confirmed");
+            store.append_audit_event_once(&event(&alice, n), &key).await
+        })
+    });
+    let plain = (31..=35).map(|n| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.append_audit_event(&event(&alice, n)).await.map(Some) })
+    });
+    let results: Vec<_> = join_all(repeats.chain(others).chain(plain))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("append"))
+        .collect();
+    let recorded_repeats = results[..20].iter().filter(|r| r.is_some()).count();
+    assert_eq!(
+        recorded_repeats, 1,
+        "the repeated fact is recorded exactly once"
+    );
+    assert!(results[20..].iter().all(Option::is_some));
+
+    let entries = store
+        .list_audit_events(&alice, None, 100)
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(entries.len(), 1 + 10 + 5);
+    assert!(store.verify_audit_chain(&alice).await.unwrap().is_intact());
+
+    // Later repeats still record nothing; the same key is another fact for another client.
+    let again = store
+        .append_audit_event_once(&event(&alice, 99), "transfer:tr-1:Confirmed")
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    let bobs = store
+        .append_audit_event_once(&event(&bob, 1), "transfer:tr-1:Confirmed")
+        .await
+        .unwrap()
+        .expect("bob's first");
+    assert_eq!(bobs.seq, 1);
+}
