@@ -149,3 +149,9 @@ pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
     }))
     .await
 }
+
+// Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.
+// Kept in the library rather than tests/: an integration test would make cargo link the binary
+// too (~45 MB of CI disk each) for nothing.
+#[cfg(test)]
+mod route_tests;

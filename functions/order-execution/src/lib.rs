@@ -49,3 +49,9 @@ pub async fn run(
         refreshed,
     })
 }
+
+// Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.
+// Kept in the library rather than tests/: an integration test would make cargo link the binary
+// too (~45 MB of CI disk each) for nothing.
+#[cfg(test)]
+mod execution_tests;

@@ -563,3 +563,9 @@ mod tests {
         assert_eq!(token_user_id("not-a-jwt"), None);
     }
 }
+
+// Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.
+// Kept in the library rather than tests/: an integration test would make cargo link the binary
+// too (~45 MB of CI disk each) for nothing.
+#[cfg(test)]
+mod bootstrap_tests;

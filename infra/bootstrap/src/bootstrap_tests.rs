@@ -1,7 +1,7 @@
 //! Bootstrap against the Dfns emulator (in process) and moto's Secrets Manager (run through
 //! `cargo xtask test`, which exports its endpoint).
 
-use bootstrap::{
+use crate::{
     BootstrapError, Credentials, DEFAULT_POLICY_NAME, FIELD_WEBHOOK_SECRET, Plan,
     PlatformSecretStore,
 };
@@ -35,7 +35,7 @@ async fn setup() -> Setup {
         "dfnsServiceAccountToken": sa["token"],
         "dfnsCredentialId": sa["credId"],
         "dfnsPrivateKeyPem": sa["privateKeyPem"],
-        "dfnsWebhookSecret": bootstrap::WEBHOOK_SECRET_PLACEHOLDER,
+        "dfnsWebhookSecret": crate::WEBHOOK_SECRET_PLACEHOLDER,
         "note": "kept",
     });
     client
@@ -84,10 +84,10 @@ impl Setup {
             .unwrap()
     }
 
-    async fn run(&self, dry_run: bool) -> Result<bootstrap::Report, BootstrapError> {
+    async fn run(&self, dry_run: bool) -> Result<crate::Report, BootstrapError> {
         let credentials = self.credentials().await;
         let dfns = credentials.client(&self.emulator.base_url()).unwrap();
-        bootstrap::run(
+        crate::run(
             &dfns,
             &self.emulator.base_url(),
             &credentials,
@@ -170,7 +170,7 @@ async fn first_run_creates_policy_and_webhook_and_a_second_run_changes_nothing()
     );
 
     let second = s.run(false).await.expect("second run");
-    assert_eq!(second.changes(), Vec::<&bootstrap::Step>::new());
+    assert_eq!(second.changes(), Vec::<&crate::Step>::new());
     assert_eq!(s.compliance_policies().await.len(), 1);
     assert_eq!(s.webhooks().await.len(), 1);
     assert_eq!(
@@ -199,7 +199,7 @@ async fn a_dry_run_reports_the_changes_and_makes_none() {
             .unwrap()
             .get(FIELD_WEBHOOK_SECRET)
             .and_then(Value::as_str),
-        Some(bootstrap::WEBHOOK_SECRET_PLACEHOLDER)
+        Some(crate::WEBHOOK_SECRET_PLACEHOLDER)
     );
 }
 
@@ -232,7 +232,7 @@ async fn a_webhook_whose_secret_was_lost_is_recreated_and_its_new_secret_stored(
     let mut stored = s.secret.read().await.unwrap();
     stored.insert(
         FIELD_WEBHOOK_SECRET.into(),
-        bootstrap::WEBHOOK_SECRET_PLACEHOLDER.into(),
+        crate::WEBHOOK_SECRET_PLACEHOLDER.into(),
     );
     s.secret.write(&stored).await.unwrap();
 
@@ -244,7 +244,7 @@ async fn a_webhook_whose_secret_was_lost_is_recreated_and_its_new_secret_stored(
     assert!(
         s.secret.read().await.unwrap()[FIELD_WEBHOOK_SECRET]
             .as_str()
-            .is_some_and(|v| !v.is_empty() && v != bootstrap::WEBHOOK_SECRET_PLACEHOLDER)
+            .is_some_and(|v| !v.is_empty() && v != crate::WEBHOOK_SECRET_PLACEHOLDER)
     );
 }
 

@@ -286,7 +286,7 @@ async fn activity_merges_deposit_transfer_and_destination_change_and_exports_the
     // A paged export: the first rows and where the rest start.
     let response = h.get(Some(&token), "/v1/activity?format=csv&limit=2").await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cursor = response.headers()[reporting::NEXT_CURSOR_HEADER]
+    let cursor = response.headers()[crate::NEXT_CURSOR_HEADER]
         .to_str()
         .unwrap()
         .to_owned();

@@ -23,10 +23,10 @@ fn error_code(response: &lambda_http::Response<Body>) -> String {
 #[tokio::test]
 async fn no_token_is_a_401_and_an_operator_is_a_403() {
     let env = TestEnv::start(TestOptions::default()).await;
-    let response = signup::handle(&env.app, request(None)).await;
+    let response = crate::handle(&env.app, request(None)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&response), "unauthorized");
-    let response = signup::handle(&env.app, request(Some(&env.operator_token("desk-1")))).await;
+    let response = crate::handle(&env.app, request(Some(&env.operator_token("desk-1")))).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(&response), "forbidden");
 }
@@ -36,14 +36,14 @@ async fn opening_twice_answers_the_same_account() {
     let env = TestEnv::start(TestOptions::default()).await;
     let client = format!("signup-{}", ulid::Ulid::new());
     let token = env.token(&client);
-    let first = signup::handle(&env.app, request(Some(&token))).await;
+    let first = crate::handle(&env.app, request(Some(&token))).await;
     assert_eq!(first.status(), StatusCode::OK, "{:?}", first.body());
     let first: Value = serde_json::from_slice(first.body().as_ref()).unwrap();
     assert_eq!(first["status"], "Open");
     assert_eq!(first["clientId"], client);
     assert_eq!(first["wallets"].as_array().unwrap().len(), 1);
     assert!(first["policies"]["whitelist"].is_string());
-    let second = signup::handle(&env.app, request(Some(&token))).await;
+    let second = crate::handle(&env.app, request(Some(&token))).await;
     let second: Value = serde_json::from_slice(second.body().as_ref()).unwrap();
     assert_eq!(first, second);
 }

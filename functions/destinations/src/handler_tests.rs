@@ -49,14 +49,14 @@ async fn bad_json_is_a_400_in_the_error_shape_and_stores_nothing() {
         r#"{"network":"EthereumSepolia"}"#,
         r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"x","action":"add","extra":1}"#,
     ] {
-        let response = destinations::handle(
+        let response = crate::handle(
             &env.app,
             request(Method::POST, "/v1/destination-requests", Some(&token), body),
         )
         .await;
         assert_error_shape(&response, StatusCode::BAD_REQUEST, "bad_request");
     }
-    let listed = destinations::handle(
+    let listed = crate::handle(
         &env.app,
         request(Method::GET, "/v1/destination-requests", Some(&token), ""),
     )
@@ -68,14 +68,14 @@ async fn bad_json_is_a_400_in_the_error_shape_and_stores_nothing() {
 #[tokio::test]
 async fn no_or_bad_token_is_a_401() {
     let env = TestEnv::start(TestOptions::default()).await;
-    let response = destinations::handle(
+    let response = crate::handle(
         &env.app,
         request(Method::GET, "/v1/destination-requests", None, ""),
     )
     .await;
     assert_error_shape(&response, StatusCode::UNAUTHORIZED, "unauthorized");
     let forged = format!("{}x", env.token("alice"));
-    let response = destinations::handle(
+    let response = crate::handle(
         &env.app,
         request(Method::GET, "/v1/destination-requests", Some(&forged), ""),
     )
@@ -111,9 +111,9 @@ async fn another_clients_request_is_not_found_and_the_owner_can_cancel_it() {
             .with_path_parameters(HashMap::from([("id".to_owned(), id.to_string())]))
     };
 
-    let response = destinations::handle(&env.app, delete(env.token(&bob))).await;
+    let response = crate::handle(&env.app, delete(env.token(&bob))).await;
     assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
-    let listed = destinations::handle(
+    let listed = crate::handle(
         &env.app,
         request(
             Method::GET,
@@ -125,10 +125,10 @@ async fn another_clients_request_is_not_found_and_the_owner_can_cancel_it() {
     .await;
     assert_eq!(json(&listed)["items"], serde_json::json!([]));
 
-    let response = destinations::handle(&env.app, delete(env.token(alice.as_str()))).await;
+    let response = crate::handle(&env.app, delete(env.token(alice.as_str()))).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json(&response)["state"], "Cancelled");
-    let again = destinations::handle(&env.app, delete(env.token(alice.as_str()))).await;
+    let again = crate::handle(&env.app, delete(env.token(alice.as_str()))).await;
     assert_error_shape(&again, StatusCode::CONFLICT, "conflict");
 
     // An id that is not even well-formed names nobody's request.
@@ -139,7 +139,7 @@ async fn another_clients_request_is_not_found_and_the_owner_can_cancel_it() {
         "",
     )
     .with_path_parameters(HashMap::from([("id".to_owned(), "nope".to_owned())]));
-    let response = destinations::handle(&env.app, malformed).await;
+    let response = crate::handle(&env.app, malformed).await;
     assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
 }
 
@@ -147,7 +147,7 @@ async fn another_clients_request_is_not_found_and_the_owner_can_cancel_it() {
 async fn wrong_method_and_unknown_route() {
     let env = TestEnv::start(TestOptions::default()).await;
     let token = env.token("carol");
-    let response = destinations::handle(
+    let response = crate::handle(
         &env.app,
         request(Method::PUT, "/v1/destination-requests", Some(&token), "{}"),
     )
@@ -157,7 +157,7 @@ async fn wrong_method_and_unknown_route() {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
-    let response = destinations::handle(
+    let response = crate::handle(
         &env.app,
         request(Method::GET, "/v1/other", Some(&token), ""),
     )
@@ -167,7 +167,7 @@ async fn wrong_method_and_unknown_route() {
 
 #[test]
 fn routes_are_the_documented_ones() {
-    let routes: Vec<(String, &str)> = destinations::ROUTES
+    let routes: Vec<(String, &str)> = crate::ROUTES
         .iter()
         .map(|r| (r.method.to_string(), r.path))
         .collect();

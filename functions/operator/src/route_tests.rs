@@ -46,7 +46,7 @@ impl Call<'_> {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        read(operator::handle(&self.env.app, self.request(method, path, token, body)).await)
+        read(crate::handle(&self.env.app, self.request(method, path, token, body)).await)
     }
 
     async fn trading(

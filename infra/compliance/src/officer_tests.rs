@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use compliance::{ComplianceError, Officer, OfficerCredentials};
+use crate::{ComplianceError, Officer, OfficerCredentials};
 use dfns_client::policies::{ApprovalGroup, Approvers, PolicyFilters, WalletTagsFilter};
 use dfns_client::{
     ActivityKind, Amount, ApprovalStatus, ClientConfig, CreateWallet, DecisionValue, DfnsClient,
@@ -144,7 +144,7 @@ async fn an_officer_approves_a_pending_destination_change_end_to_end() {
 
     // The officer's listing says whose, what and which policy.
     let officer = emu.officer(0);
-    let views = compliance::pending(&officer.dfns).await.unwrap();
+    let views = crate::pending(&officer.dfns).await.unwrap();
     assert_eq!(views.len(), 1, "{views:#?}");
     let view = &views[0];
     assert_eq!(Some(&view.approval_id), change.approval_id.as_ref());
@@ -163,7 +163,7 @@ async fn an_officer_approves_a_pending_destination_change_end_to_end() {
     assert!(view.to_string().contains("client: c-42"));
 
     // Approve with the officer's own key: the change is applied.
-    let decided = compliance::decide(&officer, &view.approval_id, DecisionValue::Approved, None)
+    let decided = crate::decide(&officer, &view.approval_id, DecisionValue::Approved, None)
         .await
         .unwrap();
     assert_eq!(decided.status, ApprovalStatus::Approved);
@@ -174,7 +174,7 @@ async fn an_officer_approves_a_pending_destination_change_end_to_end() {
         PolicyRule::recipient_whitelist([ADDRESS.to_owned()])
     );
     assert!(now.pending_change_request.is_none());
-    assert!(compliance::pending(&officer.dfns).await.unwrap().is_empty());
+    assert!(crate::pending(&officer.dfns).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -206,9 +206,9 @@ async fn a_denied_change_leaves_the_whitelist_as_it_was() {
         panic!("held");
     };
     let officer = emu.officer(1);
-    let view = compliance::pending(&officer.dfns).await.unwrap().remove(0);
+    let view = crate::pending(&officer.dfns).await.unwrap().remove(0);
     assert_eq!(view.summary[0], format!("remove destination {ADDRESS}"));
-    let decided = compliance::decide(
+    let decided = crate::decide(
         &officer,
         &view.approval_id,
         DecisionValue::Denied,
@@ -266,7 +266,7 @@ async fn a_held_transfer_reads_with_its_client_destination_and_usd_amount() {
         .unwrap();
     assert!(matches!(outcome, TransferOutcome::Accepted(_)));
 
-    let view = compliance::pending(&emu.officer(0).dfns)
+    let view = crate::pending(&emu.officer(0).dfns)
         .await
         .unwrap()
         .remove(0);

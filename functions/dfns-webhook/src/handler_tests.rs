@@ -11,7 +11,7 @@ fn request(signature: Option<&str>, body: &[u8]) -> Request {
         .uri("/v1/webhooks/dfns")
         .header("content-type", "application/json");
     if let Some(signature) = signature {
-        builder = builder.header(dfns_webhook::SIGNATURE_HEADER, signature);
+        builder = builder.header(crate::SIGNATURE_HEADER, signature);
     }
     builder.body(Body::from(body.to_vec())).unwrap()
 }
@@ -35,19 +35,19 @@ async fn a_signed_delivery_is_acknowledged_and_a_bad_signature_is_a_401() {
     })
     .await;
     let body = event();
-    let response = dfns_webhook::handle(&env.app, request(Some("sha256=00"), &body)).await;
+    let response = crate::handle(&env.app, request(Some("sha256=00"), &body)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(error["error"]["code"], "unauthorized");
-    let response = dfns_webhook::handle(&env.app, request(None, &body)).await;
+    let response = crate::handle(&env.app, request(None, &body)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     let signature = env.sign_webhook(&body);
-    let response = dfns_webhook::handle(&env.app, request(Some(&signature), &body)).await;
+    let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let ack: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(ack["outcome"], "ignored");
-    let again = dfns_webhook::handle(&env.app, request(Some(&signature), &body)).await;
+    let again = crate::handle(&env.app, request(Some(&signature), &body)).await;
     let ack: Value = serde_json::from_slice(again.body().as_ref()).unwrap();
     assert_eq!(ack["outcome"], "duplicate");
 }

@@ -168,7 +168,7 @@ async fn an_authorized_order_is_sent_once_and_follows_its_transfer_to_confirmed(
     let placed = order(&env, &client, "Kraken", ONE_ETH / 4).await;
     assert_eq!(placed.state, OrderState::Scheduled);
 
-    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon()).await.unwrap();
     assert_eq!((report.execution.claimed, report.execution.sent), (1, 1));
     let sent = stored(&env, &placed.id).await;
     assert!(
@@ -208,7 +208,7 @@ async fn an_authorized_order_is_sent_once_and_follows_its_transfer_to_confirmed(
     .await
     .unwrap();
     assert!(!again);
-    let later = order_execution::run(&env.app, soon() + time::Duration::hours(1))
+    let later = crate::run(&env.app, soon() + time::Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(later.execution.due, 0);
@@ -280,7 +280,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
     );
     let revoked = order(&env, &client, "Kraken", ONE_ETH).await;
 
-    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon()).await.unwrap();
     assert_eq!((report.execution.not_sent, report.execution.sent), (3, 0));
     for (placed, code) in [
         (&no_authorization, "no_authorization:"),
@@ -472,7 +472,7 @@ async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms
     // 1 ETH = 3000 USD, above the 1000 USD limit.
     let approved = order(&env, &client, "Coinbase", ONE_ETH).await;
     let denied = order(&env, &client, "Coinbase", ONE_ETH + 1).await;
-    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon()).await.unwrap();
     assert_eq!(report.execution.sent, 2);
     let mut approvals = Vec::new();
     for placed in [&approved, &denied] {
@@ -580,7 +580,7 @@ async fn an_authorization_becomes_active_when_compliance_approves_the_address_an
     );
 
     let placed = order(&env, &client, "Gemini", ONE_ETH).await;
-    let report = order_execution::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon()).await.unwrap();
     assert_eq!(report.execution.sent, 1, "{report:?}");
     settle(&env, &env.service(), &placed).await;
     assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);

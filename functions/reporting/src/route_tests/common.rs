@@ -236,7 +236,7 @@ impl Harness {
             request = request.with_query_string_parameters(params);
         }
         let _ = path;
-        reporting::handle(&self.app, request).await
+        crate::handle(&self.app, request).await
     }
 
     /// `GET` answering 200 with JSON.
