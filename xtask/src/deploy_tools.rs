@@ -1,10 +1,11 @@
-//! Pinned Python tools, each in a venv of its own under `.tools/`, installed on first use and again
-//! only when their pins or the Python version change:
-//! - `.tools/deploy-venv`: cargo-lambda and zig (`xtask/deploy/requirements.txt`), for `cargo xtask
-//!   build` only — zig alone is ~500 MB, which a test run must not pay for on a small CI disk;
-//! - `.tools/lint-venv`: cfn-lint (`xtask/deploy/lint-requirements.txt`), for `cargo xtask test`.
+//! The deploy tools: cargo-lambda and zig in `.tools/deploy-venv` (pinned in
+//! `xtask/deploy/requirements.txt`), installed on first use by `cargo xtask build` only (zig alone
+//! is ~500 MB, which a test run must not pay for on a small CI disk), and again only when the pins
+//! or the Python version change. Kept apart from the stand-ins' venv so neither reinstalls the
+//! other.
 //!
-//! Kept apart from the stand-ins' venv so none reinstalls another.
+//! cfn-lint is not here: moto's server depends on it, so the stand-ins' venv (`.tools/venv`, pinned
+//! in `xtask/standins/requirements.txt`) already has it, at the version pinned there.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,12 +25,6 @@ const DEPLOY: Venv = Venv {
     dir: ".tools/deploy-venv",
     pins: "xtask/deploy/requirements.txt",
     programs: &["cargo-lambda", "python-zig"],
-};
-
-const LINT: Venv = Venv {
-    dir: ".tools/lint-venv",
-    pins: "xtask/deploy/lint-requirements.txt",
-    programs: &["cfn-lint"],
 };
 
 /// The deploy venv's `bin/` directory (cargo-lambda, zig), installed if needed.
@@ -95,9 +90,15 @@ pub fn path_with(bin: &Path) -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
-/// Runs the pinned cfn-lint on `template.yaml`; returns how long the lint itself took.
+/// Runs the pinned cfn-lint (from the stand-ins' venv, installed by the time the template step
+/// runs) on `template.yaml`; returns how long the lint itself took.
 pub fn cfn_lint(repo_root: &Path) -> Result<Duration> {
-    let bin = ensure_venv(repo_root, &LINT)?;
+    let bin = repo_root.join(".tools/venv/bin");
+    if !bin.join("cfn-lint").is_file() {
+        bail!(
+            "no .tools/venv/bin/cfn-lint: the stand-ins' venv is not installed (cargo xtask test installs it)"
+        );
+    }
     let started = Instant::now();
     let status = Command::new(bin.join("cfn-lint"))
         .arg("template.yaml")

@@ -191,7 +191,7 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     };
     summary.record("conformance", started.elapsed(), ok, "");
 
-    // cfn-lint on template.yaml (pinned, in .tools/lint-venv). It stops reporting undefined
+    // cfn-lint on template.yaml (pinned with moto, in .tools/venv). It stops reporting undefined
     // references once the template has an HttpApi: infra/deploy-checks' tests cover those.
     println!("\nxtask: ==> template: cfn-lint template.yaml");
     let started = Instant::now();

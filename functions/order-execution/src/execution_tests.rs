@@ -446,6 +446,50 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     assert_eq!(transfers_created(&env).await, 200, "none sent twice");
 }
 
+/// Dfns refuses the service-account token under a run (rotated away): that is our credentials,
+/// not the order. It is not failed; it stays due, and the next run sends it, once.
+#[tokio::test]
+async fn an_order_whose_transfer_dfns_refused_for_our_token_stays_due_and_is_sent_next_run() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = funded_client(&env, "ivan").await;
+    authorize(&env, &client, "Kraken").await;
+    let placed = order(&env, &client, "Kraken", ONE_ETH / 10).await;
+    let config = TradingConfig::default();
+
+    let refused = Executor::new(&env.app, &config)
+        .with_dfns(env.service_with_token("rotated-away-token"))
+        .run(soon())
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.claimed, refused.sent, refused.not_sent),
+        (1, 0, 0),
+        "{refused:?}"
+    );
+    // Handed back at once: still open, no reason, due again now rather than after the lease.
+    let waiting = stored(&env, &placed.id).await;
+    assert!(
+        matches!(waiting.state, OrderState::Scheduled | OrderState::Claimed),
+        "{waiting:?}"
+    );
+    assert_eq!(waiting.reason, None);
+    assert!(
+        waiting.lease_expires_at.is_none_or(|at| at <= soon()),
+        "{waiting:?}"
+    );
+    assert_eq!(transfers_created(&env).await, 0);
+
+    let next = Executor::new(&env.app, &config)
+        .with_dfns(env.service())
+        .run(soon())
+        .await
+        .unwrap();
+    assert_eq!((next.claimed, next.sent), (1, 1), "{next:?}");
+    settle(&env, &env.service(), &placed).await;
+    assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
+    assert_eq!(transfers_created(&env).await, 1);
+}
+
 #[tokio::test]
 async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms_or_is_rejected() {
     use dfns_client::{ApprovalId, DecisionValue};

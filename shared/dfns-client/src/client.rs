@@ -38,6 +38,7 @@ struct Inner {
     request_timeout: Duration,
     retry: RetryPolicy,
     limiter: Option<TokenBucket>,
+    on_unauthorized: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for DfnsClient {
@@ -250,6 +251,7 @@ impl DfnsClient {
                 request_timeout: config.request_timeout,
                 retry: config.retry,
                 limiter: config.rate_limit.map(TokenBucket::new),
+                on_unauthorized: config.on_unauthorized,
             }),
         })
     }
@@ -559,8 +561,7 @@ impl DfnsClient {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(parse_retry_after);
                 let body = response.bytes().await.map_err(Error::from_transport)?;
                 Ok::<_, Error>((status, retry_after, body))
             }
@@ -575,6 +576,11 @@ impl DfnsClient {
                     if (200..300).contains(&status) {
                         Ok(Response { status, body })
                     } else {
+                        if status == 401 {
+                            if let Some(hook) = &self.inner.on_unauthorized {
+                                hook();
+                            }
+                        }
                         Err(ApiError::from_response(status, &body, retry_after).into())
                     }
                 }
@@ -587,6 +593,19 @@ impl DfnsClient {
         .instrument(span)
         .await
     }
+}
+
+/// `Retry-After` as RFC 9110 allows it: delay seconds, or an HTTP date (a past date is "now").
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Exponential backoff with "equal jitter" (half fixed, half random), never earlier than a
@@ -608,6 +627,25 @@ fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(in_a_minute)).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
 
     #[test]
     fn backoff_grows_stays_capped_and_honours_retry_after() {

@@ -27,6 +27,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Client-side token bucket shared by every clone of the client; `None` disables it.
     pub rate_limit: Option<RateLimit>,
+    /// Called when Dfns answers 401 (the token is revoked, expired or rotated): the owner of the
+    /// credentials can fetch fresh ones before its next call.
+    pub on_unauthorized: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl ClientConfig {
@@ -40,6 +43,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
             rate_limit: Some(RateLimit::default()),
+            on_unauthorized: None,
         }
     }
 
@@ -62,6 +66,11 @@ impl ClientConfig {
         self.request_timeout = timeout;
         self
     }
+
+    pub fn with_on_unauthorized(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.on_unauthorized = Some(hook);
+        self
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -74,6 +83,7 @@ impl fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("rate_limit", &self.rate_limit)
+            .field("on_unauthorized", &self.on_unauthorized.is_some())
             .finish()
     }
 }

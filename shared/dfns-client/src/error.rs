@@ -131,6 +131,13 @@ impl Error {
         }
     }
 
+    /// Dfns refused *us*, not the request: our token (401: revoked, expired, rotated away) or our
+    /// permissions (403). Fixing our credentials makes the same request worth sending again, so
+    /// callers keep the work pending instead of failing it for the client.
+    pub fn is_our_credentials(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
     /// The HTTP status of the (last) Dfns answer, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {

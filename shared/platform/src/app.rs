@@ -1,6 +1,8 @@
 //! [`App`]: everything a function builds once per container and shares between invocations.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use dfns_client::{ClientConfig, DfnsClient, KeySigner, RetryPolicy, WebhookVerifier};
 use platform_config::{PlatformSecret, SecretCache};
@@ -26,7 +28,19 @@ impl SecretSource {
             SecretSource::Fixed(secret) => Ok(secret.clone()),
         }
     }
+
+    async fn invalidate(&self) {
+        if let SecretSource::SecretsManager(cache) = self {
+            cache.invalidate().await;
+        }
+    }
 }
+
+/// After Dfns refuses the token (401), the next Dfns call re-reads the secret at once instead of
+/// waiting out the refresh interval, so a rotated token is picked up within one failed call. At
+/// most once per this interval, so a token that is simply wrong does not turn every call into a
+/// Secrets Manager read.
+const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The parts of an [`App`], for callers that build them themselves (tests, the local stack).
 pub struct AppParts {
@@ -49,6 +63,9 @@ struct Inner {
     /// The Dfns client, built from the secret it was made with; rebuilt when the secret cache
     /// hands out a refreshed (e.g. rotated) secret.
     dfns: tokio::sync::Mutex<Option<(Arc<PlatformSecret>, DfnsClient)>>,
+    /// Set by the Dfns client when Dfns answers 401; see [`FORCED_REFRESH_INTERVAL`].
+    dfns_refused: Arc<AtomicBool>,
+    last_forced_refresh: Mutex<Option<Instant>>,
 }
 
 /// Settings, DynamoDB store, EventBridge client, authenticator, and the Dfns client (created on
@@ -108,6 +125,8 @@ impl App {
                 secrets: parts.secrets,
                 dfns_retry: parts.dfns_retry,
                 dfns: tokio::sync::Mutex::new(None),
+                dfns_refused: Arc::new(AtomicBool::new(false)),
+                last_forced_refresh: Mutex::new(None),
             }),
         }
     }
@@ -135,6 +154,12 @@ impl App {
 
     /// The Dfns client, built on first use from the secret and reused while the secret is.
     pub async fn dfns(&self) -> Result<DfnsClient> {
+        if self.inner.dfns_refused.swap(false, Ordering::AcqRel) && self.may_force_refresh() {
+            tracing::warn!(
+                "Dfns refused the service-account token; re-reading the platform secret"
+            );
+            self.inner.secrets.invalidate().await;
+        }
         let secret = self.secret().await?;
         let mut cached = self.inner.dfns.lock().await;
         if let Some((made_with, client)) = cached.as_ref() {
@@ -156,9 +181,27 @@ impl App {
         if let Some(retry) = self.inner.dfns_retry {
             config = config.with_retry(retry);
         }
+        let refused = self.inner.dfns_refused.clone();
+        config = config.with_on_unauthorized(Arc::new(move || {
+            refused.store(true, Ordering::Release);
+        }));
         let client = DfnsClient::new(config)?;
         *cached = Some((secret, client.clone()));
         Ok(client)
+    }
+
+    fn may_force_refresh(&self) -> bool {
+        let mut last = self
+            .inner
+            .last_forced_refresh
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < FORCED_REFRESH_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Verifier of Dfns webhook deliveries with the webhook secret.

@@ -342,8 +342,11 @@ pub async fn drive_submitted(
                 None => Err(error.into()),
             }
         }
-        Err(error) if error.is_retryable() || error.status().is_none() => {
-            // Unknown whether Dfns got it: stay `Submitted`; the reconciler looks again.
+        Err(error)
+            if error.is_retryable() || error.status().is_none() || error.is_our_credentials() =>
+        {
+            // Unknown whether Dfns got it, or Dfns refused our credentials rather than the change:
+            // stay `Submitted`; the reconciler looks again.
             Err(error.into())
         }
         Err(error) => {

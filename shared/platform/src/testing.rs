@@ -41,6 +41,9 @@ pub struct TestOptions {
     pub webhooks: bool,
     /// How long a request stays `Submitted` before the reconciler re-drives it.
     pub reconcile_submitted_after: Duration,
+    /// Read the platform secret from Secrets Manager (the stand-in) through the production cache
+    /// (one-hour refresh) instead of handing it over in memory; see [`TestEnv::write_secret`].
+    pub secret_in_secrets_manager: bool,
 }
 
 impl Default for TestOptions {
@@ -51,6 +54,7 @@ impl Default for TestOptions {
             policies_modify: false,
             webhooks: true,
             reconcile_submitted_after: Duration::from_secs(60),
+            secret_in_secrets_manager: false,
         }
     }
 }
@@ -62,6 +66,10 @@ pub struct TestEnv {
     pub issuer: Arc<DevIssuer>,
     /// The webhook secret the platform verifies with.
     pub webhook_secret: String,
+    /// The platform secret's JSON as the platform was started with.
+    secret_json: serde_json::Value,
+    /// Its Secrets Manager id, with [`TestOptions::secret_in_secrets_manager`].
+    secret_id: Option<String>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -180,22 +188,39 @@ impl TestEnv {
         // The emulator is local and only injected faults throttle: no client-side limit.
         settings.dfns_rate_limit = None;
 
-        let secret = PlatformSecret::from_json(
-            &serde_json::json!({
-                "dfnsServiceAccountToken": bootstrap.service_account.token,
-                "dfnsCredentialId": bootstrap.service_account.cred_id,
-                "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
-                "dfnsWebhookSecret": webhook_secret,
-            })
-            .to_string(),
-        )
-        .unwrap();
+        let secret_json = serde_json::json!({
+            "dfnsServiceAccountToken": bootstrap.service_account.token,
+            "dfnsCredentialId": bootstrap.service_account.cred_id,
+            "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
+            "dfnsWebhookSecret": webhook_secret,
+        });
+        let (secrets, secret_id) = if options.secret_in_secrets_manager {
+            require_env("AWS_ENDPOINT_URL_SECRETS_MANAGER");
+            let id = format!("platform-test-{}", ulid::Ulid::new());
+            platform_config::aws::secrets_manager_client()
+                .await
+                .create_secret()
+                .name(&id)
+                .secret_string(secret_json.to_string())
+                .send()
+                .await
+                .expect("create the platform secret");
+            let cache = platform_config::SecretCache::new(
+                platform_config::aws::secrets_manager_client().await,
+                id.clone(),
+                Duration::from_secs(3600),
+            );
+            (SecretSource::SecretsManager(Arc::new(cache)), Some(id))
+        } else {
+            let secret = PlatformSecret::from_json(&secret_json.to_string()).unwrap();
+            (SecretSource::Fixed(Arc::new(secret)), None)
+        };
         let app = App::new(AppParts {
             settings,
             dynamodb,
             eventbridge,
             authenticator: auth::Authenticator::new(auth_settings),
-            secrets: SecretSource::Fixed(Arc::new(secret)),
+            secrets,
             dfns_retry: Some(RetryPolicy {
                 deadline: Duration::from_secs(10),
                 ..RetryPolicy::default()
@@ -239,8 +264,32 @@ impl TestEnv {
             emulator,
             issuer,
             webhook_secret,
+            secret_json,
+            secret_id,
             servers: vec![jwks_server, webhook_server],
         }
+    }
+
+    /// Writes a new version of the platform secret in Secrets Manager, as a rotation would, with
+    /// `service_account_token` as the Dfns token (`None`: the emulator's real one). Needs
+    /// [`TestOptions::secret_in_secrets_manager`].
+    pub async fn write_secret(&self, service_account_token: Option<&str>) {
+        let id = self
+            .secret_id
+            .as_ref()
+            .expect("TestOptions::secret_in_secrets_manager is off");
+        let mut secret = self.secret_json.clone();
+        if let Some(token) = service_account_token {
+            secret["dfnsServiceAccountToken"] = token.into();
+        }
+        platform_config::aws::secrets_manager_client()
+            .await
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .expect("write the platform secret");
     }
 
     /// A client's bearer token.
@@ -262,6 +311,16 @@ impl TestEnv {
     /// The platform's own Dfns client (the service account).
     pub fn service(&self) -> DfnsClient {
         service_client(&self.emulator)
+    }
+
+    /// The service account's Dfns client presenting `token` instead of its own (a revoked or
+    /// rotated-away token: Dfns answers 401).
+    pub fn service_with_token(&self, token: &str) -> DfnsClient {
+        let identity = dfns_emulator::Identity {
+            token: token.to_owned(),
+            ..self.emulator.bootstrap().service_account.clone()
+        };
+        identity_client(&self.emulator, &identity)
     }
 
     /// A compliance officer's Dfns client (signing with the officer's own key).

@@ -433,7 +433,12 @@ impl Executor {
                 if let Some(existing) = error.api().and_then(|api| api.duplicate_id()) {
                     dfns.get_transfer(&wallet_id, &TransferId::new(existing))
                         .await?
-                } else if error.is_retryable() || error.status().is_none() {
+                } else if error.is_retryable()
+                    || error.status().is_none()
+                    // A rotated token (the next run re-reads the secret) or a missing permission
+                    // (an operator's fix) must not fail the client's order.
+                    || error.is_our_credentials()
+                {
                     tracing::warn!(order = %order.id, %error, "Dfns did not take the transfer now; the next run re-submits it with the same externalId");
                     // Hand the claim back so the next run retries, rather than waiting out the
                     // lease. Re-sending is safe: same externalId, and claims stay fenced.

@@ -4,6 +4,7 @@
 
 mod destinations;
 mod onboarding;
+mod secrets;
 mod store_ops;
 mod webhooks;
 
