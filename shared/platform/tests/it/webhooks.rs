@@ -106,6 +106,34 @@ async fn state_of(env: &TestEnv, request: &DestinationRequest) -> DestinationReq
         .unwrap()
 }
 
+/// A client holding `wallet_id` (at [`ADDRESS`]), as onboarding leaves it in the table.
+async fn client_with_wallet(
+    env: &TestEnv,
+    name: &str,
+    wallet_id: &domain::WalletId,
+) -> domain::ClientId {
+    let client = client_id(name);
+    let store = env.app.store();
+    store
+        .create_client_profile(&store::ClientProfile {
+            client_id: client.clone(),
+            created_at: OffsetDateTime::now_utc(),
+            tier: None,
+        })
+        .await
+        .unwrap();
+    store
+        .attach_wallet(&store::WalletMapping {
+            client_id: client.clone(),
+            wallet_id: wallet_id.clone(),
+            address: NetworkAddress::parse(Network::EthereumSepolia, ADDRESS).unwrap(),
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    client
+}
+
 fn no_webhooks() -> TestOptions {
     TestOptions {
         webhooks: false,
@@ -294,26 +322,9 @@ async fn unknown_kinds_are_acknowledged() {
 #[tokio::test]
 async fn a_deposit_is_notified_once() {
     let env = TestEnv::start(no_webhooks()).await;
-    let client = client_id("depositor");
     let store = env.app.store();
-    store
-        .create_client_profile(&store::ClientProfile {
-            client_id: client.clone(),
-            created_at: OffsetDateTime::now_utc(),
-            tier: None,
-        })
-        .await
-        .unwrap();
     let wallet_id = domain::WalletId::parse("wa-test1-test2-deposit0000001").unwrap();
-    store
-        .attach_wallet(&store::WalletMapping {
-            client_id: client.clone(),
-            wallet_id: wallet_id.clone(),
-            address: NetworkAddress::parse(Network::EthereumSepolia, ADDRESS).unwrap(),
-            created_at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
+    let client = client_with_wallet(&env, "depositor", &wallet_id).await;
     let event = json!({"blockchainEvent": {
         "walletId": wallet_id.as_str(),
         "direction": "In",
@@ -418,26 +429,9 @@ async fn a_retry_finishes_what_a_delivery_that_died_after_the_state_change_left_
 #[tokio::test]
 async fn a_transfer_status_reported_twice_is_audited_once() {
     let env = TestEnv::start(no_webhooks()).await;
-    let client = client_id("transferring");
     let store = env.app.store();
-    store
-        .create_client_profile(&store::ClientProfile {
-            client_id: client.clone(),
-            created_at: OffsetDateTime::now_utc(),
-            tier: None,
-        })
-        .await
-        .unwrap();
     let wallet_id = domain::WalletId::parse("wa-test1-test2-transfer00000001").unwrap();
-    store
-        .attach_wallet(&store::WalletMapping {
-            client_id: client.clone(),
-            wallet_id: wallet_id.clone(),
-            address: NetworkAddress::parse(Network::EthereumSepolia, ADDRESS).unwrap(),
-            created_at: OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
+    let client = client_with_wallet(&env, "transferring", &wallet_id).await;
     let transfer = |status: &str| {
         json!({"transferRequest": {
             "id": "xfr-test1-test2-once0000000001",
