@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use domain::ClientId;
 use domain::audit::{
     AuditEvent, ChainBreak, ChainEntry, ChainVerdict, GENESIS_HASH, decode_hash, verify_chain,
@@ -100,12 +100,7 @@ impl Store {
             event_item.insert("prevHash".into(), s(&entry.prev_hash));
             event_item.insert("hash".into(), s(&entry.hash));
             event_item.insert("body".into(), s(&entry.body));
-            let put_event = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(event_item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(builder_error)?;
+            let put_event = self.create_if_absent(event_item)?;
             let head_condition = if prev_seq == 0 {
                 "attribute_not_exists(pk)"
             } else {
@@ -125,7 +120,7 @@ impl Store {
             let mut transaction = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put_event).build())
+                .transact_items(put_event)
                 .transact_items(
                     TransactWriteItem::builder()
                         .update(move_head.build().map_err(builder_error)?)
@@ -134,14 +129,7 @@ impl Store {
             if let Some(once_key) = once_key {
                 let mut marker: Item = key(pk.clone(), format!("{ONCE_PREFIX}{once_key}"));
                 marker.insert("seq".into(), n(entry.seq));
-                let put_marker = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(marker))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .map_err(builder_error)?;
-                transaction = transaction
-                    .transact_items(TransactWriteItem::builder().put(put_marker).build());
+                transaction = transaction.transact_items(self.create_if_absent(marker)?);
             }
             match transaction.send().await {
                 Ok(_) => return Ok(Some(entry)),

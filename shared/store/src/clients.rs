@@ -98,12 +98,7 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(builder_error)?;
-        let put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(builder_error)?;
+        let put = self.create_if_absent(item)?;
         let result = self
             .client
             .transact_write_items()
@@ -112,11 +107,7 @@ impl Store {
                     .condition_check(profile_check)
                     .build(),
             )
-            .transact_items(
-                aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                    .put(put)
-                    .build(),
-            )
+            .transact_items(put)
             .send()
             .await;
         let err = match result {

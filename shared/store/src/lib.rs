@@ -109,6 +109,22 @@ impl Store {
         &self.table
     }
 
+    /// A transaction item that writes `item` only if nothing has its key yet.
+    pub(crate) fn create_if_absent(
+        &self,
+        item: item::Item,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(clients::builder_error)?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build())
+    }
+
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
         &self.client
     }

@@ -13,12 +13,11 @@
 //! reconciler) yields one notification. `published` records whether it reached the event bus, so a
 //! caller whose publish failed can publish it again on the next attempt (at least once).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use domain::ClientId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::clients::builder_error;
 use crate::destinations::rfc3339;
 use crate::item::{Item, cancellation_codes, client_pk, get_s, key, s};
 use crate::{Store, StoreError};
@@ -172,23 +171,11 @@ impl Store {
         };
         let mut key_item = key(pk.clone(), key_sk.clone());
         key_item.insert("notificationId".into(), s(&notification.id));
-        let put_key = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(key_item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(builder_error)?;
-        let put_notification = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&notification)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(builder_error)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_key).build())
-            .transact_items(TransactWriteItem::builder().put(put_notification).build())
+            .transact_items(self.create_if_absent(key_item)?)
+            .transact_items(self.create_if_absent(to_item(&notification)?)?)
             .send()
             .await;
         let err = match result {

@@ -12,7 +12,7 @@
 //! the marker still naming this authorization). A revoked authorization stays readable forever.
 //! The record carries a `version` so its destination list is updated optimistically.
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use domain::{ClientId, DestinationRequestId, NetworkAddress, OrderState};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -138,23 +138,11 @@ impl Store {
         record_item.extend(key(pk.clone(), record_sk(&new.id)));
         let mut marker: Item = key(pk.clone(), marker_sk(&new.exchange));
         marker.insert("authorizationId".into(), s(new.id.to_string()));
-        let put_marker = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(marker))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(builder_error)?;
-        let put_record = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(record_item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(builder_error)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_marker).build())
-            .transact_items(TransactWriteItem::builder().put(put_record).build())
+            .transact_items(self.create_if_absent(marker)?)
+            .transact_items(self.create_if_absent(record_item)?)
             .send()
             .await;
         match result {
