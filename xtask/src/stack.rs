@@ -29,6 +29,8 @@ pub const DEFAULT_STACK_ADDR: &str = "127.0.0.1:4010";
 const TICK: Duration = Duration::from_secs(10);
 /// A valid EIP-55 address (mixed case) for the demo's approved destination.
 const DEMO_DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+/// The demo's ETH price in USD (the emulator's quote).
+const DEMO_ETH_USD: &str = "3000.00";
 
 /// The running emulator and stack, kept alive by `cargo xtask dev`.
 pub struct LocalStack {
@@ -276,6 +278,16 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
     let wallet_id = alice["wallets"][0]["walletId"]
         .as_str()
         .context("alice has no wallet")?;
+    // A USD price, so the account shows a net worth and the USD velocity limits have a value
+    // to count (prices are the emulator's control API; real Dfns quotes them itself).
+    let prices = http
+        .put(format!("{}/emulator/prices", emulator.base_url()))
+        .json(&json!({"prices": {"ETH": DEMO_ETH_USD}}))
+        .send()
+        .await?;
+    if !prices.status().is_success() {
+        bail!("demo ETH price: {}", prices.status());
+    }
     let deposit = http
         .post(format!("{}/emulator/deposits", emulator.base_url()))
         .json(&json!({"walletId": wallet_id, "kind": "Native", "amount": "1500000000000000000"}))
@@ -310,7 +322,7 @@ impl LocalStack {
             ));
         }
         text.push_str(&format!(
-            "  alice has an approved destination ({DEMO_DESTINATION}, \"Demo exchange\") and a 1.5 ETH deposit\n\n\
+            "  alice has an approved destination ({DEMO_DESTINATION}, \"Demo exchange\") and a 1.5 ETH deposit (ETH at {DEMO_ETH_USD} USD)\n\n\
              Tokens (1 hour; more with `cargo xtask token --sub NAME [--role operator]`):\n\
              \x20 ALICE={alice}\n  BOB={bob}\n  OPERATOR={operator}\n\n\
              Try:\n\
