@@ -7,7 +7,7 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::item::{self, Item, UpdateRefused, client_pk, get_s, key, put_conditional_failed, s};
+use crate::item::{self, Item, client_pk, get_s, key, put_conditional_failed, s};
 use crate::schema::{GSI1, GSI2};
 use crate::{Advance, Store, StoreError};
 
@@ -197,19 +197,12 @@ impl Store {
                 }
                 Ok(updated)
             }
-            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(UpdateRefused::Condition(current)) => Err(StoreError::ConditionFailed {
-                entity: ENTITY,
-                detail: format!(
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |current| {
+                format!(
                     "expected state {expected}, found {}",
-                    get_s(&current, "state").unwrap_or("none")
-                ),
-                key: key_text,
-            }),
-            Err(UpdateRefused::Failed(e)) => Err(e),
+                    get_s(current, "state").unwrap_or("none")
+                )
+            })),
         }
     }
 

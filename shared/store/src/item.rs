@@ -121,6 +121,30 @@ pub(crate) enum UpdateRefused {
     Failed(StoreError),
 }
 
+impl UpdateRefused {
+    /// The caller's error: `NotFound`, `ConditionFailed` with `detail` made from the current
+    /// item, or the failure itself.
+    pub(crate) fn into_error(
+        self,
+        entity: &'static str,
+        key: &str,
+        detail: impl FnOnce(&Item) -> String,
+    ) -> StoreError {
+        match self {
+            UpdateRefused::Missing => StoreError::NotFound {
+                entity,
+                key: key.to_owned(),
+            },
+            UpdateRefused::Condition(current) => StoreError::ConditionFailed {
+                entity,
+                key: key.to_owned(),
+                detail: detail(&current),
+            },
+            UpdateRefused::Failed(e) => e,
+        }
+    }
+}
+
 impl crate::Store {
     /// Runs a conditional update that must also require `attribute_exists(pk)`, returning the new
     /// item, or why it was refused (with the current item, fetched if DynamoDB did not return it).

@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::destinations::{ADVANCE_ATTEMPTS, rfc3339};
-use crate::item::{
-    self, Item, UpdateRefused, epoch_millis, get_n, get_s, key, n, put_conditional_failed, s,
-};
+use crate::item::{self, Item, epoch_millis, get_n, get_s, key, n, put_conditional_failed, s};
 use crate::schema::{DUE_INDEX, GSI1};
 use crate::{Advance, Store, StoreError};
 
@@ -239,26 +237,16 @@ impl Store {
                 order: item::from_item(new, ENTITY, &key_text)?,
                 claim: token,
             }),
-            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(UpdateRefused::Condition(current)) => {
-                let state = get_s(&current, "state").unwrap_or("none");
-                let detail = match get_n::<i128>(&current, "dueAt") {
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |current| {
+                let state = get_s(current, "state").unwrap_or("none");
+                match get_n::<i128>(current, "dueAt") {
                     Some(due) if state == OrderState::Claimed.as_str() => {
                         format!("claimed by another run; lease ends at {due} ms")
                     }
                     Some(due) => format!("not due until {due} ms"),
                     None => format!("in state {state}, not claimable"),
-                };
-                Err(StoreError::ConditionFailed {
-                    entity: ENTITY,
-                    key: key_text,
-                    detail,
-                })
-            }
-            Err(UpdateRefused::Failed(e)) => Err(e),
+                }
+            })),
         }
     }
 
@@ -284,16 +272,9 @@ impl Store {
             .expression_attribute_values(":due", s(rfc3339(due)));
         match self.conditional_update(order_key(id), update).await {
             Ok(_) => Ok(()),
-            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(UpdateRefused::Condition(_)) => Err(StoreError::ConditionFailed {
-                entity: ENTITY,
-                key: key_text,
-                detail: "no longer held under this claim".into(),
-            }),
-            Err(UpdateRefused::Failed(e)) => Err(e),
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |_| {
+                "no longer held under this claim".into()
+            })),
         }
     }
 
@@ -349,24 +330,14 @@ impl Store {
             .condition_expression(condition);
         match self.conditional_update(order_key(id), update).await {
             Ok(new) => item::from_item(new, ENTITY, &key_text),
-            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(UpdateRefused::Condition(current)) => {
-                let state = get_s(&current, "state").unwrap_or("none");
-                let detail = if state == expected.as_str() {
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |current| {
+                let state = get_s(current, "state").unwrap_or("none");
+                if state == expected.as_str() {
                     "claimed by another run".to_owned()
                 } else {
                     format!("expected state {expected}, found {state}")
-                };
-                Err(StoreError::ConditionFailed {
-                    entity: ENTITY,
-                    key: key_text,
-                    detail,
-                })
-            }
-            Err(UpdateRefused::Failed(e)) => Err(e),
+                }
+            })),
         }
     }
 

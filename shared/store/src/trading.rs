@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::clients::builder_error;
 use crate::destinations::rfc3339;
-use crate::item::{self, Item, UpdateRefused, cancellation_codes, client_pk, get_s, key, n, s};
+use crate::item::{self, Item, cancellation_codes, client_pk, get_s, key, n, s};
 use crate::{Order, Store, StoreError};
 
 const ENTITY: &str = "trading authorization";
@@ -247,16 +247,9 @@ impl Store {
             .await
         {
             Ok(new) => item::from_item(new, ENTITY, &key_text),
-            Err(UpdateRefused::Missing) => Err(StoreError::NotFound {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(UpdateRefused::Condition(_)) => Err(StoreError::ConditionFailed {
-                entity: ENTITY,
-                key: key_text,
-                detail: format!("changed since version {expected_version}"),
-            }),
-            Err(UpdateRefused::Failed(e)) => Err(e),
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |_| {
+                format!("changed since version {expected_version}")
+            })),
         }
     }
 
