@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::item::{self, Item, client_pk, get_s, key, put_conditional_failed, s};
+use crate::open_requests::{
+    OPEN_DESTINATION_REQUESTS, destination_request_is_open, open_attributes,
+};
 use crate::schema::{GSI1, GSI2};
 use crate::{Advance, Store, StoreError};
 
@@ -87,6 +90,10 @@ impl Store {
         let pk = client_pk(&new.client_id);
         let mut item = item::to_item(&record, ENTITY, &pk)?;
         item.extend(key(pk, request_sk(&new.id)));
+        item.extend(open_attributes(
+            OPEN_DESTINATION_REQUESTS,
+            new.id.to_string(),
+        ));
         let result = self
             .client
             .put_item()
@@ -185,7 +192,13 @@ impl Store {
             sets.push("reason = :reason");
             update = update.expression_attribute_values(":reason", s(reason));
         }
-        let update = update.update_expression(format!("SET {}", sets.join(", ")));
+        // A final request leaves the open index (the reconciler's work list).
+        let removes = if destination_request_is_open(to) {
+            ""
+        } else {
+            " REMOVE openPk, openSk"
+        };
+        let update = update.update_expression(format!("SET {}{removes}", sets.join(", ")));
         match self
             .conditional_update(key(client_pk(client), sk), update)
             .await

@@ -6,18 +6,18 @@
 //! overloaded lookup indexes and one sparse index. `<x>` is the parsed domain value's text form;
 //! ids never contain `#`, so keys cannot collide.
 //!
-//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` | `duePk` / `dueAt` |
-//! |---|---|---|---|---|---|
-//! | client profile | `CLIENT#<clientId>` | `PROFILE` | | | |
-//! | wallet mapping (one per network) | `CLIENT#<clientId>` | `WALLET#<network>` | `WALLET#<walletId>` / `CLIENT#<clientId>` | | |
-//! | destination request | `CLIENT#<clientId>` | `DESTREQ#<ulid>` | `APPROVAL#<approvalId>` / `DESTREQ#<ulid>` (once known) | `CHANGE#<changeRequestId>` / `DESTREQ#<ulid>` (once known) | |
-//! | order | `ORDER#<ulid>` | `ORDER` | `CLIENT#<clientId>` / `ORDER#<ulid>` | | `DUE` / epoch ms (only while `Scheduled` or `Claimed`) |
-//! | client's Dfns policy of a kind | `CLIENT#<clientId>` | `POLICYREF#<kind>` | | | |
-//! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | |
-//! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | |
-//! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | |
-//! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | |
-//! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | |
+//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` | `duePk` / `dueAt` | `openPk` / `openSk` |
+//! |---|---|---|---|---|---|---|
+//! | client profile | `CLIENT#<clientId>` | `PROFILE` | | | | |
+//! | wallet mapping (one per network) | `CLIENT#<clientId>` | `WALLET#<network>` | `WALLET#<walletId>` / `CLIENT#<clientId>` | | | |
+//! | destination request | `CLIENT#<clientId>` | `DESTREQ#<ulid>` | `APPROVAL#<approvalId>` / `DESTREQ#<ulid>` (once known) | `CHANGE#<changeRequestId>` / `DESTREQ#<ulid>` (once known) | | `OPEN#DESTREQ` / `<ulid>` (only while not final) |
+//! | order | `ORDER#<ulid>` | `ORDER` | `CLIENT#<clientId>` / `ORDER#<ulid>` | | `DUE` / epoch ms (only while `Scheduled` or `Claimed`) | `OPEN#ORDER` / `<ulid>` (only while `Submitted`, `PendingApproval` or `Broadcasted`) |
+//! | client's Dfns policy of a kind | `CLIENT#<clientId>` | `POLICYREF#<kind>` | | | | |
+//! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | | |
+//! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | | |
+//! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
+//! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
+//! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
 //!
 //! Access patterns:
 //! - **Everything about one client** lives in its partition, so "get X scoped to client C" is a
@@ -36,6 +36,10 @@
 //!   orders whose run died, and nothing else; leaving `Claimed` removes the attributes. One `DUE`
 //!   partition suffices at our volume (a GSI partition takes ~1000 writes/s); shard the value
 //!   (`DUE#0..n`) if that ever binds.
+//! - **`open`** is sparse too: a destination request carries `openPk`/`openSk` until it is final,
+//!   an order while its transfer is at Dfns and not final; the write that changes the state sets or
+//!   removes them. The reconciler and the in-flight refresh each read one partition of it instead of
+//!   scanning the table.
 //! - **Webhook receipts** expire through DynamoDB TTL (attribute [`schema::TTL_ATTRIBUTE`], epoch
 //!   seconds). TTL deletion is lazy, which only lengthens the de-duplication window.
 //! - **Policy-change slot**: a client's whitelist policy is replaced whole on each change, so two

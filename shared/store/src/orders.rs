@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::destinations::{ADVANCE_ATTEMPTS, rfc3339};
 use crate::item::{self, Item, epoch_millis, get_n, get_s, key, n, put_conditional_failed, s};
+use crate::open_requests::{OPEN_ORDERS, order_is_open};
 use crate::schema::{DUE_INDEX, GSI1};
 use crate::{Advance, Store, StoreError};
 
@@ -324,9 +325,23 @@ impl Store {
             sets.push("reason = :reason");
             update = update.expression_attribute_values(":reason", s(reason));
         }
-        // Every state reachable here is past the execution run's reach: leave the due index.
+        // Every state reachable here is past the execution run's reach: leave the due index. A
+        // transfer at Dfns and not final is in the open index (the in-flight refresh's list).
+        let mut removes = vec!["duePk", "dueAt"];
+        if order_is_open(to) {
+            sets.extend(["openPk = :openPk", "openSk = :openSk"]);
+            update = update
+                .expression_attribute_values(":openPk", s(OPEN_ORDERS))
+                .expression_attribute_values(":openSk", s(key_text.clone()));
+        } else {
+            removes.extend(["openPk", "openSk"]);
+        }
         let update = update
-            .update_expression(format!("SET {} REMOVE duePk, dueAt", sets.join(", ")))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                sets.join(", "),
+                removes.join(", ")
+            ))
             .condition_expression(condition);
         match self.conditional_update(order_key(id), update).await {
             Ok(new) => item::from_item(new, ENTITY, &key_text),

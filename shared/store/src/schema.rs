@@ -85,6 +85,9 @@ pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
 /// Sparse: orders that need an execution run, by when.
 pub const DUE_INDEX: &str = "due";
+/// Sparse: work not finished yet, per kind (destination requests not final, orders at Dfns
+/// but not final), oldest first: what the reconciler and the in-flight refresh read.
+pub const OPEN_INDEX: &str = "open";
 
 const fn s(name: &'static str) -> KeyAttribute {
     KeyAttribute {
@@ -115,6 +118,11 @@ pub const TABLE: TableDefinition = TableDefinition {
                 name: "dueAt",
                 kind: AttributeType::N,
             },
+        },
+        IndexDefinition {
+            name: OPEN_INDEX,
+            partition_key: s("openPk"),
+            sort_key: s("openSk"),
         },
     ],
     ttl_attribute: TTL_ATTRIBUTE,
@@ -303,6 +311,8 @@ mod tests {
                 ("gsi1sk", AttributeType::S),
                 ("gsi2pk", AttributeType::S),
                 ("gsi2sk", AttributeType::S),
+                ("openPk", AttributeType::S),
+                ("openSk", AttributeType::S),
                 ("pk", AttributeType::S),
                 ("sk", AttributeType::S),
             ]

@@ -334,17 +334,6 @@ impl Store {
             .await
     }
 
-    /// Orders whose transfer is at Dfns but not final (`Submitted`, `PendingApproval`,
-    /// `Broadcasted`): the ones a lost webhook could leave behind.
-    pub async fn in_flight_orders(&self) -> Result<Vec<Order>, StoreError> {
-        self.scan_orders_where(vec![
-            OrderState::Submitted,
-            OrderState::PendingApproval,
-            OrderState::Broadcasted,
-        ])
-        .await
-    }
-
     async fn scan_orders_where(&self, states: Vec<OrderState>) -> Result<Vec<Order>, StoreError> {
         let mut filter = String::from("begins_with(pk, :prefix) AND sk = :sk");
         let mut names = std::collections::HashMap::new();

@@ -6,7 +6,7 @@ use store::{Advance, NewDestinationRequest, RequestChanges, Store, StoreError};
 
 use crate::{client_id, fresh_store, t0};
 
-fn new_request(client: &domain::ClientId) -> NewDestinationRequest {
+pub(crate) fn new_request(client: &domain::ClientId) -> NewDestinationRequest {
     NewDestinationRequest {
         id: DestinationRequestId::new(),
         client_id: client.clone(),
@@ -21,7 +21,7 @@ fn new_request(client: &domain::ClientId) -> NewDestinationRequest {
     }
 }
 
-async fn submitted(store: &Store, client: &domain::ClientId) -> DestinationRequestId {
+pub(crate) async fn submitted(store: &Store, client: &domain::ClientId) -> DestinationRequestId {
     let created = store
         .create_destination_request(&new_request(client))
         .await

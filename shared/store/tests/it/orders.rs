@@ -7,7 +7,7 @@ use crate::{client_id, fresh_store, t0};
 
 const LEASE: Duration = Duration::seconds(60);
 
-fn order(client: &domain::ClientId, execute_in: Duration) -> NewOrder {
+pub(crate) fn order(client: &domain::ClientId, execute_in: Duration) -> NewOrder {
     NewOrder {
         id: OrderId::new(),
         client_id: client.clone(),
