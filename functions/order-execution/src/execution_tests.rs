@@ -613,15 +613,16 @@ async fn an_authorization_becomes_active_when_compliance_approves_the_address_an
         .await
         .unwrap()
         .unwrap();
+    // A replayed resolution (a redelivered webhook, the reconciler) records nothing more.
     platform::trading::on_destination_resolved(&env.app, &resolved, "hook")
         .await
         .unwrap();
-    assert!(
-        audit_actions(&env, &client)
-            .await
-            .iter()
-            .any(|a| a == "trading_authorization.activated")
-    );
+    let activations = audit_actions(&env, &client)
+        .await
+        .iter()
+        .filter(|a| *a == "trading_authorization.activated")
+        .count();
+    assert_eq!(activations, 1);
 
     let placed = order(&env, &client, "Gemini", ONE_ETH).await;
     let report = crate::run(&env.app, soon()).await.unwrap();

@@ -476,7 +476,7 @@ async fn settle_once(
         "label": updated.label,
         "action": updated.action,
         "state": updated.state,
-        "reason": reason,
+        "reason": updated.reason,
         "approvalId": updated.approval_id,
     });
     audit::record_once(

@@ -457,9 +457,15 @@ pub async fn on_destination_resolved(
             AuthorizationStatus::Rejected => actions::REJECTED,
             _ => continue,
         };
-        audit::record(
+        // Once per authorization and resolved request: a replayed resolution (a redelivered
+        // webhook, the reconciler) comes through here again.
+        audit::record_once(
             app,
             client,
+            &format!(
+                "trading-authorization:{}:{action}:{}",
+                authorization.id, request.id
+            ),
             Actor::System {
                 id: "trading-authorizations".into(),
             },
