@@ -81,12 +81,63 @@ impl Drop for TestEnv {
     }
 }
 
-fn require_env(name: &str) {
+/// Panics with how to run the tests when a stand-in's endpoint is not set.
+pub fn require_env(name: &str) {
     if std::env::var_os(name).is_none() {
         panic!(
             "{name} is not set: these tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p …`)"
         );
     }
+}
+
+/// A fresh, uniquely named table (the store's schema) and event bus on the stand-ins.
+pub struct FreshAws {
+    pub sdk: aws_config::SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub table: String,
+    pub bus: String,
+}
+
+impl FreshAws {
+    /// Creates `<prefix>-<ulid>` as both the table and the bus.
+    pub async fn create(prefix: &str) -> FreshAws {
+        require_env("AWS_ENDPOINT_URL_DYNAMODB");
+        require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+        let table = format!("{prefix}-{}", ulid::Ulid::new());
+        store::schema::create_table(&dynamodb, &table)
+            .await
+            .expect("create the test table");
+        let bus = format!("{prefix}-{}", ulid::Ulid::new());
+        eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create the test event bus");
+        FreshAws {
+            sdk,
+            dynamodb,
+            eventbridge,
+            table,
+            bus,
+        }
+    }
+}
+
+/// The Dfns emulator in-process, retrying webhooks after 200 and 500 ms (tests wait on them).
+pub async fn spawn_emulator() -> dfns_emulator::RunningEmulator {
+    dfns_emulator::spawn(dfns_emulator::Options {
+        webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
+        ..dfns_emulator::Options::default()
+    })
+    .await
+    .expect("start the Dfns emulator")
 }
 
 impl TestEnv {
@@ -99,31 +150,14 @@ impl TestEnv {
             )
             .with_test_writer()
             .try_init();
-        require_env("AWS_ENDPOINT_URL_DYNAMODB");
-        require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
-        let table = format!("platform-test-{}", ulid::Ulid::new());
-        store::schema::create_table(&dynamodb, &table)
-            .await
-            .expect("create the test table");
-        let bus = format!("platform-test-{}", ulid::Ulid::new());
-        eventbridge
-            .create_event_bus()
-            .name(&bus)
-            .send()
-            .await
-            .expect("create the test event bus");
-
-        let emulator = dfns_emulator::spawn(dfns_emulator::Options {
-            webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
-            ..dfns_emulator::Options::default()
-        })
-        .await
-        .expect("start the Dfns emulator");
+        let FreshAws {
+            dynamodb,
+            eventbridge,
+            table,
+            bus,
+            ..
+        } = FreshAws::create("platform-test").await;
+        let emulator = spawn_emulator().await;
         let bootstrap = emulator.bootstrap().clone();
 
         // Webhook receiver: bound now so its URL can be registered, served once the app exists.
@@ -320,12 +354,15 @@ impl TestEnv {
             token: token.to_owned(),
             ..self.emulator.bootstrap().service_account.clone()
         };
-        identity_client(&self.emulator, &identity)
+        identity_client(&self.emulator.base_url(), &identity)
     }
 
     /// A compliance officer's Dfns client (signing with the officer's own key).
     pub fn officer(&self, index: usize) -> DfnsClient {
-        identity_client(&self.emulator, &self.emulator.bootstrap().officers[index])
+        identity_client(
+            &self.emulator.base_url(),
+            &self.emulator.bootstrap().officers[index],
+        )
     }
 
     /// Signs a webhook body as Dfns would: `sha256=<hex HMAC-SHA256>` with the webhook secret.
@@ -343,40 +380,38 @@ impl TestEnv {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+/// `sha256=<hex HMAC-SHA256(secret, body)>`, the `X-DFNS-WEBHOOK-SIGNATURE` Dfns sends.
 pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn service_client(emulator: &dfns_emulator::RunningEmulator) -> DfnsClient {
-    identity_client(emulator, &emulator.bootstrap().service_account)
+    identity_client(&emulator.base_url(), &emulator.bootstrap().service_account)
 }
 
 fn admin_client(emulator: &dfns_emulator::RunningEmulator) -> DfnsClient {
-    identity_client(emulator, &emulator.bootstrap().admin)
+    identity_client(&emulator.base_url(), &emulator.bootstrap().admin)
 }
 
-fn identity_client(
-    emulator: &dfns_emulator::RunningEmulator,
-    identity: &dfns_emulator::Identity,
-) -> DfnsClient {
+/// A Dfns client acting as `identity` (its token and signing key) against `base_url`.
+pub fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> DfnsClient {
     let signer = KeySigner::from_pkcs8_pem(
         identity.cred_id.clone(),
         &SecretString::from(identity.private_key_pem.clone()),
     )
-    .unwrap();
+    .expect("the emulator's keys load");
     DfnsClient::new(
         ClientConfig::new(
             SecretString::from(identity.token.clone()),
             Some(Arc::new(signer)),
         )
-        .with_base_url(emulator.base_url())
+        .with_base_url(base_url)
         .with_rate_limit(None),
     )
-    .unwrap()
+    .expect("a Dfns client")
 }
 
 async fn serve_jwks(issuer: Arc<DevIssuer>) -> (String, tokio::task::JoinHandle<()>) {

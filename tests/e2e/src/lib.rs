@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use dfns_client::webhooks::CreateWebhook;
 use dfns_client::{
-    ApprovalId, ClientConfig, DecisionValue, DfnsClient, KeySigner, PolicyBody, RetryPolicy,
-    SecretString, UserId, WebhookEventKind,
+    ApprovalId, DecisionValue, DfnsClient, PolicyBody, RetryPolicy, UserId, WebhookEventKind,
 };
 use local_stack::{Config, IssuerKey, Listen, RunningStack};
 use platform::SecretSource;
 use platform::settings::{PlatformSettings, PolicyActionSetting, Tier};
+use platform::testing::{FreshAws, spawn_emulator};
+pub use platform::testing::{identity_client, sign_webhook};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -69,40 +70,6 @@ pub struct Env {
     _proxies: Vec<counting::Proxy>,
 }
 
-fn require_env(name: &str) {
-    if std::env::var_os(name).is_none() {
-        panic!(
-            "{name} is not set: the end-to-end tests need the local AWS stand-ins; run through `cargo xtask test` (or `cargo xtask exec -- cargo test -p e2e`)"
-        );
-    }
-}
-
-/// A Dfns client acting as `identity` against `base_url`.
-pub fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> DfnsClient {
-    let signer = KeySigner::from_pkcs8_pem(
-        identity.cred_id.clone(),
-        &SecretString::from(identity.private_key_pem.clone()),
-    )
-    .expect("the emulator's keys load");
-    DfnsClient::new(
-        ClientConfig::new(
-            SecretString::from(identity.token.clone()),
-            Some(Arc::new(signer)),
-        )
-        .with_base_url(base_url)
-        .with_rate_limit(None),
-    )
-    .expect("a Dfns client")
-}
-
-/// `sha256=<hex HMAC-SHA256(secret, body)>`, the `X-DFNS-WEBHOOK-SIGNATURE` Dfns sends.
-pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 /// The org-wide `Policies:Modify` policy: every policy change waits for one officer.
 pub fn policies_modify_policy(officers: &[String]) -> PolicyBody {
     PolicyBody::compliance_review(
@@ -115,31 +82,14 @@ pub fn policies_modify_policy(officers: &[String]) -> PolicyBody {
 
 impl Env {
     pub async fn start(options: EnvOptions) -> Env {
-        require_env("AWS_ENDPOINT_URL_DYNAMODB");
-        require_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let direct_dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
-        let table = format!("e2e-{}", ulid::Ulid::new());
-        store::schema::create_table(&direct_dynamodb, &table)
-            .await
-            .expect("create the test table");
-        let bus = format!("e2e-{}", ulid::Ulid::new());
-        eventbridge
-            .create_event_bus()
-            .name(&bus)
-            .send()
-            .await
-            .expect("create the test event bus");
-
-        let emulator = dfns_emulator::spawn(dfns_emulator::Options {
-            webhook_retry_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
-            ..dfns_emulator::Options::default()
-        })
-        .await
-        .expect("start the Dfns emulator");
+        let FreshAws {
+            sdk,
+            dynamodb: direct_dynamodb,
+            eventbridge,
+            table,
+            bus,
+        } = FreshAws::create("e2e").await;
+        let emulator = spawn_emulator().await;
         let bootstrap = emulator.bootstrap().clone();
 
         let mut proxies = Vec::new();
