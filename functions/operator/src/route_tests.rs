@@ -66,16 +66,6 @@ fn read(response: Response<Body>) -> (StatusCode, Value) {
     (status, body)
 }
 
-async fn control(env: &TestEnv, method: reqwest::Method, path: &str, body: Value) {
-    let response = reqwest::Client::new()
-        .request(method, env.control_url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{path}");
-}
-
 #[tokio::test]
 async fn the_desk_orders_previews_and_sees_clients_and_clients_authorize_and_revoke() {
     let env = TestEnv::start(TestOptions {
@@ -92,9 +82,8 @@ async fn the_desk_orders_previews_and_sees_clients_and_clients_authorize_and_rev
         .await
         .unwrap();
     let wallet = env.app.store().list_wallets(&alice).await.unwrap()[0].clone();
-    control(&env, reqwest::Method::POST, "deposits", json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "10000000000000000000"})).await;
-    control(
-        &env,
+    env.control(reqwest::Method::POST, "deposits", json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "10000000000000000000"})).await;
+    env.control(
         reqwest::Method::PUT,
         "prices",
         json!({"prices": {"ETH": "3000.00"}}),

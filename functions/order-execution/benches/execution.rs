@@ -26,20 +26,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn control(env: &TestEnv, method: reqwest::Method, path: &str, body: serde_json::Value) {
-    let response = reqwest::Client::new()
-        .request(method, env.control_url(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("control API reachable");
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-}
-
 async fn place_orders(env: &TestEnv, clients: &[ClientId], count: usize) {
     let config = TradingConfig::default();
     let config = &config;
@@ -105,8 +91,7 @@ fn main() {
                 .await
                 .expect("account");
             let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
-            control(
-                &env,
+            env.control(
                 reqwest::Method::POST,
                 "deposits",
                 json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "1000000000000000000000"}),
@@ -117,8 +102,7 @@ fn main() {
                 .expect("authorized");
             clients.push(client);
         }
-        control(
-            &env,
+        env.control(
             reqwest::Method::POST,
             "faults",
             json!({"pathPattern": "/**", "rate": 1.0, "latencyMs": latency_ms}),

@@ -18,19 +18,6 @@ use time::OffsetDateTime;
 
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
 
-async fn control(env: &TestEnv, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, env.control_url(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("control API reachable");
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 async fn transfers_created(env: &TestEnv) -> u64 {
     let stats = reqwest::get(env.control_url("stats"))
         .await
@@ -48,8 +35,7 @@ async fn funded_client(env: &TestEnv, name: &str) -> ClientId {
         .await
         .expect("account opened");
     let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
-    control(
-        env,
+    env.control(
         reqwest::Method::POST,
         "deposits",
         json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": (1000 * ONE_ETH).to_string()}),
@@ -403,8 +389,7 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     for i in 0..200usize {
         placed.push(order(&env, &clients[i % clients.len()], "Kraken", ONE_ETH / 1000).await);
     }
-    control(
-        &env,
+    env.control(
         reqwest::Method::POST,
         "faults",
         json!({"pathPattern": "/**", "status": 429, "rate": 0.5, "retryAfterSeconds": 0, "seed": 42}),
@@ -433,7 +418,8 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
         // Left claimed by a throttled call: due again once the lease is over.
         now += config.lease + time::Duration::seconds(1);
     }
-    control(&env, reqwest::Method::DELETE, "faults", json!({})).await;
+    env.control(reqwest::Method::DELETE, "faults", json!({}))
+        .await;
 
     let dfns = env.service();
     let mut transfer_ids = HashSet::new();
@@ -504,8 +490,7 @@ async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms
         ..TestOptions::default()
     })
     .await;
-    control(
-        &env,
+    env.control(
         reqwest::Method::PUT,
         "prices",
         json!({"prices": {"ETH": "3000.00"}}),

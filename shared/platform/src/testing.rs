@@ -371,6 +371,26 @@ impl TestEnv {
     }
 
     /// An emulator control-API URL (`/emulator/...`).
+    /// Calls the emulator's control API (`/emulator/<path>`), asserts success, returns the JSON
+    /// answer (`Null` when there is none).
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .request(method, self.control_url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("control API reachable");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
     pub fn control_url(&self, path: &str) -> String {
         format!(
             "{}/emulator/{}",
