@@ -38,7 +38,7 @@ const ERC20_TRANSFER = 250_000_000n;
 const WEBHOOK_WAIT_MS = 15_000;
 const LIFECYCLE_WAIT_MS = 15_000;
 
-/** The permissions a service account needs (dfns-api.md §9); it must not be able to approve. */
+/** The permissions a service account needs (docs/dfns.md §9); it must not be able to approve. */
 const SERVICE_ACCOUNT_OPERATIONS = [
   'Wallets:Create', 'Wallets:Read', 'Wallets:Update', 'Wallets:Tags:Add', 'Wallets:Tags:Delete',
   'Wallets:Transfers:Create', 'Wallets:Transfers:Read', 'Wallets:Transfers:Abort',
@@ -84,7 +84,7 @@ const needs = (t, ...keys) => {
 const expectDfnsError = (err, status, what) => {
   assert.ok(err instanceof DfnsError, `${what}: expected a DfnsError, got ${err}`);
   assert.equal(err.httpStatus, status, `${what}: HTTP status (message: ${err.message})`);
-  // Dfns' error body (dfns-api.md §8.1): {"error": {"message", "status"?, "id"?, "details"?}}.
+  // Dfns' error body (docs/dfns.md §8.1): {"error": {"message", "status"?, "id"?, "details"?}}.
   const body = err.context?.body?.error;
   assert.equal(typeof body?.message, 'string', `${what}: error body has error.message`);
   if (body.status !== undefined) assert.equal(body.status, status, `${what}: error.status = HTTP status`);
@@ -160,7 +160,7 @@ test('service account: identity and permission assignments are readable', async 
     assert.ok(!assignedOperations.has('Policies:Approvals:Approve'), 'the service account must not be able to approve');
   }
 
-  // Reading permissions needs Permissions:Read, which the service account lacks (dfns-api.md §9):
+  // Reading permissions needs Permissions:Read, which the service account lacks (docs/dfns.md §9):
   // it gets a 403 naming the operation, and an admin reads them instead.
   const denied = await coverage.expectError('permissions.listPermissions (service account, no Permissions:Read)', () =>
     sa.permissions.listPermissions(),
@@ -544,8 +544,8 @@ test('webhooks: stored events, ping, update and delete', async (t) => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Policies v2, approvals and Policies:Modify change requests (dfns-api.md §4–5). A second wallet,
-// tagged for one client, is governed by a recipient whitelist whose every change needs a
+// Policies v2, approvals and Policies:Modify change requests (docs/dfns.md §4–5). A second
+// wallet, tagged for one client, is governed by a recipient whitelist whose every change needs a
 // compliance officer's approval; officers sign their decisions with their own keys through the SDK.
 
 const WHITELISTED_LATER = '0x0000000000000000000000000000000000000b0b';
@@ -626,7 +626,7 @@ test('policies: a whitelist on a wallet tag and a Policies:Modify policy over it
   state.whitelist = whitelist;
   state.whitelistBody = whitelistBody;
 
-  // Creating is not gated by Policies:Modify (dfns-api.md §4.3): this one answers 200 too.
+  // Creating is not gated by Policies:Modify (docs/dfns.md §4.3): this one answers 200 too.
   const governing = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
     sa.policies.createPolicy({
       body: {

@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 pub const APPROVE_PERMISSION: &str = "Policies:Approvals:Approve";
 /// Name of the organisation's compliance policy (how a later run finds it).
 pub const DEFAULT_POLICY_NAME: &str = "Compliance approval of every policy change";
-/// The webhook events the platform acts on (dfns-api.md §7.2, ★).
+/// The webhook events the platform acts on (docs/dfns.md §7.2, ★).
 pub const WEBHOOK_EVENTS: &[WebhookEventKind] = &[
     WebhookEventKind::TransferRequested,
     WebhookEventKind::TransferBroadcasted,

@@ -22,7 +22,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Wallet tag carrying the client id (design.md: `client:<clientId>`).
+/// Wallet tag carrying the client id: `client:<clientId>` (docs/design.md, "Dfns objects per
+/// client").
 pub const CLIENT_TAG_PREFIX: &str = "client:";
 
 #[derive(Debug, thiserror::Error)]

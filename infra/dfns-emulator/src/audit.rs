@@ -1,4 +1,4 @@
-//! Audit log (dfns-api.md §6): one entry per consumed user action; list as CSV, get as JSON.
+//! Audit log (docs/dfns.md §6): one entry per consumed user action; list as CSV, get as JSON.
 
 use axum::Extension;
 use axum::Json;

@@ -1,4 +1,4 @@
-//! Authentication (dfns-api.md §2): bearer tokens on every Dfns route, the user-action challenge
+//! Authentication (docs/dfns.md §2): bearer tokens on every Dfns route, the user-action challenge
 //! flow (`/auth/action/init`, `/auth/action`) and the single-use `X-DFNS-USERACTION` token every
 //! mutating route consumes.
 

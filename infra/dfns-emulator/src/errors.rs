@@ -1,4 +1,4 @@
-//! The one error shape every Dfns route answers with (dfns-api.md §8.1):
+//! The one error shape every Dfns route answers with (docs/dfns.md §8.1):
 //! `{"error":{"id","status","message","details"?}}`.
 
 use axum::http::{HeaderValue, StatusCode, header};

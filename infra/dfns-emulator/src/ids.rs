@@ -1,5 +1,5 @@
 //! Dfns-shaped identifiers: prefix + three dash-separated lowercase base36 groups
-//! (`xfr-20g4k-nsdpo-mg6arrifgvid4orn`, dfns-api.md §0).
+//! (`xfr-20g4k-nsdpo-mg6arrifgvid4orn`, docs/dfns.md §0).
 
 use rand::Rng;
 

@@ -31,9 +31,9 @@ pub enum SignatureError {
 }
 
 impl CredentialKey {
-    /// Verifies `signature` over `message` as Dfns does for a `Key` credential (dfns-api.md §2.4):
-    /// Ed25519 pure, ECDSA with SHA-256 and a DER signature. High-S ECDSA signatures are accepted
-    /// (Dfns' low-S rule is unconfirmed, U4).
+    /// Verifies `signature` over `message` as Dfns does for a `Key` credential
+    /// (docs/dfns.md §2.4): Ed25519 pure, ECDSA with SHA-256 and a DER signature. High-S ECDSA
+    /// signatures are accepted (Dfns' low-S rule is unconfirmed, U4).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         match self {
             CredentialKey::Ed25519(key) => {

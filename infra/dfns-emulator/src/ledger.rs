@@ -1,5 +1,5 @@
 //! The test-controlled ledger: native and ERC-20 balances per wallet, USD prices per asset,
-//! token metadata, and each wallet's confirmed on-chain history (dfns-api.md §3.5–3.6).
+//! token metadata, and each wallet's confirmed on-chain history (docs/dfns.md §3.5–3.6).
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! # dfns-emulator
 //!
 //! An in-memory, offline stand-in for the Dfns API subset the managed-accounts platform uses,
-//! speaking the wire format of `shared/dfns-api.md` (camelCase fields, `wa-`/`xfr-`/… ids,
+//! speaking the wire format of `docs/dfns.md` (camelCase fields, `wa-`/`xfr-`/… ids,
 //! status enums, the `{"error":{…}}` body, cursor pagination) so code written against it works
 //! against real Dfns unchanged.
 //!
@@ -13,7 +13,7 @@
 //! - Binary: `dfns-emulator --listen 127.0.0.1:PORT --bootstrap-out FILE` (port 0 = any; the file
 //!   records the real one).
 //!
-//! The seeded org ([`Bootstrap`]): a service account (Ed25519 key, exactly the dfns-api.md §9
+//! The seeded org ([`Bootstrap`]): a service account (Ed25519 key, exactly the docs/dfns.md §9
 //! operations — no `Policies:Approvals:Approve`), compliance officers (the first ECDSA P-256, the
 //! second Ed25519; both may approve) and an admin (P-256, every operation). Keys are PKCS#8 PEM.
 //!
@@ -34,7 +34,7 @@
 //! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for the amount and velocity rules |
 //! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
 //!
-//! ## Policy engine (dfns-api.md §4–5)
+//! ## Policy engine (docs/dfns.md §4–5)
 //!
 //! The default engine ([`DfnsPolicyEngine`]; `Options::policy_engine: None`) behaves as before
 //! while the org has no policy. Supported: activity kinds of §4.3 with their allowed rule ×
@@ -100,7 +100,7 @@
 //! | `POST /emulator/permissions` `{"userId","operations":[…]}` | grants extra operations (a new permission assigned to the user) |
 //! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle"}` (`transfers` = distinct transfers ever created) |
 //!
-//! ## Choices where Dfns is silent (dfns-api.md §11)
+//! ## Choices where Dfns is silent (docs/dfns.md §11)
 //!
 //! - **U2 payload binding**: the declared `userActionPayload` and the request body are compared as
 //!   JSON values; `""`, `"{}"` and an absent body are equal; paths compare without query string.

@@ -1,4 +1,4 @@
-//! Cursor pagination shared by every list route (dfns-api.md §8.2). Lists are newest first; the
+//! Cursor pagination shared by every list route (docs/dfns.md §8.2). Lists are newest first; the
 //! opaque token is the base64url of the sequence number of the last item returned, so items
 //! created between two page requests neither repeat nor shift the next page.
 

@@ -1,4 +1,4 @@
-//! Permissions (dfns-api.md §9): named permissions (sets of operations) assigned to users, and
+//! Permissions (docs/dfns.md §9): named permissions (sets of operations) assigned to users, and
 //! the read endpoints the SDK types describe: service accounts, users, permissions, assignments.
 
 use std::collections::BTreeSet;

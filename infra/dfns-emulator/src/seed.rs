@@ -1,7 +1,7 @@
 //! The seeded organisation: one service account (Ed25519 key), compliance officers (the first
 //! with an ECDSA P-256 key, the next Ed25519, alternating), and one admin (P-256), each with a key
-//! credential, a bearer JWT and permission assignments (§9). [`Bootstrap`] is what a test or the
-//! platform needs to act as any of them.
+//! credential, a bearer JWT and permission assignments (docs/dfns.md §9). [`Bootstrap`] is what a
+//! test or the platform needs to act as any of them.
 
 use serde::{Deserialize, Serialize};
 

@@ -39,7 +39,7 @@ pub struct Settings {
     /// `len + 1` (Dfns: 5 attempts over ~24 h).
     pub webhook_retry_delays: Vec<Duration>,
     pub webhook_timeout: Duration,
-    /// Lifetime of a challenge and of a user-action token (U3: 5 minutes).
+    /// Lifetime of a challenge and of a user-action token (docs/dfns.md U3: 5 minutes).
     pub user_action_ttl: Duration,
 }
 
@@ -63,7 +63,7 @@ pub struct State {
     pub wallets: HashMap<String, Wallet>,
     pub ledger: Ledger,
     pub transfers: HashMap<String, Transfer>,
-    /// Transfer `externalId` → transfer id (org-wide, U16).
+    /// Transfer `externalId` → transfer id (org-wide, docs/dfns.md U16).
     pub transfer_external_ids: HashMap<String, String>,
     pub lifecycle: Lifecycle,
     pub webhooks: HashMap<String, Webhook>,

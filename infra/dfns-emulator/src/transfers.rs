@@ -1,4 +1,4 @@
-//! Transfers (dfns-api.md §3.7–3.8, §8.5): `Native` and `Erc20` with validation, `externalId`
+//! Transfers (docs/dfns.md §3.7–3.8, §8.5): `Native` and `Erc20` with validation, `externalId`
 //! idempotency, the policy hook, and the lifecycle `Pending → Executing → Broadcasted →
 //! Confirmed` (or `Failed` on insufficient balance), automatic or stepped by the control API.
 

@@ -1,4 +1,4 @@
-//! Wallets (dfns-api.md §3.1–3.6): create, get, list, update, tag/untag, assets, history.
+//! Wallets (docs/dfns.md §3.1–3.6): create, get, list, update, tag/untag, assets, history.
 
 use axum::Extension;
 use axum::Json;

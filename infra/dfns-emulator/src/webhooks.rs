@@ -1,4 +1,4 @@
-//! Webhooks (dfns-api.md §7): CRUD, ping, stored events, and signed delivery with retries.
+//! Webhooks (docs/dfns.md §7): CRUD, ping, stored events, and signed delivery with retries.
 //!
 //! Every delivery attempt is its own stored event with a new `whe-…` id; a retry carries
 //! `retryOf` (the previous attempt's id) and an incremented `deliveryAttempt`. The body is

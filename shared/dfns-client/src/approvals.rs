@@ -1,4 +1,4 @@
-//! Policy approvals (dfns-api.md §5): list, get, decide. Deciding is done with a person's
+//! Policy approvals (docs/dfns.md §5): list, get, decide. Deciding is done with a person's
 //! (compliance officer's) token and key, never the service account's.
 
 use futures::stream::BoxStream;
@@ -31,7 +31,7 @@ string_enum! {
     }
 }
 
-/// The activity waiting for approval (dfns-api.md §5.3).
+/// The activity waiting for approval (docs/dfns.md §5.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum Activity {
@@ -81,7 +81,7 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
-/// An approval (dfns-api.md §5.2).
+/// An approval (docs/dfns.md §5.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {

@@ -1,4 +1,4 @@
-//! Audit logs (dfns-api.md §6): one row per consumed user action. The list is CSV, not JSON, and
+//! Audit logs (docs/dfns.md §6): one row per consumed user action. The list is CSV, not JSON, and
 //! time-boxed; the stream here queries windows of at most 7 days and yields typed rows.
 
 use std::collections::HashMap;

@@ -361,7 +361,7 @@ impl DfnsClient {
         }
     }
 
-    /// A stream over every item of every page of a list call (dfns-api.md §8.2).
+    /// A stream over every item of every page of a list call (docs/dfns.md §8.2).
     pub(crate) fn paginate<T>(&self, request: Request) -> BoxStream<'static, Result<T>>
     where
         T: DeserializeOwned + Send + 'static,
@@ -436,7 +436,8 @@ impl DfnsClient {
         })
     }
 
-    /// init → sign clientData → complete (dfns-api.md §2.3–2.5). Returns the single-use token.
+    /// init → sign clientData → complete (docs/dfns.md §2.3–2.5). Returns the single-use
+    /// token.
     async fn user_action(
         &self,
         method: &Method,

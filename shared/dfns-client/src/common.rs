@@ -111,7 +111,7 @@ pub(crate) mod rfc3339 {
 }
 
 string_enum! {
-    /// Blockchain network (excerpt of dfns-api.md §3.2; others parse as `Unknown`).
+    /// Blockchain network (excerpt of docs/dfns.md §3.2; others parse as `Unknown`).
     Network {
         Ethereum = "Ethereum",
         EthereumSepolia = "EthereumSepolia",

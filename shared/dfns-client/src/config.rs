@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::signer::UserActionSigner;
 
-/// Dfns production, default region (dfns-api.md §1.1).
+/// Dfns production, default region (docs/dfns.md §1.1).
 pub const DEFAULT_BASE_URL: &str = "https://api.dfns.io";
 
 /// Everything [`crate::DfnsClient::new`] needs.

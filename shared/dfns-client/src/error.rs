@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::signer::SignerError;
 
-/// An error answered by Dfns (any non-2xx status), in the shape of dfns-api.md §8.1.
+/// An error answered by Dfns (any non-2xx status), in the shape of docs/dfns.md §8.1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// HTTP status code.

@@ -37,7 +37,7 @@ id_type!(
     AuditLogId
 );
 id_type!(
-    /// Caller-chosen idempotency key of a transfer (dfns-api.md §8.5). Reuse it for every retry of
-    /// the same transfer; use a new one (e.g. `order-123#2`) to try a failed transfer again.
+    /// Caller-chosen idempotency key of a transfer (docs/dfns.md §8.5). Reuse it for every retry
+    /// of the same transfer; use a new one (e.g. `order-123#2`) to try a failed transfer again.
     ExternalId
 );

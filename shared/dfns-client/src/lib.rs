@@ -1,7 +1,7 @@
 //! # dfns-client
 //!
 //! The only way the platform's functions talk to Dfns: a typed, signed, retrying client over the
-//! subset of the API in `shared/dfns-api.md`.
+//! subset of the API in `docs/dfns.md`.
 //!
 //! ## Why our own crate and not the official `dfns-sdk-rust`
 //!
@@ -21,7 +21,7 @@
 //!
 //! - **One connection pool per container**: [`DfnsClient`] is cheap to clone; clones share the pool
 //!   and the client-side rate limiter (token bucket, [`RateLimit`]).
-//! - **User-action signing** (dfns-api.md §2): every state-changing call does
+//! - **User-action signing** (docs/dfns.md §2): every state-changing call does
 //!   init → sign clientData `{"type":"key.get","challenge":…}` → `/auth/action` → the call with
 //!   `X-DFNS-USERACTION`. The body is serialised once; the same bytes are signed
 //!   (`userActionPayload`) and sent. Keys: [`KeySigner`] (Ed25519, ECDSA P-256 with DER low-S

@@ -1,4 +1,4 @@
-//! Policies v2 (dfns-api.md §4): create, get, list, update, archive. Update and archive may be
+//! Policies v2 (docs/dfns.md §4): create, get, list, update, archive. Update and archive may be
 //! held for approval by a `Policies:Modify` policy: that is [`UpdateOutcome::Pending`], not an error.
 
 use futures::stream::BoxStream;
@@ -73,7 +73,7 @@ pub struct CountVelocity {
     pub timeframe: u32,
 }
 
-/// A policy rule (dfns-api.md §4.4). Screening rules keep their configuration as JSON.
+/// A policy rule (docs/dfns.md §4.4). Screening rules keep their configuration as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum PolicyRule {
@@ -161,7 +161,7 @@ pub struct ApprovalGroup {
     pub service_accounts_can_approve: Option<bool>,
 }
 
-/// What happens when the rule triggers (dfns-api.md §4.5).
+/// What happens when the rule triggers (docs/dfns.md §4.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum PolicyAction {
@@ -187,7 +187,7 @@ pub struct WalletTagsFilter {
     pub has_all: Option<Vec<String>>,
 }
 
-/// Which activities a policy applies to (dfns-api.md §4.6); keys combine with AND.
+/// Which activities a policy applies to (docs/dfns.md §4.6); keys combine with AND.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyFilters {
@@ -316,7 +316,7 @@ string_enum! {
     }
 }
 
-/// A change held for approval (dfns-api.md §4.8).
+/// A change held for approval (docs/dfns.md §4.8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRequest {

@@ -1,4 +1,4 @@
-//! User-action signers (dfns-api.md §2.4): sign the clientData bytes with the credential's key.
+//! User-action signers (docs/dfns.md §2.4): sign the clientData bytes with the credential's key.
 //!
 //! [`UserActionSigner`] is object safe and async so that a signer backed by a remote key (AWS KMS)
 //! can be added beside the in-process [`KeySigner`] without touching the client.
@@ -118,7 +118,7 @@ impl KeySigner {
             Key::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
             Key::P256(key) => {
                 let signature: p256::ecdsa::Signature = key.sign(message);
-                // Normalise to low-S: some verifiers reject the high-S twin (dfns-api.md U4).
+                // Normalise to low-S: some verifiers reject the high-S twin (docs/dfns.md U4).
                 let signature = signature.normalize_s().unwrap_or(signature);
                 signature.to_der().as_bytes().to_vec()
             }

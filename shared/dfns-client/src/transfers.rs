@@ -1,4 +1,4 @@
-//! Transfers (dfns-api.md §3.7–3.8, §8.5).
+//! Transfers (docs/dfns.md §3.7–3.8, §8.5).
 //!
 //! Only a transfer that carries an `externalId` is ever sent twice: [`DfnsClient::transfer`] takes
 //! one by type and retries; [`DfnsClient::transfer_without_external_id`] sends at most once. There
@@ -93,7 +93,7 @@ pub struct TransferMetadata {
     pub asset: AssetMetadata,
 }
 
-/// A transfer request (dfns-api.md §3.8).
+/// A transfer request (docs/dfns.md §3.8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferRequest {

@@ -1,4 +1,4 @@
-//! Wallets (dfns-api.md §3.1–3.6): create, get, list, tag, untag, assets, history.
+//! Wallets (docs/dfns.md §3.1–3.6): create, get, list, tag, untag, assets, history.
 
 use futures::stream::BoxStream;
 use reqwest::Method;
@@ -57,7 +57,7 @@ pub struct SigningKeyInfo {
     pub delegated_to: Option<String>,
 }
 
-/// A wallet (dfns-api.md §3.4).
+/// A wallet (docs/dfns.md §3.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {
@@ -86,7 +86,7 @@ pub struct CreateWallet {
     pub network: Network,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Stored on the wallet. Wallet creation is not idempotent on it (dfns-api.md U16): look the
+    /// Stored on the wallet. Wallet creation is not idempotent on it (docs/dfns.md U16): look the
     /// wallet up before creating again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -135,7 +135,7 @@ pub enum AssetKind {
     Unknown(Value),
 }
 
-/// One balance of a wallet (dfns-api.md §3.5).
+/// One balance of a wallet (docs/dfns.md §3.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Asset {
@@ -201,7 +201,7 @@ pub struct BlockchainEventMetadata {
     pub fee: Option<AssetMetadata>,
 }
 
-/// A confirmed on-chain movement (dfns-api.md §3.6).
+/// A confirmed on-chain movement (docs/dfns.md §3.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockchainEvent {

@@ -1,4 +1,4 @@
-//! Webhooks (dfns-api.md §7): management calls, the event types, and verification of deliveries.
+//! Webhooks (docs/dfns.md §7): management calls, the event types, and verification of deliveries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use crate::transfers::TransferRequest;
 use crate::wallets::{BlockchainEvent, DEFAULT_PAGE_SIZE, Wallet};
 
 string_enum! {
-    /// Webhook event kinds (dfns-api.md §7.2); `All` is the `*` subscription.
+    /// Webhook event kinds (docs/dfns.md §7.2); `All` is the `*` subscription.
     WebhookEventKind {
         All = "*",
         TransferRequested = "wallet.transfer.requested",
@@ -134,7 +134,7 @@ impl PingResult {
     }
 }
 
-/// `policy.triggered` data (dfns-api.md §7.4). `activity` and `context` vary by rule: raw JSON.
+/// `policy.triggered` data (docs/dfns.md §7.4). `activity` and `context` vary by rule: raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyEvaluationEvent {
@@ -321,7 +321,7 @@ impl TryFrom<RawEvent> for WebhookEvent {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookEventsQuery {
     pub kind: Option<WebhookEventKind>,
-    /// `Some(true)`: only failed deliveries (the recovery pattern of dfns-api.md §7.6).
+    /// `Some(true)`: only failed deliveries (the recovery pattern of docs/dfns.md §7.6).
     pub delivery_failed: Option<bool>,
     pub page_size: Option<u32>,
 }

@@ -1,5 +1,5 @@
-//! Flow 2, destination requests: a client asks for an address to be added to (or removed from)
-//! its whitelist; a compliance officer decides at Dfns.
+//! Flow 2 (docs/design.md), destination requests: a client asks for an address to be added to
+//! (or removed from) its whitelist; a compliance officer decides at Dfns.
 //!
 //! - Validated and normalised at the edge ([`validate`]): nothing is stored on bad input.
 //! - Stored `Queued`, then [`submit_queued`] submits the client's oldest queued request if the

@@ -1,4 +1,4 @@
-//! The use cases' typed error, and how each case maps to design.md's statuses.
+//! The use cases' typed error, and how each case maps to the statuses of docs/design.md "Errors".
 
 use crate::http::ApiError;
 
@@ -45,7 +45,7 @@ impl PlatformError {
         }
     }
 
-    /// The public face of the error: statuses as design.md says, no internals leaked.
+    /// The public face of the error: statuses as docs/design.md "Errors" says, no internals leaked.
     pub fn to_api_error(&self) -> ApiError {
         match self {
             PlatformError::BadRequest(m) => ApiError::bad_request(m.clone()),

@@ -1,4 +1,4 @@
-//! Flow 1, onboarding: open (or resume) a client's managed account.
+//! Flow 1 (docs/design.md), onboarding: open (or resume) a client's managed account.
 //!
 //! One wallet per configured network, tagged `client:<id>`; the client's
 //! `TransactionRecipientWhitelist` policy (empty, so nothing can leave until a destination is

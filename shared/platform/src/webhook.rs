@@ -1,4 +1,4 @@
-//! Flow 6, the Dfns webhook receiver.
+//! Flow 6 (docs/design.md), the Dfns webhook receiver.
 //!
 //! Verified over the raw body with the webhook secret (HMAC-SHA256, constant time) and the
 //! freshness of `timestampSent`; de-duplicated by delivery id; applied forward-only (the domain

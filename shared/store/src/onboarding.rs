@@ -1,6 +1,6 @@
 //! Onboarding step claims: who may create a client's Dfns wallet or policy right now.
 //!
-//! Dfns wallet and policy creation are not idempotent (dfns-api.md §8.5), so concurrent or
+//! Dfns wallet and policy creation are not idempotent (docs/dfns.md §8.5), so concurrent or
 //! retried onboardings must not both create. Each step (`wallet:EthereumSepolia`,
 //! `policy:whitelist`, …) has one item `CLIENT#<id>` / `ONBOARD#<step>`:
 //!

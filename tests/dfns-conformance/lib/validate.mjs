@@ -68,7 +68,7 @@ function describe(e) {
   }
 }
 
-/** Dates are ISO-8601 UTC strings everywhere in the Dfns API (dfns-api.md §0); the SDK types only say `string`. */
+/** Dates are ISO-8601 UTC strings everywhere in the Dfns API (docs/dfns.md §0); the SDK types only say `string`. */
 function dateErrors(value, path = '') {
   const found = [];
   if (Array.isArray(value)) {

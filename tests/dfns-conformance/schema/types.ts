@@ -39,8 +39,9 @@ export type UpdateWebhookResponse = Webhooks.UpdateWebhookResponse;
 export type DeleteWebhookResponse = Webhooks.DeleteWebhookResponse;
 export type PingWebhookResponse = Webhooks.PingWebhookResponse;
 /**
- * Dfns' webhook documentation (dfns-api.md §7.6) adds four fields to a stored event that the SDK 0.8.21
- * type predates. They are allowed (optional) by name and type, and nothing else: the schema stays closed.
+ * Dfns' webhook documentation (docs/dfns.md §7.6) adds four fields to a stored event that the SDK
+ * 0.8.21 type predates. They are allowed (optional) by name and type, and nothing else: the schema
+ * stays closed.
  */
 export type DocumentedWebhookEventFields = {
     deliveryFailed?: boolean;
@@ -83,7 +84,7 @@ export type WebhookEventKind = Webhooks.GetWebhookEventResponse['kind'];
 
 /**
  * The body Dfns POSTs to a webhook's url. The SDK has no type for it: the envelope follows Dfns'
- * webhook documentation (see shared/dfns-api.md §7.4); `kind` and everything inside `data` are
+ * webhook documentation (see docs/dfns.md §7.4); `kind` and everything inside `data` are
  * checked with the SDK's own types above.
  */
 export type WebhookDelivery = {

@@ -506,7 +506,7 @@ async fn official_rust_sdk_core_scenario() {
     }
     assert!(found, "list_wallets must include the new wallet");
 
-    // Policies and approvals (dfns-api.md §4–5): a transfer held by a RequestApproval policy is
+    // Policies and approvals (docs/dfns.md §4–5): a transfer held by a RequestApproval policy is
     // approved by a compliance officer signing through the SDK with the officer's own Ed25519 key;
     // under a Policies:Modify policy an update answers 202 with a change request.
     let officer = boot

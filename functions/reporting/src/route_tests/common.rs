@@ -52,7 +52,7 @@ pub struct Account {
 }
 
 /// Whether [`Harness::open_account`] creates the client's Dfns policies (needs the emulator's
-/// policy engine, dfns-api.md §4).
+/// policy engine, docs/dfns.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policies {
     Created,

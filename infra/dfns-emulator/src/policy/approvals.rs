@@ -1,4 +1,4 @@
-//! Policy approvals (dfns-api.md §5): the approval object, who may decide (§5.4), quorum per
+//! Policy approvals (docs/dfns.md §5): the approval object, who may decide (§5.4), quorum per
 //! group per triggered policy, lazy expiry on the emulated clock, and the effects (§5.5) on the
 //! held transfer or change request.
 //!

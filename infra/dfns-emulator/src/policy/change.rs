@@ -1,4 +1,4 @@
-//! `Policies:Modify` change requests (dfns-api.md §4.8): an update or archive held for approval.
+//! `Policies:Modify` change requests (docs/dfns.md §4.8): an update or archive held for approval.
 //! The policy keeps its configuration and shows `pendingChangeRequest` until the approval
 //! resolves: `Approved` → the proposal is applied (`Applied`); `Denied` / `Expired` → `Rejected`,
 //! nothing changes. An archive is an `Update` whose body has `status: "Archived"` (U8).

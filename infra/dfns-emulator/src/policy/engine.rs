@@ -1,4 +1,4 @@
-//! The Dfns policy engine (dfns-api.md §4.7, §4.8): gathers the facts from the state, runs the
+//! The Dfns policy engine (docs/dfns.md §4.7, §4.8): gathers the facts from the state, runs the
 //! pure evaluation of [`super::evaluate`], records evaluations, approvals and change requests,
 //! and emits `policy.triggered` / `policy.approval.pending`.
 

@@ -1,4 +1,4 @@
-//! Pure evaluation of `Wallets:Sign` rules and filters (dfns-api.md §4.4, §4.6): no state, no
+//! Pure evaluation of `Wallets:Sign` rules and filters (docs/dfns.md §4.4, §4.6): no state, no
 //! HTTP, no clock — everything comes in as arguments, so each rule is testable at its boundary.
 //!
 //! Velocity (U6, where Dfns is silent), as implemented here:

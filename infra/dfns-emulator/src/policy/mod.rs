@@ -1,4 +1,4 @@
-//! The policy engine v2 (dfns-api.md §4–5) and the hook it plugs into.
+//! The policy engine v2 (docs/dfns.md §4–5) and the hook it plugs into.
 //!
 //! | module | role |
 //! |---|---|

@@ -1,5 +1,5 @@
-//! Policies v2 (dfns-api.md §4.2–4.6): the stored policy, its typed rule / action / filters, and
-//! the validation of a create or update body against the allowed combinations of §4.3.
+//! Policies v2 (docs/dfns.md §4.2–4.6): the stored policy, its typed rule / action / filters,
+//! and the validation of a create or update body against the allowed combinations of §4.3.
 //!
 //! Validation is strict (unknown fields answer 400): the stored body is echoed back as sent, and
 //! the SDK's response types are closed, so anything accepted must also be a valid response.

@@ -1,4 +1,4 @@
-//! HTTP routes: `/v2/policies` (dfns-api.md §4.1) and `/v2/policy-approvals` (§5.1).
+//! HTTP routes: `/v2/policies` (docs/dfns.md §4.1) and `/v2/policy-approvals` (§5.1).
 //! Every handler first expires overdue approvals, so expiry is visible on any read.
 
 use axum::Extension;

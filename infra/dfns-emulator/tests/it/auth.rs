@@ -1,4 +1,4 @@
-//! Bearer and user-action signing as Dfns enforces them (dfns-api.md §2).
+//! Bearer and user-action signing as Dfns enforces them (docs/dfns.md §2).
 
 use crate::common;
 

@@ -1,4 +1,4 @@
-//! Fault injection, permissions (§9) and the audit log (§6).
+//! Fault injection, permissions (docs/dfns.md §9) and the audit log (§6).
 
 use std::time::{Duration, Instant};
 

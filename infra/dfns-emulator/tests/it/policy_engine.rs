@@ -1,4 +1,4 @@
-//! The policy engine v2 through HTTP (dfns-api.md §4–5): rules at their boundaries, filters,
+//! The policy engine v2 through HTTP (docs/dfns.md §4–5): rules at their boundaries, filters,
 //! Block vs RequestApproval, quorums, who may decide, expiry, velocity over the emulated clock,
 //! `Policies:Modify` change requests, webhooks and audit entries.
 //!

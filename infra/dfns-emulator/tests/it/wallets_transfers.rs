@@ -1,4 +1,4 @@
-//! Wallets, the ledger and transfers as a platform sees them (dfns-api.md §3, §8.5).
+//! Wallets, the ledger and transfers as a platform sees them (docs/dfns.md §3, §8.5).
 
 use crate::common;
 

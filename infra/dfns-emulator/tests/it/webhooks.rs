@@ -1,4 +1,4 @@
-//! Webhook registration and signed delivery with retries (dfns-api.md §7).
+//! Webhook registration and signed delivery with retries (docs/dfns.md §7).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

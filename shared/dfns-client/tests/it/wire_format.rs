@@ -1,6 +1,6 @@
 //! What goes over the wire, byte for byte, recorded by a scripted HTTP server on loopback: the
 //! signed payload equals the body sent, every attempt is signed afresh, query strings and bodies
-//! match dfns-api.md. The scripted answers are the documented response fixtures; the emulator
+//! match docs/dfns.md. The scripted answers are the documented response fixtures; the emulator
 //! tests exercise the same calls against behaviour.
 
 use std::collections::{HashMap, VecDeque};

@@ -1,4 +1,5 @@
-//! Flow 4, trading authorizations: a client lets the trading desk send its funds to one exchange.
+//! Flow 4 (docs/design.md), trading authorizations: a client lets the trading desk send its
+//! funds to one exchange.
 //!
 //! Authorizing puts the exchange's deposit address(es) on the platform's networks through the
 //! destination flow ([`crate::destinations::create_request`], `add`): the authorization is

@@ -1,4 +1,5 @@
-//! Flow 5, order execution: the scheduled run and the transfer events that move orders on.
+//! Flow 5 (docs/design.md), order execution: the scheduled run and the transfer events that
+//! move orders on.
 //!
 //! One run ([`Executor::run`]):
 //! 1. reads the due orders (`Scheduled` and due, or `Claimed` with an expired lease: a run that
@@ -11,7 +12,7 @@
 //!    `destination_not_approved: …`) and nothing is sent;
 //! 4. calls Dfns Transfer Asset with `externalId` = the order id. The Dfns client retries with
 //!    the same key, and a later run re-submitting a crashed order's transfer gets the original
-//!    transfer back (dfns-api.md §8.5), so no order is ever sent twice;
+//!    transfer back (docs/dfns.md §8.5), so no order is ever sent twice;
 //! 5. records the transfer id and the transfer's state (fenced by the claim token).
 //!
 //! A failure on one order (Dfns or DynamoDB) is logged and counted; the others go on. A transfer

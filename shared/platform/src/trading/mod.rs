@@ -1,4 +1,4 @@
-//! Flows 4 and 5: discretionary trading.
+//! Flows 4 and 5 (docs/design.md): discretionary trading.
 //!
 //! - [`registry`]: the exchanges (venues) and their deposit addresses, from configuration.
 //! - [`authorizations`]: a client authorizes an exchange → its deposit address goes through the

@@ -2,8 +2,8 @@
 //! Dfns policies, which rule would stop it, and how much room is left on each limit.
 //!
 //! [`evaluate`] is pure (policies, the wallet's recent transfers, the transfer's USD value and the
-//! time in; a verdict out) and follows dfns-api.md §4.4–4.7 with the emulator's documented choices
-//! where Dfns is silent (U6):
+//! time in; a verdict out) and follows docs/dfns.md §4.4–4.7 with the emulator's documented
+//! choices where Dfns is silent (U6):
 //! - a policy applies when it is `Active`, gates `Wallets:Sign`, and its filters all hold for the
 //!   wallet (`walletId.in`, `walletTags.hasAll` / `hasAny`; no filters = every wallet);
 //! - whitelist: triggers when the recipient is not listed, compared exactly (case-sensitive);
