@@ -157,6 +157,10 @@ async fn wrong_method_and_unknown_route() {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    let mut allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+    allowed.sort();
+    assert_eq!(allowed, ["GET", "HEAD", "POST"], "Allow: {allow}");
     let response = crate::handle(
         &env.app,
         request(Method::GET, "/v1/other", Some(&token), ""),
@@ -165,18 +169,51 @@ async fn wrong_method_and_unknown_route() {
     assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
 }
 
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_a_415_and_stores_nothing() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let token = env.token(&unique("dora"));
+    let body = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"x","action":"add"}"#;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut req = request(Method::POST, "/v1/destination-requests", Some(&token), body);
+        match content_type {
+            Some(value) => {
+                req.headers_mut()
+                    .insert("content-type", value.parse().unwrap());
+            }
+            None => {
+                req.headers_mut().remove("content-type");
+            }
+        }
+        let response = crate::handle(&env.app, req).await;
+        assert_error_shape(
+            &response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+    }
+    let listed = crate::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&token), ""),
+    )
+    .await;
+    assert_eq!(json(&listed)["items"], serde_json::json!([]));
+}
+
 #[test]
 fn routes_are_the_documented_ones() {
-    let routes: Vec<(String, &str)> = crate::ROUTES
-        .iter()
-        .map(|r| (r.method.to_string(), r.path))
-        .collect();
-    assert_eq!(
-        routes,
-        [
-            ("POST".to_owned(), "/v1/destination-requests"),
-            ("GET".to_owned(), "/v1/destination-requests"),
-            ("DELETE".to_owned(), "/v1/destination-requests/{id}"),
-        ]
-    );
+    let routes = platform::http::routes_of(crate::router());
+    let expected: Vec<(String, String)> = [
+        ("DELETE", "/v1/destination-requests/{id}"),
+        ("GET", "/v1/destination-requests"),
+        ("POST", "/v1/destination-requests"),
+    ]
+    .iter()
+    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    .collect();
+    assert_eq!(routes, expected);
 }

@@ -1,68 +1,93 @@
 //! `destinations`: a client's requests to add or remove a whitelisted destination.
 //!
-//! - `POST /v1/destination-requests` `{network, address, label, action: "add"|"remove"}` → 201
-//!   with the request (its `state` says whether it is queued, pending approval, approved, …);
-//! - `GET /v1/destination-requests` → `{"items": [...]}`, newest first;
-//! - `DELETE /v1/destination-requests/{id}` → 200 with the cancelled request; 409 unless still
-//!   queued; 404 when it is not the caller's.
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/destination-requests` | [`create_request`] |
+//! | `GET /v1/destination-requests` | [`list_requests`] |
+//! | `DELETE /v1/destination-requests/{id}` | [`cancel_request`] |
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use aide::axum::routing::post_with;
+use axum::extract::State;
+use domain::DestinationRequestId;
+use platform::App;
 use platform::destinations::{self, DestinationInput};
-use platform::http::{self, ApiError, Route};
+use platform::http::{
+    self, ApiError, Client, Created, FunctionRouter, Items, Json, Path, RequestId,
+};
+use store::DestinationRequest;
 
-pub const ROUTES: &[Route] = &[
-    Route::new(Method::POST, "/v1/destination-requests"),
-    Route::new(Method::GET, "/v1/destination-requests"),
-    Route::new(Method::DELETE, "/v1/destination-requests/{id}"),
-];
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented()
+        .api_route(
+            "/v1/destination-requests",
+            post_with(create_request, |op| {
+                http::errors(
+                    op.summary(
+                        "Ask for a destination to be added to or removed from the whitelist",
+                    ),
+                    &[409],
+                )
+            })
+            .get_with(list_requests, |op| {
+                op.summary("The caller's destination requests, newest first")
+            }),
+        )
+        .api_route(
+            "/v1/destination-requests/{id}",
+            aide::axum::routing::delete_with(cancel_request, |op| {
+                http::errors(
+                    op.summary("Cancel a destination request while it is still queued"),
+                    &[409],
+                )
+            }),
+        )
+}
 
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, request_id| async move {
-        let path = req.uri().path().to_owned();
-        let collection = http::match_path(ROUTES[0].path, &path).is_some();
-        let item = http::match_path(ROUTES[2].path, &path).is_some();
-        if !collection && !item {
-            return Err(ApiError::not_found("no such route"));
-        }
-        let allowed = matches!(
-            (collection, req.method()),
-            (true, &Method::POST | &Method::GET) | (false, &Method::DELETE)
-        );
-        if !allowed {
-            return Err(ApiError::method_not_allowed());
-        }
-        let client = http::client_principal(app, &req).await?;
-        match *req.method() {
-            Method::POST => {
-                let input: DestinationInput = http::json_body(&req)?;
-                let created = destinations::create_request(app, &client, &input, &request_id)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::CREATED, &created))
-            }
-            Method::GET => {
-                let items = destinations::list_requests(app, &client)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "items": items }),
-                ))
-            }
-            _ => {
-                // A malformed id cannot name anyone's request: 404 like any unknown one.
-                let id = http::path_param(&req, "id")
-                    .and_then(|raw| domain::DestinationRequestId::parse(&raw).ok())
-                    .ok_or_else(|| ApiError::not_found("no such destination request"))?;
-                let cancelled = destinations::cancel_request(app, &client, &id, &request_id)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::OK, &cancelled))
-            }
-        }
-    })
-    .await
+/// `POST /v1/destination-requests` `{network, address, label, action: "add"|"remove"}` → 201 with
+/// the request (its `state` says whether it is queued, pending approval, approved, …).
+pub async fn create_request(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+    Json(input): Json<DestinationInput>,
+) -> Result<Created<DestinationRequest>, ApiError> {
+    let created = destinations::create_request(&app, &client, &input, &request_id).await?;
+    Ok(Created(created))
+}
+
+/// `GET /v1/destination-requests` → `{"items": [...]}`, newest first.
+pub async fn list_requests(
+    State(app): State<App>,
+    Client(client): Client,
+) -> Result<Json<Items<DestinationRequest>>, ApiError> {
+    let items = destinations::list_requests(&app, &client).await?;
+    Ok(Json(Items { items }))
+}
+
+/// The `{id}` of a destination request.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct RequestPath {
+    /// The request's id.
+    pub id: DestinationRequestId,
+}
+
+/// `DELETE /v1/destination-requests/{id}` → 200 with the cancelled request; 409 unless still
+/// queued; 404 when it is not the caller's.
+pub async fn cancel_request(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+    Path(RequestPath { id }): Path<RequestPath>,
+) -> Result<Json<DestinationRequest>, ApiError> {
+    let cancelled = destinations::cancel_request(&app, &client, &id, &request_id).await?;
+    Ok(Json(cancelled))
+}
+
+/// The routes as the Lambda runtime calls them.
+#[cfg(test)]
+async fn handle(app: &App, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    http::call(router(), app, req).await
 }
 
 // Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.

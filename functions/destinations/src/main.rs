@@ -1,12 +1,6 @@
-use lambda_http::{Error, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     platform::http::init_tracing();
     let app = platform::App::from_env().await?;
-    lambda_http::run(service_fn(|req| {
-        let app = app.clone();
-        async move { Ok::<_, Error>(destinations::handle(&app, req).await) }
-    }))
-    .await
+    lambda_http::run(platform::http::service(destinations::router(), app)).await
 }

@@ -1,49 +1,181 @@
-//! `dfns-webhook`: `POST /v1/webhooks/dfns`, the Dfns event receiver. No token: the body's
-//! HMAC signature (and `timestampSent`) proves it comes from Dfns. 200 once applied (or known, or
-//! not acted on); 401 and nothing changed on a bad signature; 5xx when applying failed, so Dfns
-//! delivers again. See [`platform::webhook`].
+//! `dfns-webhook`: the Dfns event receiver. No token: the body's HMAC signature (and
+//! `timestampSent`) proves it comes from Dfns (docs/dfns.md, webhooks). See [`platform::webhook`].
+//!
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/webhooks/dfns` | [`receive_event`] |
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
-use platform::http::{self, ApiError, Route};
-use platform::webhook::{self, WebhookError};
-
-pub const ROUTES: &[Route] = &[Route::new(Method::POST, "/v1/webhooks/dfns")];
+use aide::axum::routing::post_with;
+use aide::generate::GenContext;
+use aide::openapi::{Operation, Parameter, ParameterData, ParameterSchemaOrContent, SchemaObject};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use platform::App;
+use platform::http::{self, ApiError, FunctionRouter, Json, RequestId};
+use platform::webhook::{self, WebhookError, WebhookOutcome};
 
 /// Header carrying `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-dfns-webhook-signature";
 
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, request_id| async move {
-        if http::match_path(ROUTES[0].path, req.uri().path()).is_none() {
-            return Err(ApiError::not_found("no such route"));
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented().api_route(
+        "/v1/webhooks/dfns",
+        post_with(receive_event, |op| {
+            http::errors(
+                op.summary("Dfns event delivery (HMAC-signed; no bearer token)")
+                    .description(
+                        "200 once applied, known, or not acted on; 401 and nothing changed when \
+                         the signature or `timestampSent` is not accepted; 5xx when applying \
+                         failed, so Dfns delivers again.",
+                    ),
+                &[401],
+            )
+        }),
+    )
+}
+
+/// The acknowledgement Dfns gets.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Received {
+    /// Always `true`.
+    pub received: bool,
+    /// What the platform did with the event.
+    pub outcome: WebhookOutcome,
+}
+
+/// `POST /v1/webhooks/dfns`: verifies the signature over the raw body, then applies the event.
+pub async fn receive_event(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Signature(signature): Signature,
+    SignedBody(body): SignedBody,
+) -> Result<Json<Received>, ApiError> {
+    match webhook::receive(&app, signature.as_deref(), &body, &request_id).await {
+        Ok(outcome) => Ok(Json(Received {
+            received: true,
+            outcome,
+        })),
+        Err(WebhookError::Unverified(reason)) => {
+            tracing::warn!(%reason, "webhook delivery refused");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "webhook signature or timestamp not accepted",
+            ))
         }
-        if req.method() != Method::POST {
-            return Err(ApiError::method_not_allowed());
-        }
-        // Header values that are not text cannot be a signature: treat as missing.
-        let signature = req
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let raw_body: &[u8] = req.body().as_ref();
-        match webhook::receive(app, signature, raw_body, &request_id).await {
-            Ok(outcome) => Ok(http::json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "received": true, "outcome": outcome }),
-            )),
-            Err(WebhookError::Unverified(reason)) => {
-                tracing::warn!(%reason, "webhook delivery refused");
-                Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "webhook signature or timestamp not accepted",
-                ))
-            }
-            Err(WebhookError::Processing(error)) => Err(http::log_failure(error)),
-        }
-    })
-    .await
+        Err(WebhookError::Processing(error)) => Err(http::log_failure(error)),
+    }
+}
+
+/// The `X-DFNS-WEBHOOK-SIGNATURE` header, when present and text (anything else cannot be a
+/// signature: treated as missing, which the verification refuses).
+pub struct Signature(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Signature {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Signature(
+            parts
+                .headers
+                .get(SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+impl aide::OperationInput for Signature {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = schemars::json_schema!({
+            "type": "string",
+            "pattern": "^sha256=[0-9a-f]{64}$",
+            "description": "HMAC-SHA256 of the raw body under the webhook's secret, hex"
+        });
+        aide::operation::add_parameters(
+            ctx,
+            operation,
+            [Parameter::Header {
+                parameter_data: ParameterData {
+                    name: SIGNATURE_HEADER.to_owned(),
+                    description: Some("`sha256=` and the body's HMAC-SHA256, hex".to_owned()),
+                    required: true,
+                    format: ParameterSchemaOrContent::Schema(SchemaObject {
+                        json_schema: schema,
+                        example: None,
+                        external_docs: None,
+                    }),
+                    extensions: Default::default(),
+                    deprecated: None,
+                    example: None,
+                    examples: Default::default(),
+                    explode: None,
+                },
+                style: aide::openapi::HeaderStyle::Simple,
+            }],
+        );
+    }
+}
+
+/// The delivery's body, raw: the signature is over its exact bytes. Documented as the Dfns
+/// webhook event it carries.
+pub struct SignedBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for SignedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(SignedBody)
+            .map_err(|_| ApiError::bad_request("could not read the body"))
+    }
+}
+
+impl aide::OperationInput for SignedBody {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        aide::operation::set_body(
+            ctx,
+            operation,
+            aide::openapi::RequestBody {
+                description: Some("a Dfns webhook event (docs/dfns.md, webhooks)".to_owned()),
+                content: [(
+                    "application/json".to_owned(),
+                    aide::openapi::MediaType {
+                        schema: Some(SchemaObject {
+                            json_schema: schemars::json_schema!({
+                                "type": "object",
+                                "required": ["id", "kind", "date", "timestampSent", "data"],
+                                "properties": {
+                                    "id": { "type": "string" },
+                                    "kind": { "type": "string" },
+                                    "date": { "type": "string" },
+                                    "timestampSent": { "type": "integer" },
+                                    "data": { "type": "object" }
+                                }
+                            }),
+                            example: None,
+                            external_docs: None,
+                        }),
+                        ..Default::default()
+                    },
+                )]
+                .into_iter()
+                .collect(),
+                required: true,
+                extensions: Default::default(),
+            },
+        );
+    }
+}
+
+/// The routes as the Lambda runtime calls them.
+#[cfg(test)]
+async fn handle(app: &App, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    http::call(router(), app, req).await
 }
 
 // Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.

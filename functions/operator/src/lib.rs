@@ -1,157 +1,152 @@
-//! `operator`: the trading desk's routes (flow 5). Every route needs an operator token; a client's
-//! token gets 403.
+//! `operator`: the trading desk's routes (docs/design.md, flow 5). Every route needs an operator
+//! token; a client's token gets 403.
 //!
-//! - `POST /v1/operator/orders` `{clientId, exchange, asset, amount, executeAt?, network?}` → 201
-//!   with the `Scheduled` order (400 on an unknown exchange or asset, a bad amount or time; 404 for
-//!   an unknown client);
-//! - `GET /v1/operator/orders?clientId&status` → `{"items": [...]}`, newest first;
-//! - `POST /v1/operator/orders/{id}/cancel` → 200 with the cancelled order; 409 once claimed;
-//! - `GET /v1/operator/clients/{id}` → the client's account view with its trading authorizations
-//!   and orders;
-//! - `POST /v1/operator/orders/preview` `{clientId, exchange, asset, amount}` → whether the
-//!   transfer would pass the client's live policies, which rule would stop it, and the headroom
-//!   left on each limit (a dry run: nothing is stored or sent).
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/operator/orders` | [`create_order`] |
+//! | `GET /v1/operator/orders?clientId&status` | [`list_orders`] |
+//! | `POST /v1/operator/orders/preview` | [`preview_order`] |
+//! | `POST /v1/operator/orders/{id}/cancel` | [`cancel_order`] |
+//! | `GET /v1/operator/clients/{id}` | [`client_view`] |
 
-use std::collections::HashMap;
-
+use aide::axum::routing::{get_with, post_with};
+use axum::extract::State;
 use domain::{ClientId, OrderId, OrderState};
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
-use platform::http::{self, ApiError, Route};
-use platform::trading::orders::{self, OrderInput};
+use platform::App;
+use platform::http::{
+    self, ApiError, Created, FunctionRouter, Items, Json, Operator, Path, Query, RequestId,
+};
+use platform::trading::orders::{self, ClientView, OrderInput, OrderPreviewInput, PreviewView};
+use serde::Deserialize;
+use store::Order;
 
-pub const ROUTES: &[Route] = &[
-    Route::new(Method::POST, "/v1/operator/orders"),
-    Route::new(Method::GET, "/v1/operator/orders"),
-    Route::new(Method::POST, "/v1/operator/orders/preview"),
-    Route::new(Method::POST, "/v1/operator/orders/{id}/cancel"),
-    Route::new(Method::GET, "/v1/operator/clients/{id}"),
-];
-
-/// The query string, from API Gateway's parsed parameters or, failing those, the URI.
-fn query(req: &Request) -> HashMap<String, String> {
-    let mut params = HashMap::new();
-    if let Some(map) = req.query_string_parameters_ref() {
-        for (name, _) in map.iter() {
-            if let Some(value) = map.first(name) {
-                params.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-    if params.is_empty() {
-        if let Some(raw) = req.uri().query() {
-            for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-                params
-                    .entry(name.into_owned())
-                    .or_insert_with(|| value.into_owned());
-            }
-        }
-    }
-    params
-}
-
-/// The `{id}` of a matched template, from API Gateway's path parameters or the match itself.
-fn id_param(req: &Request, matched: &[(String, String)]) -> Option<String> {
-    http::path_param(req, "id").or_else(|| {
-        matched
-            .iter()
-            .find(|(k, _)| k == "id")
-            .map(|(_, v)| v.clone())
-    })
-}
-
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    // Boxed: the route futures are large (several Dfns and DynamoDB calls joined) and would
-    // otherwise live on the caller's stack.
-    Box::pin(http::serve(req, |req, request_id| async move {
-        let path = req.uri().path().to_owned();
-        let route = ROUTES
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| http::match_path(r.path, &path).map(|m| (i, r, m)))
-            .collect::<Vec<_>>();
-        if route.is_empty() {
-            return Err(ApiError::not_found("no such route"));
-        }
-        let Some((index, _, matched)) =
-            route.into_iter().find(|(_, r, _)| r.method == req.method())
-        else {
-            return Err(ApiError::method_not_allowed());
-        };
-        let principal = http::principal(app, &req).await?;
-        if !principal.is_operator() {
-            return Err(ApiError::forbidden("this route is for the trading desk"));
-        }
-        let operator = principal.subject.clone();
-        let config = platform::trading::config().map_err(http::log_failure)?;
-        match index {
-            0 => {
-                let input: OrderInput = http::json_body(&req)?;
-                let order = orders::create_order(app, config, &operator, &input, &request_id)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::CREATED, &order))
-            }
-            1 => {
-                let params = query(&req);
-                let client = match params.get("clientId") {
-                    Some(raw) => Some(
-                        ClientId::parse(raw)
-                            .map_err(|e| ApiError::bad_request(format!("clientId: {e}")))?,
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented()
+        .api_route(
+            "/v1/operator/orders",
+            post_with(create_order, |op| {
+                http::errors(
+                    op.summary("Schedule an order moving a client's funds to an exchange"),
+                    &[404],
+                )
+            })
+            .get_with(list_orders, |op| op.summary("Orders, newest first")),
+        )
+        .api_route(
+            "/v1/operator/orders/preview",
+            post_with(preview_order, |op| {
+                http::errors(
+                    op.summary(
+                        "Whether a transfer would pass the client's live policies now (nothing stored or sent)",
                     ),
-                    None => None,
-                };
-                let state = match params.get("status") {
-                    Some(raw) => Some(OrderState::parse(raw).ok_or_else(|| {
-                        ApiError::bad_request(format!("status `{raw}` is not an order state"))
-                    })?),
-                    None => None,
-                };
-                let items = orders::list_orders(app, client.as_ref(), state)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "items": items }),
-                ))
-            }
-            2 => {
-                let input: OrderInput = http::json_body(&req)?;
-                if input.execute_at.is_some() {
-                    return Err(ApiError::bad_request(
-                        "a preview is for now: executeAt is not accepted",
-                    ));
-                }
-                let preview = orders::preview_order(app, config, &input)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::OK, &preview))
-            }
-            3 => {
-                let id = id_param(&req, &matched)
-                    .and_then(|raw| OrderId::parse(&raw).ok())
-                    .ok_or_else(|| ApiError::not_found("no such order"))?;
-                let cancelled = orders::cancel_order(app, &operator, &id, &request_id)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::OK, &cancelled))
-            }
-            _ => {
-                let client = id_param(&req, &matched)
-                    .and_then(|raw| ClientId::parse(&raw).ok())
-                    .ok_or_else(|| ApiError::not_found("no such client"))?;
-                let view = orders::client_view(app, &client)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::OK, &view))
-            }
-        }
-    }))
-    .await
+                    &[404],
+                )
+            }),
+        )
+        .api_route(
+            "/v1/operator/orders/{id}/cancel",
+            post_with(cancel_order, |op| {
+                http::errors(op.summary("Cancel an order while it is still Scheduled"), &[409])
+            }),
+        )
+        .api_route(
+            "/v1/operator/clients/{id}",
+            get_with(client_view, |op| {
+                op.summary("A client's account view with its trading authorizations and orders")
+            }),
+        )
 }
 
-// Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.
-// Kept in the library rather than tests/: an integration test would make cargo link the binary
-// too (~45 MB of CI disk each) for nothing.
+/// `POST /v1/operator/orders` `{clientId, exchange, asset, amount, executeAt?, network?}` → 201
+/// with the `Scheduled` order (400 on an unknown exchange or asset, a bad amount or time; 404 for
+/// an unknown client).
+pub async fn create_order(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Operator(operator): Operator,
+    Json(input): Json<OrderInput>,
+) -> Result<Created<Order>, ApiError> {
+    let config = platform::trading::config()?;
+    let order = orders::create_order(&app, config, &operator, &input, &request_id).await?;
+    Ok(Created(order))
+}
+
+/// `GET /v1/operator/orders` filters.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderFilter {
+    /// Only this client's orders.
+    pub client_id: Option<ClientId>,
+    /// Only orders in this state.
+    pub status: Option<OrderState>,
+}
+
+/// `GET /v1/operator/orders?clientId&status` → `{"items": [...]}`, newest first.
+pub async fn list_orders(
+    State(app): State<App>,
+    Operator(_): Operator,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Items<Order>>, ApiError> {
+    let items = orders::list_orders(&app, filter.client_id.as_ref(), filter.status).await?;
+    Ok(Json(Items { items }))
+}
+
+/// `POST /v1/operator/orders/preview` `{clientId, exchange, asset, amount, network?}` → whether
+/// the transfer would pass the client's live policies, which rule would stop it, and the headroom
+/// left on each limit (a dry run: nothing is stored or sent).
+pub async fn preview_order(
+    State(app): State<App>,
+    Operator(_): Operator,
+    Json(input): Json<OrderPreviewInput>,
+) -> Result<Json<PreviewView>, ApiError> {
+    let config = platform::trading::config()?;
+    let preview = orders::preview_order(&app, config, &input.into()).await?;
+    Ok(Json(preview))
+}
+
+/// The `{id}` of an order.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct OrderPath {
+    /// The order's id.
+    pub id: OrderId,
+}
+
+/// `POST /v1/operator/orders/{id}/cancel` → 200 with the cancelled order; 409 once claimed.
+pub async fn cancel_order(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Operator(operator): Operator,
+    Path(OrderPath { id }): Path<OrderPath>,
+) -> Result<Json<Order>, ApiError> {
+    let cancelled = orders::cancel_order(&app, &operator, &id, &request_id).await?;
+    Ok(Json(cancelled))
+}
+
+/// The `{id}` of a client.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct ClientPath {
+    /// The client's id.
+    pub id: ClientId,
+}
+
+/// `GET /v1/operator/clients/{id}` → the client's account view with its trading authorizations
+/// and orders.
+pub async fn client_view(
+    State(app): State<App>,
+    Operator(_): Operator,
+    Path(ClientPath { id }): Path<ClientPath>,
+) -> Result<Json<ClientView>, ApiError> {
+    let view = orders::client_view(&app, &id).await?;
+    Ok(Json(view))
+}
+
+/// The routes as the Lambda runtime calls them.
+#[cfg(test)]
+async fn handle(app: &App, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    http::call(router(), app, req).await
+}
+
+// Tests of the routes against the stand-ins and the Dfns emulator.
 #[cfg(test)]
 mod route_tests;

@@ -1,14 +1,8 @@
-use lambda_http::{Error, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     platform::http::init_tracing();
     let app = platform::App::from_env().await?;
     // Refuse to start on a bad exchange registry rather than failing every request.
     platform::trading::config()?;
-    lambda_http::run(service_fn(|req| {
-        let app = app.clone();
-        async move { Ok::<_, Error>(operator::handle(&app, req).await) }
-    }))
-    .await
+    lambda_http::run(platform::http::service(operator::router(), app)).await
 }

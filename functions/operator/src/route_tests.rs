@@ -23,7 +23,8 @@ impl Call<'_> {
         let builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(format!("https://api.example{path_and_query}"))
-            .header("authorization", format!("Bearer {token}"));
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
         let body = match body {
             Some(json) => Body::Text(json.to_string()),
             None => Body::Empty,
@@ -56,7 +57,14 @@ impl Call<'_> {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        read(trading::handle(&self.env.app, self.request(method, path, token, body)).await)
+        read(
+            platform::http::call(
+                trading::router(),
+                &self.env.app,
+                self.request(method, path, token, body),
+            )
+            .await,
+        )
     }
 }
 

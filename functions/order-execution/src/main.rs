@@ -1,5 +1,6 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use platform::job::JobFailure;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,8 +14,9 @@ async fn main() -> Result<(), Error> {
             // The clock, not the event's `time`: a delayed or retried delivery must not run
             // orders against a stale "now" (it would only see fewer due orders, but leases
             // would be short).
-            let report = order_execution::run(&app, time::OffsetDateTime::now_utc()).await?;
-            Ok::<_, Error>(report)
+            order_execution::run(&app, time::OffsetDateTime::now_utc())
+                .await
+                .map_err(JobFailure::from)
         }
     }))
     .await

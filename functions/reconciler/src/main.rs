@@ -1,5 +1,6 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use platform::job::JobFailure;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -8,9 +9,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|_event: LambdaEvent<EventBridgeEvent>| {
         let app = app.clone();
         async move {
-            // A failed run is an error for Lambda's metrics; the next scheduled run retries.
-            let report = reconciler::run(&app).await?;
-            Ok::<_, Error>(report)
+            // A failed run is an error for Lambda's metrics, typed retryable or fatal; the next
+            // scheduled run retries.
+            reconciler::run(&app).await.map_err(JobFailure::from)
         }
     }))
     .await

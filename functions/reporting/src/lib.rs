@@ -1,104 +1,94 @@
-//! Lambda function `reporting`: what a client sees of its account (design.md flow 3).
+//! Lambda function `reporting`: what a client sees of its account (docs/design.md, flow 3). The
+//! caller is always the verified token's client; there is no way to name another client.
 //!
-//! | route | answer |
+//! | route | handler |
 //! |---|---|
-//! | `GET /v1/account` | wallets, balances, approved destinations (live Dfns whitelist) with labels, limits (live limit policies), pending requests, trading authorizations |
-//! | `GET /v1/activity?limit&cursor[&format=csv]` | transfers, deposits and governance events, newest first; `format=csv` exports the same rows |
-//! | `GET /v1/audit?limit&cursor` | the client's hash-chained audit trail with its verification |
-//! | `GET /v1/notifications?limit&cursor` | the client's notifications, newest first |
-//!
-//! The caller is always the verified token's client; there is no way to name another client.
-//! The handler parses, calls one use case of [`platform::reporting`], and maps the result.
+//! | `GET /v1/account` | [`account`]: wallets, balances, approved destinations (live Dfns whitelist) with labels, limits (live limit policies), pending requests, trading authorizations |
+//! | `GET /v1/activity?limit&cursor&format` | [`activity_page`]: transfers, deposits and governance events, newest first; `format=csv` exports the same rows |
+//! | `GET /v1/audit?limit&cursor` | [`audit`]: the client's hash-chained audit trail with its verification |
+//! | `GET /v1/notifications?limit&cursor` | [`notifications`]: the client's notifications, newest first |
 
-use std::collections::HashMap;
-
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Request, RequestExt, Response};
-use platform::http::{self, ApiError, Route};
-use platform::reporting::{self, ReportingError, activity};
-
-pub const ROUTES: &[Route] = &[
-    Route::new(Method::GET, "/v1/account"),
-    Route::new(Method::GET, "/v1/activity"),
-    Route::new(Method::GET, "/v1/audit"),
-    Route::new(Method::GET, "/v1/notifications"),
-];
+use aide::axum::routing::get_with;
+use aide::generate::GenContext;
+use aide::openapi::{
+    MediaType, Operation, Response as DocResponse, SchemaObject, StatusCode as DocStatus,
+};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use platform::App;
+use platform::http::{self, ApiError, Client, FunctionRouter, Json, Query};
+use platform::reporting::query::{
+    ActivityQuery, AuditCursor, Format, NotificationCursor, PageLimit, PageQuery,
+};
+use platform::reporting::{self, AccountView, AuditTrailPage, NotificationsPage, activity};
 
 /// Header carrying the next page's cursor of a paged CSV export.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, _request_id| async move {
-        let path = req.uri().path().to_owned();
-        let Some(route) = ROUTES
-            .iter()
-            .find(|route| http::match_path(route.path, &path).is_some())
-        else {
-            return Err(ApiError::not_found("no such route"));
-        };
-        if req.method() != route.method {
-            return Err(ApiError::method_not_allowed());
-        }
-        let client = http::client_principal(app, &req).await?;
-        let query = Query::of(&req);
-        match route.path {
-            "/v1/account" => {
-                let view = reporting::account(app, &client)
-                    .await
-                    .map_err(ReportingError::log)?;
-                Ok(http::json_response(StatusCode::OK, &view))
-            }
-            "/v1/activity" => activity_route(app, &client, &query).await,
-            "/v1/audit" => {
-                let after = query
-                    .get("cursor")
-                    .map(|c| {
-                        reporting::parse_audit_cursor(c)
-                            .ok_or_else(|| ApiError::bad_request("invalid cursor"))
-                    })
-                    .transpose()?;
-                let page = reporting::audit_trail(app, &client, after, query.limit()?)
-                    .await
-                    .map_err(ReportingError::log)?;
-                Ok(http::json_response(StatusCode::OK, &page))
-            }
-            "/v1/notifications" => {
-                let page =
-                    reporting::notifications(app, &client, query.get("cursor"), query.limit()?)
-                        .await
-                        .map_err(ReportingError::log)?;
-                Ok(http::json_response(StatusCode::OK, &page))
-            }
-            _ => Err(ApiError::not_found("no such route")),
-        }
-    })
-    .await
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented()
+        .api_route(
+            "/v1/account",
+            get_with(account, |op| {
+                http::errors(op.summary(
+                    "Wallets, balances, approved destinations (live Dfns policy), limits, pending requests",
+                ), &[404])
+            }),
+        )
+        .api_route(
+            "/v1/activity",
+            get_with(activity_page, |op| {
+                http::errors(op.summary(
+                    "Transfers, deposits and governance events, newest first (JSON or CSV)",
+                ), &[404])
+            }),
+        )
+        .api_route(
+            "/v1/audit",
+            get_with(audit, |op| {
+                http::errors(op.summary("The caller's hash-chained audit trail with its verification"), &[404])
+            }),
+        )
+        .api_route(
+            "/v1/notifications",
+            get_with(notifications, |op| {
+                http::errors(op.summary("The caller's notifications, newest first"), &[404])
+            }),
+        )
 }
 
-async fn activity_route(
-    app: &platform::App,
-    client: &domain::ClientId,
-    query: &Query,
-) -> Result<Response<Body>, ApiError> {
-    let cursor = query
-        .get("cursor")
-        .map(|c| activity::Cursor::decode(c).map_err(|_| ApiError::bad_request("invalid cursor")))
-        .transpose()?;
-    let csv = match query.get("format") {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(ApiError::bad_request("format must be json or csv")),
-    };
-    let rows = reporting::activity_rows(app, client)
+/// `GET /v1/account`.
+pub async fn account(
+    State(app): State<App>,
+    Client(client): Client,
+) -> Result<Json<AccountView>, ApiError> {
+    let view = reporting::account(&app, &client)
         .await
-        .map_err(ReportingError::log)?;
-    if !csv {
-        let page = activity::page(&rows, cursor.as_ref(), query.limit()?);
-        return Ok(http::json_response(StatusCode::OK, &page));
+        .map_err(reporting::ReportingError::log)?;
+    Ok(Json(view))
+}
+
+/// `GET /v1/activity`: a page of JSON, or CSV (everything unless `limit` or `cursor` pages it).
+pub async fn activity_page(
+    State(app): State<App>,
+    Client(client): Client,
+    Query(query): Query<ActivityQuery>,
+) -> Result<Activity, ApiError> {
+    let rows = reporting::activity_rows(&app, &client)
+        .await
+        .map_err(reporting::ReportingError::log)?;
+    let limit = PageLimit::get(query.limit);
+    if query.format.unwrap_or_default() == Format::Json {
+        return Ok(Activity::Page(activity::page(
+            &rows,
+            query.cursor.as_ref(),
+            limit,
+        )));
     }
-    // An export is everything unless the caller pages it explicitly.
-    let page = if query.get("limit").is_some() || cursor.is_some() {
-        activity::page(&rows, cursor.as_ref(), query.limit()?)
+    let page = if query.limit.is_some() || query.cursor.is_some() {
+        activity::page(&rows, query.cursor.as_ref(), limit)
     } else {
         activity::ActivityPage {
             items: rows,
@@ -109,23 +99,103 @@ async fn activity_route(
         tracing::error!(error = %e, "CSV export failed");
         ApiError::internal()
     })?;
-    let mut response = Response::new(Body::Text(text));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"activity.csv\""),
-    );
-    if let Some(next) = page
-        .next_cursor
-        .and_then(|c| HeaderValue::from_str(&c).ok())
-    {
-        headers.insert(NEXT_CURSOR_HEADER, next);
+    Ok(Activity::Csv {
+        text,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// `GET /v1/activity`'s answer: a JSON page or a CSV export.
+pub enum Activity {
+    Page(activity::ActivityPage),
+    Csv {
+        text: String,
+        next_cursor: Option<String>,
+    },
+}
+
+impl IntoResponse for Activity {
+    fn into_response(self) -> Response {
+        match self {
+            Activity::Page(page) => Json(page).into_response(),
+            Activity::Csv { text, next_cursor } => {
+                let mut response = text.into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/csv; charset=utf-8"),
+                );
+                headers.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"activity.csv\""),
+                );
+                if let Some(next) = next_cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    headers.insert(NEXT_CURSOR_HEADER, next);
+                }
+                response
+            }
+        }
     }
-    Ok(response)
+}
+
+impl aide::OperationOutput for Activity {
+    type Inner = activity::ActivityPage;
+
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
+        let mut response = Json::<activity::ActivityPage>::operation_response(ctx, operation)?;
+        response.description = "a page of activity (JSON), or the CSV export".to_owned();
+        response.content.insert(
+            "text/csv; charset=utf-8".to_owned(),
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema: schemars::json_schema!({ "type": "string" }),
+                    example: None,
+                    external_docs: None,
+                }),
+                ..Default::default()
+            },
+        );
+        Some(response)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        Self::operation_response(ctx, operation)
+            .map(|r| vec![(Some(DocStatus::Code(200)), r)])
+            .unwrap_or_default()
+    }
+}
+
+/// `GET /v1/audit`.
+pub async fn audit(
+    State(app): State<App>,
+    Client(client): Client,
+    Query(query): Query<PageQuery<AuditCursor>>,
+) -> Result<Json<AuditTrailPage>, ApiError> {
+    let after = query.cursor.map(|c| c.0);
+    let page = reporting::audit_trail(&app, &client, after, PageLimit::get(query.limit))
+        .await
+        .map_err(reporting::ReportingError::log)?;
+    Ok(Json(page))
+}
+
+/// `GET /v1/notifications`.
+pub async fn notifications(
+    State(app): State<App>,
+    Client(client): Client,
+    Query(query): Query<PageQuery<NotificationCursor>>,
+) -> Result<Json<NotificationsPage>, ApiError> {
+    let page = reporting::notifications(
+        &app,
+        &client,
+        query.cursor.as_ref(),
+        PageLimit::get(query.limit),
+    )
+    .await
+    .map_err(reporting::ReportingError::log)?;
+    Ok(Json(page))
 }
 
 /// The rows as RFC 4180 CSV: a header row, CRLF line ends, fields quoted when they hold a comma,
@@ -143,51 +213,10 @@ pub fn to_csv(rows: &[activity::ActivityItem]) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The query string, from API Gateway's parsed parameters or, failing those, the URI.
-struct Query(HashMap<String, String>);
-
-impl Query {
-    fn of(req: &Request) -> Self {
-        let mut params = HashMap::new();
-        if let Some(map) = req.query_string_parameters_ref() {
-            for (name, _) in map.iter() {
-                if let Some(value) = map.first(name) {
-                    params.insert(name.to_owned(), value.to_owned());
-                }
-            }
-        }
-        if params.is_empty() {
-            if let Some(raw) = req.uri().query() {
-                for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-                    params
-                        .entry(name.into_owned())
-                        .or_insert_with(|| value.into_owned());
-                }
-            }
-        }
-        Self(params)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// `limit`: 1..=MAX_PAGE_SIZE, default DEFAULT_PAGE_SIZE.
-    fn limit(&self) -> Result<usize, ApiError> {
-        match self.get("limit") {
-            None => Ok(reporting::DEFAULT_PAGE_SIZE),
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=reporting::MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "limit must be a whole number from 1 to {}",
-                        reporting::MAX_PAGE_SIZE
-                    ))
-                }),
-        }
-    }
+/// The routes as the Lambda runtime calls them.
+#[cfg(test)]
+async fn handle(app: &App, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    http::call(router(), app, req).await
 }
 
 #[cfg(test)]

@@ -1,36 +1,57 @@
-//! `signup`: `POST /v1/accounts` opens (or resumes) the caller's managed account.
+//! `signup`: opens (or resumes) the caller's managed account.
 //!
-//! Answers 200 with the account when every wallet and policy exists, or 202 with the account as
-//! it stands when another call is still creating part of it (call again to see it finish). See
-//! [`platform::onboarding`] for how concurrent calls end with one wallet per network and one
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/accounts` | [`open_account`] |
+//!
+//! See [`platform::onboarding`] for how concurrent calls end with one wallet per network and one
 //! policy of each kind.
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
-use platform::http::{self, ApiError, Route};
-use platform::onboarding::{self, AccountStatus};
+use aide::axum::routing::post_with;
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::App;
+use platform::http::{self, ApiError, Client, Either, FunctionRouter, RequestId};
+use platform::onboarding::{self, AccountState, AccountStatus};
 
-pub const ROUTES: &[Route] = &[Route::new(Method::POST, "/v1/accounts")];
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented().api_route(
+        "/v1/accounts",
+        post_with(open_account, |op| {
+            op.summary("Open (or resume) the caller's managed account")
+                .response_with::<200, axum::Json<AccountState>, _>(|r| {
+                    r.description("every wallet and policy exists")
+                })
+                .response_with::<202, axum::Json<AccountState>, _>(|r| {
+                    r.description("another call is still creating part of it: call again")
+                })
+        }),
+    )
+}
 
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    http::serve(req, |req, request_id| async move {
-        if req.method() != Method::POST {
-            return Err(ApiError::method_not_allowed());
-        }
-        if http::match_path(ROUTES[0].path, req.uri().path()).is_none() {
-            return Err(ApiError::not_found("no such route"));
-        }
-        let client = http::client_principal(app, &req).await?;
-        let account = onboarding::open_account(app, &client, &request_id)
-            .await
-            .map_err(http::log_failure)?;
-        let status = match account.status {
-            AccountStatus::Open => StatusCode::OK,
-            AccountStatus::Opening => StatusCode::ACCEPTED,
-        };
-        Ok(http::json_response(status, &account))
+/// `POST /v1/accounts`: 200 with the account when every wallet and policy exists, or 202 with the
+/// account as it stands when another call is still creating part of it.
+pub async fn open_account(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+) -> Result<Either<AccountState>, ApiError> {
+    let account = onboarding::open_account(&app, &client, &request_id).await?;
+    let status = match account.status {
+        AccountStatus::Open => StatusCode::OK,
+        AccountStatus::Opening => StatusCode::ACCEPTED,
+    };
+    Ok(Either {
+        status,
+        body: account,
     })
-    .await
+}
+
+/// The routes as the Lambda runtime calls them.
+#[cfg(test)]
+async fn handle(app: &App, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+    http::call(router(), app, req).await
 }
 
 // Tests of the crate as its callers use it, against the stand-ins and the Dfns emulator.

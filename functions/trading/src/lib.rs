@@ -1,95 +1,107 @@
-//! `trading`: a client's trading authorizations (flow 4).
+//! `trading`: a client's trading authorizations (docs/design.md, flow 4).
 //!
-//! - `POST /v1/trading-authorizations` `{exchange}` → 201 with the new authorization (its
-//!   deposit address goes through the destination flow; `status` is `Pending` until compliance
-//!   approves it, then `Active`), or 200 with the client's live one for that exchange;
-//! - `GET /v1/trading-authorizations` → `{"items": [...]}`, newest first;
-//! - `DELETE /v1/trading-authorizations/{id}` → 200 with the revoked authorization (no new order
-//!   is sent from now on; removal of the deposit address is requested). Repeatable. 404 when it
-//!   is not the caller's.
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/trading-authorizations` | [`authorize`] |
+//! | `GET /v1/trading-authorizations` | [`list_authorizations`] |
+//! | `DELETE /v1/trading-authorizations/{id}` | [`revoke_authorization`] |
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
-use platform::http::{self, ApiError, Route};
-use platform::trading::authorizations;
+use aide::axum::routing::{delete_with, post_with};
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::App;
+use platform::http::{
+    self, ApiError, Client, Either, FunctionRouter, Items, Json, Path, RequestId,
+};
+use platform::trading::authorizations::{self, AuthorizationView};
 use serde::Deserialize;
 
-pub const ROUTES: &[Route] = &[
-    Route::new(Method::POST, "/v1/trading-authorizations"),
-    Route::new(Method::GET, "/v1/trading-authorizations"),
-    Route::new(Method::DELETE, "/v1/trading-authorizations/{id}"),
-];
+/// This function's routes.
+pub fn router() -> FunctionRouter {
+    http::documented()
+        .api_route(
+            "/v1/trading-authorizations",
+            post_with(authorize, |op| {
+                http::errors(
+                    op.summary(
+                        "Authorize trading through an exchange (its deposit address goes through the destination flow)",
+                    )
+                    .response_with::<201, axum::Json<AuthorizationView>, _>(|r| {
+                        r.description("a new authorization, Pending until compliance approves its address")
+                    })
+                    .response_with::<200, axum::Json<AuthorizationView>, _>(|r| {
+                        r.description("the client's live authorization for that exchange")
+                    }),
+                    &[409],
+                )
+            })
+            .get_with(list_authorizations, |op| {
+                op.summary("The caller's trading authorizations, newest first")
+            }),
+        )
+        .api_route(
+            "/v1/trading-authorizations/{id}",
+            delete_with(revoke_authorization, |op| {
+                op.summary(
+                    "Revoke an authorization: no new order is sent; removal of the deposit address is requested (repeatable)",
+                )
+            }),
+        )
+}
 
-/// `POST /v1/trading-authorizations` body (public so the OpenAPI document derives its schema).
+/// `POST /v1/trading-authorizations` body.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     /// Exchange name, as the registry names it.
+    #[schemars(schema_with = "platform::request_schema::exchange")]
     pub exchange: String,
 }
 
-pub async fn handle(app: &platform::App, req: Request) -> Response<Body> {
-    // Boxed: the route futures are large (several Dfns and DynamoDB calls joined) and would
-    // otherwise live on the caller's stack.
-    Box::pin(http::serve(req, |req, request_id| async move {
-        let path = req.uri().path().to_owned();
-        let collection = http::match_path(ROUTES[0].path, &path).is_some();
-        let item = http::match_path(ROUTES[2].path, &path);
-        if !collection && item.is_none() {
-            return Err(ApiError::not_found("no such route"));
-        }
-        let allowed = matches!(
-            (collection, req.method()),
-            (true, &Method::POST | &Method::GET) | (false, &Method::DELETE)
-        );
-        if !allowed {
-            return Err(ApiError::method_not_allowed());
-        }
-        let client = http::client_principal(app, &req).await?;
-        let config = platform::trading::config().map_err(http::log_failure)?;
-        match *req.method() {
-            Method::POST => {
-                let body: AuthorizeBody = http::json_body(&req)?;
-                let (view, created) = authorizations::authorize(
-                    app,
-                    config,
-                    &client,
-                    body.exchange.trim(),
-                    &request_id,
-                )
-                .await
-                .map_err(http::log_failure)?;
-                let status = if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                Ok(http::json_response(status, &view))
-            }
-            Method::GET => {
-                let items = authorizations::list(app, &client)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "items": items }),
-                ))
-            }
-            _ => {
-                // A malformed id cannot name anyone's authorization: 404 like an unknown one.
-                let id = http::path_param(&req, "id")
-                    .or_else(|| {
-                        item.and_then(|params| params.into_iter().find(|(k, _)| k == "id"))
-                            .map(|(_, v)| v)
-                    })
-                    .and_then(|raw| ulid::Ulid::from_string(&raw).ok())
-                    .ok_or_else(|| ApiError::not_found("no such trading authorization"))?;
-                let revoked = authorizations::revoke(app, &client, &id, &request_id)
-                    .await
-                    .map_err(http::log_failure)?;
-                Ok(http::json_response(StatusCode::OK, &revoked))
-            }
-        }
-    }))
-    .await
+/// `POST /v1/trading-authorizations` `{exchange}` → 201 with the new authorization (`Pending`
+/// until compliance approves its deposit address, then `Active`), or 200 with the client's live
+/// one for that exchange.
+pub async fn authorize(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+    Json(body): Json<AuthorizeBody>,
+) -> Result<Either<AuthorizationView>, ApiError> {
+    let config = platform::trading::config()?;
+    let (view, created) =
+        authorizations::authorize(&app, config, &client, &body.exchange, &request_id).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(Either { status, body: view })
+}
+
+/// `GET /v1/trading-authorizations` → `{"items": [...]}`, newest first.
+pub async fn list_authorizations(
+    State(app): State<App>,
+    Client(client): Client,
+) -> Result<Json<Items<AuthorizationView>>, ApiError> {
+    let items = authorizations::list(&app, &client).await?;
+    Ok(Json(Items { items }))
+}
+
+/// The `{id}` of a trading authorization.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct AuthorizationPath {
+    /// The authorization's id.
+    pub id: platform::trading::AuthorizationId,
+}
+
+/// `DELETE /v1/trading-authorizations/{id}` → 200 with the revoked authorization; 404 when it is
+/// not the caller's.
+pub async fn revoke_authorization(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+    Path(AuthorizationPath { id }): Path<AuthorizationPath>,
+) -> Result<Json<AuthorizationView>, ApiError> {
+    let revoked = authorizations::revoke(&app, &client, &id.0, &request_id).await?;
+    Ok(Json(revoked))
 }

@@ -1,6 +1,6 @@
 //! Checks of `template.yaml` that `cfn-lint` does not make (it stops reporting undefined `!Ref` /
 //! `${…}` once the template has an `AWS::Serverless::HttpApi`), and the cross-check of the
-//! template's HTTP routes against the handlers' `ROUTES`. Pure functions over the parsed YAML, so
+//! template's HTTP routes against the handlers' routers. Pure functions over the parsed YAML, so
 //! each check is unit tested on small inline templates; `tests/template.rs` runs them on the real
 //! `template.yaml` (part of `cargo xtask test`).
 
@@ -393,7 +393,7 @@ pub fn sub_variables(text: &str) -> Vec<String> {
     names
 }
 
-/// Compares the template's routes with the handlers' (`binary` → its `ROUTES`). Every route in
+/// Compares the template's routes with the handlers' (`binary` → the routes its router serves). Every route in
 /// the template must be handled by the binary it is sent to, and every handled route routed.
 pub fn compare_routes(
     template: &[TemplateRoute],

@@ -1,45 +1,67 @@
 //! The functions the stack serves and the scheduled functions it ticks. A new function crate is
-//! one line here (and its routes then appear in the gateway and in `/openapi.json`).
+//! one entry here (and its routes then appear in the stack and in `/openapi.json`).
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use platform::http::FunctionRouter;
 
-use crate::gateway::Function;
+/// One HTTP function: its name (the Lambda's) and its router.
+#[derive(Clone, Copy)]
+pub struct Function {
+    pub name: &'static str,
+    pub router: fn() -> FunctionRouter,
+}
 
-/// Every HTTP function, with its `ROUTES` and `handle`.
+/// Every HTTP function, with the `router` its Lambda `main` serves.
 pub const FUNCTIONS: &[Function] = &[
     Function {
         name: "signup",
-        routes: signup::ROUTES,
-        handler: |app, req| Box::pin(async move { signup::handle(&app, req).await }),
+        router: signup::router,
     },
     Function {
         name: "destinations",
-        routes: destinations::ROUTES,
-        handler: |app, req| Box::pin(async move { destinations::handle(&app, req).await }),
+        router: destinations::router,
     },
     Function {
         name: "reporting",
-        routes: reporting::ROUTES,
-        handler: |app, req| Box::pin(async move { reporting::handle(&app, req).await }),
+        router: reporting::router,
     },
     Function {
         name: "trading",
-        routes: trading::ROUTES,
-        handler: |app, req| Box::pin(async move { trading::handle(&app, req).await }),
+        router: trading::router,
     },
     Function {
         name: "operator",
-        routes: operator::ROUTES,
-        handler: |app, req| Box::pin(async move { operator::handle(&app, req).await }),
+        router: operator::router,
     },
     Function {
         name: "dfns-webhook",
-        routes: dfns_webhook::ROUTES,
-        handler: |app, req| Box::pin(async move { dfns_webhook::handle(&app, req).await }),
+        router: dfns_webhook::router,
     },
 ];
+
+/// Every function's routes in one router. axum refuses (panics on) a route served twice, so two
+/// functions claiming one route stop the stack at startup.
+pub fn merged() -> FunctionRouter {
+    FUNCTIONS
+        .iter()
+        .fold(platform::http::documented(), |all, function| {
+            all.merge((function.router)())
+        })
+}
+
+/// Every route with the function serving it.
+pub fn routes() -> Vec<(String, String, &'static str)> {
+    FUNCTIONS
+        .iter()
+        .flat_map(|function| {
+            platform::http::routes_of((function.router)())
+                .into_iter()
+                .map(|(method, path)| (method, path, function.name))
+        })
+        .collect()
+}
 
 /// A scheduled function: what an EventBridge schedule invokes.
 pub struct Job {

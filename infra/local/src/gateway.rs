@@ -1,116 +1,120 @@
-//! The API Gateway part: a route table built from every function's `ROUTES`, and the conversion of
-//! an HTTP request into the API Gateway HTTP API (payload v2.0) event the Lambda runtime would hand
-//! the function, converted into a `lambda_http::Request` by `lambda_http`'s own code.
+//! The API Gateway part: each request to a function's route becomes the API Gateway HTTP API
+//! (payload v2.0) event the Lambda runtime would hand the function, converted into a request by
+//! `lambda_http`'s own code, before the function's handler sees it ([`as_lambda_event`], a route
+//! layer on the merged routers: the route key comes from the route axum matched).
 
 use axum::body::Bytes;
+use axum::extract::{ConnectInfo, MatchedPath, Request as AxumRequest};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response as AxumResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures::future::BoxFuture;
+use lambda_http::Request;
 use lambda_http::http::{HeaderMap, Method, StatusCode, header};
 use lambda_http::request::LambdaRequest;
-use lambda_http::{Body, Request, Response};
-use platform::http::Route;
+use platform::http::{ApiError, RequestId};
 use serde_json::{Value, json};
 
-/// A function's handler, as its Lambda `main` calls it.
-pub type Handler = fn(platform::App, Request) -> BoxFuture<'static, Response<Body>>;
+/// Largest request body accepted (API Gateway HTTP API's payload limit is 10 MB).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
-/// One function: its name (the Lambda's), its routes and its handler.
-#[derive(Clone, Copy)]
-pub struct Function {
-    pub name: &'static str,
-    pub routes: &'static [Route],
-    pub handler: Handler,
-}
-
-/// Why the route table could not be built.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RouteTableError {
-    #[error("route `{method} {path}` is served by both `{first}` and `{second}`")]
-    Duplicate {
-        method: String,
-        path: String,
-        first: &'static str,
-        second: &'static str,
-    },
-    #[error("route template `{0}` must start with `/`")]
-    BadTemplate(String),
-}
-
-/// Every route of every function, checked for clashes.
-#[derive(Clone)]
-pub struct RouteTable {
-    entries: Vec<(Route, Function)>,
-}
-
-/// A request matched to its route.
+/// The route the request matched, as API Gateway names it.
 pub struct Matched {
-    pub route: Route,
-    pub function: Function,
+    /// `METHOD /template`.
+    pub route_key: String,
+    /// `{name}` → value, from the template.
     pub path_parameters: Vec<(String, String)>,
 }
 
-/// `{id}` and `{requestId}` in the same place are the same route to API Gateway.
-fn shape(template: &str) -> String {
-    template
-        .trim_end_matches('/')
-        .split('/')
-        .map(|segment| {
-            if segment.starts_with('{') && segment.ends_with('}') {
-                "{}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+impl Matched {
+    /// The match of `path` against `template` (`{name}` is one segment).
+    pub fn of(method: &Method, template: &str, path: &str) -> Self {
+        let path_parameters = template
+            .split('/')
+            .zip(path.split('/'))
+            .filter_map(|(t, p)| {
+                let name = t.strip_prefix('{')?.strip_suffix('}')?;
+                Some((name.to_owned(), p.to_owned()))
+            })
+            .collect();
+        Self {
+            route_key: format!("{method} {template}"),
+            path_parameters,
+        }
+    }
 }
 
-impl RouteTable {
-    pub fn new(functions: &[Function]) -> Result<Self, RouteTableError> {
-        let mut entries: Vec<(Route, Function)> = Vec::new();
-        for function in functions {
-            for route in function.routes {
-                if !route.path.starts_with('/') {
-                    return Err(RouteTableError::BadTemplate(route.path.to_owned()));
-                }
-                if let Some((_, first)) = entries
-                    .iter()
-                    .find(|(r, _)| r.method == route.method && shape(r.path) == shape(route.path))
-                {
-                    return Err(RouteTableError::Duplicate {
-                        method: route.method.to_string(),
-                        path: route.path.to_owned(),
-                        first: first.name,
-                        second: function.name,
-                    });
-                }
-                entries.push((route.clone(), *function));
-            }
+/// The route layer: the request as the function's Lambda would receive it. Runs each invocation
+/// in its own task, so a panicking handler answers like a crashed Lambda behind API Gateway (500)
+/// instead of dropping the connection.
+pub async fn as_lambda_event(req: AxumRequest, next: Next) -> AxumResponse {
+    let (parts, body) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_else(new_request_id);
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large",
+            )
+            .into_response();
         }
-        Ok(Self { entries })
-    }
-
-    /// Every route with the function serving it, in declaration order.
-    pub fn routes(&self) -> impl Iterator<Item = (&Route, &'static str)> {
-        self.entries.iter().map(|(route, f)| (route, f.name))
-    }
-
-    /// The route serving `method path`. Like API Gateway, a literal segment beats a parameter
-    /// (the most specific template wins).
-    pub fn find(&self, method: &Method, path: &str) -> Option<Matched> {
-        self.entries
-            .iter()
-            .filter(|(route, _)| route.method == *method)
-            .filter_map(|(route, function)| {
-                platform::http::match_path(route.path, path).map(|params| (route, function, params))
-            })
-            .min_by_key(|(_, _, params)| params.len())
-            .map(|(route, function, params)| Matched {
-                route: route.clone(),
-                function: *function,
-                path_parameters: params,
-            })
+    };
+    let path = parts.uri.path().to_owned();
+    let template = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| path.clone());
+    let matched = Matched::of(&parts.method, &template, &path);
+    let source_ip = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let domain_name = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let incoming = Incoming {
+        method: &parts.method,
+        raw_path: &path,
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+        source_ip,
+        domain_name,
+        request_id,
+    };
+    let event = event_json(&incoming, &matched);
+    let request = match lambda_request(event) {
+        Ok(request) => request,
+        Err(error) => {
+            // API Gateway would never send such an event: our bug, not the caller's.
+            tracing::error!(%error, "could not build the Lambda event");
+            return ApiError::internal().into_response();
+        }
+    };
+    let (mut lambda_parts, lambda_body) = request.into_parts();
+    // The function sees the event's method, URI, headers and body, with what routing found.
+    lambda_parts.extensions.extend(parts.extensions);
+    let request = AxumRequest::from_parts(
+        lambda_parts,
+        axum::body::Body::from(lambda_body.as_ref().to_vec()),
+    );
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "handler crashed");
+            ApiError::internal().into_response()
+        }
     }
 }
 
@@ -154,7 +158,7 @@ fn is_text(headers: &HeaderMap) -> bool {
 /// `queryStringParameters` with repeated keys comma-joined, `pathParameters` from the template,
 /// the body as text or base64.
 pub fn event_json(incoming: &Incoming<'_>, matched: &Matched) -> Value {
-    let route_key = format!("{} {}", matched.route.method, matched.route.path);
+    let route_key = matched.route_key.clone();
     let mut headers: serde_json::Map<String, Value> = serde_json::Map::new();
     let mut cookies: Vec<String> = Vec::new();
     for name in incoming.headers.keys() {
@@ -265,33 +269,6 @@ pub fn lambda_request(event: Value) -> Result<Request, serde_json::Error> {
     Ok(Request::from(LambdaRequest::ApiGatewayV2(typed)))
 }
 
-/// What API Gateway sends back for a handler's response: status, headers, cookies as
-/// `set-cookie`, and the body (a binary body is base64 on the wire between Lambda and the
-/// gateway, and decoded by the gateway, so the client sees the same bytes).
-pub fn http_response(response: Response<Body>) -> axum::response::Response {
-    let (parts, body) = response.into_parts();
-    let bytes: Vec<u8> = match body {
-        Body::Empty => Vec::new(),
-        Body::Text(text) => text.into_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => Vec::new(),
-    };
-    let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = parts.headers;
-    out
-}
-
-/// A response in the platform's error shape.
-pub fn error_response(
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    request_id: &str,
-) -> axum::response::Response {
-    http_response(platform::http::ApiError::new(status, code, message).into_response(request_id))
-}
-
 /// `application/x-www-form-urlencoded` pairs, as API Gateway decodes the query string.
 fn form_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
@@ -347,63 +324,9 @@ mod tests {
 
     use super::*;
 
-    fn echo(_: platform::App, _: Request) -> BoxFuture<'static, Response<Body>> {
-        Box::pin(async { Response::new(Body::Empty) })
-    }
-
-    const A: &[Route] = &[
-        Route::new(Method::GET, "/v1/things"),
-        Route::new(Method::DELETE, "/v1/things/{id}"),
-        Route::new(Method::GET, "/v1/things/special"),
-    ];
-    const B: &[Route] = &[Route::new(Method::DELETE, "/v1/things/{thingId}")];
-
-    fn function(name: &'static str, routes: &'static [Route]) -> Function {
-        Function {
-            name,
-            routes,
-            handler: echo,
-        }
-    }
-
-    #[test]
-    fn a_route_served_by_two_functions_is_refused() {
-        let error = RouteTable::new(&[function("a", A), function("b", B)])
-            .err()
-            .expect("clash");
-        assert_eq!(
-            error,
-            RouteTableError::Duplicate {
-                method: "DELETE".into(),
-                path: "/v1/things/{thingId}".into(),
-                first: "a",
-                second: "b"
-            }
-        );
-    }
-
-    #[test]
-    fn routes_match_by_method_and_template_most_specific_first() {
-        let table = RouteTable::new(&[function("a", A)]).unwrap();
-        let matched = table.find(&Method::DELETE, "/v1/things/t-1").unwrap();
-        assert_eq!(matched.route.path, "/v1/things/{id}");
-        assert_eq!(matched.path_parameters, vec![("id".into(), "t-1".into())]);
-        assert_eq!(
-            table
-                .find(&Method::GET, "/v1/things/special")
-                .unwrap()
-                .route
-                .path,
-            "/v1/things/special"
-        );
-        assert!(table.find(&Method::POST, "/v1/things").is_none());
-        assert!(table.find(&Method::GET, "/v1/nothing").is_none());
-    }
-
     #[test]
     fn the_handler_sees_what_api_gateway_would_send() {
-        let table = RouteTable::new(&[function("a", A)]).unwrap();
-        let matched = table.find(&Method::DELETE, "/v1/things/t%201").unwrap();
+        let matched = Matched::of(&Method::DELETE, "/v1/things/{id}", "/v1/things/t%201");
         let mut headers = HeaderMap::new();
         headers.insert("X-Custom", "one".parse().unwrap());
         headers.append("x-custom", "two".parse().unwrap());
@@ -452,13 +375,11 @@ mod tests {
             }
             other => panic!("not an API Gateway v2 context: {other:?}"),
         }
-        assert_eq!(platform::http::request_id(&request), "req-42");
     }
 
     #[test]
     fn a_json_body_arrives_as_the_same_text() {
-        let table = RouteTable::new(&[function("a", A)]).unwrap();
-        let matched = table.find(&Method::GET, "/v1/things").unwrap();
+        let matched = Matched::of(&Method::GET, "/v1/things", "/v1/things");
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let body = Bytes::from_static(br#"{"a": "\u00e9 1"}"#);

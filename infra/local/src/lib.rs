@@ -39,16 +39,11 @@ use std::time::Duration;
 use anyhow::Context;
 use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::routing::get;
 use platform::settings::PlatformSettings;
 use platform::{App, AppParts, SecretSource};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
-
-use crate::gateway::{Incoming, RouteTable};
 
 /// Default audience of the stack's tokens.
 pub const DEFAULT_AUDIENCE: &str = "platform-api";
@@ -152,7 +147,7 @@ pub struct RunningStack {
     /// The one `App` every function shares (as one warm container per function would).
     pub app: App,
     pub info: StackInfo,
-    routes: RouteTable,
+    routes: Vec<(String, String, &'static str)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
@@ -188,10 +183,7 @@ impl RunningStack {
 
     /// Every route with the function serving it.
     pub fn routes(&self) -> Vec<(String, String, &'static str)> {
-        self.routes
-            .routes()
-            .map(|(r, f)| (r.method.to_string(), r.path.to_owned(), f))
-            .collect()
+        self.routes.clone()
     }
 
     /// Runs one scheduled function now (as an EventBridge rule would) and returns its report.
@@ -226,11 +218,8 @@ impl Drop for RunningStack {
 
 #[derive(Clone)]
 struct Shared {
-    app: App,
-    routes: RouteTable,
     issuer: Arc<DevIssuer>,
     openapi: Arc<serde_json::Value>,
-    host: String,
 }
 
 /// Loads or creates the issuer key.
@@ -270,7 +259,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 
 /// Starts the stack on the current tokio runtime.
 pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
-    let routes = RouteTable::new(functions::FUNCTIONS).context("building the route table")?;
+    let routes = functions::routes();
     let listener = match config.listen {
         Listen::Addr(addr) => tokio::net::TcpListener::bind(addr)
             .await
@@ -310,12 +299,15 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
             IssuerKey::Generate(_) => None,
         },
     };
+    let (functions_router, mut document) = platform::http::document(functions::merged());
+    openapi::serve_at(&mut document, &base_url);
+    let functions_router = platform::http::with_outer_layer(
+        functions_router.route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
+    )
+    .with_state(app.clone());
     let shared = Shared {
-        app: app.clone(),
-        routes: routes.clone(),
         issuer: issuer.clone(),
-        openapi: Arc::new(openapi::document(&routes, &base_url)),
-        host: reachable.to_string(),
+        openapi: Arc::new(serde_json::to_value(&document)?),
     };
     let router = Router::new()
         .route(
@@ -330,8 +322,8 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
             "/openapi.json",
             get(|State(s): State<Shared>| async move { axum::Json((*s.openapi).clone()) }),
         )
-        .fallback(gateway_route)
-        .with_state(shared);
+        .with_state(shared)
+        .merge(functions_router);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -349,7 +341,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
     let scheduler = config
         .tick_every
         .map(|every| tokio::spawn(functions::run_schedule(app.clone(), every)));
-    tracing::info!(%base_url, routes = routes.routes().count(), "local stack listening");
+    tracing::info!(%base_url, routes = routes.len(), "local stack listening");
     Ok(RunningStack {
         base_url,
         issuer,
@@ -360,84 +352,4 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
         server,
         scheduler,
     })
-}
-
-/// Largest request body accepted (API Gateway HTTP API's payload limit is 10 MB).
-const MAX_BODY: usize = 10 * 1024 * 1024;
-
-async fn gateway_route(
-    State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let request_id = gateway::new_request_id();
-    let path = uri.path().to_owned();
-    let Some(matched) = shared.routes.find(&method, &path) else {
-        return gateway::error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {method} {path}"),
-            &request_id,
-        );
-    };
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => {
-            return gateway::error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body too large".into(),
-                &request_id,
-            );
-        }
-    };
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(&shared.host)
-        .to_owned();
-    let incoming = Incoming {
-        method: &method,
-        raw_path: &path,
-        raw_query: uri.query(),
-        headers: &headers,
-        body: &body,
-        source_ip: peer.ip().to_string(),
-        domain_name: host,
-        request_id: request_id.clone(),
-    };
-    let event = gateway::event_json(&incoming, &matched);
-    let request = match gateway::lambda_request(event) {
-        Ok(request) => request,
-        Err(error) => {
-            // API Gateway would never send such an event: our bug, not the caller's.
-            tracing::error!(%error, "could not build the Lambda event");
-            return gateway::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".into(),
-                &request_id,
-            );
-        }
-    };
-    let span = tracing::info_span!("lambda", function = matched.function.name);
-    // Its own task, so a panicking handler answers like a crashed Lambda behind API Gateway
-    // (500) instead of dropping the connection.
-    let invocation =
-        tokio::spawn((matched.function.handler)(shared.app.clone(), request).instrument(span));
-    match invocation.await {
-        Ok(response) => gateway::http_response(response).into_response(),
-        Err(error) => {
-            tracing::error!(function = matched.function.name, %error, "handler crashed");
-            gateway::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".into(),
-                &request_id,
-            )
-        }
-    }
 }

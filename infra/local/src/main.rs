@@ -25,12 +25,19 @@ struct Args {
     /// Seconds between runs of the scheduled functions (0: never).
     #[arg(long, default_value_t = 10)]
     tick_seconds: u64,
+    /// Write the OpenAPI document to this file and exit (what `cargo xtask openapi` runs).
+    #[arg(long)]
+    write_openapi: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     platform::http::init_tracing();
     let args = Args::parse();
+    if let Some(path) = &args.write_openapi {
+        std::fs::write(path, local_stack::openapi::document_text())?;
+        return Ok(());
+    }
     let mut config = Config::from_env(
         Listen::Addr(args.listen),
         IssuerKey::File(args.issuer_key.clone()),

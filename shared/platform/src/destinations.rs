@@ -42,9 +42,13 @@ const MAX_SUBMISSIONS_PER_CALL: usize = 50;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationInput {
+    #[schemars(schema_with = "crate::request_schema::offered_network")]
     pub network: String,
+    #[schemars(schema_with = "crate::request_schema::evm_address")]
     pub address: String,
+    #[schemars(schema_with = "crate::request_schema::label")]
     pub label: String,
+    #[schemars(schema_with = "crate::request_schema::destination_action")]
     pub action: String,
 }
 
@@ -59,17 +63,18 @@ pub struct ValidDestination {
 /// Validates and normalises a request against the configured networks. Every refusal is a
 /// [`PlatformError::BadRequest`] saying what is wrong.
 pub fn validate(networks: &[Network], input: &DestinationInput) -> Result<ValidDestination> {
-    let network = Network::parse(input.network.trim())
-        .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
+    let network =
+        Network::parse(&input.network).map_err(|e| PlatformError::BadRequest(e.to_string()))?;
     if !networks.contains(&network) {
         return Err(PlatformError::BadRequest(format!(
             "network `{network}` is not offered by this platform"
         )));
     }
-    let destination = NetworkAddress::parse(network, input.address.trim())
+    let destination = NetworkAddress::parse(network, &input.address)
         .map_err(|e| PlatformError::BadRequest(format!("invalid address: {e}")))?;
+    // Length before trimming: the document's `maxLength` counts what was sent.
     let label = input.label.trim();
-    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
+    if label.is_empty() || input.label.chars().count() > MAX_LABEL_CHARS {
         return Err(PlatformError::BadRequest(format!(
             "label must be 1 to {MAX_LABEL_CHARS} characters"
         )));

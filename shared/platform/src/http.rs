@@ -1,35 +1,46 @@
-//! The HTTP glue every function shares: routes, request ids, the caller's identity, JSON bodies,
-//! the one error shape, and a span per request.
+//! The HTTP surface every function shares: the extractors that parse and authorize a request once
+//! ([`Client`], [`Operator`], [`Json`], [`Query`], [`Path`], [`RequestIdentity`]), the one error
+//! shape, and the outer layer ([`service`]) that gives each request its id, span and log line and
+//! answers unknown paths (404) and wrong methods (405 with `Allow`) in that shape.
 //!
-//! Every error answers `{"error":{"code","message","requestId"}}` with design.md's statuses:
-//! 400 bad input (nothing changed), 401 no or bad token, 403 wrong role, 404 not found or not
-//! yours, 409 conflict, 429 / 503 upstream throttled or down (retryable), 500 with no internals.
+//! Each HTTP function builds an [`aide`] `ApiRouter<App>` from named async handlers; its Lambda
+//! `main` runs [`service`] of it with `lambda_http`, the local stack merges the routers, and the
+//! OpenAPI document is generated from the same routers (handlers' extractors and return types).
+//!
+//! Every error answers `{"error":{"code","message","requestId"}}` with the statuses of
+//! docs/design.md ("Errors"): 400 bad input (nothing changed), 401 no or bad token, 403 wrong role,
+//! 404 not found or not yours, 405 wrong method, 409 conflict, 415 not JSON, 429 / 503 upstream
+//! throttled or down (retryable), 500 with no internals.
 
 use std::collections::HashMap;
-use std::future::Future;
 
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use aide::OperationInput;
+use aide::OperationOutput;
+use aide::axum::ApiRouter;
+use aide::generate::GenContext;
+use aide::openapi::{
+    MediaType, Operation, Response as DocResponse, SchemaObject, StatusCode as DocStatus,
+};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request as AxumRequest};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::App;
 
-/// One route a function serves: method and path template (`/v1/destination-requests/{id}`), as
-/// API Gateway names it. The local stack routes with the same table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub method: Method,
-    pub path: &'static str,
-}
+/// A function's routes, documented: what each HTTP function's `router()` returns.
+pub type FunctionRouter = ApiRouter<App>;
 
-impl Route {
-    pub const fn new(method: Method, path: &'static str) -> Self {
-        Self { method, path }
-    }
-}
+/// The name of the bearer-token security scheme in the OpenAPI document.
+pub const BEARER_SCHEME: &str = "bearer";
 
 /// The error every route answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +86,13 @@ impl ApiError {
             "method not allowed on this route",
         )
     }
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON, sent with `Content-Type: application/json`",
+        )
+    }
     pub fn throttled() -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -97,21 +115,104 @@ impl ApiError {
         )
     }
 
-    /// The response, carrying the request id.
-    pub fn into_response(self, request_id: &str) -> Response<Body> {
-        let body = ErrorBody {
+    /// The body on the wire, carrying the request id.
+    pub fn body(&self, request_id: &str) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
-                message: self.message,
+                message: self.message.clone(),
                 request_id: request_id.to_owned(),
             },
-        };
-        json_response(self.status, &body)
+        }
+    }
+
+    /// The complete response, for code outside a router (the local stack's own refusals).
+    pub fn into_response_with_id(self, request_id: &str) -> Response {
+        (self.status, axum::Json(self.body(request_id))).into_response()
     }
 }
 
-/// The one error shape on the wire: `{"error":{"code","message","requestId"}}`. A type (rather
-/// than a `json!`) so the OpenAPI document's schema is derived from what is actually sent.
+/// Inside a router an error leaves its handler without the request id; the outer layer
+/// ([`service`]) finds it in the response's extensions and writes the body with the id.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// What a handler's `ApiError` may be: documented per route by [`errors`]; the type itself adds
+/// the statuses any route can answer (an upstream throttling or down, our own failure).
+impl OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
+        axum::Json::<ErrorBody>::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[429, 500, 503])
+    }
+}
+
+/// The error responses with these statuses, each in the one error shape.
+fn error_responses(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    statuses: &[u16],
+) -> Vec<(Option<DocStatus>, DocResponse)> {
+    statuses
+        .iter()
+        .filter_map(|status| {
+            let mut response = ApiError::operation_response(ctx, operation)?;
+            response.description = error_description(*status).to_owned();
+            Some((Some(DocStatus::Code(*status)), response))
+        })
+        .collect()
+}
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "bad input; nothing was changed",
+        401 => "no bearer token, or one that is not valid",
+        403 => "the token's role may not use this route",
+        404 => "not found, or not the caller's",
+        409 => "the resource is not in a state that allows this",
+        415 => "the body is not declared as JSON",
+        429 => "an upstream service is throttling; retry later",
+        500 => "internal error",
+        503 => "an upstream service is unavailable; retry later",
+        _ => "error",
+    }
+}
+
+/// Documents the route-specific error statuses of a handler (beyond those its extractors and
+/// [`ApiError`] already document): `post_with(h, |op| errors(op, &[404, 409]))`.
+pub fn errors<'t>(
+    mut op: aide::transform::TransformOperation<'t>,
+    statuses: &[u16],
+) -> aide::transform::TransformOperation<'t> {
+    aide::generate::in_context(|ctx| {
+        let operation = op.inner_mut();
+        let responses = error_responses(ctx, operation, statuses);
+        let documented = operation.responses.get_or_insert_with(Default::default);
+        for (status, response) in responses {
+            if let Some(status) = status {
+                documented
+                    .responses
+                    .entry(status)
+                    .or_insert(aide::openapi::ReferenceOr::Item(response));
+            }
+        }
+    });
+    op
+}
+
+/// The one error shape on the wire: `{"error":{"code","message","requestId"}}`.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
@@ -145,108 +246,8 @@ impl From<auth::AuthError> for ApiError {
 
 impl From<crate::PlatformError> for ApiError {
     fn from(error: crate::PlatformError) -> Self {
-        error.to_api_error()
+        log_failure(error)
     }
-}
-
-/// A JSON response.
-pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// API Gateway's request id, else a fresh one (local runs, tests).
-pub fn request_id(req: &Request) -> String {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
-        _ => None,
-    }
-    .filter(|id| !id.is_empty())
-    .unwrap_or_else(|| ulid::Ulid::new().to_string())
-}
-
-/// Claims API Gateway's JWT authorizer verified, when there is one.
-pub fn gateway_claims(req: &Request) -> Option<&HashMap<String, String>> {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .map(|jwt| &jwt.claims),
-        _ => None,
-    }
-}
-
-/// The verified caller (401 / 503 when there is none).
-pub async fn principal(app: &App, req: &Request) -> Result<auth::Principal, ApiError> {
-    app.authenticator()
-        .authenticate(req.headers(), gateway_claims(req))
-        .await
-        .map_err(ApiError::from)
-}
-
-/// The verified caller as a client (a token whose subject is not a usable client id is refused
-/// with 401: we cannot tie it to an account).
-pub async fn client_principal(app: &App, req: &Request) -> Result<domain::ClientId, ApiError> {
-    let principal = principal(app, req).await?;
-    if principal.is_operator() {
-        return Err(ApiError::forbidden("this route is for clients"));
-    }
-    domain::ClientId::parse(&principal.subject).map_err(|_| ApiError::unauthorized())
-}
-
-/// Parses a JSON body (400 on a missing or malformed body, with serde's reason).
-pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes: &[u8] = req.body().as_ref();
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("a JSON body is required"));
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-/// A path parameter filled in by API Gateway (or the local stack) from the route template.
-pub fn path_param(req: &Request, name: &str) -> Option<String> {
-    req.path_parameters_ref()
-        .and_then(|params| params.first(name))
-        .map(str::to_owned)
-}
-
-/// Runs a handler inside a span carrying the request id, turns its error into the error shape,
-/// and logs the outcome (status and latency; never bodies or tokens).
-pub async fn serve<F, Fut>(req: Request, handler: F) -> Response<Body>
-where
-    F: FnOnce(Request, String) -> Fut,
-    Fut: Future<Output = Result<Response<Body>, ApiError>>,
-{
-    let request_id = request_id(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    async move {
-        let started = std::time::Instant::now();
-        let response = match handler(req, request_id.clone()).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(&request_id),
-        };
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            "request served"
-        );
-        response
-    }
-    .instrument(span)
-    .await
 }
 
 /// Logs a use-case failure at the right level and returns its public face.
@@ -258,6 +259,523 @@ pub fn log_failure(error: crate::PlatformError) -> ApiError {
         tracing::debug!(%error, "request refused");
     }
     api
+}
+
+/// The request's id: API Gateway's, else a fresh one (local runs without a gateway, tests). Set
+/// by the outer layer before any handler runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(parts: &Parts) -> Self {
+        if let Some(existing) = parts.extensions.get::<RequestId>() {
+            return existing.clone();
+        }
+        let from_gateway = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+            _ => None,
+        };
+        RequestId(
+            from_gateway
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| ulid::Ulid::new().to_string()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId::of(parts))
+    }
+}
+
+impl OperationInput for RequestId {}
+
+/// Claims API Gateway's JWT authorizer verified, when there is one.
+fn gateway_claims(parts: &Parts) -> Option<&HashMap<String, String>> {
+    match parts.extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| &jwt.claims),
+        _ => None,
+    }
+}
+
+/// The verified caller (401, or 503 when the issuer's keys cannot be had).
+async fn principal(parts: &Parts, app: &App) -> Result<auth::Principal, ApiError> {
+    app.authenticator()
+        .authenticate(&parts.headers, gateway_claims(parts))
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Documents a bearer-token route: the security requirement and its refusals.
+fn bearer_input(ctx: &mut GenContext, operation: &mut Operation) {
+    let _ = ctx;
+    let requirement: aide::openapi::SecurityRequirement = [(BEARER_SCHEME.to_owned(), Vec::new())]
+        .into_iter()
+        .collect();
+    if !operation.security.contains(&requirement) {
+        operation.security.push(requirement);
+    }
+}
+
+/// The caller, a client: the verified token's subject as a client id. 401 without a valid token
+/// (or with one whose subject cannot be a client id), 403 for an operator's token.
+#[derive(Debug, Clone)]
+pub struct Client(pub domain::ClientId);
+
+impl FromRequestParts<App> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let principal = principal(parts, app).await?;
+        if principal.is_operator() {
+            return Err(ApiError::forbidden("this route is for clients"));
+        }
+        domain::ClientId::parse(&principal.subject)
+            .map(Client)
+            .map_err(|_| ApiError::unauthorized())
+    }
+}
+
+impl OperationInput for Client {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        bearer_input(ctx, operation);
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[401, 403])
+    }
+}
+
+/// The caller, a trading-desk operator (its token's subject). 401 without a valid token, 403 for
+/// a client's.
+#[derive(Debug, Clone)]
+pub struct Operator(pub String);
+
+impl FromRequestParts<App> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let principal = principal(parts, app).await?;
+        if !principal.is_operator() {
+            return Err(ApiError::forbidden("this route is for the trading desk"));
+        }
+        Ok(Operator(principal.subject))
+    }
+}
+
+impl OperationInput for Operator {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        bearer_input(ctx, operation);
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[401, 403])
+    }
+}
+
+/// A JSON body parsed as `T` (whose serde attributes refuse unknown fields): 415 unless declared
+/// `application/json`, 400 with serde's reason when it does not parse. As a response, JSON.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: AxumRequest, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(ApiError::unsupported_media_type())
+            }
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(format!(
+                "invalid JSON body: {}",
+                e.body_text()
+            ))),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!(
+                "invalid JSON body: {}",
+                e.body_text()
+            ))),
+            Err(other) => Err(ApiError::bad_request(format!(
+                "invalid JSON body: {}",
+                other.body_text()
+            ))),
+        }
+    }
+}
+
+/// The schema of what serde *accepts* as `T` (the deserialising contract: a field with a default
+/// or an `Option` is optional), inline. Requests are documented with it; responses with what
+/// serde *writes* (the generator [`documented`] sets up).
+fn accepted_schema<T: JsonSchema>() -> schemars::Schema {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .for_deserialize()
+        .into_generator();
+    let mut schema = generator.root_schema_for::<T>().to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    schema.try_into().unwrap_or_default()
+}
+
+/// Request bodies are documented as what serde accepts.
+impl<T: JsonSchema> OperationInput for Json<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = accepted_schema::<T>();
+        aide::operation::set_body(
+            ctx,
+            operation,
+            aide::openapi::RequestBody {
+                description: None,
+                content: [(
+                    "application/json".to_owned(),
+                    MediaType {
+                        schema: Some(SchemaObject {
+                            json_schema: schema,
+                            example: None,
+                            external_docs: None,
+                        }),
+                        ..Default::default()
+                    },
+                )]
+                .into_iter()
+                .collect(),
+                required: true,
+                extensions: Default::default(),
+            },
+        );
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[400, 415])
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Json<T> {
+    type Inner = T;
+
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
+        axum::Json::<T>::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        Self::operation_response(ctx, operation)
+            .map(|r| vec![(Some(DocStatus::Code(200)), r)])
+            .unwrap_or_default()
+    }
+}
+
+/// The query string parsed as `T` (bounds and formats checked by `T`'s own parsing): 400 with
+/// the reason when it does not parse.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Query<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let params = aide::operation::parameters_from_schema(
+            ctx,
+            accepted_schema::<T>(),
+            aide::operation::ParamLocation::Query,
+        );
+        aide::operation::add_parameters(ctx, operation, params);
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[400])
+    }
+}
+
+/// The path's parameters parsed as `T`. A parameter that does not parse (a malformed id) cannot
+/// name anyone's resource: 404, like an unknown one.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::not_found("no such resource"))
+            }
+            Err(other) => {
+                tracing::error!(error = %other.body_text(), "path parameters missing");
+                Err(ApiError::internal())
+            }
+        }
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Path<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let params = aide::operation::parameters_from_schema(
+            ctx,
+            accepted_schema::<T>(),
+            aide::operation::ParamLocation::Path,
+        );
+        aide::operation::add_parameters(ctx, operation, params);
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[404])
+    }
+}
+
+/// `201 Created` with a JSON body.
+#[derive(Debug, Clone)]
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, axum::Json(self.0)).into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Created<T> {
+    type Inner = T;
+
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
+        axum::Json::<T>::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        Self::operation_response(ctx, operation)
+            .map(|r| vec![(Some(DocStatus::Code(201)), r)])
+            .unwrap_or_default()
+    }
+}
+
+/// A JSON body answered with one of two success statuses: `200 OK` for what already existed,
+/// `201 Created` (or `202 Accepted`) for what this call started.
+#[derive(Debug, Clone)]
+pub struct Either<T> {
+    pub status: StatusCode,
+    pub body: T,
+}
+
+impl<T: Serialize> IntoResponse for Either<T> {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Either<T> {
+    type Inner = T;
+    fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
+        axum::Json::<T>::operation_response(ctx, operation)
+    }
+    // The statuses are the route's: documented by its transform.
+}
+
+/// `{"items": [...]}`, the shape of every unpaged list.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "{T}List")]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// The outer layer of every function: a request id (API Gateway's, else a fresh one) on the
+/// request and in a span, one log line per request (status, latency; never bodies or tokens), the
+/// error shape with the request id for every refusal, 404 for an unknown path and 405 with
+/// `Allow` for a method the path does not serve.
+pub fn service(router: FunctionRouter, app: App) -> axum::Router {
+    let router: axum::Router<App> = router.into();
+    with_outer_layer(router).with_state(app)
+}
+
+/// [`service`]'s layer on a router that is not documented (the local stack's merged one).
+pub fn with_outer_layer<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+) -> axum::Router<S> {
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(request_scope))
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+async fn request_scope(mut req: AxumRequest, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let request_id = RequestId::of(&parts);
+    parts.extensions.insert(request_id.clone());
+    req = AxumRequest::from_parts(parts, body);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.0,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let mut response = next.run(req).await;
+        if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+            let (parts, _) = response.into_parts();
+            let body = serde_json::to_vec(&error.body(&request_id.0)).unwrap_or_default();
+            response = Response::from_parts(parts, axum::body::Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request served"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// Calls `router` once with a `lambda_http` request, as the Lambda runtime does, and collects
+/// the response: for tests of a function's routes.
+pub async fn call(
+    router: FunctionRouter,
+    app: &App,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    use tower::ServiceExt;
+    let (parts, body) = req.into_parts();
+    let bytes = body.as_ref().to_vec();
+    let req = AxumRequest::from_parts(parts, axum::body::Body::from(bytes));
+    let response = match service(router, app.clone()).oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
+        Ok(text) => lambda_http::Body::Text(text),
+        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+    };
+    lambda_http::Response::from_parts(parts, body)
+}
+
+/// The OpenAPI document of these routers (merged; a path served twice is refused by axum).
+pub fn document(router: FunctionRouter) -> (axum::Router<App>, aide::openapi::OpenApi) {
+    let mut api = aide::openapi::OpenApi {
+        info: aide::openapi::Info {
+            title: "Managed accounts platform".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: Some(
+                "Clients' managed accounts on Dfns: accounts, destinations, reporting, trading \
+                 authorizations, the trading desk's orders, and the Dfns webhook."
+                    .to_owned(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let router = router.finish_api_with(&mut api, |api| {
+        api.security_scheme(
+            BEARER_SCHEME,
+            aide::openapi::SecurityScheme::Http {
+                scheme: "bearer".to_owned(),
+                bearer_format: Some("JWT".to_owned()),
+                description: Some(
+                    "an access token of the configured identity provider; its `sub` is the client id"
+                        .to_owned(),
+                ),
+                extensions: Default::default(),
+            },
+        )
+    });
+    (router, api)
+}
+
+/// Every `(METHOD, path template)` these routers serve, from their documentation (which aide
+/// builds from the same `api_route` calls that route).
+pub fn routes_of(router: FunctionRouter) -> Vec<(String, String)> {
+    let (_, api) = document(router);
+    let mut routes = Vec::new();
+    for (path, item) in api.paths.iter().flat_map(|p| p.paths.iter()) {
+        if let Some(item) = item.as_item() {
+            for (method, _) in item.iter() {
+                routes.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
+/// Sets up the documentation generator for this thread: JSON Schema 2020-12 (what OpenAPI 3.1
+/// uses), reusable schemas under `components/schemas`, responses documented as what serde writes.
+/// Each function's `router()` calls it first; it is cheap and idempotent.
+pub fn documented() -> FunctionRouter {
+    thread_local! {
+        static READY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !READY.with(|ready| ready.replace(true)) {
+        aide::generate::in_context(|ctx| {
+            ctx.schema = SchemaSettings::draft2020_12()
+                .with(|s| {
+                    s.definitions_path = "#/components/schemas/".into();
+                })
+                .for_serialize()
+                .into_generator();
+        });
+        aide::generate::infer_responses(true);
+        aide::generate::all_error_responses(false);
+    }
+    ApiRouter::new()
 }
 
 /// Tracing for a function: JSON lines in Lambda (CloudWatch), compact text elsewhere; level from
@@ -282,69 +800,15 @@ pub fn init_tracing() {
     let _ = result;
 }
 
-/// Matches a concrete path against a template (`{name}` matches one segment) and returns the
-/// captured parameters. Used by functions to dispatch between their routes.
-pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
-    let mut template_segments = template.trim_end_matches('/').split('/');
-    let mut path_segments = path.trim_end_matches('/').split('/');
-    let mut params = Vec::new();
-    loop {
-        match (template_segments.next(), path_segments.next()) {
-            (None, None) => return Some(params),
-            (Some(t), Some(p)) => {
-                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    if p.is_empty() {
-                        return None;
-                    }
-                    params.push((name.to_owned(), p.to_owned()));
-                } else if t != p {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn path_templates_match_one_segment_per_parameter() {
-        assert_eq!(
-            match_path(
-                "/v1/destination-requests/{id}",
-                "/v1/destination-requests/01AB"
-            ),
-            Some(vec![("id".to_owned(), "01AB".to_owned())])
-        );
-        assert_eq!(
-            match_path("/v1/destination-requests", "/v1/destination-requests/"),
-            Some(vec![])
-        );
-        assert_eq!(
-            match_path("/v1/destination-requests/{id}", "/v1/destination-requests"),
-            None
-        );
-        assert_eq!(
-            match_path(
-                "/v1/destination-requests/{id}",
-                "/v1/destination-requests/a/b"
-            ),
-            None
-        );
-        assert_eq!(match_path("/v1/accounts", "/v1/account"), None);
-    }
-
-    #[test]
     fn error_shape_carries_code_message_and_request_id() {
-        let response = ApiError::not_found("no such request").into_response("req-1");
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        let body = ApiError::not_found("no such request").body("req-1");
         assert_eq!(
-            body,
+            serde_json::to_value(body).unwrap(),
             serde_json::json!({"error": {"code": "not_found", "message": "no such request", "requestId": "req-1"}})
         );
     }

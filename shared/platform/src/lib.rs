@@ -16,7 +16,9 @@
 pub mod app;
 pub mod error;
 pub mod http;
+pub mod job;
 pub mod reporting;
+pub mod request_schema;
 pub mod settings;
 
 pub use app::{App, AppParts, SecretSource, StartupError};

@@ -82,6 +82,26 @@ pub struct Tier {
 }
 
 pub const PLATFORM_NETWORKS: &str = "PLATFORM_NETWORKS";
+
+/// The networks `PLATFORM_NETWORKS` names (the default when it names none or one that does not
+/// parse: the settings refuse such a value at startup anyway). For the OpenAPI document.
+pub fn offered_networks_from_env() -> Vec<Network> {
+    let mut networks = Vec::new();
+    for raw in std::env::var(PLATFORM_NETWORKS)
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Ok(network) = Network::parse(raw.trim())
+            && !networks.contains(&network)
+        {
+            networks.push(network);
+        }
+    }
+    if networks.is_empty() {
+        networks.push(Network::EthereumSepolia);
+    }
+    networks
+}
 pub const WHITELIST_ACTION: &str = "WHITELIST_ACTION";
 pub const LIMITS_ACTION: &str = "LIMITS_ACTION";
 pub const COMPLIANCE_APPROVERS: &str = "COMPLIANCE_APPROVERS";

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use deploy_checks::{RouteKey, Template, compare_routes};
-use platform::http::Route;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -17,24 +16,21 @@ fn template() -> Template {
     Template::parse(&text).expect("template.yaml parses")
 }
 
-/// Every HTTP function crate's `ROUTES`, by crate (= binary) name. A new HTTP function crate
-/// must be added here; `every_function_crate_is_deployed` notices one that is not.
+/// Every HTTP function crate's routes (from its router), by crate (= binary) name. A new HTTP
+/// function crate must be added here; `every_function_crate_is_deployed` notices one that is not.
 fn handlers() -> BTreeMap<String, BTreeSet<RouteKey>> {
-    let crates: &[(&str, &[Route])] = &[
-        ("signup", signup::ROUTES),
-        ("destinations", destinations::ROUTES),
-        ("reporting", reporting::ROUTES),
-        ("trading", trading::ROUTES),
-        ("operator", operator::ROUTES),
-        ("dfns-webhook", dfns_webhook::ROUTES),
+    let crates: &[(&str, fn() -> platform::http::FunctionRouter)] = &[
+        ("signup", signup::router),
+        ("destinations", destinations::router),
+        ("reporting", reporting::router),
+        ("trading", trading::router),
+        ("operator", operator::router),
+        ("dfns-webhook", dfns_webhook::router),
     ];
     crates
         .iter()
-        .map(|(name, routes)| {
-            let keys = routes
-                .iter()
-                .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
-                .collect();
+        .map(|(name, router)| {
+            let keys = platform::http::routes_of(router()).into_iter().collect();
             ((*name).to_owned(), keys)
         })
         .collect()

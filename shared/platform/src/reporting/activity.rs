@@ -496,8 +496,16 @@ impl Cursor {
             .collect()
     }
 
+    /// Refuses exactly what [`super::query::ACTIVITY_CURSOR_PATTERN`] refuses: lowercase hex of
+    /// 1 to 20 digits, `|`, and 1 to 200 printable ASCII characters.
     pub fn decode(text: &str) -> Result<Self, InvalidCursor> {
-        if text.is_empty() || text.len() % 2 != 0 || text.len() > 2048 {
+        if text.is_empty() || text.len() % 2 != 0 || text.len() > 2 * (20 + 1 + 200) {
+            return Err(InvalidCursor);
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(InvalidCursor);
         }
         let bytes = (0..text.len())
@@ -507,9 +515,17 @@ impl Cursor {
                     .map_err(|_| InvalidCursor)
             })
             .collect::<Result<Vec<u8>, _>>()?;
+        if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err(InvalidCursor);
+        }
         let plain = String::from_utf8(bytes).map_err(|_| InvalidCursor)?;
         let (nanos, id) = plain.split_once('|').ok_or(InvalidCursor)?;
-        if id.is_empty() {
+        if nanos.is_empty()
+            || nanos.len() > 20
+            || !nanos.bytes().all(|b| b.is_ascii_digit())
+            || id.is_empty()
+            || id.len() > 200
+        {
             return Err(InvalidCursor);
         }
         Ok(Self {

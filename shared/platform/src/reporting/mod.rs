@@ -14,6 +14,7 @@
 
 pub mod activity;
 pub mod policies;
+pub mod query;
 
 use std::collections::BTreeMap;
 
@@ -516,13 +517,6 @@ pub struct AuditTrailPage {
     pub verification: ChainVerification,
 }
 
-/// Audit cursor: the last sequence number served, in decimal.
-pub fn parse_audit_cursor(text: &str) -> Option<u64> {
-    text.parse()
-        .ok()
-        .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// `GET /v1/audit`: entries after `after_seq`, and the verification of the whole chain.
 pub async fn audit_trail(
     app: &App,
@@ -569,12 +563,10 @@ pub struct NotificationsPage {
 pub async fn notifications(
     app: &App,
     client: &ClientId,
-    before: Option<&str>,
+    before: Option<&query::NotificationCursor>,
     limit: usize,
 ) -> Result<NotificationsPage> {
-    if before.is_some_and(|b| ulid::Ulid::from_string(b).is_err()) {
-        return Err(PlatformError::BadRequest("invalid cursor".into()).into());
-    }
+    let before = before.map(|cursor| cursor.0.as_str());
     let page = app
         .store()
         .list_notifications(client, limit, before)
@@ -678,13 +670,5 @@ mod tests {
         let api = ReportingError::AccountNotFound.to_api_error();
         assert_eq!(api.status, lambda_http::http::StatusCode::NOT_FOUND);
         assert_eq!(api.code, "account_not_found");
-    }
-
-    #[test]
-    fn audit_cursor_is_a_plain_sequence_number() {
-        assert_eq!(parse_audit_cursor("42"), Some(42));
-        assert_eq!(parse_audit_cursor("+42"), None);
-        assert_eq!(parse_audit_cursor("x"), None);
-        assert_eq!(parse_audit_cursor(""), None);
     }
 }

@@ -116,6 +116,34 @@ pub fn config() -> Result<&'static TradingConfig, PlatformError> {
         .map_err(|e| PlatformError::Internal(format!("trading configuration: {e}")))
 }
 
+/// A trading authorization's id (a ULID, canonical upper case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizationId(pub ulid::Ulid);
+
+impl<'de> serde::Deserialize<'de> for AuthorizationId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Some(text.as_ref())
+            .filter(|t| crate::reporting::query::is_canonical_ulid(t))
+            .and_then(|t| ulid::Ulid::from_string(t).ok())
+            .map(AuthorizationId)
+            .ok_or_else(|| serde::de::Error::custom("not an authorization id"))
+    }
+}
+
+impl schemars::JsonSchema for AuthorizationId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AuthorizationId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": crate::reporting::query::ULID_PATTERN,
+            "description": "a trading authorization's id"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,17 +32,55 @@ pub const PREVIEW_TRANSFER_SCAN: usize = 1000;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderInput {
+    #[schemars(schema_with = "crate::request_schema::client_id")]
     pub client_id: String,
+    #[schemars(schema_with = "crate::request_schema::exchange")]
     pub exchange: String,
+    #[schemars(schema_with = "crate::request_schema::registry_asset")]
     pub asset: String,
     /// Smallest units, decimal string.
+    #[schemars(schema_with = "crate::request_schema::positive_amount")]
     pub amount: String,
     /// RFC 3339; absent = now.
     #[serde(default)]
+    #[schemars(schema_with = "crate::request_schema::optional_date_time")]
     pub execute_at: Option<String>,
     /// Needed only when the exchange takes the asset on several of the platform's networks.
     #[serde(default)]
+    #[schemars(schema_with = "crate::request_schema::optional_offered_network")]
     pub network: Option<String>,
+}
+
+/// Body of `POST /v1/operator/orders/preview`: an order for now (no `executeAt`).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderPreviewInput {
+    #[schemars(schema_with = "crate::request_schema::client_id")]
+    pub client_id: String,
+    #[schemars(schema_with = "crate::request_schema::exchange")]
+    pub exchange: String,
+    #[schemars(schema_with = "crate::request_schema::registry_asset")]
+    pub asset: String,
+    /// Smallest units, decimal string.
+    #[schemars(schema_with = "crate::request_schema::positive_amount")]
+    pub amount: String,
+    /// Needed only when the exchange takes the asset on several of the platform's networks.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::request_schema::optional_offered_network")]
+    pub network: Option<String>,
+}
+
+impl From<OrderPreviewInput> for OrderInput {
+    fn from(input: OrderPreviewInput) -> Self {
+        OrderInput {
+            client_id: input.client_id,
+            exchange: input.exchange,
+            asset: input.asset,
+            amount: input.amount,
+            execute_at: None,
+            network: input.network,
+        }
+    }
 }
 
 /// An order input that passed validation.
@@ -62,19 +100,18 @@ pub fn validate(
     input: &OrderInput,
 ) -> Result<ValidOrder> {
     let bad = |m: String| PlatformError::BadRequest(m);
-    let client =
-        ClientId::parse(input.client_id.trim()).map_err(|e| bad(format!("clientId: {e}")))?;
+    let client = ClientId::parse(&input.client_id).map_err(|e| bad(format!("clientId: {e}")))?;
     let venue = config
         .registry
-        .venue(input.exchange.trim())
+        .venue(&input.exchange)
         .ok_or_else(|| bad(format!("unknown exchange `{}`", input.exchange)))?;
-    let amount = Amount::parse(input.amount.trim()).map_err(|e| bad(format!("amount: {e}")))?;
+    let amount = Amount::parse(&input.amount).map_err(|e| bad(format!("amount: {e}")))?;
     if amount.is_zero() {
         return Err(bad("amount must be greater than zero".into()));
     }
     let candidates: Vec<Network> = match &input.network {
         Some(raw) => {
-            let network = Network::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
+            let network = Network::parse(raw).map_err(|e| bad(e.to_string()))?;
             vec![network]
         }
         None => networks.to_vec(),
@@ -82,7 +119,7 @@ pub fn validate(
     let deposits: Vec<&Deposit> = candidates
         .iter()
         .filter(|n| networks.contains(n))
-        .filter_map(|n| venue.deposit(*n, input.asset.trim()))
+        .filter_map(|n| venue.deposit(*n, &input.asset))
         .collect();
     let deposit = match deposits.as_slice() {
         [one] => (*one).clone(),
@@ -102,7 +139,7 @@ pub fn validate(
     let execute_at = match &input.execute_at {
         None => None,
         Some(raw) => Some(
-            OffsetDateTime::parse(raw.trim(), &Rfc3339)
+            OffsetDateTime::parse(raw, &Rfc3339)
                 .map_err(|e| bad(format!("executeAt must be RFC 3339: {e}")))?,
         ),
     };
@@ -244,29 +281,27 @@ pub async fn cancel_order(
 
 /// `GET /v1/operator/clients/{id}`: the client's account view (as the client sees it) with its
 /// trading authorizations and orders.
-pub async fn client_view(app: &App, client: &ClientId) -> Result<serde_json::Value> {
+pub async fn client_view(app: &App, client: &ClientId) -> Result<ClientView> {
     require_client(app, client).await?;
-    let account = crate::reporting::account(app, client).await.map_err(|e| {
+    let mut account = crate::reporting::account(app, client).await.map_err(|e| {
         match e.to_api_error().status.as_u16() {
             404 => PlatformError::NotFound("no such client".into()),
             _ => PlatformError::Internal(format!("account view: {e}")),
         }
     })?;
-    let mut value =
-        serde_json::to_value(&account).map_err(|e| PlatformError::Internal(e.to_string()))?;
-    let authorizations = authorizations::list(app, client).await?;
+    account.trading_authorizations = authorizations::list(app, client).await?;
     let orders = list_orders(app, Some(client), None).await?;
-    if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "tradingAuthorizations".into(),
-            serde_json::to_value(authorizations).unwrap_or_default(),
-        );
-        object.insert(
-            "orders".into(),
-            serde_json::to_value(orders).unwrap_or_default(),
-        );
-    }
-    Ok(value)
+    Ok(ClientView { account, orders })
+}
+
+/// The desk's view of a client: the client's own account view, and the client's orders.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientView {
+    #[serde(flatten)]
+    pub account: crate::reporting::AccountView,
+    /// Newest first.
+    pub orders: Vec<Order>,
 }
 
 /// The preview's answer: the policy evaluation plus the platform's own gate.
