@@ -70,6 +70,9 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         minutes: i64,
     },
+    /// Write `openapi.json` at the repository root: the OpenAPI document generated from the
+    /// functions' routers (a test fails while the checked-in copy is stale).
+    Openapi,
     /// Run one non-interactive command with the stand-ins up and their environment set, e.g.
     /// `cargo xtask exec -- cargo test -p store`.
     Exec {
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
+        Task::Openapi => write_openapi(&repo_root),
         Task::Bench { cargo_args } => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             // Without arguments every benchmark of the workspace; with them, what they select.
@@ -166,6 +170,31 @@ fn exec(repo_root: &Path, command: &[String]) -> Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// `cargo xtask openapi`: the local stack's binary writes the document (xtask does not link the
+/// functions).
+fn write_openapi(repo_root: &Path) -> Result<ExitCode> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = repo_root.join("openapi.json");
+    let status = Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "local-stack",
+            "--",
+            "--write-openapi",
+        ])
+        .arg(&target)
+        .current_dir(repo_root)
+        .status()
+        .context("running the local stack's binary")?;
+    if !status.success() {
+        anyhow::bail!("writing {} failed", target.display());
+    }
+    eprintln!("xtask: wrote {}", target.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `cargo xtask` builds xtask without the AWS SDK (see xtask/Cargo.toml); `dev` and `token` need
