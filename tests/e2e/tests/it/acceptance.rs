@@ -198,7 +198,9 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
         .collect();
 
     // An officer decides whatever is pending until all five are approved: one change at a time
-    // reaches Dfns, the next is submitted when the previous resolves.
+    // reaches Dfns, the next is submitted when the previous resolves. An approval decided in an
+    // earlier poll stays PendingApproval here until its webhook lands: not decided twice.
+    let decided = std::sync::Mutex::new(BTreeSet::<String>::new());
     let all_approved = wait_until(Duration::from_secs(90), || async {
         let (_, list) = env.get("/v1/destination-requests", &alice).await;
         let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -214,7 +216,9 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
             "one change pending per client at a time: {list}"
         );
         for request in &mine {
-            if request["state"] == "PendingApproval" {
+            let pending = request["state"] == "PendingApproval";
+            let approval = request["approvalId"].as_str().unwrap_or_default().to_owned();
+            if pending && decided.lock().unwrap().insert(approval) {
                 env.decide(request, DecisionValue::Approved).await;
             }
             assert!(
@@ -322,11 +326,12 @@ async fn another_clients_request_is_not_found() {
         .call(Method::DELETE, &path, Some(&env.token(&bob)), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // A method the path does not serve is a 405 (with `Allow`), whoever asks.
     let (status, body) = env
         .call(Method::GET, &path, Some(&env.token(&bob)), None)
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
     let unknown = format!("/v1/destination-requests/{}", ulid::Ulid::new());
     let (status, _) = env
         .call(Method::DELETE, &unknown, Some(&env.token(&bob)), None)
@@ -656,8 +661,9 @@ async fn the_gateway_serves_openapi_issuer_documents_and_404s_in_the_error_shape
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
     assert!(body["error"]["requestId"].is_string());
-    let (status, _) = env.call(Method::PUT, "/v1/accounts", None, None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "no PUT route");
+    let (status, body) = env.call(Method::PUT, "/v1/accounts", None, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "no PUT route");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
