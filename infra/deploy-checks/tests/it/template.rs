@@ -19,7 +19,8 @@ fn template() -> Template {
 /// Every HTTP function crate's routes (from its router), by crate (= binary) name. A new HTTP
 /// function crate must be added here; `every_function_crate_is_deployed` notices one that is not.
 fn handlers() -> BTreeMap<String, BTreeSet<RouteKey>> {
-    let crates: &[(&str, fn() -> platform::http::FunctionRouter)] = &[
+    type Router = fn() -> platform::http::FunctionRouter;
+    let crates: &[(&str, Router)] = &[
         ("signup", signup::router),
         ("destinations", destinations::router),
         ("reporting", reporting::router),

@@ -217,7 +217,10 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
         );
         for request in &mine {
             let pending = request["state"] == "PendingApproval";
-            let approval = request["approvalId"].as_str().unwrap_or_default().to_owned();
+            let approval = request["approvalId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if pending && decided.lock().unwrap().insert(approval) {
                 env.decide(request, DecisionValue::Approved).await;
             }
