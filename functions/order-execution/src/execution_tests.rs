@@ -668,3 +668,239 @@ async fn a_lost_webhook_is_made_up_for_by_the_in_flight_refresh() {
     .unwrap();
     assert_eq!(again, 0);
 }
+
+/// The transfers at Dfns (the emulator) carrying `order`'s id as their `externalId`.
+async fn transfers_with_external_id(env: &TestEnv, order: &Order) -> Vec<TransferRequest> {
+    use futures::TryStreamExt;
+    let wallet = env
+        .app
+        .store()
+        .list_wallets(&order.client_id)
+        .await
+        .unwrap()[0]
+        .clone();
+    env.service()
+        .list_transfers(
+            &dfns_client::WalletId::new(wallet.wallet_id.as_str()),
+            &dfns_client::transfers::TransfersQuery::default(),
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(&order.id.to_string()))
+        .collect()
+}
+
+async fn revoke(env: &TestEnv, client: &ClientId, exchange: &str) -> ulid::Ulid {
+    let live = authorizations::list(&env.app, client)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.exchange == exchange && a.status != AuthorizationStatus::Revoked)
+        .expect("a live authorization");
+    let id = ulid::Ulid::from_string(&live.id).unwrap();
+    let view = authorizations::revoke(&env.app, client, &id, "revoke")
+        .await
+        .expect("revoked");
+    assert_eq!(view.status, AuthorizationStatus::Revoked);
+    id
+}
+
+/// Issue 12, point 3: a run dies after Dfns accepted an order's transfer, the client revokes its
+/// authorization, the lease expires. The next run must not end the order "not sent" on the failed
+/// check while its transfer proceeds: it asks Dfns for the transfer with the order's `externalId`
+/// and follows it. Beside it, an order whose run died before reaching Dfns ends "not sent" only
+/// once Dfns confirms it has no transfer; while Dfns cannot say, both wait for the next run.
+#[tokio::test]
+async fn an_order_at_dfns_whose_run_died_before_a_revocation_follows_its_transfer_with_one_transfer()
+ {
+    // No webhooks: only the runs can tell the platform about the transfer.
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "lena").await;
+    authorize(&env, &client, "Coinbase").await;
+    let config = TradingConfig::default();
+
+    // Sent: the run dies right after Dfns accepted the transfer.
+    let sent = order(&env, &client, "Coinbase", ONE_ETH).await;
+    let crashing = ExecutionHooks {
+        after_transfer_accepted: Some(Arc::new(|_| false)),
+    };
+    let first = Executor::new(&env.app, &config)
+        .with_hooks(crashing)
+        .run(soon())
+        .await
+        .unwrap();
+    assert_eq!(first.abandoned, 1, "{first:?}");
+    assert_eq!(transfers_created(&env).await, 1, "Dfns accepted it");
+
+    // Not sent: a run claims the order and dies before calling Dfns.
+    let unsent = order(&env, &client, "Coinbase", ONE_ETH / 2).await;
+    let claimed_at = soon();
+    env.app
+        .store()
+        .claim_order(&unsent.id, claimed_at, config.lease)
+        .await
+        .expect("claimed by a run that then dies");
+
+    // The client revokes; both orders are claimed (maybe at Dfns), so neither is cancelled.
+    revoke(&env, &client, "Coinbase").await;
+    for placed in [&sent, &unsent] {
+        let held = stored(&env, &placed.id).await;
+        assert_eq!(held.state, OrderState::Claimed, "{held:?}");
+        assert!(held.transfer_id.is_none());
+    }
+
+    // After the lease, while Dfns cannot answer the lookup (our token is refused), nothing is
+    // decided: both are handed back for the next run.
+    let after_lease = claimed_at + config.lease + time::Duration::seconds(1);
+    let blind = Executor::new(&env.app, &config)
+        .with_dfns(env.service_with_token("rotated-away-token"))
+        .run(after_lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        (blind.claimed, blind.retry_later, blind.not_sent, blind.sent),
+        (2, 2, 0, 0),
+        "{blind:?}"
+    );
+    for placed in [&sent, &unsent] {
+        let waiting = stored(&env, &placed.id).await;
+        assert_eq!(waiting.state, OrderState::Claimed, "{waiting:?}");
+        assert_eq!(waiting.reason, None);
+    }
+
+    // Dfns answers: the sent order follows its transfer; the other ends "not sent".
+    let next = Executor::new(&env.app, &config)
+        .run(after_lease + time::Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (next.claimed, next.sent, next.not_sent),
+        (2, 1, 1),
+        "{next:?}"
+    );
+    let following = stored(&env, &sent.id).await;
+    assert!(
+        matches!(
+            following.state,
+            OrderState::Submitted | OrderState::Broadcasted | OrderState::Confirmed
+        ),
+        "{following:?}"
+    );
+    assert_eq!(following.reason, None);
+    let at_dfns = transfers_with_external_id(&env, &sent).await;
+    assert_eq!(at_dfns.len(), 1, "exactly one transfer for the order");
+    assert_eq!(
+        following.transfer_id.as_deref(),
+        Some(at_dfns[0].id.as_str())
+    );
+    let transfer = settle(&env, &env.service(), &following).await;
+    let settled = stored(&env, &sent.id).await;
+    assert_eq!(
+        settled.state,
+        platform::trading::execution::order_state_of(&transfer)
+    );
+    assert_eq!(settled.state, OrderState::Confirmed);
+
+    let not_sent = stored(&env, &unsent.id).await;
+    assert_eq!(not_sent.state, OrderState::Failed);
+    assert!(
+        not_sent
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("authorization_revoked:")),
+        "{not_sent:?}"
+    );
+    assert!(transfers_with_external_id(&env, &unsent).await.is_empty());
+    assert_eq!(transfers_created(&env).await, 1, "one transfer in all");
+
+    let trail = audit_actions(&env, &client).await;
+    assert_eq!(trail.iter().filter(|a| *a == "order.not_sent").count(), 1);
+    assert_eq!(trail.iter().filter(|a| *a == "order.confirmed").count(), 1);
+    assert!(
+        env.app
+            .store()
+            .verify_audit_chain(&client)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+/// Revoking an authorization cancels at once the client's orders for that exchange still waiting
+/// for a run; a repeat cancels and records nothing more; the next run sends none of them. Orders
+/// for another exchange, and orders placed under a later authorization, are left alone.
+#[tokio::test]
+async fn revoking_an_authorization_cancels_its_scheduled_orders_at_once_and_none_is_sent() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "mona").await;
+    authorize(&env, &client, "Kraken").await;
+    authorize(&env, &client, "Gemini").await;
+    let due = [
+        order(&env, &client, "Kraken", ONE_ETH).await,
+        order(&env, &client, "Kraken", ONE_ETH / 2).await,
+    ];
+    let other = order(&env, &client, "Gemini", ONE_ETH / 4).await;
+
+    let revoked = revoke(&env, &client, "Kraken").await;
+    for placed in &due {
+        let cancelled = stored(&env, &placed.id).await;
+        assert_eq!(cancelled.state, OrderState::Cancelled, "{cancelled:?}");
+        assert!(
+            cancelled
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("authorization_revoked:")),
+            "{cancelled:?}"
+        );
+    }
+    assert_eq!(stored(&env, &other.id).await.state, OrderState::Scheduled);
+
+    // The client authorizes Kraken again and the desk places an order under it; repeating the old
+    // revocation leaves that order alone and records nothing twice.
+    authorize(&env, &client, "Kraken").await;
+    let later = order(&env, &client, "Kraken", ONE_ETH / 8).await;
+    let again = authorizations::revoke(&env.app, &client, &revoked, "revoke-again")
+        .await
+        .unwrap();
+    assert_eq!(again.status, AuthorizationStatus::Revoked);
+    assert_eq!(stored(&env, &later.id).await.state, OrderState::Scheduled);
+    let trail = audit_actions(&env, &client).await;
+    assert_eq!(
+        trail.iter().filter(|a| *a == "order.cancelled").count(),
+        2,
+        "{trail:?}"
+    );
+
+    let report = crate::run(&env.app, soon()).await.unwrap();
+    assert_eq!(
+        (report.execution.claimed, report.execution.sent),
+        (2, 2),
+        "{:?}",
+        report.execution
+    );
+    for placed in &due {
+        assert_eq!(stored(&env, &placed.id).await.state, OrderState::Cancelled);
+        assert!(transfers_with_external_id(&env, placed).await.is_empty());
+    }
+    assert_ne!(stored(&env, &other.id).await.state, OrderState::Scheduled);
+    assert_ne!(stored(&env, &later.id).await.state, OrderState::Scheduled);
+    assert_eq!(transfers_created(&env).await, 2);
+    assert!(
+        env.app
+            .store()
+            .verify_audit_chain(&client)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}

@@ -5,6 +5,7 @@
 //! is no other way to create a transfer, so a retried transfer without idempotency key cannot be
 //! written.
 
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -260,5 +261,24 @@ impl DfnsClient {
             Request::get(["wallets", wallet_id.as_str(), "transfers"])
                 .query("limit", query.page_size.unwrap_or(DEFAULT_PAGE_SIZE)),
         )
+    }
+
+    /// The wallet's transfer carrying `external_id`, if there is one. Dfns has no lookup by
+    /// `externalId` and does not promise an order for lists (docs/dfns.md §8.2, U15), so this
+    /// reads `GET /wallets/{id}/transfers` page by page until it finds it: `Ok(None)` only after
+    /// every page was read, a confirmed absence. Any failed page is an error, never an absence.
+    pub async fn find_transfer_by_external_id(
+        &self,
+        wallet_id: &WalletId,
+        external_id: &ExternalId,
+        query: &TransfersQuery,
+    ) -> Result<Option<TransferRequest>> {
+        let mut transfers = self.list_transfers(wallet_id, query);
+        while let Some(transfer) = transfers.try_next().await? {
+            if transfer.external_id.as_ref() == Some(external_id) {
+                return Ok(Some(transfer));
+            }
+        }
+        Ok(None)
     }
 }

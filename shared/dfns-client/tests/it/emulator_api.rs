@@ -216,7 +216,20 @@ async fn transfers_are_idempotent_on_external_id_and_listed_across_pages() {
         .unwrap();
     let ids: HashSet<_> = listed.iter().map(|t| t.id.clone()).collect();
     assert_eq!(listed.len(), 3);
-    assert_eq!(ids, HashSet::from([first.id, second.id, third.id]));
+    assert_eq!(ids, HashSet::from([first.id.clone(), second.id, third.id]));
+
+    // Looked up by externalId across pages; absent only once every page was read.
+    let one_per_page = TransfersQuery { page_size: Some(1) };
+    let found = client
+        .find_transfer_by_external_id(&wallet_id, &ExternalId::new("order-1"), &one_per_page)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|t| t.id), Some(first.id));
+    let absent = client
+        .find_transfer_by_external_id(&wallet_id, &ExternalId::new("order-9"), &one_per_page)
+        .await
+        .unwrap();
+    assert_eq!(absent, None);
 }
 
 #[tokio::test]

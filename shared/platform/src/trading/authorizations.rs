@@ -8,20 +8,27 @@
 //! on every read (one partition query), so it can never disagree with them.
 //!
 //! Revoking is immediate for new orders (the execution run re-reads the authorization before every
-//! send) and requests the addresses' removal through the same flow. A client has at most one live
-//! authorization per exchange (the store enforces it); `POST` again returns the live one.
+//! send), cancels at once the client's orders for that exchange still `Scheduled` (not yet claimed
+//! by a run), and requests the addresses' removal through the same flow. An order a run already
+//! claimed is not cancelled: it may be at Dfns already, so it follows its transfer (or, if Dfns
+//! has none, the run's check ends it "not sent"); see [`super::execution`].
+//!
+//! A client has at most one live authorization per exchange (the store enforces it); `POST` again
+//! returns the live one.
 //! Both `POST` and `DELETE` are safe to repeat: each finishes what an interrupted call left
 //! (a destination request not yet created is created, and recorded, on the next call).
 
 use domain::{
-    Actor, ClientId, DestinationAction, DestinationRequestState, NetworkAddress, StateMachine,
+    Actor, ClientId, DestinationAction, DestinationRequestState, NetworkAddress, OrderState,
+    StateMachine,
 };
 use serde::Serialize;
 use store::trading::{AuthorizedDestination, NewTradingAuthorization, TradingAuthorization};
-use store::{DestinationRequest, StoreError};
+use store::{DestinationRequest, OrderChanges, StoreError};
 use time::OffsetDateTime;
 
 use super::TradingConfig;
+use super::execution::{audit_action, order_once_key};
 use crate::App;
 use crate::audit;
 use crate::destinations::{self, DestinationInput};
@@ -267,9 +274,10 @@ pub fn views(
         .collect()
 }
 
-/// `DELETE /v1/trading-authorizations/{id}`: revoked at once for new orders; the deposit
-/// addresses' removal is requested (unless another live authorization of the client still uses
-/// one). Repeating it completes removal requests an interrupted call did not create.
+/// `DELETE /v1/trading-authorizations/{id}`: revoked at once for new orders; the client's orders
+/// for the exchange still `Scheduled` are cancelled; the deposit addresses' removal is requested
+/// (unless another live authorization of the client still uses one). Repeating it completes what
+/// an interrupted call left (cancellations and their audit lines, removal requests).
 pub async fn revoke(
     app: &App,
     client: &ClientId,
@@ -308,10 +316,100 @@ pub async fn revoke(
         }
         Err(e) => return Err(e.into()),
     };
+    cancel_scheduled_orders(app, &authorization, request_id).await?;
     let authorization =
         ensure_requests(app, authorization, DestinationAction::Remove, request_id).await?;
     let requests = store.list_destination_requests(client).await?;
     Ok(view(&authorization, &requests))
+}
+
+/// The reason an order cancelled by the revocation of `authorization` carries.
+pub fn revocation_reason(authorization: &TradingAuthorization) -> String {
+    format!(
+        "authorization_revoked: the client revoked its trading authorization {} for {}",
+        authorization.id, authorization.exchange
+    )
+}
+
+/// Cancels the client's orders for the revoked authorization's exchange that are still
+/// `Scheduled` and were placed up to the revocation (orders placed under a later authorization
+/// are not touched by a repeated call). Each is a conditional write `Scheduled → Cancelled`: an
+/// order a run claimed meanwhile is left to the run (its check stops it; if it was sent already,
+/// it follows its transfer). Each cancellation is audited once, so a repeated call records what an
+/// interrupted one did not and nothing twice. Returns how many this call cancelled.
+async fn cancel_scheduled_orders(
+    app: &App,
+    authorization: &TradingAuthorization,
+    request_id: &str,
+) -> Result<usize> {
+    let Some(revoked_at) = authorization.revoked_at else {
+        return Ok(0);
+    };
+    let client = &authorization.client_id;
+    let reason = revocation_reason(authorization);
+    let changes = OrderChanges {
+        reason: Some(reason.clone()),
+        ..OrderChanges::default()
+    };
+    let store = app.store();
+    let mut cancelled_now = 0;
+    // An index read: states may lag, never lead; every write below is conditional.
+    for order in store
+        .list_orders_for_client(client)
+        .await?
+        .into_iter()
+        .filter(|o| o.exchange == authorization.exchange && o.created_at <= revoked_at)
+    {
+        let cancelled = match order.state {
+            OrderState::Scheduled => match store
+                .transition_order(
+                    &order.id,
+                    OrderState::Scheduled,
+                    OrderState::Cancelled,
+                    &changes,
+                    None,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+            {
+                Ok(order) => {
+                    cancelled_now += 1;
+                    Some(order)
+                }
+                // Claimed by a run, cancelled by an operator, or cancelled by an earlier call.
+                Err(StoreError::ConditionFailed { .. }) => store.get_order(&order.id).await?,
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+            OrderState::Cancelled => Some(order),
+            _ => None,
+        };
+        let Some(order) = cancelled.filter(|o| {
+            o.state == OrderState::Cancelled && o.reason.as_deref() == Some(reason.as_str())
+        }) else {
+            continue;
+        };
+        audit::record_once(
+            app,
+            client,
+            &order_once_key(&order.id, OrderState::Cancelled),
+            Actor::Client { id: client.clone() },
+            audit_action(OrderState::Cancelled),
+            request_id,
+            serde_json::json!({
+                "orderId": order.id,
+                "from": "Scheduled",
+                "state": OrderState::Cancelled,
+                "authorizationId": authorization.id.to_string(),
+                "reason": reason,
+            }),
+        )
+        .await?;
+    }
+    if cancelled_now > 0 {
+        tracing::info!(client = %client, exchange = %authorization.exchange, cancelled = cancelled_now, "revocation cancelled scheduled orders");
+    }
+    Ok(cancelled_now)
 }
 
 /// Creates (through the destination flow) the `add` or `remove` request of every destination

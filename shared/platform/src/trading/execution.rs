@@ -9,7 +9,9 @@
 //! 3. checks, at send time, that the client's authorization for the exchange is live and its
 //!    deposit address approved, and that the exchange still takes the asset; otherwise the order
 //!    ends `Failed` with a reason saying why (`no_authorization: …`, `authorization_revoked: …`,
-//!    `destination_not_approved: …`) and nothing is sent;
+//!    `destination_not_approved: …`) and nothing is sent — but an order claimed before (a run
+//!    that held it may have reached Dfns, then died) first asks Dfns for the transfer with its
+//!    `externalId` (see "Orders that may be at Dfns" below);
 //! 4. calls Dfns Transfer Asset with `externalId` = the order id. The Dfns client retries with
 //!    the same key, and a later run re-submitting a crashed order's transfer gets the original
 //!    transfer back (docs/dfns.md §8.5), so no order is ever sent twice;
@@ -20,6 +22,18 @@
 //! re-submits it with the same `externalId` (if the run dies instead, the next run after the lease
 //! does). Only a definite refusal (4xx) fails it.
 //!
+//! Orders that may be at Dfns: an order claimed more than once (`claimCount > 1`) may have been
+//! sent by the run that held it before, which then died before recording the transfer. No run
+//! ends such an order "not sent" (checks refused, no wallet, Dfns refused) without first asking
+//! Dfns for the transfer carrying its `externalId` (every page of the wallet's transfers):
+//! - found: the order follows that transfer (recorded as if this run had sent it; counted `sent`),
+//!   whatever the checks say now: the funds are moving, and the books must say so;
+//! - confirmed absent: it ends `Failed` with the check's reason, as a first claim would;
+//! - the lookup failed (Dfns unavailable or throttling, our credentials): the claim is handed back
+//!   and the next run asks again; nothing is decided on a guess.
+//!
+//! A first claim needs no lookup: only the holder of a claim sends, and nobody held it before.
+//!
 //! Afterwards the order follows its transfer ([`on_transfer_event`], from the webhook receiver, and
 //! [`refresh_in_flight`], the poll that covers a lost webhook), forward only, every change in the
 //! client's audit chain.
@@ -27,7 +41,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dfns_client::transfers::TransferAsset;
+use dfns_client::transfers::{TransferAsset, TransfersQuery};
 use dfns_client::{DfnsClient, ExternalId, TransferId, TransferRequest, TransferStatus};
 use domain::{Actor, ClientId, DestinationRequestState, Network, OrderId, OrderState};
 use futures::StreamExt;
@@ -43,6 +57,9 @@ use crate::error::{PlatformError, Result};
 
 /// The audit actor of the run.
 pub const COMPONENT: &str = "order-execution";
+
+/// Transfers per page when looking an order's transfer up by its `externalId`.
+const LOOKUP_PAGE_SIZE: u32 = 100;
 
 /// Audit action of an order entering `state`.
 pub fn audit_action(state: OrderState) -> &'static str {
@@ -92,11 +109,13 @@ pub struct RunReport {
     /// Claimed orders whose transfer Dfns accepted (or had accepted before) and that were
     /// recorded.
     pub sent: usize,
-    /// Claimed orders ended without sending (checks refused them, or Dfns refused the transfer).
+    /// Claimed orders ended without sending (checks refused them, or Dfns refused the transfer;
+    /// for an order claimed before, only once Dfns confirmed it has no transfer for it).
     pub not_sent: usize,
     /// Orders another run held or moved first.
     pub skipped: usize,
-    /// Orders left claimed for a later run (Dfns unavailable or throttling).
+    /// Orders left claimed for a later run (Dfns unavailable or throttling, for the transfer or
+    /// for the lookup of an earlier run's transfer).
     pub retry_later: usize,
     /// Orders that hit an unexpected error (logged); they are retried after their lease.
     pub errors: usize,
@@ -407,7 +426,7 @@ impl Executor {
             Ok(deposit) => deposit,
             Err(not_sent) => {
                 return self
-                    .end_unsent(&order, &claim, not_sent, now(), run_id)
+                    .end_unsent(&order, &claim, not_sent, &now, run_id)
                     .await;
             }
         };
@@ -417,7 +436,7 @@ impl Executor {
                 format!("the client has no wallet on {}", order.network),
             );
             return self
-                .end_unsent(&order, &claim, not_sent, now(), run_id)
+                .end_unsent(&order, &claim, not_sent, &now, run_id)
                 .await;
         };
         let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
@@ -441,20 +460,8 @@ impl Executor {
                     || error.is_our_credentials()
                 {
                     tracing::warn!(order = %order.id, %error, "Dfns did not take the transfer now; the next run re-submits it with the same externalId");
-                    // Hand the claim back so the next run retries, rather than waiting out the
-                    // lease. Re-sending is safe: same externalId, and claims stay fenced.
-                    match self
-                        .app
-                        .store()
-                        .release_claim(&order.id, &claim, now())
-                        .await
-                    {
-                        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-                        Err(release) => {
-                            tracing::warn!(order = %order.id, error = %release, "could not hand the claim back; retried after its lease");
-                        }
-                    }
-                    return Ok(Outcome::RetryLater);
+                    // Re-sending is safe: same externalId, and claims stay fenced.
+                    return Ok(self.hand_back(&order, &claim, now()).await);
                 } else {
                     tracing::error!(order = %order.id, %error, "Dfns refused the transfer");
                     let message = error
@@ -466,7 +473,7 @@ impl Executor {
                         format!("the custody provider refused the transfer: {message}"),
                     );
                     return self
-                        .end_unsent(&order, &claim, not_sent, now(), run_id)
+                        .end_unsent(&order, &claim, not_sent, &now, run_id)
                         .await;
                 }
             }
@@ -476,8 +483,27 @@ impl Executor {
                 return Ok(Outcome::Abandoned);
             }
         }
-        let target = order_state_of(&transfer);
-        let changes = transfer_changes(&transfer);
+        self.record_transfer(&order, &claim, &transfer, now(), run_id)
+            .await?;
+        Ok(Outcome::Sent)
+    }
+
+    /// Moves the claimed order to the state its transfer reports, with the transfer's id (fenced
+    /// by the claim), and audits it once.
+    async fn record_transfer(
+        &self,
+        order: &Order,
+        claim: &ClaimToken,
+        transfer: &TransferRequest,
+        now: OffsetDateTime,
+        run_id: &str,
+    ) -> Result<()> {
+        let app = &self.app;
+        let system = || Actor::System {
+            id: COMPONENT.into(),
+        };
+        let target = order_state_of(transfer);
+        let changes = transfer_changes(transfer);
         match app
             .store()
             .transition_order(
@@ -485,8 +511,8 @@ impl Executor {
                 OrderState::Claimed,
                 target,
                 &changes,
-                Some(&claim),
-                now(),
+                Some(claim),
+                now,
             )
             .await
         {
@@ -505,29 +531,76 @@ impl Executor {
             Err(StoreError::ConditionFailed { .. }) => {
                 // A transfer webhook (or a successor run) moved the order first: apply ours only
                 // if it is newer.
-                apply_transfer(
-                    app,
-                    &order.id,
-                    &order.client_id,
-                    &transfer,
-                    system(),
-                    run_id,
-                )
-                .await?;
+                apply_transfer(app, &order.id, &order.client_id, transfer, system(), run_id)
+                    .await?;
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(Outcome::Sent)
+        Ok(())
     }
 
+    /// Hands the claim back so the next run retries the order, rather than waiting out the lease
+    /// (a later claim, or an order that moved on, is left alone).
+    async fn hand_back(&self, order: &Order, claim: &ClaimToken, now: OffsetDateTime) -> Outcome {
+        match self.app.store().release_claim(&order.id, claim, now).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+            Err(release) => {
+                tracing::warn!(order = %order.id, error = %release, "could not hand the claim back; retried after its lease");
+            }
+        }
+        Outcome::RetryLater
+    }
+
+    /// The transfer carrying the order's `externalId` at Dfns, from the client's wallet on the
+    /// order's network: `Ok(None)` is a confirmed absence (every page read, or no wallet to have
+    /// sent from: wallet mappings are never removed, and a run needs one to send).
+    async fn find_transfer(&self, order: &Order) -> Result<Option<TransferRequest>> {
+        let Some(wallet) = client_wallet(&self.app, &order.client_id, order.network).await? else {
+            return Ok(None);
+        };
+        let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+        let dfns = self.dfns().await?;
+        let query = TransfersQuery {
+            page_size: Some(LOOKUP_PAGE_SIZE),
+        };
+        Ok(dfns
+            .find_transfer_by_external_id(
+                &wallet_id,
+                &ExternalId::new(order.id.to_string()),
+                &query,
+            )
+            .await?)
+    }
+
+    /// Ends a claimed order `Failed` without a transfer. An order claimed before may have
+    /// reached Dfns under an earlier claim: it ends so only once Dfns confirms it has no transfer
+    /// with the order's `externalId`; if it has one, the order follows it instead; if Dfns cannot
+    /// tell now, the claim is handed back for the next run.
     async fn end_unsent(
         &self,
         order: &Order,
         claim: &ClaimToken,
         not_sent: NotSent,
-        now: OffsetDateTime,
+        now: &impl Fn() -> OffsetDateTime,
         run_id: &str,
     ) -> Result<Outcome> {
+        // `claim_count` includes this run's claim.
+        if order.claim_count > 1 {
+            match self.find_transfer(order).await {
+                Ok(Some(transfer)) => {
+                    tracing::warn!(order = %order.id, transfer = %transfer.id, code = not_sent.code, "an earlier run's transfer is at Dfns: the order follows it rather than ending not sent");
+                    self.record_transfer(order, claim, &transfer, now(), run_id)
+                        .await?;
+                    return Ok(Outcome::Sent);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(order = %order.id, %error, code = not_sent.code, "could not learn whether an earlier run's transfer is at Dfns; the next run asks again");
+                    return Ok(self.hand_back(order, claim, now()).await);
+                }
+            }
+        }
+        let now = now();
         let changes = OrderChanges {
             reason: Some(not_sent.reason()),
             ..OrderChanges::default()
@@ -571,6 +644,12 @@ impl Executor {
     }
 }
 
+/// The once-key of an order's audit line for entering `state`: each state is recorded once per
+/// order, whichever path (the run, a webhook, a revocation, a retry) reports it.
+pub(crate) fn order_once_key(order: &OrderId, state: OrderState) -> String {
+    format!("order:{order}:{state}")
+}
+
 async fn record_order_change(
     app: &App,
     client: &ClientId,
@@ -585,7 +664,7 @@ async fn record_order_change(
     audit::record_once(
         app,
         client,
-        &format!("order:{order}:{state}"),
+        &order_once_key(order, state),
         actor,
         audit_action(state),
         request_id,

@@ -3,11 +3,14 @@
 //! - [`registry`]: the exchanges (venues) and their deposit addresses, from configuration.
 //! - [`authorizations`]: a client authorizes an exchange → its deposit address goes through the
 //!   destination flow ([`crate::destinations`]) → the authorization is active once approved;
-//!   revocation stops new orders at once and requests the address's removal.
+//!   revocation stops new orders at once, cancels the exchange's orders still `Scheduled`, and
+//!   requests the address's removal.
 //! - [`orders`]: the trading desk's orders (create, list, cancel) and its view of a client.
 //! - [`execution`]: the scheduled run: claim due orders under a lease, check authorization and
 //!   destination, Dfns Transfer Asset with `externalId` = order id (a re-run never sends twice),
-//!   bounded concurrency; orders then follow their transfer ([`on_transfer_event`]).
+//!   bounded concurrency; orders then follow their transfer ([`on_transfer_event`]). An order
+//!   claimed before is never ended "not sent" without asking Dfns for its transfer by
+//!   `externalId`.
 //! - [`preview`]: a dry-run of a transfer against the client's live policies ([`usd`] for the
 //!   exact dollar arithmetic).
 //!
