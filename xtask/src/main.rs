@@ -2,6 +2,7 @@
 //! stack). Both install and start the local AWS stand-ins themselves; see [`standins`].
 
 mod build;
+mod coldstart;
 mod conformance;
 mod deploy_tools;
 #[cfg(feature = "dev")]
@@ -50,6 +51,7 @@ enum Task {
     },
     /// Run every benchmark (`cargo bench --workspace`) with the stand-ins up; figures on stdout.
     /// Arguments select instead, e.g. `cargo xtask bench -- -p dfns-emulator`.
+    /// `cargo xtask bench coldstart [--help]` measures the functions' cold start instead.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
@@ -116,6 +118,10 @@ fn main() -> ExitCode {
         Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
         Task::Openapi => write_openapi(&repo_root),
+        // `cargo xtask bench coldstart [...]`: cold start of the functions (xtask/src/coldstart.rs).
+        Task::Bench { cargo_args } if cargo_args.first().is_some_and(|a| a == "coldstart") => {
+            coldstart::run(&repo_root, &cargo_args[1..])
+        }
         Task::Bench { cargo_args } => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             // Without arguments every benchmark of the workspace; with them, what they select.
