@@ -217,3 +217,58 @@ fn routes_are_the_documented_ones() {
     .collect();
     assert_eq!(routes, expected);
 }
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_is_the_same_request() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let erin = unique("erin");
+    let token = env.token(&erin);
+    let client = domain::ClientId::parse(&erin).unwrap();
+    platform::onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    let body = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"cold","action":"add"}"#;
+    let keyed = |key: &str, body: &str| {
+        let mut req = request(Method::POST, "/v1/destination-requests", Some(&token), body);
+        req.headers_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+        req
+    };
+    let first = crate::handle(&env.app, keyed("key-1", body)).await;
+    assert_eq!(first.status(), StatusCode::CREATED, "{}", json(&first));
+    // The same request again, keys in another order: the same answer, nothing new queued.
+    let reordered = r#"{"action":"add","label":"cold","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","network":"EthereumSepolia"}"#;
+    let again = crate::handle(&env.app, keyed("key-1", reordered)).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(json(&again)["id"], json(&first)["id"]);
+    // Another body under the same key: refused.
+    let other = body.replace("cold", "warm");
+    let conflict = crate::handle(&env.app, keyed("key-1", &other)).await;
+    assert_error_shape(&conflict, StatusCode::CONFLICT, "conflict");
+    // A malformed key: refused.
+    let bad = crate::handle(&env.app, keyed("a key with spaces", body)).await;
+    assert_error_shape(&bad, StatusCode::BAD_REQUEST, "bad_request");
+
+    let listed = crate::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&token), ""),
+    )
+    .await;
+    assert_eq!(json(&listed)["items"].as_array().unwrap().len(), 1);
+    let trail = env
+        .app
+        .store()
+        .list_audit_events(&client, None, 100)
+        .await
+        .unwrap();
+    let id = json(&first)["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        trail
+            .entries
+            .iter()
+            .filter(|e| e.body.contains(&id) && e.body.contains("destination_request.created"))
+            .count(),
+        1,
+        "created once in the audit trail"
+    );
+}

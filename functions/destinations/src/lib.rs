@@ -12,7 +12,7 @@ use domain::DestinationRequestId;
 use platform::App;
 use platform::destinations::{self, DestinationInput};
 use platform::http::{
-    self, ApiError, Client, Created, FunctionRouter, Items, Json, Path, RequestId,
+    self, ApiError, Client, Created, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
 use store::DestinationRequest;
 
@@ -45,14 +45,20 @@ pub fn router() -> FunctionRouter {
 }
 
 /// `POST /v1/destination-requests` `{network, address, label, action: "add"|"remove"}` → 201 with
-/// the request (its `state` says whether it is queued, pending approval, approved, …).
+/// the request (its `state` says whether it is queued, pending approval, approved, …). With an
+/// `Idempotency-Key`, a retry answers the same request.
 pub async fn create_request(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
-    Json(input): Json<DestinationInput>,
+    request: IdempotentJson<DestinationInput, false>,
 ) -> Result<Created<DestinationRequest>, ApiError> {
-    let created = destinations::create_request(&app, &client, &input, &request_id).await?;
+    let key = request
+        .key
+        .map(|key| key.for_caller(&format!("client:{client}")));
+    let created =
+        destinations::create_request_keyed(&app, &client, &request.body, &request_id, key.as_ref())
+            .await?;
     Ok(Created(created))
 }
 

@@ -51,3 +51,130 @@ async fn a_signed_delivery_is_acknowledged_and_a_bad_signature_is_a_401() {
     let ack: Value = serde_json::from_slice(again.body().as_ref()).unwrap();
     assert_eq!(ack["outcome"], "duplicate");
 }
+
+/// A forged `wallet.transfer.failed` for an order the desk has in flight.
+fn transfer_failed(order_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
+        "kind": "wallet.transfer.failed",
+        "date": "2026-01-01T00:00:00.000Z",
+        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "data": { "transferRequest": {
+            "id": "xfr-forged", "walletId": "wa-forged", "network": "EthereumSepolia",
+            "requester": { "userId": "us-x" },
+            "requestBody": { "kind": "Native", "to": "0x52908400098527886e0f7030069857d2e4169ee7", "amount": "1", "externalId": order_id },
+            "status": "Failed", "reason": "forged", "dateRequested": "2026-01-01T00:00:00.000Z"
+        } }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn with_the_placeholder_or_a_short_secret_nothing_is_applied() {
+    fn placeholder(secret: &mut Value) {
+        secret["dfnsWebhookSecret"] = json!("set-by-bootstrap");
+    }
+    fn short(secret: &mut Value) {
+        secret["dfnsWebhookSecret"] = json!("too-short-to-be-a-key");
+    }
+    for (edit, key) in [
+        (placeholder as fn(&mut Value), "set-by-bootstrap"),
+        (short, "too-short-to-be-a-key"),
+    ] {
+        let env = TestEnv::start(TestOptions {
+            webhooks: false,
+            edit_secret: Some(edit),
+            ..TestOptions::default()
+        })
+        .await;
+        // An order in flight that a forged failure would end.
+        let client = domain::ClientId::parse(&format!("c-{}", ulid::Ulid::new())).unwrap();
+        let order = env
+            .app
+            .store()
+            .create_order(&store::NewOrder {
+                id: domain::OrderId::new(),
+                client_id: client.clone(),
+                network: domain::Network::EthereumSepolia,
+                exchange: "Kraken".into(),
+                asset: "ETH".into(),
+                amount: domain::Amount::from(1u128),
+                execute_at: time::OffsetDateTime::now_utc(),
+                created_by: "desk-1".into(),
+                created_at: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        // Signed with the very key the secret holds: anyone who read the README could do so.
+        let body = transfer_failed(&order.id.to_string());
+        let signature = platform::testing::sign_webhook(key, &body);
+        let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{key}");
+        let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(error["error"]["code"], "unavailable");
+        let after = env.app.store().get_order(&order.id).await.unwrap().unwrap();
+        assert_eq!(after, order, "the order is as it was");
+        assert!(
+            env.app
+                .store()
+                .list_audit_events(&client, None, 10)
+                .await
+                .unwrap()
+                .entries
+                .is_empty(),
+            "nothing audited"
+        );
+    }
+}
+
+const NEXT_SECRET: &str = "whsec.the-next-webhooks-secret-0123456789";
+
+#[tokio::test]
+async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
+    fn rotating(secret: &mut Value) {
+        secret["dfnsWebhookSecretNext"] = json!(NEXT_SECRET);
+    }
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        edit_secret: Some(rotating),
+        ..TestOptions::default()
+    })
+    .await;
+    for key in [env.webhook_secret.clone(), NEXT_SECRET.to_owned()] {
+        let body = event();
+        let signature = platform::testing::sign_webhook(&key, &body);
+        let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let body = event();
+    let signature =
+        platform::testing::sign_webhook("whsec.some-other-secret-0123456789abcdef", &body);
+    let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "a third key is not accepted"
+    );
+
+    // Promoted: the next secret is now the current one, and the old one is gone.
+    fn promoted(secret: &mut Value) {
+        secret["dfnsWebhookSecret"] = json!(NEXT_SECRET);
+    }
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        edit_secret: Some(promoted),
+        ..TestOptions::default()
+    })
+    .await;
+    let body = event();
+    let old = platform::testing::sign_webhook(&env.webhook_secret, &body);
+    let response = crate::handle(&env.app, request(Some(&old), &body)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old secret no longer verifies"
+    );
+    let new = platform::testing::sign_webhook(NEXT_SECRET, &body);
+    let response = crate::handle(&env.app, request(Some(&new), &body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -67,6 +67,12 @@ pub async fn receive_event(
             ))
         }
         Err(WebhookError::Processing(error)) => Err(http::log_failure(error)),
+        Err(WebhookError::NoUsableSecret) => {
+            tracing::error!(
+                "webhook delivery refused: the platform secret holds no usable webhook key"
+            );
+            Err(ApiError::unavailable())
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use axum::extract::State;
 use domain::{ClientId, OrderId, OrderState};
 use platform::App;
 use platform::http::{
-    self, ApiError, Created, FunctionRouter, Items, Json, Operator, Path, Query, RequestId,
+    self, ApiError, Created, FunctionRouter, IdempotentJson, Items, Json, Operator, Path, Query,
+    RequestId,
 };
 use platform::trading::orders::{self, ClientView, OrderInput, OrderPreviewInput, PreviewView};
 use serde::Deserialize;
@@ -28,7 +29,7 @@ pub fn router() -> FunctionRouter {
             post_with(create_order, |op| {
                 http::errors(
                     op.summary("Schedule an order moving a client's funds to an exchange"),
-                    &[404],
+                    &[404, 409],
                 )
             })
             .get_with(list_orders, |op| op.summary("Orders, newest first")),
@@ -58,17 +59,29 @@ pub fn router() -> FunctionRouter {
         )
 }
 
-/// `POST /v1/operator/orders` `{clientId, exchange, asset, amount, executeAt?, network?}` → 201
-/// with the `Scheduled` order (400 on an unknown exchange or asset, a bad amount or time; 404 for
-/// an unknown client).
+/// `POST /v1/operator/orders` `{clientId, exchange, asset, amount, executeAt?, network?}` with a
+/// required `Idempotency-Key` → 201 with the `Scheduled` order (400 on an unknown exchange or
+/// asset, a bad amount or time; 404 for an unknown client). A retry with the same key and body
+/// answers the same order; the same key with another body is a 409.
 pub async fn create_order(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Operator(operator): Operator,
-    Json(input): Json<OrderInput>,
+    request: IdempotentJson<OrderInput, true>,
 ) -> Result<Created<Order>, ApiError> {
     let config = platform::trading::config()?;
-    let order = orders::create_order(&app, config, &operator, &input, &request_id).await?;
+    let key = request
+        .key
+        .map(|key| key.for_caller(&format!("operator:{operator}")));
+    let order = orders::create_order(
+        &app,
+        config,
+        &operator,
+        &request.body,
+        &request_id,
+        key.as_ref(),
+    )
+    .await?;
     Ok(Created(order))
 }
 

@@ -1,6 +1,7 @@
 //! The trading desk's and the client's trading routes through their handlers, against DynamoDB
 //! Local and the in-process Dfns emulator (`cargo xtask exec -- cargo test -p operator`).
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use platform::settings::Tier;
@@ -24,7 +25,8 @@ impl Call<'_> {
             .method(method)
             .uri(format!("https://api.example{path_and_query}"))
             .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json");
+            .header("content-type", "application/json")
+            .header("idempotency-key", ulid::Ulid::new().to_string());
         let body = match body {
             Some(json) => Body::Text(json.to_string()),
             None => Body::Empty,
@@ -319,4 +321,111 @@ async fn the_desk_orders_previews_and_sees_clients_and_clients_authorize_and_rev
         .operator("POST", "/v1/operator/orders/preview", &desk, Some(preview))
         .await;
     assert_eq!(body["verdict"], "Blocked", "{body}");
+}
+
+/// `POST /v1/operator/orders` with `key` as its `Idempotency-Key` (or none).
+async fn post_order(
+    env: &TestEnv,
+    desk: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://api.example/v1/operator/orders")
+        .header("authorization", format!("Bearer {desk}"))
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    let request = builder.body(Body::Text(body.to_string())).unwrap();
+    read(platform::http::call(crate::router(), &env.app, request).await)
+}
+
+#[tokio::test]
+async fn an_order_retried_after_a_failed_audit_write_is_one_order_audited_once() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let alice = domain::ClientId::parse(&format!("alice-{}", ulid::Ulid::new())).unwrap();
+    platform::onboarding::open_account(&env.app, &alice, "open")
+        .await
+        .unwrap();
+    let desk = env.operator_token("desk-1");
+    let body = json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "1000", "executeAt": "2099-01-01T00:00:00Z"});
+
+    // No key: refused, nothing stored.
+    let (status, refused) = post_order(&env, &desk, None, &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+
+    // The audit append fails after the order is stored: a chain head the store cannot read.
+    let store = env.app.store();
+    let head_key = std::collections::HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("CLIENT#{alice}")),
+        ),
+        ("sk".to_owned(), AttributeValue::S("AUDIT#HEAD".into())),
+    ]);
+    let real_head = store
+        .client()
+        .get_item()
+        .table_name(store.table_name())
+        .set_key(Some(head_key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the account's opening is audited");
+    let mut broken = head_key.clone();
+    broken.insert("seq".into(), AttributeValue::S("not a number".into()));
+    let put = |item: std::collections::HashMap<String, AttributeValue>| {
+        store
+            .client()
+            .put_item()
+            .table_name(store.table_name())
+            .set_item(Some(item))
+            .send()
+    };
+    put(broken).await.unwrap();
+    let key = ulid::Ulid::new().to_string();
+    let (status, failed) = post_order(&env, &desk, Some(&key), &body).await;
+    assert!(status.is_server_error(), "{status} {failed}");
+    put(real_head).await.unwrap();
+    assert_eq!(
+        store.list_orders_for_client(&alice).await.unwrap().len(),
+        1,
+        "the order was stored before the audit append failed"
+    );
+
+    // The desk retries with the same key: the same order, now audited once.
+    let (status, first) = post_order(&env, &desk, Some(&key), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = post_order(&env, &desk, Some(&key), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(first["id"], again["id"]);
+    let orders = store.list_orders_for_client(&alice).await.unwrap();
+    assert_eq!(orders.len(), 1, "one order: {orders:?}");
+    let trail = store.list_audit_events(&alice, None, 100).await.unwrap();
+    let created: Vec<_> = trail
+        .entries
+        .iter()
+        .filter(|e| e.body.contains(first["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "the order's creation audited once: {created:?}"
+    );
+
+    // The same key with another body is a conflict, and creates nothing.
+    let mut other = body.clone();
+    other["amount"] = json!("2000");
+    let (status, conflict) = post_order(&env, &desk, Some(&key), &other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(store.list_orders_for_client(&alice).await.unwrap().len(), 1);
+
+    // Another operator's identical key is another request.
+    let (status, theirs) = post_order(&env, &env.operator_token("desk-2"), Some(&key), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+    assert_ne!(theirs["id"], first["id"]);
 }

@@ -44,6 +44,7 @@ async fn place_orders(env: &TestEnv, clients: &[ClientId], count: usize) {
                     network: None,
                 },
                 "bench",
+                None,
             )
             .await
             .expect("order created")

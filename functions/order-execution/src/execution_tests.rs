@@ -72,6 +72,7 @@ async fn order(env: &TestEnv, client: &ClientId, exchange: &str, amount: u128) -
             network: None,
         },
         "create",
+        None,
     )
     .await
     .expect("order created")

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use platform::App;
 use platform::http::{
-    self, ApiError, Client, Either, FunctionRouter, Items, Json, Path, RequestId,
+    self, ApiError, Client, Either, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
 use platform::trading::authorizations::{self, AuthorizationView};
 use serde::Deserialize;
@@ -65,11 +65,21 @@ pub async fn authorize(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
-    Json(body): Json<AuthorizeBody>,
+    request: IdempotentJson<AuthorizeBody, false>,
 ) -> Result<Either<AuthorizationView>, ApiError> {
     let config = platform::trading::config()?;
-    let (view, created) =
-        authorizations::authorize(&app, config, &client, &body.exchange, &request_id).await?;
+    let key = request
+        .key
+        .map(|key| key.for_caller(&format!("client:{client}")));
+    let (view, created) = authorizations::authorize_keyed(
+        &app,
+        config,
+        &client,
+        &request.body.exchange,
+        &request_id,
+        key.as_ref(),
+    )
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -13,6 +13,14 @@ pub const FIELD_SERVICE_ACCOUNT_TOKEN: &str = "dfnsServiceAccountToken";
 pub const FIELD_CREDENTIAL_ID: &str = "dfnsCredentialId";
 pub const FIELD_PRIVATE_KEY_PEM: &str = "dfnsPrivateKeyPem";
 pub const FIELD_WEBHOOK_SECRET: &str = "dfnsWebhookSecret";
+/// Optional: the next webhook secret, during a rotation (deliveries under either are accepted).
+pub const FIELD_WEBHOOK_SECRET_NEXT: &str = "dfnsWebhookSecretNext";
+
+/// What the secret holds in `dfnsWebhookSecret` from deploy until bootstrap stores the real one
+/// (README, Deploy). Never accepted as a key: anyone who read the README could sign with it.
+pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
+/// The shortest webhook secret the receiver accepts (Dfns' secrets are longer).
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
 /// The Dfns credentials the platform's functions use. No field can be printed: use
 /// [`secrecy::ExposeSecret`] exactly where a value is needed.
@@ -25,6 +33,8 @@ pub struct PlatformSecret {
     pub dfns_private_key_pem: SecretString,
     /// HMAC secret of the Dfns webhook.
     pub dfns_webhook_secret: SecretString,
+    /// The next webhook's secret, while a rotation is under way.
+    pub dfns_webhook_secret_next: Option<SecretString>,
 }
 
 impl PlatformSecret {
@@ -59,8 +69,29 @@ impl PlatformSecret {
             dfns_credential_id: field(FIELD_CREDENTIAL_ID)?,
             dfns_private_key_pem: field(FIELD_PRIVATE_KEY_PEM)?,
             dfns_webhook_secret: field(FIELD_WEBHOOK_SECRET)?,
+            dfns_webhook_secret_next: match object.get(FIELD_WEBHOOK_SECRET_NEXT) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(_) => Some(field(FIELD_WEBHOOK_SECRET_NEXT)?),
+            },
         })
     }
+
+    /// The webhook secrets a delivery may be signed with: the current one and, during a rotation,
+    /// the next; each only if it can be a real key (not the placeholder, at least
+    /// [`MIN_WEBHOOK_SECRET_BYTES`]). Empty: deliveries cannot be verified, apply none.
+    pub fn usable_webhook_secrets(&self) -> Vec<&SecretString> {
+        use secrecy::ExposeSecret;
+        std::iter::once(&self.dfns_webhook_secret)
+            .chain(self.dfns_webhook_secret_next.as_ref())
+            .filter(|secret| webhook_secret_is_usable(secret.expose_secret()))
+            .collect()
+    }
+}
+
+/// Whether `secret` can be a webhook's HMAC key.
+pub fn webhook_secret_is_usable(secret: &str) -> bool {
+    let secret = secret.trim();
+    secret != WEBHOOK_SECRET_PLACEHOLDER && secret.len() >= MIN_WEBHOOK_SECRET_BYTES
 }
 
 impl fmt::Debug for PlatformSecret {

@@ -448,7 +448,9 @@ pub enum WebhookVerifyError {
 /// comparison), then freshness of `timestampSent` (inside the signed body, so it cannot be moved).
 #[derive(Clone)]
 pub struct WebhookVerifier {
-    secret: SecretString,
+    /// The current secret, then (during a rotation) the next one: a delivery signed under either
+    /// is accepted.
+    secrets: Vec<SecretString>,
     max_age: Duration,
     max_ahead: Duration,
 }
@@ -472,10 +474,17 @@ impl WebhookVerifier {
     /// Dfns' guidance: refuse events sent 5 minutes ago or more, or 5 minutes ahead or more.
     pub fn new(secret: SecretString) -> Self {
         Self {
-            secret,
+            secrets: vec![secret],
             max_age: Duration::from_secs(300),
             max_ahead: Duration::from_secs(300),
         }
+    }
+
+    /// Also accepts deliveries signed with `secret` (the next one, during a rotation: Dfns signs
+    /// each webhook's deliveries with that webhook's own secret).
+    pub fn also_accepting(mut self, secret: SecretString) -> Self {
+        self.secrets.push(secret);
+        self
     }
 
     /// Tolerance for clocks: how far in the past / future `timestampSent` may be.
@@ -530,11 +539,15 @@ impl WebhookVerifier {
             .ok_or(WebhookVerifyError::MalformedSignature)?;
         let expected =
             hex::decode(hex_digest).map_err(|_| WebhookVerifyError::MalformedSignature)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose_secret().as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(raw_body);
-        mac.verify_slice(&expected)
-            .map_err(|_| WebhookVerifyError::SignatureMismatch)?;
+        let signed_by_one = self.secrets.iter().any(|secret| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+                .expect("HMAC takes keys of any length");
+            mac.update(raw_body);
+            mac.verify_slice(&expected).is_ok()
+        });
+        if !signed_by_one {
+            return Err(WebhookVerifyError::SignatureMismatch);
+        }
 
         let timestamp: Timestamp = serde_json::from_slice(raw_body)
             .map_err(|e| WebhookVerifyError::MalformedBody(e.to_string()))?;

@@ -204,13 +204,23 @@ impl App {
         true
     }
 
-    /// Verifier of Dfns webhook deliveries with the webhook secret.
-    pub async fn webhook_verifier(&self) -> Result<WebhookVerifier> {
+    /// Verifier of Dfns webhook deliveries: the current webhook secret and, during a rotation,
+    /// the next. `None` while the secret holds no usable key (the placeholder, or too short):
+    /// then no delivery can be told from a forgery.
+    pub async fn webhook_verifier(&self) -> Result<Option<WebhookVerifier>> {
         let secret = self.secret().await?;
         let tolerance = self.inner.settings.webhook_tolerance;
-        Ok(WebhookVerifier::new(SecretString::from(
-            secret.dfns_webhook_secret.expose_secret(),
+        let mut usable = secret
+            .usable_webhook_secrets()
+            .into_iter()
+            .map(|s| SecretString::from(s.expose_secret()));
+        let Some(first) = usable.next() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            usable
+                .fold(WebhookVerifier::new(first), WebhookVerifier::also_accepting)
+                .with_tolerance(tolerance, tolerance),
         ))
-        .with_tolerance(tolerance, tolerance))
     }
 }

@@ -125,43 +125,66 @@ async fn whitelist_policy_id(app: &App, client: &ClientId) -> Result<PolicyId> {
         })
 }
 
-/// `POST /v1/destination-requests`: stores the request and submits the client's next queued one
-/// if no change is pending. Returns the request as it stands after that.
+/// [`create_request_keyed`] without an idempotency key.
 pub async fn create_request(
     app: &App,
     client: &ClientId,
     input: &DestinationInput,
     request_id: &str,
 ) -> Result<DestinationRequest> {
+    create_request_keyed(app, client, input, request_id, None).await
+}
+
+/// `POST /v1/destination-requests`: stores the request and submits the client's next queued one
+/// if no change is pending. Returns the request as it stands after that. With an idempotency key,
+/// the request and the key are stored in one transaction, and a retry with the same key and body
+/// answers the same request (its creation audited once) instead of queueing another.
+pub async fn create_request_keyed(
+    app: &App,
+    client: &ClientId,
+    input: &DestinationInput,
+    request_id: &str,
+    idempotency: Option<&store::IdempotencyKey>,
+) -> Result<DestinationRequest> {
     let valid = validate(&app.settings().networks, input)?;
+    if let Some(key) = idempotency
+        && let Some(earlier) = remembered_request(app, client, key).await?
+    {
+        record_created(app, client, &earlier, request_id).await?;
+        return Ok(earlier);
+    }
     whitelist_policy_id(app, client).await?;
     let id = next_request_id();
-    let created = app
+    let new = NewDestinationRequest {
+        id,
+        client_id: client.clone(),
+        destination: valid.destination.clone(),
+        label: valid.label.clone(),
+        action: valid.action,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let created = match app
         .store()
-        .create_destination_request(&NewDestinationRequest {
-            id,
-            client_id: client.clone(),
-            destination: valid.destination.clone(),
-            label: valid.label.clone(),
-            action: valid.action,
-            created_at: OffsetDateTime::now_utc(),
-        })
-        .await?;
-    audit::record(
-        app,
-        client,
-        Actor::Client { id: client.clone() },
-        actions::DESTINATION_CREATED,
-        request_id,
-        serde_json::json!({
-            "requestId": id,
-            "network": valid.destination.network(),
-            "address": valid.destination.address().canonical(),
-            "label": valid.label,
-            "action": valid.action,
-        }),
-    )
-    .await?;
+        .create_destination_request_keyed(&new, idempotency)
+        .await
+    {
+        Ok(created) => created,
+        // A concurrent request with the same key stored its request first: answer that one.
+        Err(store::StoreError::Conflict {
+            entity: store::idempotency::IDEMPOTENCY_ENTITY,
+            ..
+        }) => {
+            let earlier = match idempotency {
+                Some(key) => remembered_request(app, client, key).await?,
+                None => None,
+            }
+            .ok_or_else(|| PlatformError::Internal("idempotency key without its request".into()))?;
+            record_created(app, client, &earlier, request_id).await?;
+            return Ok(earlier);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    record_created(app, client, &created, request_id).await?;
     // Stored and queued: from here on nothing is lost. A Dfns problem now leaves the request for
     // the reconciler; the client sees its state either way.
     if let Err(error) = submit_queued(app, client, request_id).await {
@@ -172,6 +195,54 @@ pub async fn create_request(
         .get_destination_request(client, &id)
         .await?
         .unwrap_or(created))
+}
+
+/// The request an earlier call with this key created (the same key with another body: 409).
+async fn remembered_request(
+    app: &App,
+    client: &ClientId,
+    key: &store::IdempotencyKey,
+) -> Result<Option<DestinationRequest>> {
+    match app.store().remembered(key).await? {
+        store::Remembered::Nothing => Ok(None),
+        store::Remembered::Created(id) => {
+            let id = DestinationRequestId::parse(&id)
+                .map_err(|_| PlatformError::Internal(format!("remembered request id `{id}`")))?;
+            app.store()
+                .get_destination_request(client, &id)
+                .await?
+                .map(Some)
+                .ok_or_else(|| {
+                    PlatformError::Internal(format!("remembered request `{id}` is gone"))
+                })
+        }
+    }
+}
+
+/// The request's creation in the client's audit trail, once.
+async fn record_created(
+    app: &App,
+    client: &ClientId,
+    request: &DestinationRequest,
+    request_id: &str,
+) -> Result<()> {
+    audit::record_once(
+        app,
+        client,
+        &format!("destination_request:{}:created", request.id),
+        Actor::Client { id: client.clone() },
+        actions::DESTINATION_CREATED,
+        request_id,
+        serde_json::json!({
+            "requestId": request.id,
+            "network": request.destination.network(),
+            "address": request.destination.address().canonical(),
+            "label": request.label,
+            "action": request.action,
+        }),
+    )
+    .await?;
+    Ok(())
 }
 
 /// `GET /v1/destination-requests`: the client's requests, newest first.

@@ -52,6 +52,9 @@ impl PlatformError {
             PlatformError::Forbidden(m) => ApiError::forbidden(m.clone()),
             PlatformError::NotFound(m) => ApiError::not_found(m.clone()),
             PlatformError::Conflict(m) => ApiError::conflict(m.clone()),
+            PlatformError::Store(store::StoreError::IdempotencyKeyReused { .. }) => {
+                ApiError::conflict("this Idempotency-Key was used for another request")
+            }
             PlatformError::Dfns(e) if e.status() == Some(429) => ApiError::throttled(),
             PlatformError::Store(e) if e.is_retryable() => ApiError::unavailable(),
             PlatformError::Store(store::StoreError::Contention { .. }) => ApiError::unavailable(),

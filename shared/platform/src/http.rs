@@ -488,6 +488,166 @@ impl<T: JsonSchema> OperationOutput for Json<T> {
     }
 }
 
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters, chosen by the caller.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// A JSON body parsed as `T` (as [`Json`]) with the request's `Idempotency-Key`, required when
+/// `REQUIRED`. The key, scoped to the caller and the route, and a digest of the body go into the
+/// create's own transaction (see `store::idempotency`): the same key and body answer what the first
+/// request created, the same key with another body is a 409.
+pub struct IdempotentJson<T, const REQUIRED: bool> {
+    pub body: T,
+    pub key: Option<Idempotency>,
+}
+
+/// A request's idempotency key, not yet scoped to its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    key: String,
+    route: String,
+    fingerprint: String,
+}
+
+impl Idempotency {
+    /// The key as the store keeps it: `caller` (e.g. `client:alice`) and the route scope it.
+    pub fn for_caller(&self, caller: &str) -> store::IdempotencyKey {
+        store::IdempotencyKey {
+            scope: format!("{caller}:{}", self.route),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+fn idempotency_key_is_valid(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
+/// The body's digest: SHA-256 of its JSON with object keys sorted, so the same request sent
+/// with other spacing or key order is the same request.
+fn fingerprint(value: &serde_json::Value) -> String {
+    fn canonical(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    use sha2::Digest;
+    let mut text = String::new();
+    canonical(value, &mut text);
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+impl<T: DeserializeOwned, S: Send + Sync, const REQUIRED: bool> FromRequest<S>
+    for IdempotentJson<T, REQUIRED>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: AxumRequest, state: &S) -> Result<Self, ApiError> {
+        let header = req
+            .headers()
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let key = match header {
+            Some(key) if idempotency_key_is_valid(&key) => Some(key),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                ));
+            }
+            None if REQUIRED => {
+                return Err(ApiError::bad_request(
+                    "an Idempotency-Key header is required on this route",
+                ));
+            }
+            None => None,
+        };
+        let route = format!(
+            "{} {}",
+            req.method(),
+            req.extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned())
+        );
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        let fingerprint = fingerprint(&value);
+        let body = serde_json::from_value::<T>(value)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        Ok(IdempotentJson {
+            body,
+            key: key.map(|key| Idempotency {
+                key,
+                route,
+                fingerprint,
+            }),
+        })
+    }
+}
+
+impl<T: JsonSchema, const REQUIRED: bool> OperationInput for IdempotentJson<T, REQUIRED> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[!-~]{1,255}$",
+            "description": "the caller's unique key for this create: a retry with the same key and body answers what the first created; the same key with another body is a 409"
+        });
+        aide::operation::add_parameters(
+            ctx,
+            operation,
+            [aide::openapi::Parameter::Header {
+                parameter_data: aide::openapi::ParameterData {
+                    name: "Idempotency-Key".to_owned(),
+                    description: Some(
+                        "makes a retry of this create safe (kept 24 hours)".to_owned(),
+                    ),
+                    required: REQUIRED,
+                    format: aide::openapi::ParameterSchemaOrContent::Schema(SchemaObject {
+                        json_schema: schema,
+                        example: None,
+                        external_docs: None,
+                    }),
+                    extensions: Default::default(),
+                    deprecated: None,
+                    example: None,
+                    examples: Default::default(),
+                    explode: None,
+                },
+                style: aide::openapi::HeaderStyle::Simple,
+            }],
+        );
+        Json::<T>::operation_input(ctx, operation);
+    }
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        operation: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        error_responses(ctx, operation, &[400, 409, 415])
+    }
+}
+
 /// The query string parsed as `T` (bounds and formats checked by `T`'s own parsing): 400 with
 /// the reason when it does not parse.
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ pub mod app;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod metrics;
 pub mod reporting;
 pub mod request_schema;
 pub mod settings;

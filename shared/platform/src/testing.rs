@@ -44,6 +44,9 @@ pub struct TestOptions {
     /// Read the platform secret from Secrets Manager (the stand-in) through the production cache
     /// (one-hour refresh) instead of handing it over in memory; see [`TestEnv::write_secret`].
     pub secret_in_secrets_manager: bool,
+    /// Edits the platform secret's JSON before the platform starts (e.g. a placeholder webhook
+    /// secret, or a rotation's next one).
+    pub edit_secret: Option<fn(&mut serde_json::Value)>,
 }
 
 impl Default for TestOptions {
@@ -55,6 +58,7 @@ impl Default for TestOptions {
             webhooks: true,
             reconcile_submitted_after: Duration::from_secs(60),
             secret_in_secrets_manager: false,
+            edit_secret: None,
         }
     }
 }
@@ -222,12 +226,15 @@ impl TestEnv {
         // The emulator is local and only injected faults throttle: no client-side limit.
         settings.dfns_rate_limit = None;
 
-        let secret_json = serde_json::json!({
+        let mut secret_json = serde_json::json!({
             "dfnsServiceAccountToken": bootstrap.service_account.token,
             "dfnsCredentialId": bootstrap.service_account.cred_id,
             "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
             "dfnsWebhookSecret": webhook_secret,
         });
+        if let Some(edit) = options.edit_secret {
+            edit(&mut secret_json);
+        }
         let (secrets, secret_id) = if options.secret_in_secrets_manager {
             require_env("AWS_ENDPOINT_URL_SECRETS_MANAGER");
             let id = format!("platform-test-{}", ulid::Ulid::new());

@@ -45,6 +45,10 @@ pub enum WebhookError {
     /// Verified, but applying it failed; Dfns should deliver again.
     #[error(transparent)]
     Processing(#[from] PlatformError),
+    /// The platform secret holds no usable webhook key (the placeholder, or too short): nothing
+    /// can be verified, so nothing is applied; answer 503 so Dfns delivers again once it does.
+    #[error("no usable webhook secret (placeholder or shorter than 32 bytes): deliveries refused")]
+    NoUsableSecret,
 }
 
 /// Verifies, de-duplicates and applies one delivery.
@@ -54,7 +58,10 @@ pub async fn receive(
     raw_body: &[u8],
     request_id: &str,
 ) -> std::result::Result<WebhookOutcome, WebhookError> {
-    let verifier = app.webhook_verifier().await?;
+    let Some(verifier) = app.webhook_verifier().await? else {
+        crate::metrics::count(crate::metrics::WEBHOOK_SECRET_UNUSABLE);
+        return Err(WebhookError::NoUsableSecret);
+    };
     let event = verifier.verify(signature_header, raw_body)?;
     let receipt = app
         .store()

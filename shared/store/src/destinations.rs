@@ -7,7 +7,7 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::item::{self, Item, client_pk, get_s, key, put_conditional_failed, s};
+use crate::item::{self, Item, client_pk, get_s, key, s};
 use crate::open_requests::{
     OPEN_DESTINATION_REQUESTS, destination_request_is_open, open_attributes,
 };
@@ -74,6 +74,16 @@ impl Store {
         &self,
         new: &NewDestinationRequest,
     ) -> Result<DestinationRequest, StoreError> {
+        self.create_destination_request_keyed(new, None).await
+    }
+
+    /// [`Store::create_destination_request`] recording `idempotency` in the same transaction (see
+    /// [`crate::idempotency`]).
+    pub async fn create_destination_request_keyed(
+        &self,
+        new: &NewDestinationRequest,
+        idempotency: Option<&crate::IdempotencyKey>,
+    ) -> Result<DestinationRequest, StoreError> {
         let record = DestinationRequest {
             id: new.id,
             client_id: new.client_id.clone(),
@@ -94,22 +104,15 @@ impl Store {
             OPEN_DESTINATION_REQUESTS,
             new.id.to_string(),
         ));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(record),
-            Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
-                entity: ENTITY,
-                key: new.id.to_string(),
-            }),
-            Err(e) => Err(StoreError::aws("PutItem", e)),
-        }
+        self.put_new(
+            item,
+            ENTITY,
+            &new.id.to_string(),
+            idempotency,
+            new.created_at,
+        )
+        .await?;
+        Ok(record)
     }
 
     /// The request, only if it belongs to `client` (another client's id is simply not found).

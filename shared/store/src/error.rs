@@ -23,6 +23,10 @@ pub enum StoreError {
     #[error("{entity} `{key}` not found")]
     NotFound { entity: &'static str, key: String },
 
+    /// An idempotency key already answered another request (another body, or another route).
+    #[error("idempotency key `{key}` was used for another request")]
+    IdempotencyKeyReused { key: String },
+
     /// The domain state machine forbids this move.
     #[error("{entity} `{key}`: illegal transition from {from} to {to}")]
     IllegalTransition {

@@ -69,6 +69,7 @@ mod audit_chain;
 mod clients;
 mod destinations;
 mod error;
+pub mod idempotency;
 mod item;
 pub mod notifications;
 pub mod onboarding;
@@ -82,6 +83,7 @@ pub use audit_chain::AuditPage;
 pub use clients::{ClientProfile, WalletMapping};
 pub use destinations::{DestinationRequest, NewDestinationRequest, RequestChanges};
 pub use error::StoreError;
+pub use idempotency::{IdempotencyKey, Remembered};
 pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges};
 pub use webhooks::WebhookReceipt;
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::destinations::{ADVANCE_ATTEMPTS, rfc3339};
-use crate::item::{self, Item, epoch_millis, get_n, get_s, key, n, put_conditional_failed, s};
+use crate::item::{self, Item, epoch_millis, get_n, get_s, key, n, s};
 use crate::open_requests::{OPEN_ORDERS, order_is_open};
 use crate::schema::{DUE_INDEX, GSI1};
 use crate::{Advance, Store, StoreError};
@@ -105,6 +105,17 @@ fn order_key(id: &OrderId) -> Item {
 impl Store {
     /// Stores a new `Scheduled` order, due at `execute_at`. Same id twice → [`StoreError::Conflict`].
     pub async fn create_order(&self, new: &NewOrder) -> Result<Order, StoreError> {
+        self.create_order_keyed(new, None).await
+    }
+
+    /// [`Store::create_order`], recording `idempotency` in the same transaction: when the key is
+    /// already recorded nothing is created and the answer is a [`StoreError::Conflict`] on the
+    /// idempotency key (ask [`Store::remembered`] what it created).
+    pub async fn create_order_keyed(
+        &self,
+        new: &NewOrder,
+        idempotency: Option<&crate::IdempotencyKey>,
+    ) -> Result<Order, StoreError> {
         let record = Order {
             id: new.id,
             client_id: new.client_id.clone(),
@@ -131,22 +142,9 @@ impl Store {
         item.insert("gsi1sk".into(), s(format!("ORDER#{}", new.id)));
         item.insert("duePk".into(), s(DUE_PARTITION));
         item.insert("dueAt".into(), n(epoch_millis(new.execute_at)));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(record),
-            Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
-                entity: ENTITY,
-                key: key_text,
-            }),
-            Err(e) => Err(StoreError::aws("PutItem", e)),
-        }
+        self.put_new(item, ENTITY, &key_text, idempotency, new.created_at)
+            .await?;
+        Ok(record)
     }
 
     /// Strongly consistent read by id.

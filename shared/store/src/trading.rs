@@ -114,6 +114,16 @@ impl Store {
         &self,
         new: &NewTradingAuthorization,
     ) -> Result<TradingAuthorization, StoreError> {
+        self.create_trading_authorization_keyed(new, None).await
+    }
+
+    /// [`Store::create_trading_authorization`] recording `idempotency` in the same transaction
+    /// (see [`crate::idempotency`]).
+    pub async fn create_trading_authorization_keyed(
+        &self,
+        new: &NewTradingAuthorization,
+        idempotency: Option<&crate::IdempotencyKey>,
+    ) -> Result<TradingAuthorization, StoreError> {
         check_exchange_name(&new.exchange)?;
         let record = TradingAuthorization {
             id: new.id,
@@ -138,16 +148,29 @@ impl Store {
         record_item.extend(key(pk.clone(), record_sk(&new.id)));
         let mut marker: Item = key(pk.clone(), marker_sk(&new.exchange));
         marker.insert("authorizationId".into(), s(new.id.to_string()));
-        let result = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(self.create_if_absent(marker)?)
-            .transact_items(self.create_if_absent(record_item)?)
-            .send()
-            .await;
-        match result {
+            .transact_items(self.create_if_absent(record_item)?);
+        if let Some(idempotency) = idempotency {
+            transaction = transaction.transact_items(self.idempotency_record(
+                idempotency,
+                &new.id.to_string(),
+                new.created_at,
+            )?);
+        }
+        match transaction.send().await {
             Ok(_) => Ok(record),
             Err(err) => match cancellation_codes(&err) {
+                Some(codes)
+                    if idempotency.is_some() && codes.get(2).is_some_and(Option::is_some) =>
+                {
+                    Err(StoreError::Conflict {
+                        entity: crate::idempotency::IDEMPOTENCY_ENTITY,
+                        key: idempotency.map(|k| k.key.clone()).unwrap_or_default(),
+                    })
+                }
                 Some(codes)
                     if codes
                         .iter()

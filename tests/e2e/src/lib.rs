@@ -229,9 +229,24 @@ impl Env {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    /// [`Env::call`] with extra request headers (e.g. `Idempotency-Key`).
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(body);

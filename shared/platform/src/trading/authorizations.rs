@@ -181,6 +181,41 @@ pub async fn authorize(
     exchange: &str,
     request_id: &str,
 ) -> Result<(AuthorizationView, bool)> {
+    authorize_keyed(app, config, client, exchange, request_id, None).await
+}
+
+/// [`authorize`] with an idempotency key, recorded with the authorization in one transaction: a
+/// retry with the same key and body answers the authorization the first call created, as created
+/// (201); the same key with another exchange is a 409.
+pub async fn authorize_keyed(
+    app: &App,
+    config: &TradingConfig,
+    client: &ClientId,
+    exchange: &str,
+    request_id: &str,
+    idempotency: Option<&store::IdempotencyKey>,
+) -> Result<(AuthorizationView, bool)> {
+    // A retry of a create this key already made: finish it (audit, destination requests) as the
+    // first call would have, and answer it as created.
+    let remembered = match idempotency {
+        Some(key) => match app.store().remembered(key).await? {
+            store::Remembered::Created(id) => {
+                let id = ulid::Ulid::from_string(&id).map_err(|_| {
+                    PlatformError::Internal(format!("remembered authorization `{id}`"))
+                })?;
+                Some(
+                    app.store()
+                        .get_trading_authorization(client, &id)
+                        .await?
+                        .ok_or_else(|| {
+                            PlatformError::Internal("remembered authorization is gone".into())
+                        })?,
+                )
+            }
+            store::Remembered::Nothing => None,
+        },
+        None => None,
+    };
     let venue = config
         .registry
         .venue(exchange)
@@ -202,36 +237,59 @@ pub async fn authorize(
         ));
     }
     let now = OffsetDateTime::now_utc();
-    let (authorization, created) = match app
-        .store()
-        .create_trading_authorization(&NewTradingAuthorization {
-            id: ulid::Ulid::new(),
-            client_id: client.clone(),
-            exchange: venue.name.clone(),
-            destinations: addresses,
-            created_at: now,
-        })
-        .await
-    {
-        Ok(created) => (created, true),
-        Err(StoreError::Conflict { .. }) => {
-            let existing = app
-                .store()
-                .current_trading_authorization(client, &venue.name)
-                .await?
-                .ok_or_else(|| {
-                    PlatformError::Conflict(
-                        "the authorization for this exchange changed meanwhile; try again".into(),
-                    )
-                })?;
-            (existing, false)
-        }
-        Err(e) => return Err(e.into()),
+    let (authorization, created) = match remembered {
+        Some(authorization) => (authorization, true),
+        None => match app
+            .store()
+            .create_trading_authorization_keyed(
+                &NewTradingAuthorization {
+                    id: ulid::Ulid::new(),
+                    client_id: client.clone(),
+                    exchange: venue.name.clone(),
+                    destinations: addresses,
+                    created_at: now,
+                },
+                idempotency,
+            )
+            .await
+        {
+            Ok(created) => (created, true),
+            // A concurrent request with the same key created it: answer as a retry would.
+            Err(StoreError::Conflict {
+                entity: store::idempotency::IDEMPOTENCY_ENTITY,
+                ..
+            }) => {
+                return Box::pin(authorize_keyed(
+                    app,
+                    config,
+                    client,
+                    exchange,
+                    request_id,
+                    idempotency,
+                ))
+                .await;
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let existing = app
+                    .store()
+                    .current_trading_authorization(client, &venue.name)
+                    .await?
+                    .ok_or_else(|| {
+                        PlatformError::Conflict(
+                            "the authorization for this exchange changed meanwhile; try again"
+                                .into(),
+                        )
+                    })?;
+                (existing, false)
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     if created {
-        audit::record(
+        audit::record_once(
             app,
             client,
+            &format!("trading_authorization:{}:created", authorization.id),
             Actor::Client { id: client.clone() },
             actions::CREATED,
             request_id,

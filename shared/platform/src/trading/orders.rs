@@ -160,35 +160,85 @@ async fn require_client(app: &App, client: &ClientId) -> Result<()> {
 }
 
 /// `POST /v1/operator/orders`: stores a `Scheduled` order, due at `executeAt` (default now).
+///
+/// With an idempotency key, the order and the key are stored in one transaction; a retry with the
+/// same key and body (after a timeout, or a 503 from the audit append) answers the order the first
+/// call created, and finishes its audit line if that call could not: one order, one transfer.
 pub async fn create_order(
     app: &App,
     config: &TradingConfig,
     operator: &str,
     input: &OrderInput,
     request_id: &str,
+    idempotency: Option<&store::IdempotencyKey>,
 ) -> Result<Order> {
     let valid = validate(config, &app.settings().networks, input)?;
+    if let Some(key) = idempotency
+        && let Some(order) = remembered_order(app, key).await?
+    {
+        record_created(app, &order, &valid, request_id).await?;
+        return Ok(order);
+    }
     require_client(app, &valid.client).await?;
     let now = OffsetDateTime::now_utc();
-    let order = app
-        .store()
-        .create_order(&NewOrder {
-            id: OrderId::new(),
-            client_id: valid.client.clone(),
-            network: valid.deposit.destination.network(),
-            exchange: valid.exchange.clone(),
-            asset: valid.deposit.asset.clone(),
-            amount: valid.amount,
-            execute_at: valid.execute_at.unwrap_or(now),
-            created_by: operator.to_owned(),
-            created_at: now,
-        })
-        .await?;
-    audit::record(
+    let new = NewOrder {
+        id: OrderId::new(),
+        client_id: valid.client.clone(),
+        network: valid.deposit.destination.network(),
+        exchange: valid.exchange.clone(),
+        asset: valid.deposit.asset.clone(),
+        amount: valid.amount,
+        execute_at: valid.execute_at.unwrap_or(now),
+        created_by: operator.to_owned(),
+        created_at: now,
+    };
+    let order = match app.store().create_order_keyed(&new, idempotency).await {
+        Ok(order) => order,
+        // A concurrent request with the same key stored its order first: answer that one.
+        Err(StoreError::Conflict {
+            entity: store::idempotency::IDEMPOTENCY_ENTITY,
+            ..
+        }) => match idempotency {
+            Some(key) => remembered_order(app, key).await?.ok_or_else(|| {
+                PlatformError::Internal("idempotency key recorded without its order".into())
+            })?,
+            None => return Err(PlatformError::Internal("conflict without a key".into())),
+        },
+        Err(error) => return Err(error.into()),
+    };
+    record_created(app, &order, &valid, request_id).await?;
+    Ok(order)
+}
+
+/// The order an earlier request with this key created (the same key with another body: 409).
+async fn remembered_order(app: &App, key: &store::IdempotencyKey) -> Result<Option<Order>> {
+    match app.store().remembered(key).await? {
+        store::Remembered::Nothing => Ok(None),
+        store::Remembered::Created(id) => {
+            let id = OrderId::parse(&id)
+                .map_err(|_| PlatformError::Internal(format!("remembered order id `{id}`")))?;
+            let order = app.store().get_order(&id).await?.ok_or_else(|| {
+                PlatformError::Internal(format!("remembered order `{id}` is gone"))
+            })?;
+            Ok(Some(order))
+        }
+    }
+}
+
+/// The order's creation in the client's audit trail, once (a retry finishes what a failed append
+/// left undone).
+async fn record_created(
+    app: &App,
+    order: &Order,
+    valid: &ValidOrder,
+    request_id: &str,
+) -> Result<()> {
+    audit::record_once(
         app,
         &order.client_id,
+        &format!("order:{}:{}", order.id, OrderState::Scheduled),
         Actor::Operator {
-            id: operator.to_owned(),
+            id: order.created_by.clone(),
         },
         audit_action(OrderState::Scheduled),
         request_id,
@@ -203,7 +253,7 @@ pub async fn create_order(
         }),
     )
     .await?;
-    Ok(order)
+    Ok(())
 }
 
 /// `GET /v1/operator/orders?clientId&status`: newest first.

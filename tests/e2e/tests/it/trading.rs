@@ -114,12 +114,14 @@ async fn active_authorization(env: &Env, subject: &str) -> Value {
 
 /// `POST /v1/operator/orders` as the desk: `amount` wei of ETH to Coinbase for `client`.
 async fn place_order(env: &Env, client: &str, amount: &str) -> Value {
+    let key = ulid::Ulid::new().to_string();
     let (status, order) = env
-        .call(
+        .call_with_headers(
             Method::POST,
             "/v1/operator/orders",
             Some(&env.operator_token("desk-1")),
             Some(&json!({"clientId": client, "exchange": "Coinbase", "asset": "ETH", "amount": amount})),
+            &[("idempotency-key", &key)],
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
