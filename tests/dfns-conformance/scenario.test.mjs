@@ -788,6 +788,41 @@ test('transfers: to a whitelisted address it confirms; to another it is blocked'
   assertMatchesSdkType('TransferRequest', safeJson(rejected.raw).data.transferRequest, 'wallet.transfer.rejected data');
 });
 
+test('policies: bound by walletId.in, untagging the wallet does not unbind it; bound by tag, it does', async (t) => {
+  if (!needs(t, 'clientWallet')) return;
+  // Issue 12, point 1: the platform binds a client's policies to its wallets by id, because
+  // anyone holding Wallets:Tags:Delete can take a wallet out of a tag-filtered policy.
+  const byId = await fundedWallet([`client:by-id-${runId}`]);
+  const byTag = await fundedWallet([`client:by-tag-${runId}`]);
+  for (const [wallet, filters] of [
+    [byId, { walletId: { in: [byId.id] } }],
+    [byTag, { walletTags: { hasAll: byTag.tags } }],
+  ]) {
+    const [tag] = wallet.tags;
+    const body = {
+      name: `whitelist ${wallet.id} ${runId}`,
+      activityKind: 'Wallets:Sign',
+      rule: { kind: 'TransactionRecipientWhitelist', configuration: { addresses: [RECIPIENT] } },
+      action: { kind: 'Block' },
+      filters,
+    };
+    const policy = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () => sa.policies.createPolicy({ body }));
+    signed('POST', '/v2/policies');
+    assert.deepEqual(policy.filters, filters);
+    const blocked = await send(wallet.id, NOT_WHITELISTED, 1n);
+    assert.equal(blocked.status, 'Rejected', `${JSON.stringify(filters)}: an unlisted address is blocked`);
+    await coverage.call('wallets.untagWallet', 'UntagWalletResponse', () =>
+      sa.wallets.untagWallet({ walletId: wallet.id, body: { tags: [tag] } }),
+    );
+    signed('DELETE', `/wallets/${wallet.id}/tags`);
+  }
+  const stillBlocked = await send(byId.id, NOT_WHITELISTED, 1n);
+  assert.equal(stillBlocked.status, 'Rejected', 'a walletId-bound policy still applies after the untag');
+  // The attack the walletId filter closes: untagged, the wallet leaves the tag-filtered policy.
+  const unbound = await send(byTag.id, NOT_WHITELISTED, 1n);
+  assert.notEqual(unbound.status, 'Rejected', 'a tag-bound policy no longer applies after the untag');
+});
+
 test('approvals: above an amount limit a transfer waits; an officer denies → rejected', async (t) => {
   if (!needs(t, 'clientWallet', 'officerDecisions')) return;
   const walletId = state.clientWallet.id;

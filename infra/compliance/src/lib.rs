@@ -172,6 +172,9 @@ fn client_from_tags<'a>(tags: impl IntoIterator<Item = &'a String>) -> Option<St
         .map(str::to_owned)
 }
 
+/// The client a policy belongs to: from a `client:<id>` tag filter, else from the name the
+/// platform gives its client policies, `client:<id> <kind>` (they bind the client's wallets by
+/// id, `filters.walletId.in`, so their filter does not name the client).
 fn client_of_policy(body: &PolicyBody) -> Option<String> {
     body.filters
         .as_ref()
@@ -183,6 +186,13 @@ fn client_of_policy(body: &PolicyBody) -> Option<String> {
                 .flatten()
                 .find_map(|tag| tag.strip_prefix(CLIENT_TAG_PREFIX))
                 .map(str::to_owned)
+        })
+        .or_else(|| {
+            body.name
+                .strip_prefix(CLIENT_TAG_PREFIX)
+                .and_then(|rest| rest.rsplit_once(' '))
+                .map(|(client, _kind)| client.to_owned())
+                .filter(|client| !client.is_empty())
         })
 }
 
@@ -400,6 +410,19 @@ mod tests {
             describe_policy_change(Some(&before), &before, true),
             vec!["archive policy \"client 7 whitelist\""]
         );
+    }
+
+    #[test]
+    fn a_policy_bound_by_wallet_id_names_its_client_by_its_name() {
+        let body: PolicyBody = serde_json::from_value(serde_json::json!({
+            "name": "client:auth0|42 whitelist",
+            "activityKind": "Wallets:Sign",
+            "rule": {"kind": "TransactionRecipientWhitelist", "configuration": {"addresses": []}},
+            "action": {"kind": "Block"},
+            "filters": {"walletId": {"in": ["wa-1"]}},
+        }))
+        .unwrap();
+        assert_eq!(client_of_policy(&body).as_deref(), Some("auth0|42"));
     }
 
     #[test]

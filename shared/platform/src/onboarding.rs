@@ -1,8 +1,14 @@
 //! Flow 1 (docs/design.md), onboarding: open (or resume) a client's managed account.
 //!
-//! One wallet per configured network, tagged `client:<id>`; the client's
+//! One wallet per configured network, tagged `client:<id>` (for discovery); the client's
 //! `TransactionRecipientWhitelist` policy (empty, so nothing can leave until a destination is
-//! approved) and the tier's limit policies, all filtered on that tag; the mapping in DynamoDB.
+//! approved) and the tier's limit policies, all bound to the client's wallets by id
+//! (`filters.walletId.in`), so that no tag or wallet metadata change can take a wallet out of its
+//! rules (docs/design.md, "Dfns objects per client"); the mapping in DynamoDB.
+//!
+//! The policies are created only once every wallet is created and mapped (their ids are the
+//! filter): a call that finds a wallet step still held by another creates no policy and answers
+//! `Opening`.
 //!
 //! **Concurrency and resumption.** Dfns wallet and policy creation are not idempotent, so each
 //! creation is a *step* claimed in DynamoDB with a lease ([`store::onboarding`]): of ten concurrent
@@ -95,17 +101,20 @@ pub fn policy_name(client: &ClientId, kind: &str) -> String {
     format!("{} {kind}", client.wallet_tag())
 }
 
-/// The policies a client gets: the whitelist, then one per limit its tier sets.
+/// The policies a client gets: the whitelist, then one per limit its tier sets, each bound to
+/// `wallets` (the client's wallet ids) by `filters.walletId.in`.
 pub fn client_policy_bodies(
     settings: &PlatformSettings,
     client: &ClientId,
     tier: &Tier,
+    wallets: &[WalletId],
 ) -> Vec<(&'static str, PolicyBody)> {
     let filters = PolicyFilters {
-        wallet_tags: Some(dfns_client::policies::WalletTagsFilter {
-            has_all: Some(vec![client.wallet_tag()]),
-            has_any: None,
-        }),
+        wallet_id: Some(InList::new(
+            wallets
+                .iter()
+                .map(|id| dfns_client::WalletId::new(id.as_str())),
+        )),
         ..PolicyFilters::default()
     };
     let action = |setting: PolicyActionSetting| match setting {
@@ -243,8 +252,19 @@ pub async fn open_account(app: &App, client: &ClientId, request_id: &str) -> Res
         complete &= created.is_some();
     }
 
+    if !complete {
+        // A wallet is still being created by another call: the policies bind the wallets by id,
+        // so they wait until every wallet exists (the caller answers `Opening`).
+        return account_state(app, client, tier_name, false).await;
+    }
+    let wallet_ids: Vec<WalletId> = store
+        .list_wallets(client)
+        .await?
+        .into_iter()
+        .map(|m| m.wallet_id)
+        .collect();
     let recorded = store.client_policies(client).await?;
-    for (kind, body) in client_policy_bodies(app.settings(), client, &tier) {
+    for (kind, body) in client_policy_bodies(app.settings(), client, &tier, &wallet_ids) {
         if recorded.contains_key(kind) {
             continue;
         }
@@ -488,13 +508,21 @@ mod tests {
         settings
     }
 
+    fn wallets(ids: &[&str]) -> Vec<WalletId> {
+        ids.iter().map(|id| WalletId::parse(id).unwrap()).collect()
+    }
+
     #[test]
-    fn the_whitelist_starts_empty_and_filters_on_the_clients_tag() {
+    fn the_whitelist_starts_empty_and_binds_the_clients_wallets_by_id() {
         let client = ClientId::parse("alice").unwrap();
         let bodies = client_policy_bodies(
             &settings(PolicyActionSetting::Block),
             &client,
             &Tier::default(),
+            &wallets(&[
+                "wa-alice-00000-0000000000000001",
+                "wa-alice-00000-0000000000000002",
+            ]),
         );
         assert_eq!(bodies.len(), 1);
         let (kind, body) = &bodies[0];
@@ -506,7 +534,9 @@ mod tests {
                 "activityKind": "Wallets:Sign",
                 "rule": {"kind": "TransactionRecipientWhitelist", "configuration": {"addresses": []}},
                 "action": {"kind": "Block"},
-                "filters": {"walletTags": {"hasAll": ["client:alice"]}}
+                "filters": {"walletId": {"in": [
+                    "wa-alice-00000-0000000000000001", "wa-alice-00000-0000000000000002"
+                ]}}
             })
         );
     }
@@ -529,6 +559,7 @@ mod tests {
             &settings(PolicyActionSetting::RequestApproval),
             &client,
             &tier,
+            &wallets(&["wa-bob00-00000-0000000000000001"]),
         );
         let wire: Vec<serde_json::Value> = bodies
             .iter()
@@ -558,7 +589,7 @@ mod tests {
         for body in &wire {
             assert_eq!(
                 body["filters"],
-                json!({"walletTags": {"hasAll": ["client:bob"]}})
+                json!({"walletId": {"in": ["wa-bob00-00000-0000000000000001"]}})
             );
             assert_eq!(
                 body["action"],

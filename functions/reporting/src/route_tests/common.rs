@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
 use dfns_client::common::InList;
-use dfns_client::policies::{ApprovalGroup, Approvers, PolicyFilters, WalletTagsFilter};
+use dfns_client::policies::{ApprovalGroup, Approvers, PolicyFilters};
 use dfns_client::{
     ActivityKind, ClientConfig, CreateWallet, DecisionValue, DfnsClient, ExternalId, KeySigner,
     Network, Policy, PolicyAction, PolicyBody, PolicyId, PolicyRule, RetryPolicy, SecretString,
@@ -347,7 +347,7 @@ impl Harness {
             .await
             .expect("mapping");
         let whitelist = match policies {
-            Policies::Created => Some(self.create_client_policies(&client).await),
+            Policies::Created => Some(self.create_client_policies(&client, &wallet.id).await),
             Policies::None => None,
         };
         Account {
@@ -358,15 +358,16 @@ impl Harness {
         }
     }
 
-    /// The client's empty whitelist and an amount limit, filtered on its wallet tag, recorded
+    /// The client's empty whitelist and an amount limit, bound to its wallet by id, recorded
     /// and audited as onboarding does; returns the whitelist's id.
-    async fn create_client_policies(&self, client: &ClientId) -> PolicyId {
+    async fn create_client_policies(
+        &self,
+        client: &ClientId,
+        wallet: &dfns_client::WalletId,
+    ) -> PolicyId {
         let store = self.app.store();
         let filters = Some(PolicyFilters {
-            wallet_tags: Some(WalletTagsFilter {
-                has_all: Some(vec![client.wallet_tag()]),
-                has_any: None,
-            }),
+            wallet_id: Some(InList::new([wallet.clone()])),
             ..PolicyFilters::default()
         });
         let whitelist = self

@@ -1,7 +1,7 @@
 //! Onboarding against the emulator: concurrency and resumption.
 
 use dfns_client::policies::PoliciesQuery;
-use dfns_client::{CreateWallet, PolicyRule, PolicyStatus};
+use dfns_client::{CreateWallet, PolicyRule, PolicyStatus, TransferAsset};
 use domain::Network;
 use futures::TryStreamExt;
 use platform::onboarding::{self, AccountStatus};
@@ -110,11 +110,20 @@ async fn ten_concurrent_onboardings_create_one_wallet_per_network_and_one_policy
         ]
     );
     for policy in &policies {
-        let filter = policy.filters.as_ref().and_then(|f| f.wallet_tags.as_ref());
+        let filters = policy.filters.as_ref().expect("filtered");
         assert_eq!(
-            filter.and_then(|f| f.has_all.clone()),
-            Some(vec![tag.clone()]),
-            "{} filters on the client's tag",
+            filters.wallet_id.as_ref().map(|ids| ids
+                .values
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>()),
+            Some(vec![settled.wallets[0].wallet_id.as_str()]),
+            "{} binds the client's wallet by id",
+            policy.name
+        );
+        assert_eq!(
+            filters.wallet_tags, None,
+            "{} not bound by tag",
             policy.name
         );
         assert_eq!(
@@ -219,5 +228,72 @@ async fn a_step_held_by_a_live_call_makes_others_wait_then_answer_opening() {
         dfns_wallets_tagged(&env, &client.wallet_tag())
             .await
             .is_empty()
+    );
+}
+
+/// Issue 12, point 1: the untag attack. With the service account's own credentials, a transfer
+/// from the client's wallet to an unlisted address is refused; removing the client's tag from the
+/// wallet (the service account may: `Wallets:Tags:Delete`) must not let the same transfer through,
+/// because the client's policies bind the wallet by id, not by tag.
+#[tokio::test]
+async fn untagging_a_wallet_does_not_unbind_it_from_the_clients_policies() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = client_id("untagged");
+    let account = onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    assert_eq!(account.status, AccountStatus::Open);
+    let wallet_id = dfns_client::WalletId::new(account.wallets[0].wallet_id.as_str());
+    env.control(
+        reqwest::Method::POST,
+        "deposits",
+        serde_json::json!({"walletId": wallet_id.as_str(), "kind": "Native", "amount": "10000000000000000000"}),
+    )
+    .await;
+    let service = env.service();
+    let unlisted = "0x000000000000000000000000000000000000dead";
+    let send = || async {
+        service
+            .transfer_without_external_id(
+                &wallet_id,
+                TransferAsset::Native {
+                    to: unlisted.to_owned(),
+                    amount: dfns_client::Amount::from(1_000_000_000_000_000_000u128),
+                    memo: None,
+                    priority: None,
+                },
+            )
+            .await
+            .expect("Dfns answers the transfer")
+    };
+
+    let before = send().await;
+    assert!(
+        before.is_rejected(),
+        "an unlisted address is blocked: {:?}",
+        before.transfer()
+    );
+
+    service
+        .untag_wallet(&wallet_id, &[client.wallet_tag()])
+        .await
+        .expect("the service account may untag");
+    let wallet = service.get_wallet(&wallet_id).await.unwrap();
+    assert!(
+        !wallet.tags.contains(&client.wallet_tag()),
+        "untagged: {:?}",
+        wallet.tags
+    );
+
+    let after = send().await;
+    assert!(
+        after.is_rejected(),
+        "still blocked after the untag: {:?}",
+        after.transfer()
+    );
+    assert_ne!(
+        after.transfer().id,
+        before.transfer().id,
+        "a second transfer"
     );
 }

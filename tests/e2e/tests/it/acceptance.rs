@@ -103,12 +103,16 @@ async fn ten_concurrent_openings_make_one_wallet_and_one_whitelist_policy() {
         .filter(|p| {
             p.filters
                 .as_ref()
-                .and_then(|f| f.wallet_tags.as_ref())
-                .and_then(|t| t.has_all.as_ref())
-                .is_some_and(|all| all == &vec![tag.clone()])
+                .and_then(|f| f.wallet_id.as_ref())
+                .is_some_and(|ids| ids.values == [tagged[0].id.clone()])
         })
         .collect();
-    assert_eq!(whitelists.len(), 1, "one whitelist policy filters on {tag}");
+    assert_eq!(
+        whitelists.len(),
+        1,
+        "one whitelist policy binds {tag}'s wallet by id"
+    );
+    assert_eq!(whitelists[0].filters.as_ref().unwrap().wallet_tags, None);
     assert_eq!(account["policies"]["whitelist"], whitelists[0].id.as_str());
 }
 
