@@ -15,7 +15,10 @@ pub mod aws;
 mod secret;
 mod settings;
 
-pub use secret::{PlatformSecret, SecretCache, SecretError};
+pub use secret::{
+    FIELD_WEBHOOK_SECRET_NEXT, MIN_WEBHOOK_SECRET_BYTES, PlatformSecret, SecretCache, SecretError,
+    WEBHOOK_SECRET_PLACEHOLDER,
+};
 pub use settings::{ConfigError, Settings};
 
 /// What a function's `main` needs, built once: settings, clients and the secret cache.

@@ -136,6 +136,9 @@ fn the_secret_fields_named_are_the_ones_the_code_reads() {
             }));
         }
     }
+    // The one optional field: the next webhook secret, during a rotation.
+    let optional = platform_config::FIELD_WEBHOOK_SECRET_NEXT.to_owned();
+    assert!(named.remove(&optional), "the README names {optional}: {named:?}");
     assert_eq!(named.len(), 4, "{named:?}");
     let secret = |fields: &BTreeSet<String>| {
         let object: serde_json::Map<String, serde_json::Value> = fields
@@ -145,6 +148,9 @@ fn the_secret_fields_named_are_the_ones_the_code_reads() {
         platform_config::PlatformSecret::from_json(&serde_json::Value::Object(object).to_string())
     };
     assert!(secret(&named).is_ok(), "the code reads other field names");
+    let mut with_next = named.clone();
+    with_next.insert(optional);
+    assert!(secret(&with_next).is_ok(), "the optional field is read");
     for missing in &named {
         let mut fewer = named.clone();
         fewer.remove(missing);
@@ -169,6 +175,11 @@ fn the_secret_fields_named_are_the_ones_the_code_reads() {
         "\"dfnsWebhookSecret\": \"{}\"",
         bootstrap::WEBHOOK_SECRET_PLACEHOLDER
     )));
+    // ... and the one the functions refuse to verify with.
+    assert_eq!(
+        bootstrap::WEBHOOK_SECRET_PLACEHOLDER,
+        platform_config::WEBHOOK_SECRET_PLACEHOLDER
+    );
 }
 
 /// `!Ref Param` (or a plain value) the template gives `variable`, globally or per function.
