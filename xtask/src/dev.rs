@@ -131,7 +131,7 @@ pub fn run(repo_root: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("building the async runtime")?;
-    let local = runtime.block_on(crate::stack::start(repo_root))?;
+    let local = runtime.block_on(crate::stack::start(repo_root, crate::stack::Purpose::Dev))?;
     let summary = local.summary();
     services.push(Box::new(local));
 

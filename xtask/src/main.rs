@@ -8,6 +8,7 @@ mod deploy_tools;
 #[cfg(feature = "dev")]
 mod dev;
 mod process;
+mod schemathesis;
 #[cfg(feature = "dev")]
 mod stack;
 mod standins;
@@ -75,6 +76,16 @@ enum Task {
     /// Write `openapi.json` at the repository root: the OpenAPI document generated from the
     /// functions' routers (a test fails while the checked-in copy is stale).
     Openapi,
+    /// The API fuzzing step of `test` alone: schemathesis against a local platform of its own, with
+    /// a client's and an operator's token (see xtask/src/schemathesis.rs).
+    Schemathesis,
+    /// What `schemathesis` runs, built with the dev feature, the stand-ins' environment set.
+    #[cfg(feature = "dev")]
+    #[command(hide = true)]
+    SchemathesisRun {
+        #[arg(long)]
+        work_dir: PathBuf,
+    },
     /// Run one non-interactive command with the stand-ins up and their environment set, e.g.
     /// `cargo xtask exec -- cargo test -p store`.
     Exec {
@@ -117,6 +128,9 @@ fn main() -> ExitCode {
         Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Token { .. } => unreachable!("handled above"),
         Task::Exec { command } => exec(&repo_root, &command),
+        Task::Schemathesis => schemathesis::run_alone(&repo_root),
+        #[cfg(feature = "dev")]
+        Task::SchemathesisRun { work_dir } => schemathesis::run_platform(&repo_root, &work_dir),
         Task::Openapi => write_openapi(&repo_root),
         // `cargo xtask bench coldstart [...]`: cold start of the functions (xtask/src/coldstart.rs).
         Task::Bench { cargo_args } if cargo_args.first().is_some_and(|a| a == "coldstart") => {

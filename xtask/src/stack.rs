@@ -5,6 +5,9 @@
 //! which holds the webhook's signing secret, exists), then the org-wide `Policies:Modify` policy
 //! (so every destination change waits for an officer), the platform secret in Secrets Manager,
 //! the stack itself, and the demo clients.
+//!
+//! [`Purpose::Check`] starts the same platform for a check that needs one of its own
+//! (`cargo xtask schemathesis`): any free port, nothing written under `.tools/`, no demo.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -39,7 +42,18 @@ pub struct LocalStack {
     pub demo: Demo,
 }
 
-/// What the demo created.
+/// What [`start`] sets up around the platform.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `cargo xtask dev`: [`DEFAULT_STACK_ADDR`] when free, the emulator's bootstrap, the issuer key
+    /// and the stack's description in `.tools/local-stack/` (for `cargo xtask token`), the demo.
+    Dev,
+    /// A check against a platform of its own: any free port, an issuer key in memory, no files and
+    /// no demo, so it shares nothing with a `cargo xtask dev` running beside it.
+    Check,
+}
+
+/// What the demo created (nothing for [`Purpose::Check`]).
 pub struct Demo {
     pub clients: Vec<(String, Value)>,
 }
@@ -59,7 +73,10 @@ fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> Result
     )?)
 }
 
-async fn bind_stack() -> Result<tokio::net::TcpListener> {
+async fn bind_stack(purpose: Purpose) -> Result<tokio::net::TcpListener> {
+    if purpose == Purpose::Check {
+        return Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+    }
     let preferred: SocketAddr = DEFAULT_STACK_ADDR.parse().expect("a socket address");
     match tokio::net::TcpListener::bind(preferred).await {
         Ok(listener) => Ok(listener),
@@ -70,8 +87,9 @@ async fn bind_stack() -> Result<tokio::net::TcpListener> {
     }
 }
 
-/// Starts everything and seeds the demo. Runs on a multi-threaded runtime that outlives it.
-pub async fn start(repo_root: &Path) -> Result<LocalStack> {
+/// Starts everything and, for [`Purpose::Dev`], seeds the demo. Runs on a multi-threaded runtime
+/// that outlives it.
+pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
     // The functions' logs on stderr: warnings and errors unless RUST_LOG asks for more (`info`
     // shows one line per request).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -82,7 +100,9 @@ pub async fn start(repo_root: &Path) -> Result<LocalStack> {
         .with_env_filter(filter)
         .try_init();
     let state_dir = token::state_dir(repo_root);
-    std::fs::create_dir_all(&state_dir).context("creating .tools/local-stack")?;
+    if purpose == Purpose::Dev {
+        std::fs::create_dir_all(&state_dir).context("creating .tools/local-stack")?;
+    }
 
     let emulator = dfns_emulator::spawn(dfns_emulator::Options {
         webhook_retry_delays: vec![
@@ -95,13 +115,15 @@ pub async fn start(repo_root: &Path) -> Result<LocalStack> {
     .await
     .context("starting the Dfns emulator")?;
     let bootstrap = emulator.bootstrap().clone();
-    std::fs::write(
-        state_dir.join("emulator-bootstrap.json"),
-        serde_json::to_vec_pretty(&bootstrap)?,
-    )
-    .context("writing the emulator bootstrap")?;
+    if purpose == Purpose::Dev {
+        std::fs::write(
+            state_dir.join("emulator-bootstrap.json"),
+            serde_json::to_vec_pretty(&bootstrap)?,
+        )
+        .context("writing the emulator bootstrap")?;
+    }
 
-    let listener = bind_stack().await?;
+    let listener = bind_stack(purpose).await?;
     let stack_url = format!("http://{}", listener.local_addr()?);
     let service = identity_client(&emulator.base_url(), &bootstrap.service_account)?;
     let webhook = service
@@ -161,7 +183,10 @@ pub async fn start(repo_root: &Path) -> Result<LocalStack> {
         eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
         secrets: platform::SecretSource::SecretsManager(Arc::new(secrets)),
         dfns_retry: None,
-        issuer_key: IssuerKey::File(token::issuer_key_file(repo_root)),
+        issuer_key: match purpose {
+            Purpose::Dev => IssuerKey::File(token::issuer_key_file(repo_root)),
+            Purpose::Check => IssuerKey::Generate(auth::dev_issuer::SigningAlgorithm::Es256),
+        },
         audience: local_stack::DEFAULT_AUDIENCE.into(),
         role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
         operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
@@ -169,6 +194,16 @@ pub async fn start(repo_root: &Path) -> Result<LocalStack> {
     })
     .await
     .context("starting the local stack")?;
+    if purpose == Purpose::Check {
+        let demo = Demo {
+            clients: Vec::new(),
+        };
+        return Ok(LocalStack {
+            emulator,
+            stack,
+            demo,
+        });
+    }
     std::fs::write(
         token::info_file(repo_root),
         serde_json::to_vec_pretty(&stack.info)?,
@@ -201,25 +236,8 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
             anyhow::Ok((status, body))
         }
     };
-    let open = |subject: &'static str| {
-        let call = &call;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (status, body) =
-                    call(reqwest::Method::POST, "/v1/accounts", subject, None).await?;
-                if status == reqwest::StatusCode::OK {
-                    return anyhow::Ok(body);
-                }
-                if status != reqwest::StatusCode::ACCEPTED || Instant::now() > deadline {
-                    bail!("opening {subject}'s account: {status} {body}");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    let alice = open("alice").await?;
-    let bob = open("bob").await?;
+    let alice = open_account(&http, stack, "alice").await?;
+    let bob = open_account(&http, stack, "bob").await?;
 
     let (status, request) = call(
         reqwest::Method::POST,
@@ -299,6 +317,32 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
     Ok(Demo {
         clients: vec![("alice".into(), alice), ("bob".into(), bob)],
     })
+}
+
+/// Opens `subject`'s account: `POST /v1/accounts` until 200 (202 while its wallets are being
+/// created). Returns the account.
+pub async fn open_account(
+    http: &reqwest::Client,
+    stack: &RunningStack,
+    subject: &str,
+) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = http
+            .post(format!("{}/v1/accounts", stack.base_url))
+            .bearer_auth(stack.token(subject))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == reqwest::StatusCode::OK {
+            return Ok(body);
+        }
+        if status != reqwest::StatusCode::ACCEPTED || Instant::now() > deadline {
+            bail!("opening {subject}'s account: {status} {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl LocalStack {

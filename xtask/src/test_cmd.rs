@@ -191,6 +191,12 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     };
     summary.record("conformance", started.elapsed(), ok, "");
 
+    // schemathesis against the local platform, client and operator (xtask/src/schemathesis.rs).
+    println!("\nxtask: ==> schemathesis");
+    let started = Instant::now();
+    let (ok, detail) = crate::schemathesis::step(repo_root);
+    summary.record("schemathesis", started.elapsed(), ok, detail);
+
     // cfn-lint on template.yaml (pinned with moto, in .tools/venv). It stops reporting undefined
     // references once the template has an HttpApi: infra/deploy-checks' tests cover those.
     println!("\nxtask: ==> template: cfn-lint template.yaml");
