@@ -22,11 +22,17 @@ pub fn router() -> FunctionRouter {
         .api_route(
             "/v1/destination-requests",
             post_with(create_request, |op| {
-                http::errors(
+                let op = http::errors(
                     op.summary(
                         "Ask for a destination to be added to or removed from the whitelist",
                     ),
                     &[409],
+                );
+                http::link_id_to(
+                    op,
+                    201,
+                    "CancelDestinationRequest",
+                    "#/paths/~1v1~1destination-requests~1{id}/delete",
                 )
             })
             .get_with(list_requests, |op| {

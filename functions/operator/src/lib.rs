@@ -27,9 +27,15 @@ pub fn router() -> FunctionRouter {
         .api_route(
             "/v1/operator/orders",
             post_with(create_order, |op| {
-                http::errors(
+                let op = http::errors(
                     op.summary("Schedule an order moving a client's funds to an exchange"),
                     &[404, 409],
+                );
+                http::link_id_to(
+                    op,
+                    201,
+                    "CancelOrder",
+                    "#/paths/~1v1~1operator~1orders~1{id}~1cancel/post",
                 )
             })
             .get_with(list_orders, |op| op.summary("Orders, newest first")),

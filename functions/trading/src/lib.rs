@@ -22,7 +22,7 @@ pub fn router() -> FunctionRouter {
         .api_route(
             "/v1/trading-authorizations",
             post_with(authorize, |op| {
-                http::errors(
+                let op = http::errors(
                     op.summary(
                         "Authorize trading through an exchange (its deposit address goes through the destination flow)",
                     )
@@ -33,7 +33,10 @@ pub fn router() -> FunctionRouter {
                         r.description("the client's live authorization for that exchange")
                     }),
                     &[409],
-                )
+                );
+                let target = "#/paths/~1v1~1trading-authorizations~1{id}/delete";
+                let op = http::link_id_to(op, 201, "RevokeTradingAuthorization", target);
+                http::link_id_to(op, 200, "RevokeTradingAuthorization", target)
             })
             .get_with(list_authorizations, |op| {
                 op.summary("The caller's trading authorizations, newest first")

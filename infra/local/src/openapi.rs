@@ -109,6 +109,47 @@ mod tests {
     }
 
     #[test]
+    fn each_create_links_to_what_undoes_it() {
+        let doc = document();
+        for (path, status, target) in [
+            (
+                "/v1/destination-requests",
+                "201",
+                ("/v1/destination-requests/{id}", "delete"),
+            ),
+            (
+                "/v1/trading-authorizations",
+                "201",
+                ("/v1/trading-authorizations/{id}", "delete"),
+            ),
+            (
+                "/v1/trading-authorizations",
+                "200",
+                ("/v1/trading-authorizations/{id}", "delete"),
+            ),
+            (
+                "/v1/operator/orders",
+                "201",
+                ("/v1/operator/orders/{id}/cancel", "post"),
+            ),
+        ] {
+            let links = doc["paths"][path]["post"]["responses"][status]["links"]
+                .as_object()
+                .unwrap_or_else(|| panic!("POST {path} {status} has no links"));
+            let link = links.values().next().unwrap();
+            let reference = link["operationRef"].as_str().unwrap();
+            let pointer = reference.trim_start_matches('#').replace("~1", "/");
+            let (target_path, method) = target;
+            assert_eq!(pointer, format!("/paths/{target_path}/{method}"));
+            assert!(
+                doc["paths"][target_path][method].is_object(),
+                "{reference} exists"
+            );
+            assert_eq!(link["parameters"]["id"], "$response.body#/id");
+        }
+    }
+
+    #[test]
     fn query_parameters_are_typed_and_bounded() {
         let doc = document();
         let params = doc["paths"]["/v1/activity"]["get"]["parameters"]

@@ -212,6 +212,39 @@ pub fn errors<'t>(
     op
 }
 
+/// Links the `status` response of a create to the operation that undoes it (its cancel or
+/// delete), passing the created resource's `id` as that operation's `id` path parameter: clients
+/// and API fuzzers (schemathesis' stateful phase) follow it. `target` is the OpenAPI
+/// `operationRef` (`#/paths/~1v1~1things~1{id}/delete`).
+pub fn link_id_to<'t>(
+    mut op: aide::transform::TransformOperation<'t>,
+    status: u16,
+    name: &str,
+    target: &str,
+) -> aide::transform::TransformOperation<'t> {
+    let link = aide::openapi::Link {
+        description: None,
+        operation: aide::openapi::LinkOperation::OperationRef(target.to_owned()),
+        request_body: None,
+        parameters: [("id".to_owned(), serde_json::json!("$response.body#/id"))]
+            .into_iter()
+            .collect(),
+        server: None,
+        extensions: Default::default(),
+    };
+    if let Some(aide::openapi::ReferenceOr::Item(response)) = op
+        .inner_mut()
+        .responses
+        .as_mut()
+        .and_then(|r| r.responses.get_mut(&DocStatus::Code(status)))
+    {
+        response
+            .links
+            .insert(name.to_owned(), aide::openapi::ReferenceOr::Item(link));
+    }
+    op
+}
+
 /// The one error shape on the wire: `{"error":{"code","message","requestId"}}`.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
