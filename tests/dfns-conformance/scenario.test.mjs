@@ -40,7 +40,7 @@ const LIFECYCLE_WAIT_MS = 15_000;
 
 /** The permissions a service account needs (docs/dfns.md §9); it must not be able to approve. */
 const SERVICE_ACCOUNT_OPERATIONS = [
-  'Wallets:Create', 'Wallets:Read', 'Wallets:Update', 'Wallets:Tags:Add', 'Wallets:Tags:Delete',
+  'Wallets:Create', 'Wallets:Read', 'Wallets:Tags:Add',
   'Wallets:Transfers:Create', 'Wallets:Transfers:Read', 'Wallets:Transfers:Abort',
   'Policies:Create', 'Policies:Read', 'Policies:Update', 'Policies:Archive', 'Policies:Approvals:Read',
   'Auth:Logs:Read', 'Webhooks:Create', 'Webhooks:Read', 'Webhooks:Update', 'Webhooks:Delete',
@@ -177,6 +177,9 @@ test('service account: identity and permission assignments are readable', async 
   const missing = SERVICE_ACCOUNT_OPERATIONS.filter((op) => !granted.has(op));
   assert.deepEqual(missing, [], 'operations the service account needs but is not granted');
   assert.ok(!granted.has('Policies:Approvals:Approve'), 'the service account must not be able to approve');
+  for (const op of ['Wallets:Tags:Delete', 'Wallets:Update']) {
+    assert.ok(!granted.has(op), `the service account must not hold ${op}: it could take a wallet out of its rules`);
+  }
 
   const [permissionId] = assignedIds;
   const assignments = await coverage.call('permissions.listAssignments', 'ListAssignmentsResponse', () =>
@@ -270,6 +273,22 @@ test('wallets: rename and change the externalId', async (t) => {
   if (!needs(t, 'wallet')) return;
   const walletId = state.wallet.id;
   const body = { name: `renamed ${runId}`, externalId: `conf-${runId}-a2` };
+  // The service account holds neither Wallets:Update nor Wallets:Tags:Delete (docs/dfns.md §9):
+  // 403 naming the operation. Granted here (as to a misconfigured account) to cover the calls.
+  const refused = await coverage.expectError('wallets.updateWallet (no Wallets:Update)', () =>
+    sa.wallets.updateWallet({ walletId, body }),
+  );
+  signed('PUT', `/wallets/${walletId}`);
+  expectDfnsError(refused, 403, 'updateWallet without Wallets:Update');
+  assert.match(refused.message, /Wallets:Update/, 'the 403 names the missing operation');
+  const refusedUntag = await coverage.expectError('wallets.untagWallet (no Wallets:Tags:Delete)', () =>
+    sa.wallets.untagWallet({ walletId, body: { tags: ['conformance'] } }),
+  );
+  signed('DELETE', `/wallets/${walletId}/tags`);
+  expectDfnsError(refusedUntag, 403, 'untagWallet without Wallets:Tags:Delete');
+  assert.match(refusedUntag.message, /Wallets:Tags:Delete/, 'the 403 names the missing operation');
+  await control.grant(bootstrap.serviceAccount.userId, ['Wallets:Update', 'Wallets:Tags:Delete']);
+
   const updated = await coverage.call('wallets.updateWallet', 'UpdateWalletResponse', () =>
     sa.wallets.updateWallet({ walletId, body }),
   );
@@ -792,6 +811,8 @@ test('policies: bound by walletId.in, untagging the wallet does not unbind it; b
   if (!needs(t, 'clientWallet')) return;
   // Issue 12, point 1: the platform binds a client's policies to its wallets by id, because
   // anyone holding Wallets:Tags:Delete can take a wallet out of a tag-filtered policy.
+  // The account of the attack: one holding Wallets:Tags:Delete (the least-privilege one cannot untag).
+  await control.grant(bootstrap.serviceAccount.userId, ['Wallets:Tags:Delete']);
   const byId = await fundedWallet([`client:by-id-${runId}`]);
   const byTag = await fundedWallet([`client:by-tag-${runId}`]);
   for (const [wallet, filters] of [

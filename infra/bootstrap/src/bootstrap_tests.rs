@@ -224,6 +224,32 @@ async fn a_service_account_with_approval_rights_makes_it_refuse_and_change_nothi
     ));
 }
 
+/// Issue 12, least privilege: a service account holding any operation that can unbind or
+/// override the rules (each of [`crate::DANGEROUS_OPERATIONS`] in turn, on an otherwise
+/// least-privilege account) makes bootstrap refuse, name the operation, and change nothing.
+#[tokio::test]
+async fn each_dangerous_permission_makes_it_refuse_name_it_and_change_nothing() {
+    for (operation, _) in crate::DANGEROUS_OPERATIONS {
+        let s = setup().await;
+        s.grant(&[operation]).await;
+        for dry_run in [false, true] {
+            let error = s.run(dry_run).await.expect_err("must refuse");
+            let BootstrapError::ServiceAccountCanApprove(findings) = &error else {
+                panic!("{operation}: {error}");
+            };
+            assert_eq!(findings.len(), 1, "{operation}: {findings:?}");
+            assert!(findings[0].contains(operation), "{findings:?}");
+        }
+        assert!(s.compliance_policies().await.is_empty(), "{operation}");
+        assert!(s.webhooks().await.is_empty(), "{operation}");
+        assert_eq!(
+            s.secret.read().await.unwrap()[FIELD_WEBHOOK_SECRET],
+            crate::WEBHOOK_SECRET_PLACEHOLDER,
+            "{operation}: the secret is untouched"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_webhook_whose_secret_was_lost_is_recreated_and_its_new_secret_stored() {
     let s = setup().await;

@@ -1,8 +1,10 @@
 //! `bootstrap`: the one-time, idempotent setup of a Dfns organisation for the platform.
 //!
-//! 1. **The service account cannot approve** (refuse to go on otherwise): it holds no
-//!    `Policies:Approvals:Approve` permission, and no active policy's approval group lets service
-//!    accounts approve or names the service account as an approver.
+//! 1. **The service account cannot approve, unbind or override the rules** (refuse to go on
+//!    otherwise, exit status 2, nothing changed): it holds none of [`DANGEROUS_OPERATIONS`]
+//!    (`Policies:Approvals:Approve`, untagging or updating wallets, assigning or changing
+//!    permissions, managing users or service accounts, delegating keys), and no active policy's
+//!    approval group lets service accounts approve or names the service account as an approver.
 //! 2. **The compliance policy**: a `Policies:Modify` policy, rule `AlwaysTrigger`, action
 //!    `RequestApproval` by the compliance officers, no filter (it governs every policy, itself
 //!    included). Found by name when it exists; never changed by a later run (a change would itself
@@ -30,6 +32,59 @@ use serde_json::{Map, Value};
 
 /// The permission that lets a user decide approvals; the service account must never hold it.
 pub const APPROVE_PERMISSION: &str = "Policies:Approvals:Approve";
+
+/// Operations the signing service account must not hold, each with what it would let the
+/// account do to the rules (docs/dfns.md §9). Names as in the official SDK's permission types
+/// (`@dfns/sdk` `generated/permissions/types.d.ts`), legacy names included.
+pub const DANGEROUS_OPERATIONS: &[(&str, &str)] = &[
+    (
+        APPROVE_PERMISSION,
+        "approve what the rules hold for an officer",
+    ),
+    (
+        "Wallets:Tags:Delete",
+        "untag wallets, taking them out of tag-filtered policies",
+    ),
+    (
+        "Wallets:Update",
+        "change wallet metadata (name, externalId) the platform identifies wallets by",
+    ),
+    (
+        "Keys:Delegate",
+        "delegate a wallet's key, which bypasses every policy",
+    ),
+    ("Permissions:Create", "create permissions"),
+    ("Permissions:Update", "change permissions"),
+    ("Permissions:Modify", "change permissions"),
+    ("Permissions:Archive", "archive permissions"),
+    ("Permissions:Assign", "assign permissions (to itself)"),
+    (
+        "Permissions:Revoke",
+        "revoke permissions (from the officers)",
+    ),
+    (
+        "PermissionAssignments:Create",
+        "assign permissions (to itself)",
+    ),
+    (
+        "PermissionAssignments:Revoke",
+        "revoke permissions (from the officers)",
+    ),
+    ("Auth:Users:Create", "create users (approvers)"),
+    ("Auth:Users:Update", "change users"),
+    ("Auth:Users:Activate", "activate users"),
+    ("Auth:Users:Deactivate", "deactivate users (the officers)"),
+    ("Auth:Users:Delete", "delete users (the officers)"),
+    ("Auth:Users:Delegate", "act as delegated users"),
+    ("Auth:ServiceAccounts:Create", "create service accounts"),
+    ("Auth:ServiceAccounts:Update", "change service accounts"),
+    ("Auth:ServiceAccounts:Activate", "activate service accounts"),
+    (
+        "Auth:ServiceAccounts:Deactivate",
+        "deactivate service accounts",
+    ),
+    ("Auth:ServiceAccounts:Delete", "delete service accounts"),
+];
 /// Name of the organisation's compliance policy (how a later run finds it).
 pub const DEFAULT_POLICY_NAME: &str = "Compliance approval of every policy change";
 /// The webhook events the platform acts on (docs/dfns.md §7.2, ★).
@@ -57,7 +112,11 @@ pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error("refusing to continue: the service account can approve ({})", .0.join("; "))]
+    /// Each finding (a dangerous operation held, a policy group that lets it approve).
+    #[error(
+        "refusing to continue: the service account can approve, unbind or override the rules ({})",
+        .0.join("; ")
+    )]
     ServiceAccountCanApprove(Vec<String>),
     #[error("invalid setup: {0}")]
     Invalid(String),
@@ -275,18 +334,21 @@ pub async fn service_account_operations(
     Ok(operations)
 }
 
-/// Why the service account could approve something, from its operations and the active policies.
-/// Empty = it cannot.
+/// Why the service account could approve something, unbind a wallet from its rules or override
+/// them, from its operations ([`DANGEROUS_OPERATIONS`]) and the active policies. Empty = it
+/// cannot.
 pub fn approval_risks(
     service_account: &str,
     operations: &BTreeSet<String>,
     policies: &[Policy],
 ) -> Vec<String> {
     let mut risks = Vec::new();
-    if operations.contains(APPROVE_PERMISSION) {
-        risks.push(format!(
-            "service account {service_account} holds {APPROVE_PERMISSION}"
-        ));
+    for (operation, why) in DANGEROUS_OPERATIONS {
+        if operations.contains(*operation) {
+            risks.push(format!(
+                "service account {service_account} holds {operation}: it could {why}"
+            ));
+        }
     }
     for policy in policies {
         let PolicyAction::RequestApproval {
@@ -381,7 +443,8 @@ pub async fn run(
         return Err(BootstrapError::ServiceAccountCanApprove(risks));
     }
     report.ok(format!(
-        "service account {sa} cannot approve ({} operations, {} active policies checked)",
+        "service account {sa} cannot approve, unbind or override the rules ({} operations, {} \
+         active policies checked)",
         operations.len(),
         policies.len()
     ));
@@ -545,7 +608,16 @@ mod tests {
         assert!(approval_risks("us-sa", &none, std::slice::from_ref(&safe)).is_empty());
 
         let approve: BTreeSet<String> = [APPROVE_PERMISSION.to_owned()].into();
-        assert_eq!(approval_risks("us-sa", &approve, &[safe]).len(), 1);
+        assert_eq!(
+            approval_risks("us-sa", &approve, std::slice::from_ref(&safe)).len(),
+            1
+        );
+        for (operation, _) in DANGEROUS_OPERATIONS {
+            let held: BTreeSet<String> = ["Wallets:Read".to_owned(), operation.to_string()].into();
+            let risks = approval_risks("us-sa", &held, std::slice::from_ref(&safe));
+            assert_eq!(risks.len(), 1, "{operation}: {risks:?}");
+            assert!(risks[0].contains(operation), "{risks:?}");
+        }
         let flag = policy(vec![group(&["us-officer"], Some(true))]);
         assert_eq!(approval_risks("us-sa", &none, &[flag]).len(), 1);
         let named = policy(vec![group(&["us-sa"], None)]);

@@ -47,12 +47,19 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(BootstrapError::ServiceAccountCanApprove(findings)) => {
+            eprintln!(
+                "bootstrap: refusing to continue, nothing changed: the service account can \
+                 approve, unbind or override the rules:"
+            );
+            for finding in &findings {
+                eprintln!("  - {finding}");
+            }
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("bootstrap: {error}");
-            match error {
-                BootstrapError::ServiceAccountCanApprove(_) => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::FAILURE
         }
     }
 }

@@ -16,13 +16,13 @@ use crate::pagination::{PageQuery, page};
 use crate::state::{SharedApp, State};
 
 /// The service account's operations: exactly the §9 set. It never holds
-/// `Policies:Approvals:Approve`, so it can never approve its own requests.
+/// `Policies:Approvals:Approve`, so it can never approve its own requests, nor
+/// `Wallets:Tags:Delete` or `Wallets:Update`, which could take a wallet out of its rules (a test
+/// that needs them grants them through the control API, `POST /emulator/permissions`).
 pub const SERVICE_ACCOUNT_OPERATIONS: &[&str] = &[
     "Wallets:Create",
     "Wallets:Read",
-    "Wallets:Update",
     "Wallets:Tags:Add",
-    "Wallets:Tags:Delete",
     "Wallets:Transfers:Create",
     "Wallets:Transfers:Read",
     "Wallets:Transfers:Abort",
@@ -57,6 +57,8 @@ pub fn admin_operations() -> Vec<&'static str> {
     let mut ops: BTreeSet<&'static str> = SERVICE_ACCOUNT_OPERATIONS.iter().copied().collect();
     ops.extend(OFFICER_OPERATIONS.iter().copied());
     ops.extend([
+        "Wallets:Update",
+        "Wallets:Tags:Delete",
         "Permissions:Read",
         "Permissions:Assign",
         "Permissions:Revoke",

@@ -116,6 +116,7 @@ export function controlApi(baseUrl) {
     advanceClock: (seconds) => call('POST', '/emulator/clock/advance', { seconds }),
     setLifecycle: (body) => call('PUT', '/emulator/transfer-lifecycle', body),
     stats: () => call('GET', '/emulator/stats'),
+    grant: (userId, operations) => call('POST', '/emulator/permissions', { userId, operations }),
   };
 }
 

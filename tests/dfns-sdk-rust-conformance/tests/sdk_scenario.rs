@@ -311,6 +311,16 @@ async fn official_rust_sdk_core_scenario() {
         "tags after tagging: {:?}",
         got.tags
     );
+    // The platform's service account holds no Wallets:Tags:Delete (docs/dfns.md §9: an untag
+    // could take a wallet out of its rules); granted here, as to a misconfigured account, to
+    // cover the call.
+    control
+        .call(
+            reqwest::Method::POST,
+            "/emulator/permissions",
+            Some(json!({ "userId": me.user_id, "operations": ["Wallets:Tags:Delete"] })),
+        )
+        .await;
     client
         .wallets
         .untag_wallet(

@@ -75,6 +75,9 @@ async fn service_account_has_exactly_the_documented_permissions() {
     assert!(ops.contains(&"Wallets:Transfers:Create"));
     assert!(ops.contains(&"Policies:Approvals:Read"));
     assert!(!ops.contains(&"Policies:Approvals:Approve"));
+    // Nothing that could take a wallet out of its rules (issue 12).
+    assert!(!ops.contains(&"Wallets:Tags:Delete"));
+    assert!(!ops.contains(&"Wallets:Update"));
 
     // The admin reads the same assignment through the permissions endpoints.
     let admin = Client::new(&h.base(), &h.emulator.bootstrap().admin);

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use crate::common::{Harness, RECIPIENT};
+use crate::common::{Client, Harness, RECIPIENT};
 use dfns_emulator::{Lifecycle, Options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -51,8 +51,24 @@ async fn wallet_create_get_list_tag_untag() {
         .await
         .ok();
     assert_eq!(added, json!({}));
-    let removed =
+    // The service account holds no Wallets:Tags:Delete (docs/dfns.md §9): an untag could take
+    // the wallet out of tag-filtered policies. 403, naming the operation; the admin may.
+    let refused =
         h.sa.signed(
+            Method::DELETE,
+            &tags_path,
+            &json!({ "tags": ["tier:gold"] }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.error_message().contains("(Wallets:Tags:Delete)"),
+        "{}",
+        refused.error_message()
+    );
+    let admin = Client::new(&h.base(), &h.emulator.bootstrap().admin);
+    let removed = admin
+        .signed(
             Method::DELETE,
             &tags_path,
             &json!({ "tags": ["tier:gold"] }),

@@ -81,7 +81,13 @@ async fn wallets_create_get_list_tag_untag_assets_history() {
     for tag in ["client:42", "vip", "desk:eu"] {
         assert!(tagged.tags.iter().any(|t| t == tag), "{:?}", tagged.tags);
     }
-    client
+    // The service account holds no Wallets:Tags:Delete (docs/dfns.md §9): 403; the admin may.
+    let refused = client
+        .untag_wallet(&wallet.id, &["vip".to_owned()])
+        .await
+        .expect_err("the service account cannot untag");
+    assert_eq!(refused.status(), Some(403), "{refused}");
+    emu.client(As::Admin)
         .untag_wallet(&wallet.id, &["vip".to_owned()])
         .await
         .unwrap();

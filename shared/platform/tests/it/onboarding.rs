@@ -233,11 +233,21 @@ async fn a_step_held_by_a_live_call_makes_others_wait_then_answer_opening() {
 
 /// Issue 12, point 1: the untag attack. With the service account's own credentials, a transfer
 /// from the client's wallet to an unlisted address is refused; removing the client's tag from the
-/// wallet (the service account may: `Wallets:Tags:Delete`) must not let the same transfer through,
-/// because the client's policies bind the wallet by id, not by tag.
+/// wallet must not let the same transfer through, because the client's policies bind the wallet
+/// by id, not by tag. The service account is given `Wallets:Tags:Delete` here, as in the org
+/// where the attack was seen (bootstrap now refuses such an account; see the next test).
 #[tokio::test]
 async fn untagging_a_wallet_does_not_unbind_it_from_the_clients_policies() {
     let env = TestEnv::start(TestOptions::default()).await;
+    env.control(
+        reqwest::Method::POST,
+        "permissions",
+        serde_json::json!({
+            "userId": env.emulator.bootstrap().service_account.user_id,
+            "operations": ["Wallets:Tags:Delete"],
+        }),
+    )
+    .await;
     let client = client_id("untagged");
     let account = onboarding::open_account(&env.app, &client, "open")
         .await
@@ -295,5 +305,33 @@ async fn untagging_a_wallet_does_not_unbind_it_from_the_clients_policies() {
         after.transfer().id,
         before.transfer().id,
         "a second transfer"
+    );
+}
+
+/// Issue 12, least privilege: the service account as the platform needs it (docs/dfns.md §9)
+/// cannot untag a client's wallet at all: 403, and the tag stays.
+#[tokio::test]
+async fn the_least_privilege_service_account_cannot_untag_a_wallet() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let client = client_id("least-privilege");
+    let account = onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    let wallet_id = dfns_client::WalletId::new(account.wallets[0].wallet_id.as_str());
+    let service = env.service();
+    let refused = service
+        .untag_wallet(&wallet_id, &[client.wallet_tag()])
+        .await
+        .expect_err("the untag is refused");
+    assert_eq!(refused.status(), Some(403), "{refused}");
+    assert!(
+        refused.to_string().contains("Wallets:Tags:Delete"),
+        "the 403 names the operation: {refused}"
+    );
+    let wallet = service.get_wallet(&wallet_id).await.unwrap();
+    assert!(
+        wallet.tags.contains(&client.wallet_tag()),
+        "{:?}",
+        wallet.tags
     );
 }
