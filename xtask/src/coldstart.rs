@@ -180,11 +180,11 @@ fn measure_all(
     }
 
     let timeout = Duration::from_secs(args.timeout);
+    let load_before = load_average();
     eprintln!(
-        "xtask: cold start: {} binaries, 1 warm-up + {} runs each, interleaved; load average before: {}",
+        "xtask: cold start: {} binaries, 1 warm-up + {} runs each, interleaved; load average before: {load_before}",
         subjects.len(),
         args.runs,
-        load_average()
     );
     for round in 0..=args.runs {
         for subject in subjects.iter_mut().filter(|s| s.failure.is_none()) {
@@ -197,6 +197,7 @@ fn measure_all(
         }
     }
     print_table(&subjects, args.runs);
+    print_load(&load_before);
     let failed = subjects.iter().filter(|s| s.failure.is_some()).count();
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -788,6 +789,23 @@ fn peak_rss_kib(pid: libc::pid_t) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The load during the runs, and a warning when the machine was too busy for small differences.
+fn print_load(before: &str) {
+    let after = load_average();
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    println!("load average before: {before}; after: {after}; {cpus} CPUs");
+    let busiest = [before, after.as_str()]
+        .iter()
+        .filter_map(|load| load.split_whitespace().next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    if busiest >= cpus as f64 {
+        println!(
+            "the machine was busy (load {busiest:.1} on {cpus} CPUs): differences of a few percent are \
+             within the noise; rerun when it is quieter, or with more --runs"
+        );
+    }
+}
+
 fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|text| {
@@ -890,23 +908,49 @@ fn print_table(subjects: &[Subject], runs: usize) {
     }
     println!("RSS is the highest peak over the runs; CPU is user + system time, median.");
 
-    // Before → after, for each function measured both ways.
-    let medians = |label: &str| {
+    // Before → after, for each function measured both ways. The per-round ratio pairs the two
+    // processes started back to back in the same round, so a change of load between rounds cancels.
+    let measured = |label: &str| {
         subjects
             .iter()
             .find(|s| s.label == label && !s.samples.is_empty())
-            .map(|s| median_min_max(s.samples.iter().map(|x| x.first_response).collect()).0)
     };
-    for subject in subjects.iter().filter(|s| s.label.starts_with("baseline/")) {
-        let name = &subject.label["baseline/".len()..];
-        if let (Some(before), Some(after)) = (medians(&subject.label), medians(name)) {
-            println!(
-                "{name}: first response {:.1} ms → {:.1} ms ({:+.1}%)",
-                ms(before),
-                ms(after),
-                (after.as_secs_f64() / before.as_secs_f64() - 1.0) * 100.0
-            );
-        }
+    let percent = |before: Duration, after: Duration| {
+        (after.as_secs_f64() / before.as_secs_f64() - 1.0) * 100.0
+    };
+    for before in subjects.iter().filter(|s| s.label.starts_with("baseline/")) {
+        let name = &before.label["baseline/".len()..];
+        let (Some(before), Some(after)) = (measured(&before.label), measured(name)) else {
+            continue;
+        };
+        let median_of = |subject: &Subject, field: fn(&Sample) -> Duration| {
+            median_min_max(subject.samples.iter().map(field).collect()).0
+        };
+        let (first_before, first_after) = (
+            median_of(before, |s| s.first_response),
+            median_of(after, |s| s.first_response),
+        );
+        let (cpu_before, cpu_after) = (median_of(before, |s| s.cpu), median_of(after, |s| s.cpu));
+        let mut ratios: Vec<f64> = before
+            .samples
+            .iter()
+            .zip(&after.samples)
+            .map(|(b, a)| a.first_response.as_secs_f64() / b.first_response.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let quartile = |q: usize| ratios[(ratios.len() - 1) * q / 4];
+        println!(
+            "{name}: first response {:.1} → {:.1} ms ({:+.1}%), per-round ratio {:.2} (quartiles {:.2}–{:.2}); CPU {:.1} → {:.1} ms ({:+.1}%)",
+            ms(first_before),
+            ms(first_after),
+            percent(first_before, first_after),
+            quartile(2),
+            quartile(1),
+            quartile(3),
+            ms(cpu_before),
+            ms(cpu_after),
+            percent(cpu_before, cpu_after),
+        );
     }
     for subject in subjects.iter().filter(|s| s.failure.is_some()) {
         println!(
