@@ -14,6 +14,14 @@
 //!    only when it is created, so a webhook that exists while the platform secret lacks its secret
 //!    is deleted and created again.
 //!
+//!
+//! **Rotating the webhook secret without a gap** ([`rotate_webhook`], then [`promote_webhook`]):
+//! Dfns shows a webhook's secret only at creation and signs each webhook's deliveries with its
+//! own secret, so a rotation is a second webhook to the same URL whose secret goes into
+//! `dfnsWebhookSecretNext` (the receiver accepts deliveries under either); once every container
+//! has read that (`SECRET_REFRESH_SECONDS`), the old webhook is deleted and the next secret
+//! becomes `dfnsWebhookSecret`.
+//!
 //! A second run changes nothing. `dry_run` reads everything and changes nothing, saying what it
 //! would do. The Dfns credentials come from the platform secret itself.
 
@@ -106,6 +114,14 @@ pub const FIELD_SERVICE_ACCOUNT_TOKEN: &str = "dfnsServiceAccountToken";
 pub const FIELD_CREDENTIAL_ID: &str = "dfnsCredentialId";
 pub const FIELD_PRIVATE_KEY_PEM: &str = "dfnsPrivateKeyPem";
 pub const FIELD_WEBHOOK_SECRET: &str = "dfnsWebhookSecret";
+/// The next webhook's secret during a rotation (the functions accept deliveries under either).
+pub const FIELD_WEBHOOK_SECRET_NEXT: &str = "dfnsWebhookSecretNext";
+/// Bootstrap's own record, beside [`FIELD_WEBHOOK_SECRET_NEXT`] and written with it in one
+/// `PutSecretValue`, of the id of the webhook that secret belongs to: the one webhook to the URL
+/// that [`promote_webhook`] keeps. Not a `dfns…` field: the functions never read it (they ignore
+/// fields they do not know). In the secret rather than in the webhook's description so that the
+/// secret and the id of its webhook cannot disagree.
+pub const FIELD_WEBHOOK_NEXT_ID: &str = "bootstrapWebhookNextId";
 /// What the README says to put in `dfnsWebhookSecret` before bootstrap (the functions refuse an
 /// empty field); bootstrap treats it as "no secret stored".
 pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
@@ -180,6 +196,13 @@ pub struct PlatformSecretStore {
 
 impl PlatformSecretStore {
     pub async fn read(&self) -> Result<Map<String, Value>, BootstrapError> {
+        Ok(self.read_dated().await?.0)
+    }
+
+    /// The secret and when its current version was written (when Secrets Manager says).
+    pub async fn read_dated(
+        &self,
+    ) -> Result<(Map<String, Value>, Option<std::time::SystemTime>), BootstrapError> {
         let out = self
             .client
             .get_secret_value()
@@ -196,9 +219,12 @@ impl PlatformSecretStore {
         let text = out
             .secret_string()
             .ok_or_else(|| BootstrapError::Secret("the secret has no string value".into()))?;
+        let written_at = out
+            .created_date()
+            .and_then(|d| std::time::SystemTime::try_from(*d).ok());
         // Never quote the text: it holds keys.
         match serde_json::from_str(text) {
-            Ok(Value::Object(map)) => Ok(map),
+            Ok(Value::Object(map)) => Ok((map, written_at)),
             _ => Err(BootstrapError::Secret(
                 "the platform secret is not a JSON object".into(),
             )),
@@ -570,6 +596,208 @@ pub async fn run(
             ));
         }
     }
+    Ok(report)
+}
+
+/// Whether `value` can be a webhook's HMAC key for the functions (as `platform-config` decides:
+/// not the placeholder, at least [`platform_config::MIN_WEBHOOK_SECRET_BYTES`]).
+fn usable_webhook_secret(value: Option<&Value>) -> Option<&str> {
+    value.and_then(Value::as_str).filter(|s| {
+        let s = s.trim();
+        s != WEBHOOK_SECRET_PLACEHOLDER && s.len() >= platform_config::MIN_WEBHOOK_SECRET_BYTES
+    })
+}
+
+/// Phase 1 of a webhook-secret rotation: a second webhook to `webhook_url` with the platform's
+/// events, its secret written as [`FIELD_WEBHOOK_SECRET_NEXT`] and its id as
+/// [`FIELD_WEBHOOK_NEXT_ID`] (other fields kept). From then on both webhooks deliver, each signed
+/// with its own secret; the functions accept either once they have re-read the secret (within
+/// `SECRET_REFRESH_SECONDS`), and apply an event delivered twice once.
+///
+/// Needs the first-time setup done ([`run`]: a webhook to the URL and its secret stored). A
+/// second run while the rotation is under way changes nothing. If the webhook recorded as the
+/// next one no longer exists, a new one is created and its secret replaces the next one. If a
+/// run stops between creating the webhook and writing the secret, that webhook's secret is lost:
+/// the next run creates another, and [`promote_webhook`] deletes the orphan with the old one.
+pub async fn rotate_webhook(
+    dfns: &DfnsClient,
+    secret: &PlatformSecretStore,
+    webhook_url: &str,
+    dry_run: bool,
+) -> Result<Report, BootstrapError> {
+    let mut report = Report::default();
+    let mut secret_map = secret.read().await?;
+    let webhooks: Vec<_> = dfns.list_webhooks().try_collect().await?;
+    let to_url: Vec<_> = webhooks.iter().filter(|w| w.url == webhook_url).collect();
+    if usable_webhook_secret(secret_map.get(FIELD_WEBHOOK_SECRET)).is_none() || to_url.is_empty() {
+        return Err(BootstrapError::Invalid(format!(
+            "no webhook to {webhook_url} with its secret stored as {FIELD_WEBHOOK_SECRET}: run \
+             bootstrap without --rotate-webhook first (Deploy, step 4)"
+        )));
+    }
+    let next_secret = secret_map.get(FIELD_WEBHOOK_SECRET_NEXT);
+    let next_id = secret_map
+        .get(FIELD_WEBHOOK_NEXT_ID)
+        .and_then(Value::as_str);
+    match (next_secret, next_id) {
+        (Some(_), None) => {
+            return Err(BootstrapError::Invalid(format!(
+                "{FIELD_WEBHOOK_SECRET_NEXT} is set but bootstrap did not record which webhook it \
+                 belongs to (a rotation by hand?): finish that rotation by hand, or remove \
+                 {FIELD_WEBHOOK_SECRET_NEXT} and run again"
+            )));
+        }
+        (Some(_), Some(id)) if to_url.iter().any(|w| w.id.as_str() == id) => {
+            usable_webhook_secret(next_secret).ok_or_else(|| {
+                BootstrapError::Invalid(format!(
+                    "{FIELD_WEBHOOK_SECRET_NEXT} is not a usable webhook secret (placeholder or \
+                     too short): remove it and run again"
+                ))
+            })?;
+            report.ok(format!(
+                "rotation under way: webhook {id} to {webhook_url} holds the next secret \
+                 ({FIELD_WEBHOOK_SECRET_NEXT}); run --promote-webhook once SECRET_REFRESH_SECONDS \
+                 have passed since it was stored"
+            ));
+            return Ok(report);
+        }
+        (Some(_), Some(id)) => report.ok(format!(
+            "webhook {id}, recorded as holding {FIELD_WEBHOOK_SECRET_NEXT}, no longer exists: a \
+             new one replaces it"
+        )),
+        (None, _) => {}
+    }
+    if dry_run {
+        report.changed(format!(
+            "would create a second webhook to {webhook_url} (the platform's events)"
+        ));
+        report.changed(format!(
+            "would store its secret as {FIELD_WEBHOOK_SECRET_NEXT} (and its id) in {} (other \
+             fields kept)",
+            secret.secret_id
+        ));
+        return Ok(report);
+    }
+    let created = dfns
+        .create_webhook(&CreateWebhook {
+            url: webhook_url.to_owned(),
+            events: WEBHOOK_EVENTS.to_vec(),
+            status: Some(WebhookStatus::Enabled),
+            description: Some(WEBHOOK_DESCRIPTION.into()),
+        })
+        .await?;
+    report.changed(format!(
+        "created webhook {} to {} (the next one)",
+        created.webhook.id, created.webhook.url
+    ));
+    secret_map.insert(
+        FIELD_WEBHOOK_SECRET_NEXT.to_owned(),
+        Value::String(created.secret.expose_secret().to_owned()),
+    );
+    secret_map.insert(
+        FIELD_WEBHOOK_NEXT_ID.to_owned(),
+        Value::String(created.webhook.id.as_str().to_owned()),
+    );
+    secret.write(&secret_map).await?;
+    report.changed(format!(
+        "stored its secret as {FIELD_WEBHOOK_SECRET_NEXT} in {} (other fields kept)",
+        secret.secret_id
+    ));
+    Ok(report)
+}
+
+/// Phase 2 of a webhook-secret rotation, once every container has read the next secret: deletes
+/// every other webhook to `webhook_url` (the old one, and any orphan of an interrupted phase 1),
+/// then moves [`FIELD_WEBHOOK_SECRET_NEXT`] into [`FIELD_WEBHOOK_SECRET`] and removes it and
+/// [`FIELD_WEBHOOK_NEXT_ID`] (other fields kept). Deleting first: a run stopped in between is
+/// finished by the next one. Nothing to do (no rotation under way): changes nothing.
+///
+/// Refuses, changing nothing, while the platform secret's current version is younger than
+/// `refresh` (`SECRET_REFRESH_SECONDS`): a container that had not re-read it would refuse the new
+/// webhook's deliveries until it did.
+pub async fn promote_webhook(
+    dfns: &DfnsClient,
+    secret: &PlatformSecretStore,
+    webhook_url: &str,
+    refresh: std::time::Duration,
+    dry_run: bool,
+) -> Result<Report, BootstrapError> {
+    let mut report = Report::default();
+    let (mut secret_map, written_at) = secret.read_dated().await?;
+    let Some(next_value) = secret_map.get(FIELD_WEBHOOK_SECRET_NEXT) else {
+        report.ok(format!(
+            "no webhook rotation under way ({FIELD_WEBHOOK_SECRET_NEXT} is not set)"
+        ));
+        return Ok(report);
+    };
+    let next_value = usable_webhook_secret(Some(next_value))
+        .ok_or_else(|| {
+            BootstrapError::Invalid(format!(
+                "{FIELD_WEBHOOK_SECRET_NEXT} is not a usable webhook secret (placeholder or too \
+                 short): nothing promoted"
+            ))
+        })?
+        .to_owned();
+    let next_id = secret_map
+        .get(FIELD_WEBHOOK_NEXT_ID)
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            BootstrapError::Invalid(format!(
+                "{FIELD_WEBHOOK_SECRET_NEXT} is set but bootstrap did not record which webhook it \
+                 belongs to (a rotation by hand?): nothing promoted; finish that rotation by hand"
+            ))
+        })?
+        .to_owned();
+    let webhooks: Vec<_> = dfns.list_webhooks().try_collect().await?;
+    let to_url: Vec<_> = webhooks.iter().filter(|w| w.url == webhook_url).collect();
+    if !to_url.iter().any(|w| w.id.as_str() == next_id) {
+        return Err(BootstrapError::Invalid(format!(
+            "webhook {next_id}, whose secret is {FIELD_WEBHOOK_SECRET_NEXT}, is not a webhook to \
+             {webhook_url} (deleted?): nothing promoted; run --rotate-webhook again"
+        )));
+    }
+    if let Some(written_at) = written_at {
+        let age = std::time::SystemTime::now()
+            .duration_since(written_at)
+            .unwrap_or_default();
+        if age < refresh {
+            return Err(BootstrapError::Invalid(format!(
+                "the platform secret was written {}s ago; functions re-read it every {}s \
+                 (SECRET_REFRESH_SECONDS): nothing promoted; run again in {}s",
+                age.as_secs(),
+                refresh.as_secs(),
+                (refresh - age).as_secs().max(1)
+            )));
+        }
+    }
+    for old in to_url.iter().filter(|w| w.id.as_str() != next_id) {
+        if dry_run {
+            report.changed(format!(
+                "would delete the old webhook {} to {}",
+                old.id, old.url
+            ));
+        } else {
+            dfns.delete_webhook(&old.id).await?;
+            report.changed(format!("deleted the old webhook {} to {}", old.id, old.url));
+        }
+    }
+    if dry_run {
+        report.changed(format!(
+            "would move {FIELD_WEBHOOK_SECRET_NEXT} (webhook {next_id}) into \
+             {FIELD_WEBHOOK_SECRET} in {} (other fields kept)",
+            secret.secret_id
+        ));
+        return Ok(report);
+    }
+    secret_map.insert(FIELD_WEBHOOK_SECRET.to_owned(), Value::String(next_value));
+    secret_map.remove(FIELD_WEBHOOK_SECRET_NEXT);
+    secret_map.remove(FIELD_WEBHOOK_NEXT_ID);
+    secret.write(&secret_map).await?;
+    report.changed(format!(
+        "moved {FIELD_WEBHOOK_SECRET_NEXT} (webhook {next_id}) into {FIELD_WEBHOOK_SECRET} in {} \
+         (other fields kept)",
+        secret.secret_id
+    ));
     Ok(report)
 }
 

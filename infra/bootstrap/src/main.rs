@@ -23,7 +23,7 @@ struct Args {
         long = "officer",
         env = "COMPLIANCE_APPROVERS",
         value_delimiter = ',',
-        required = true
+        required_unless_present_any = ["rotate_webhook", "promote_webhook"]
     )]
     officers: Vec<String>,
     /// Officer decisions an approval needs.
@@ -40,6 +40,18 @@ struct Args {
     /// Read everything, change nothing, print what would be done.
     #[arg(long)]
     dry_run: bool,
+    /// Webhook-secret rotation, phase 1 (only this): a second webhook to --webhook-url, its
+    /// secret stored as dfnsWebhookSecretNext. Then, after SECRET_REFRESH_SECONDS,
+    /// --promote-webhook.
+    #[arg(long, conflicts_with = "promote_webhook")]
+    rotate_webhook: bool,
+    /// Webhook-secret rotation, phase 2 (only this): delete the old webhook, make the next
+    /// secret dfnsWebhookSecret. Refused until SECRET_REFRESH_SECONDS after phase 1.
+    #[arg(long)]
+    promote_webhook: bool,
+    /// The functions' SECRET_REFRESH_SECONDS (how long --promote-webhook waits after phase 1).
+    #[arg(long, env = "SECRET_REFRESH_SECONDS", default_value_t = 300)]
+    secret_refresh_seconds: u64,
 }
 
 #[tokio::main]
@@ -71,6 +83,30 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
     };
     let credentials = Credentials::from_secret(&secret.read().await?)?;
     let dfns = credentials.client(&args.dfns_base_url)?;
+    if args.rotate_webhook || args.promote_webhook {
+        let report = if args.rotate_webhook {
+            bootstrap::rotate_webhook(&dfns, &secret, &args.webhook_url, args.dry_run).await?
+        } else {
+            bootstrap::promote_webhook(
+                &dfns,
+                &secret,
+                &args.webhook_url,
+                std::time::Duration::from_secs(args.secret_refresh_seconds),
+                args.dry_run,
+            )
+            .await?
+        };
+        print_report(&report, args.dry_run);
+        if args.rotate_webhook && !args.dry_run {
+            println!(
+                "functions accept deliveries signed under either secret once they re-read the \
+                 platform secret (within SECRET_REFRESH_SECONDS, {}s); after that, run bootstrap \
+                 --promote-webhook with the same --secret-id and --webhook-url",
+                args.secret_refresh_seconds
+            );
+        }
+        return Ok(());
+    }
     let plan = Plan {
         officers: args
             .officers
@@ -85,8 +121,13 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
         dry_run: args.dry_run,
     };
     let report = bootstrap::run(&dfns, &args.dfns_base_url, &credentials, &secret, &plan).await?;
+    print_report(&report, plan.dry_run);
+    Ok(())
+}
+
+fn print_report(report: &bootstrap::Report, dry_run: bool) {
     for step in &report.steps {
-        let mark = match (step.changed, plan.dry_run) {
+        let mark = match (step.changed, dry_run) {
             (false, _) => "ok     ",
             (true, false) => "changed",
             (true, true) => "dry-run",
@@ -96,11 +137,10 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
     let changes = report.changes().len();
     println!(
         "{}",
-        match (changes, plan.dry_run) {
+        match (changes, dry_run) {
             (0, _) => "nothing to change".to_owned(),
             (n, true) => format!("{n} change(s) would be made (dry run: nothing changed)"),
             (n, false) => format!("{n} change(s) made"),
         }
     );
-    Ok(())
 }
