@@ -23,14 +23,19 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator with its own HTTP client. Makes no request: keys are fetched on first use,
-    /// so a cold start does not pay for them unless a request needs them.
+    /// An authenticator with its own HTTP client, built on the first key fetch. Makes no request:
+    /// keys are fetched on first use, so a cold start does not pay for them (nor for the client's
+    /// root certificates) unless a request needs them.
     pub fn new(settings: AuthSettings) -> Self {
-        Self::with_http_client(settings, reqwest::Client::new())
+        Self::build(settings, None)
     }
 
     /// An authenticator reusing `http` (and its connection pool) for key fetches.
     pub fn with_http_client(settings: AuthSettings, http: reqwest::Client) -> Self {
+        Self::build(settings, Some(http))
+    }
+
+    fn build(settings: AuthSettings, http: Option<reqwest::Client>) -> Self {
         let keys = KeyStore::new(
             settings.jwks_url.clone(),
             http,

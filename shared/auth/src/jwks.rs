@@ -51,7 +51,9 @@ struct RefreshState {
 
 pub(crate) struct KeyStore {
     url: String,
-    http: reqwest::Client,
+    /// Built on the first key fetch, not at startup: a client loads the system's root
+    /// certificates (milliseconds of a cold start), and requests without a token never need it.
+    http: std::sync::OnceLock<reqwest::Client>,
     timeout: Duration,
     refetch_cooldown: Duration,
     max_age: Duration,
@@ -66,14 +68,18 @@ pub(crate) struct KeyStore {
 impl KeyStore {
     pub(crate) fn new(
         url: String,
-        http: reqwest::Client,
+        http: Option<reqwest::Client>,
         timeout: Duration,
         refetch_cooldown: Duration,
         max_age: Duration,
     ) -> Self {
+        let cell = std::sync::OnceLock::new();
+        if let Some(http) = http {
+            let _ = cell.set(http);
+        }
         KeyStore {
             url,
-            http,
+            http: cell,
             timeout,
             refetch_cooldown,
             max_age,
@@ -207,6 +213,7 @@ impl KeyStore {
         };
         let response = self
             .http
+            .get_or_init(reqwest::Client::new)
             .get(&self.url)
             .timeout(self.timeout)
             .send()
