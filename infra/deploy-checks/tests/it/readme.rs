@@ -138,7 +138,10 @@ fn the_secret_fields_named_are_the_ones_the_code_reads() {
     }
     // The one optional field: the next webhook secret, during a rotation.
     let optional = platform_config::FIELD_WEBHOOK_SECRET_NEXT.to_owned();
-    assert!(named.remove(&optional), "the README names {optional}: {named:?}");
+    assert!(
+        named.remove(&optional),
+        "the README names {optional}: {named:?}"
+    );
     assert_eq!(named.len(), 4, "{named:?}");
     let secret = |fields: &BTreeSet<String>| {
         let object: serde_json::Map<String, serde_json::Value> = fields

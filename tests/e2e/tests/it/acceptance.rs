@@ -471,8 +471,22 @@ async fn webhooks_are_verified_deduplicated_and_forward_only() {
     // The real decision, delivered by the emulator.
     env.decide(&pending, DecisionValue::Approved).await;
     env.wait_for_state(&alice, &id, &["Approved"]).await;
-    let (_, audit_before) = env.get("/v1/audit?limit=100", &alice).await;
-    let (_, notes_before) = env.get("/v1/notifications?limit=100", &alice).await;
+    // The state moves first, then the audit line and the notification are written: wait for
+    // both before taking the "before" picture (on a busy machine the gap is visible).
+    let settled = wait_until(Duration::from_secs(30), || async {
+        let (_, audit) = env.get("/v1/audit?limit=100", &alice).await;
+        let (_, notes) = env.get("/v1/notifications?limit=100", &alice).await;
+        let approved_audited = audit["entries"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e.to_string().contains("destination_request.approved"))
+        });
+        let notified = notes["items"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n.to_string().contains(&id)));
+        (approved_audited && notified).then_some((audit, notes))
+    })
+    .await;
+    let (audit_before, notes_before) = settled.expect("the approval is audited and notified");
 
     // The same event delivered twice: applied once.
     let decided = serde_json::to_value(
