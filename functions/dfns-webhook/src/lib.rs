@@ -7,7 +7,7 @@
 
 use aide::axum::routing::post_with;
 use aide::generate::GenContext;
-use aide::openapi::{Operation, Parameter, ParameterData, ParameterSchemaOrContent, SchemaObject};
+use aide::openapi::Operation;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -101,27 +101,13 @@ impl aide::OperationInput for Signature {
             "pattern": "^sha256=[0-9a-f]{64}$",
             "description": "HMAC-SHA256 of the raw body under the webhook's secret, hex"
         });
-        aide::operation::add_parameters(
+        http::document_header(
             ctx,
             operation,
-            [Parameter::Header {
-                parameter_data: ParameterData {
-                    name: SIGNATURE_HEADER.to_owned(),
-                    description: Some("`sha256=` and the body's HMAC-SHA256, hex".to_owned()),
-                    required: true,
-                    format: ParameterSchemaOrContent::Schema(SchemaObject {
-                        json_schema: schema,
-                        example: None,
-                        external_docs: None,
-                    }),
-                    extensions: Default::default(),
-                    deprecated: None,
-                    example: None,
-                    examples: Default::default(),
-                    explode: None,
-                },
-                style: aide::openapi::HeaderStyle::Simple,
-            }],
+            SIGNATURE_HEADER,
+            "`sha256=` and the body's HMAC-SHA256, hex",
+            true,
+            schema,
         );
     }
 }
@@ -143,37 +129,21 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for SignedBody {
 
 impl aide::OperationInput for SignedBody {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        aide::operation::set_body(
+        http::document_json_body(
             ctx,
             operation,
-            aide::openapi::RequestBody {
-                description: Some("a Dfns webhook event (docs/dfns.md, webhooks)".to_owned()),
-                content: [(
-                    "application/json".to_owned(),
-                    aide::openapi::MediaType {
-                        schema: Some(SchemaObject {
-                            json_schema: schemars::json_schema!({
-                                "type": "object",
-                                "required": ["id", "kind", "date", "timestampSent", "data"],
-                                "properties": {
-                                    "id": { "type": "string" },
-                                    "kind": { "type": "string" },
-                                    "date": { "type": "string" },
-                                    "timestampSent": { "type": "integer" },
-                                    "data": { "type": "object" }
-                                }
-                            }),
-                            example: None,
-                            external_docs: None,
-                        }),
-                        ..Default::default()
-                    },
-                )]
-                .into_iter()
-                .collect(),
-                required: true,
-                extensions: Default::default(),
-            },
+            Some("a Dfns webhook event (docs/dfns.md, webhooks)"),
+            schemars::json_schema!({
+                "type": "object",
+                "required": ["id", "kind", "date", "timestampSent", "data"],
+                "properties": {
+                    "id": { "type": "string" },
+                    "kind": { "type": "string" },
+                    "date": { "type": "string" },
+                    "timestampSent": { "type": "integer" },
+                    "data": { "type": "object" }
+                }
+            }),
         );
     }
 }

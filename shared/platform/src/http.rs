@@ -463,32 +463,95 @@ fn accepted_schema<T: JsonSchema>() -> schemars::Schema {
     schema.try_into().unwrap_or_default()
 }
 
+/// Documents a required JSON request body with `schema`.
+pub fn document_json_body(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    description: Option<&str>,
+    schema: schemars::Schema,
+) {
+    aide::operation::set_body(
+        ctx,
+        operation,
+        aide::openapi::RequestBody {
+            description: description.map(str::to_owned),
+            content: [(
+                "application/json".to_owned(),
+                MediaType {
+                    schema: Some(SchemaObject {
+                        json_schema: schema,
+                        example: None,
+                        external_docs: None,
+                    }),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            required: true,
+            extensions: Default::default(),
+        },
+    );
+}
+
+/// Documents a request header `name` with `schema`.
+pub fn document_header(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    name: &str,
+    description: &str,
+    required: bool,
+    schema: schemars::Schema,
+) {
+    aide::operation::add_parameters(
+        ctx,
+        operation,
+        [aide::openapi::Parameter::Header {
+            parameter_data: aide::openapi::ParameterData {
+                name: name.to_owned(),
+                description: Some(description.to_owned()),
+                required,
+                format: aide::openapi::ParameterSchemaOrContent::Schema(SchemaObject {
+                    json_schema: schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                extensions: Default::default(),
+                deprecated: None,
+                example: None,
+                examples: Default::default(),
+                explode: None,
+            },
+            style: aide::openapi::HeaderStyle::Simple,
+        }],
+    );
+}
+
+/// Documents `T`'s fields as parameters in `location`, as serde accepts them.
+fn document_parameters<T: JsonSchema>(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    location: aide::operation::ParamLocation,
+) {
+    let params = aide::operation::parameters_from_schema(ctx, accepted_schema::<T>(), location);
+    aide::operation::add_parameters(ctx, operation, params);
+}
+
+/// `T`'s JSON response under the one success status `status`.
+pub fn json_response_at<T: JsonSchema>(
+    ctx: &mut GenContext,
+    operation: &mut Operation,
+    status: u16,
+) -> Vec<(Option<DocStatus>, DocResponse)> {
+    axum::Json::<T>::operation_response(ctx, operation)
+        .map(|r| vec![(Some(DocStatus::Code(status)), r)])
+        .unwrap_or_default()
+}
+
 /// Request bodies are documented as what serde accepts.
 impl<T: JsonSchema> OperationInput for Json<T> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        let schema = accepted_schema::<T>();
-        aide::operation::set_body(
-            ctx,
-            operation,
-            aide::openapi::RequestBody {
-                description: None,
-                content: [(
-                    "application/json".to_owned(),
-                    MediaType {
-                        schema: Some(SchemaObject {
-                            json_schema: schema,
-                            example: None,
-                            external_docs: None,
-                        }),
-                        ..Default::default()
-                    },
-                )]
-                .into_iter()
-                .collect(),
-                required: true,
-                extensions: Default::default(),
-            },
-        );
+        document_json_body(ctx, operation, None, accepted_schema::<T>());
     }
     fn inferred_early_responses(
         ctx: &mut GenContext,
@@ -515,9 +578,7 @@ impl<T: JsonSchema> OperationOutput for Json<T> {
         ctx: &mut GenContext,
         operation: &mut Operation,
     ) -> Vec<(Option<DocStatus>, DocResponse)> {
-        Self::operation_response(ctx, operation)
-            .map(|r| vec![(Some(DocStatus::Code(200)), r)])
-            .unwrap_or_default()
+        json_response_at::<T>(ctx, operation, 200)
     }
 }
 
@@ -647,29 +708,13 @@ impl<T: JsonSchema, const REQUIRED: bool> OperationInput for IdempotentJson<T, R
             "pattern": "^[!-~]{1,255}$",
             "description": "the caller's unique key for this create: a retry with the same key and body answers what the first created; the same key with another body is a 409"
         });
-        aide::operation::add_parameters(
+        document_header(
             ctx,
             operation,
-            [aide::openapi::Parameter::Header {
-                parameter_data: aide::openapi::ParameterData {
-                    name: "Idempotency-Key".to_owned(),
-                    description: Some(
-                        "makes a retry of this create safe (kept 24 hours)".to_owned(),
-                    ),
-                    required: REQUIRED,
-                    format: aide::openapi::ParameterSchemaOrContent::Schema(SchemaObject {
-                        json_schema: schema,
-                        example: None,
-                        external_docs: None,
-                    }),
-                    extensions: Default::default(),
-                    deprecated: None,
-                    example: None,
-                    examples: Default::default(),
-                    explode: None,
-                },
-                style: aide::openapi::HeaderStyle::Simple,
-            }],
+            "Idempotency-Key",
+            "makes a retry of this create safe (kept 24 hours)",
+            REQUIRED,
+            schema,
         );
         Json::<T>::operation_input(ctx, operation);
     }
@@ -702,12 +747,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
 impl<T: JsonSchema> OperationInput for Query<T> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        let params = aide::operation::parameters_from_schema(
-            ctx,
-            accepted_schema::<T>(),
-            aide::operation::ParamLocation::Query,
-        );
-        aide::operation::add_parameters(ctx, operation, params);
+        document_parameters::<T>(ctx, operation, aide::operation::ParamLocation::Query);
     }
     fn inferred_early_responses(
         ctx: &mut GenContext,
@@ -741,12 +781,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 
 impl<T: JsonSchema> OperationInput for Path<T> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
-        let params = aide::operation::parameters_from_schema(
-            ctx,
-            accepted_schema::<T>(),
-            aide::operation::ParamLocation::Path,
-        );
-        aide::operation::add_parameters(ctx, operation, params);
+        document_parameters::<T>(ctx, operation, aide::operation::ParamLocation::Path);
     }
     fn inferred_early_responses(
         ctx: &mut GenContext,
@@ -777,9 +812,7 @@ impl<T: JsonSchema> OperationOutput for Created<T> {
         ctx: &mut GenContext,
         operation: &mut Operation,
     ) -> Vec<(Option<DocStatus>, DocResponse)> {
-        Self::operation_response(ctx, operation)
-            .map(|r| vec![(Some(DocStatus::Code(201)), r)])
-            .unwrap_or_default()
+        json_response_at::<T>(ctx, operation, 201)
     }
 }
 
