@@ -4,7 +4,7 @@ use domain::{ClientId, NetworkAddress, WalletId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::item::{self, Item, cancellation_codes, client_pk, key, put_conditional_failed, s};
+use crate::item::{self, Item, cancellation_codes, client_pk, key, s};
 use crate::schema::GSI1;
 use crate::{Store, StoreError};
 
@@ -49,21 +49,12 @@ impl Store {
         let pk = client_pk(&profile.client_id);
         let mut item = item::to_item(profile, PROFILE, &pk)?;
         item.extend(key(pk.clone(), "PROFILE"));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
+        match self.put_if_absent(item).await? {
+            true => Ok(()),
+            false => Err(StoreError::Conflict {
                 entity: PROFILE,
                 key: profile.client_id.to_string(),
             }),
-            Err(e) => Err(StoreError::aws("PutItem", e)),
         }
     }
 
@@ -214,17 +205,9 @@ impl Store {
         let mut item = key(pk.clone(), sk.clone());
         item.insert("kind".into(), s(kind));
         item.insert("policyId".into(), s(policy_id));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(policy_id.to_owned()),
-            Err(e) if put_conditional_failed(&e) => {
+        match self.put_if_absent(item).await? {
+            true => Ok(policy_id.to_owned()),
+            false => {
                 let existing = self.get_raw(key(pk, sk)).await?;
                 existing
                     .as_ref()
@@ -236,7 +219,6 @@ impl Store {
                         reason: "record without policyId".into(),
                     })
             }
-            Err(e) => Err(StoreError::aws("PutItem", e)),
         }
     }
 

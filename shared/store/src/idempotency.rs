@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use time::OffsetDateTime;
 
-use crate::item::{self, Item, key, n, put_conditional_failed, s};
+use crate::item::{self, Item, key, n, s};
 use crate::schema::TTL_ATTRIBUTE;
 use crate::{Store, StoreError};
 
@@ -77,21 +77,12 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let Some(idempotency) = idempotency else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(e) if put_conditional_failed(&e) => Err(StoreError::Conflict {
+            return match self.put_if_absent(item).await? {
+                true => Ok(()),
+                false => Err(StoreError::Conflict {
                     entity,
                     key: resource_id.to_owned(),
                 }),
-                Err(e) => Err(StoreError::aws("PutItem", e)),
             };
         };
         let result = self

@@ -115,6 +115,24 @@ impl Store {
         &self.table
     }
 
+    /// Writes `item` only if nothing has its key yet: `true` when written, `false` when the key
+    /// was already held (the item is then left as it was).
+    pub(crate) async fn put_if_absent(&self, item: item::Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if item::put_conditional_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
     /// A transaction item that writes `item` only if nothing has its key yet.
     pub(crate) fn create_if_absent(
         &self,

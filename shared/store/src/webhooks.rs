@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::destinations::rfc3339;
-use crate::item::{key, n, put_conditional_failed, s};
+use crate::item::{key, n, s};
 use crate::schema::TTL_ATTRIBUTE;
 use crate::{Store, StoreError};
 
@@ -36,19 +36,10 @@ impl Store {
             TTL_ATTRIBUTE.into(),
             n((received_at + retain).unix_timestamp()),
         );
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(WebhookReceipt::New),
-            Err(e) if put_conditional_failed(&e) => Ok(WebhookReceipt::Duplicate),
-            Err(e) => Err(StoreError::aws("PutItem", e)),
-        }
+        Ok(match self.put_if_absent(item).await? {
+            true => WebhookReceipt::New,
+            false => WebhookReceipt::Duplicate,
+        })
     }
 
     /// Forgets an event id, so a redelivery is processed again (use when processing failed after
