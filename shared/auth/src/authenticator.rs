@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::jwks::{KeyStore, algorithm_name};
-use crate::principal::{role_from_claim, string_holds_role};
+use crate::principal::{gateway_claim_holds_role, role_from_claim};
 use crate::settings::same_issuer;
-use crate::{AuthError, AuthSettings, Principal, Role};
+use crate::{AuthError, AuthSettings, Principal, Role, TokenUse};
 
 /// Larger than any real ID or access token; refusing bigger input bounds the work a caller can cause.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -93,7 +93,7 @@ impl Authenticator {
     }
 
     /// Verifies a compact JWT: algorithm, signature against the issuer's published key, `exp`,
-    /// `nbf`, `iss`, and `aud` (or Cognito's `client_id`).
+    /// `nbf`, `iss`, `aud` (or Cognito's `client_id`), and `token_use` when configured.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed("token too large"));
@@ -136,6 +136,10 @@ impl Authenticator {
         if !self.audience_matches(&claims) {
             return Err(AuthError::WrongAudience);
         }
+        check_token_use(
+            self.settings.token_use,
+            claims.get("token_use").and_then(Value::as_str),
+        )?;
         let subject = match claims.get("sub").and_then(Value::as_str) {
             Some(sub) if !sub.is_empty() => sub.to_owned(),
             _ => return Err(AuthError::Malformed("no subject")),
@@ -150,7 +154,8 @@ impl Authenticator {
     /// The caller from claims API Gateway's JWT authorizer verified (signature, `exp`, `aud`).
     ///
     /// The gateway hands claims over as strings (arrays flattened to `[a b]`). `iss` is still
-    /// compared with the configured issuer, so a gateway wired to another issuer is caught.
+    /// compared with the configured issuer, so a gateway wired to another issuer is caught, and
+    /// `token_use` is checked when configured: the gateway accepts Cognito ID tokens too.
     /// Callers normally go through [`Authenticator::authenticate`], which uses this only when
     /// gateway claims are trusted by configuration.
     pub fn principal_from_gateway_claims(
@@ -162,6 +167,10 @@ impl Authenticator {
                 return Err(AuthError::WrongIssuer);
             }
         }
+        check_token_use(
+            self.settings.token_use,
+            claims.get("token_use").map(String::as_str),
+        )?;
         let subject = claims
             .get("sub")
             .filter(|sub| !sub.is_empty())
@@ -169,7 +178,7 @@ impl Authenticator {
             .clone();
         let operator = claims
             .get(&self.settings.role_claim)
-            .is_some_and(|value| string_holds_role(value, &self.settings.operator_role));
+            .is_some_and(|value| gateway_claim_holds_role(value, &self.settings.operator_role));
         let role = if operator {
             Role::Operator
         } else {
@@ -190,6 +199,17 @@ impl Authenticator {
                 .and_then(Value::as_str)
                 .is_some_and(accepted),
         }
+    }
+}
+
+/// `Ok` when nothing is required or the token's `token_use` is the required one.
+fn check_token_use(required: Option<TokenUse>, found: Option<&str>) -> Result<(), AuthError> {
+    match required {
+        Some(required) if found != Some(required.as_str()) => Err(AuthError::WrongTokenUse {
+            required,
+            found: found.map(shorten),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -233,9 +253,9 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
-/// The header's `alg` is caller-chosen text; keep what we echo into errors and logs short.
-fn shorten(alg: &str) -> String {
-    alg.chars().take(16).collect()
+/// Token text (`alg`, `token_use`) echoed into errors and logs is kept short.
+fn shorten(text: &str) -> String {
+    text.chars().take(16).collect()
 }
 
 #[cfg(test)]
@@ -258,5 +278,49 @@ mod tests {
             (parsed.alg.as_str(), parsed.kid.as_deref()),
             ("none", Some("k1"))
         );
+    }
+
+    #[test]
+    fn token_use_is_checked_only_when_required() {
+        let access = Some(TokenUse::Access);
+        assert_eq!(check_token_use(access, Some("access")), Ok(()));
+        assert_eq!(
+            check_token_use(access, Some("id")),
+            Err(AuthError::WrongTokenUse {
+                required: TokenUse::Access,
+                found: Some("id".into()),
+            })
+        );
+        for found in [None, Some(""), Some("Access"), Some("access ")] {
+            assert!(
+                matches!(
+                    check_token_use(access, found),
+                    Err(AuthError::WrongTokenUse { .. })
+                ),
+                "{found:?}"
+            );
+        }
+        assert_eq!(check_token_use(Some(TokenUse::Id), Some("id")), Ok(()));
+        for found in [None, Some("access"), Some("id"), Some("anything")] {
+            assert_eq!(check_token_use(None, found), Ok(()), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn token_use_error_names_both_kinds_and_is_a_401() {
+        let wrong = check_token_use(Some(TokenUse::Access), Some("id")).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            r#"token_use "id" where access is required"#
+        );
+        assert_eq!(wrong.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong.code(), "unauthenticated");
+        let absent = check_token_use(Some(TokenUse::Access), None).unwrap_err();
+        assert_eq!(
+            absent.to_string(),
+            "token_use absent where access is required"
+        );
+        let long = check_token_use(Some(TokenUse::Access), Some(&"x".repeat(500))).unwrap_err();
+        assert!(long.to_string().len() < 80, "{long}");
     }
 }

@@ -1,5 +1,7 @@
 use http::StatusCode;
 
+use crate::TokenUse;
+
 /// Why a request could not be given an identity.
 ///
 /// Messages never contain the token or any part of it, so an error can be logged or returned as is.
@@ -23,6 +25,18 @@ pub enum AuthError {
     /// Neither `aud` nor Cognito's `client_id` names a configured audience.
     #[error("token audience is not this platform")]
     WrongAudience,
+    /// `token_use` is absent or not the one [`crate::AuthSettings::token_use`] requires (e.g. a
+    /// Cognito ID token where an access token is meant).
+    #[error(
+        "token_use {} where {required} is required",
+        .found.as_deref().map_or_else(|| "absent".to_owned(), |f| format!("{f:?}"))
+    )]
+    WrongTokenUse {
+        /// The configured kind.
+        required: TokenUse,
+        /// The token's `token_use`, shortened; `None` when absent or not a string.
+        found: Option<String>,
+    },
     /// `exp` is in the past (beyond the leeway).
     #[error("token expired")]
     Expired,

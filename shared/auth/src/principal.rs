@@ -27,29 +27,26 @@ impl Principal {
     }
 }
 
-/// Operator when the role claim holds `operator_role`: as an array element (Cognito groups,
-/// Auth0 roles), as the whole string, or as one word of a space-separated string.
+/// Operator when the role claim holds `operator_role` as a whole value: an element of an array
+/// (Cognito groups, Auth0 roles) or the whole string. Never a word or a part of a string: a role
+/// claim the user can edit (a custom attribute) must not grant `operators` by containing it.
 pub(crate) fn role_from_claim(claim: Option<&Value>, operator_role: &str) -> Role {
     let holds = match claim {
         Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(operator_role)),
-        Some(Value::String(s)) => string_holds_role(s, operator_role),
+        Some(Value::String(s)) => s == operator_role,
         _ => false,
     };
     if holds { Role::Operator } else { Role::Client }
 }
 
-/// API Gateway flattens array claims to strings like `[operators admins]`; plain strings may be a
-/// single role or a space-separated list.
-pub(crate) fn string_holds_role(value: &str, operator_role: &str) -> bool {
-    let inner = value
-        .trim()
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    inner == operator_role
-        || inner
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .any(|part| part.trim_matches('"') == operator_role)
+/// The same rule for a claim API Gateway's JWT authorizer passed on: it flattens an array to
+/// `[a b]` (elements joined by one space; Cognito group names cannot contain whitespace), and
+/// passes a string as is.
+pub(crate) fn gateway_claim_holds_role(value: &str, operator_role: &str) -> bool {
+    match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+        Some(items) => items.split(' ').any(|item| item == operator_role),
+        None => value == operator_role,
+    }
 }
 
 #[cfg(test)]
@@ -58,12 +55,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn operator_role_found_in_each_claim_shape() {
+    fn operator_role_is_a_whole_element_or_the_whole_string() {
         for claim in [
+            json!(["operators"]),
             json!(["traders", "operators"]),
             json!("operators"),
-            json!("traders operators"),
-            json!("[traders operators]"),
         ] {
             assert_eq!(
                 role_from_claim(Some(&claim), "operators"),
@@ -76,11 +72,26 @@ mod tests {
     #[test]
     fn anything_else_is_a_client() {
         for claim in [
+            json!("not-operators"),
+            json!("operators-x"),
+            json!("clients operators"),
+            json!("clients,operators"),
+            json!("[traders operators]"),
+            json!(" operators"),
+            json!("Operators"),
+            json!(["operatorsx"]),
             json!(["operatorsX"]),
+            json!(["clients operators"]),
+            json!(["[operators"]),
+            json!([["operators"]]),
+            json!([{"a": "operators"}]),
+            json!({"a": "operators"}),
+            json!([]),
+            json!(""),
             json!("op"),
             json!(1),
+            json!(true),
             json!(null),
-            json!(["[operators"]),
         ] {
             assert_eq!(
                 role_from_claim(Some(&claim), "operators"),
@@ -89,5 +100,29 @@ mod tests {
             );
         }
         assert_eq!(role_from_claim(None, "operators"), Role::Client);
+    }
+
+    #[test]
+    fn gateway_flattened_claims_match_whole_elements_only() {
+        for value in ["[operators]", "[traders operators]", "operators"] {
+            assert!(gateway_claim_holds_role(value, "operators"), "{value}");
+        }
+        for value in [
+            "[traders]",
+            "[operatorsx]",
+            "[not-operators]",
+            "[traders,operators]",
+            "[\"operators\"]",
+            "[[operators]]",
+            "[]",
+            "clients operators",
+            "not-operators",
+            "operators-x",
+            "operators]",
+            "[operators",
+            "",
+        ] {
+            assert!(!gateway_claim_holds_role(value, "operators"), "{value}");
+        }
     }
 }

@@ -19,6 +19,7 @@ pub const DEFAULT_OPERATOR_ROLE: &str = "operators";
 /// | `AUTH_ROLE_CLAIM` | claim holding roles (array or string) | `cognito:groups` |
 /// | `AUTH_OPERATOR_ROLE` | role value meaning operator | `operators` |
 /// | `AUTH_TRUST_GATEWAY_CLAIMS` | accept claims API Gateway's JWT authorizer already verified | `false` |
+/// | `AUTH_TOKEN_USE` | `access` or `id`: refuse tokens whose `token_use` claim is absent or another | unset: not checked |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
     /// Expected `iss` (compared up to a trailing slash).
@@ -33,6 +34,10 @@ pub struct AuthSettings {
     pub operator_role: String,
     /// Use API Gateway JWT-authorizer claims when present. Only behind a gateway that verifies.
     pub trust_gateway_claims: bool,
+    /// The `token_use` a token must carry, when set. Cognito issues ID and access tokens with the
+    /// same key and issuer for the same app client, and both pass the audience check; only this
+    /// claim tells them apart. `None`: not checked (other issuers do not set the claim).
+    pub token_use: Option<TokenUse>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
     /// After a refetch for an unknown `kid`, the next one waits this long, so forged `kid`s cannot
@@ -56,6 +61,7 @@ impl AuthSettings {
             role_claim: DEFAULT_ROLE_CLAIM.to_owned(),
             operator_role: DEFAULT_OPERATOR_ROLE.to_owned(),
             trust_gateway_claims: false,
+            token_use: None,
             leeway: Duration::from_secs(30),
             jwks_refetch_cooldown: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
@@ -110,7 +116,44 @@ impl AuthSettings {
                 }
             };
         }
+        if let Some(token_use) = get("AUTH_TOKEN_USE") {
+            settings.token_use = Some(match token_use.to_ascii_lowercase().as_str() {
+                "access" => TokenUse::Access,
+                "id" => TokenUse::Id,
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: "AUTH_TOKEN_USE",
+                        reason: "expected access or id",
+                    });
+                }
+            });
+        }
         Ok(settings)
+    }
+}
+
+/// The kind of Cognito token, its `token_use` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenUse {
+    /// `access`: an access token, meant for APIs.
+    Access,
+    /// `id`: an ID token, meant for the client application only.
+    Id,
+}
+
+impl TokenUse {
+    /// The claim's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::Access => "access",
+            TokenUse::Id => "id",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -153,6 +196,7 @@ mod tests {
         assert_eq!(s.role_claim, "cognito:groups");
         assert_eq!(s.operator_role, "operators");
         assert!(!s.trust_gateway_claims);
+        assert_eq!(s.token_use, None);
     }
 
     #[test]
@@ -164,12 +208,14 @@ mod tests {
             ("AUTH_ROLE_CLAIM", "https://platform.example/roles"),
             ("AUTH_OPERATOR_ROLE", "desk"),
             ("AUTH_TRUST_GATEWAY_CLAIMS", "TRUE"),
+            ("AUTH_TOKEN_USE", "Access"),
         ]))
         .unwrap();
         assert_eq!(s.jwks_url, "http://127.0.0.1:9/keys");
         assert_eq!(s.role_claim, "https://platform.example/roles");
         assert_eq!(s.operator_role, "desk");
         assert!(s.trust_gateway_claims);
+        assert_eq!(s.token_use, Some(TokenUse::Access));
     }
 
     #[test]
@@ -190,6 +236,18 @@ mod tests {
             ])),
             Err(SettingsError::Invalid {
                 name: "AUTH_TRUST_GATEWAY_CLAIMS",
+                ..
+            })
+        ));
+        // A typo would otherwise refuse every token.
+        assert!(matches!(
+            AuthSettings::from_lookup(lookup(&[
+                ("AUTH_ISSUER", "i"),
+                ("AUTH_AUDIENCE", "a"),
+                ("AUTH_TOKEN_USE", "acess"),
+            ])),
+            Err(SettingsError::Invalid {
+                name: "AUTH_TOKEN_USE",
                 ..
             })
         ));

@@ -2,6 +2,7 @@
 //! the whole dependency tree (~40 MB in debug), so one binary instead of several keeps CI's disk and
 //! link time down. The tests still run in parallel inside it.
 
+mod abuse;
 mod common;
 mod key_cache;
 mod verification;

@@ -53,7 +53,8 @@ async fn cognito_access_and_id_tokens_are_accepted_with_role_from_groups() {
         Ok(principal("bob-0002", Role::Client))
     );
 
-    // ID tokens carry the app client in `aud` instead of `client_id`.
+    // ID tokens carry the app client in `aud` instead of `client_id`. Accepted because
+    // `token_use` is not required here (abuse.rs covers `AUTH_TOKEN_USE`).
     let id_token = issuer
         .mint(&TokenSpec::new(
             "carol-0003",

@@ -130,8 +130,14 @@ pub const CSV_HEADER: [&str; 20] = [
 
 impl ActivityItem {
     /// The row's fields as text, in [`CSV_HEADER`] order (absent = empty). Amounts stay the
-    /// integer strings they are; quoting is the CSV writer's job.
+    /// integer strings they are; quoting is the CSV writer's job. A cell a spreadsheet would run
+    /// as a formula gets a leading `'` (`neutralise_formula`); the JSON rows keep the values
+    /// as they are.
     pub fn csv_record(&self) -> [String; 20] {
+        self.csv_fields().map(neutralise_formula)
+    }
+
+    fn csv_fields(&self) -> [String; 20] {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         [
             self.id.clone(),
@@ -189,6 +195,18 @@ impl ActivityItem {
             actor: None,
             reason: None,
         }
+    }
+}
+
+/// OWASP's rule against CSV injection: a cell starting with `=`, `+`, `-`, `@`, tab or carriage
+/// return is prefixed with `'`, so spreadsheets show it as text instead of evaluating it. Labels,
+/// token symbols and other cells come from others (anyone can send the wallet a token named
+/// `=HYPERLINK(…)`).
+fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
     }
 }
 
@@ -847,5 +865,119 @@ mod tests {
         assert_eq!(field("status"), "Broadcasted");
         assert_eq!(field("label"), "Desk \"A\"\nsecond line");
         assert_eq!(field("reason"), "");
+    }
+
+    fn csv_field<'a>(record: &'a [String; 20], name: &str) -> &'a str {
+        &record[CSV_HEADER.iter().position(|h| *h == name).unwrap()]
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_evaluate_get_a_leading_quote() {
+        for lead in ['=', '+', '-', '@', '\t', '\r'] {
+            let payload = format!("{lead}HYPERLINK(\"https://evil.example\",\"claim\")");
+            let neutralised = format!("'{payload}");
+            // A destination label the client typed.
+            let transfer_row = from_transfer(
+                &transfer(
+                    "xfr-aaaaa-bbbbb-cccccccccccccc",
+                    "2026-01-03T00:00:00.000Z",
+                    "Confirmed",
+                    Some("0xt1"),
+                ),
+                Some("0xmine"),
+                &labels(&payload),
+            );
+            let record = transfer_row.csv_record();
+            assert_eq!(csv_field(&record, "label"), neutralised, "{lead:?}");
+            assert_eq!(csv_field(&record, "asset"), "ETH");
+            // A spam token airdropped to the wallet, named by its sender.
+            let mut airdrop = history(
+                "In",
+                "2026-01-02T00:00:00.000Z",
+                "0xd1",
+                "0xspammer",
+                "0xmine",
+            );
+            airdrop.metadata.asset.symbol = Some(payload.clone());
+            let record = from_history(&airdrop, &Labels::default()).csv_record();
+            assert_eq!(csv_field(&record, "asset"), neutralised, "{lead:?}");
+            assert_eq!(csv_field(&record, "from"), "0xspammer");
+        }
+    }
+
+    #[test]
+    fn every_csv_column_is_neutralised() {
+        let text = || Some("=1+1".to_owned());
+        let mut row = ActivityItem::empty(
+            "=1+1".into(),
+            datetime!(2026-01-01 00:00 UTC),
+            ActivityCategory::Governance,
+            "=1+1".into(),
+        );
+        for field in [
+            &mut row.status,
+            &mut row.network,
+            &mut row.wallet_id,
+            &mut row.direction,
+            &mut row.asset,
+            &mut row.contract,
+            &mut row.amount,
+            &mut row.fee,
+            &mut row.from,
+            &mut row.to,
+            &mut row.label,
+            &mut row.tx_hash,
+            &mut row.reference,
+            &mut row.actor,
+            &mut row.reason,
+        ] {
+            *field = text();
+        }
+        let record = row.csv_record();
+        for (name, cell) in CSV_HEADER.iter().zip(&record) {
+            match *name {
+                "occurredAt" => assert_eq!(cell, "2026-01-01T00:00:00Z"),
+                "category" => assert_eq!(cell, "governance"),
+                "decimals" => assert_eq!(cell, ""),
+                _ => assert_eq!(cell, "'=1+1", "{name}"),
+            }
+        }
+        assert_eq!(
+            row.label.as_deref(),
+            Some("=1+1"),
+            "the row itself is unchanged"
+        );
+    }
+
+    #[test]
+    fn ordinary_csv_cells_are_unchanged() {
+        for cell in [
+            "",
+            "plain",
+            "Desk, main",
+            "a=b",
+            "1+1",
+            " =1+1",
+            "'quoted",
+            "0xb282dc7cde21717f18337a596e91ded00b79b25f",
+            "1000000000000000000",
+            "transfer:xfr-1",
+            "two\nlines",
+            "\"=in quotes\"",
+            "\u{ff1d}fullwidth",
+        ] {
+            assert_eq!(neutralise_formula(cell.to_owned()), cell, "{cell:?}");
+        }
+        let row = from_transfer(
+            &transfer(
+                "xfr-aaaaa-bbbbb-cccccccccccccc",
+                "2026-01-03T00:00:00.000Z",
+                "Confirmed",
+                Some("0xt1"),
+            ),
+            Some("0xmine"),
+            &labels("Exchange, main"),
+        );
+        assert_eq!(row.csv_record(), row.csv_fields());
     }
 }
