@@ -1,29 +1,46 @@
 //! `bootstrap`: the one-time, idempotent setup of a Dfns organisation for the platform.
 //!
-//! 1. **The service account cannot approve, unbind or override the rules** (refuse to go on
-//!    otherwise, exit status 2, nothing changed): it holds none of [`DANGEROUS_OPERATIONS`]
-//!    (`Policies:Approvals:Approve`, untagging or updating wallets, assigning or changing
-//!    permissions, managing users or service accounts, delegating keys), and no active policy's
-//!    approval group lets service accounts approve or names the service account as an approver.
-//! 2. **The compliance policy**: a `Policies:Modify` policy, rule `AlwaysTrigger`, action
+//! The platform's Dfns credentials are three Secrets Manager secrets (issue 12, credentials by
+//! need; `platform-config` reads them): the **signing secret** (the signing service account's
+//! token and key, `DFNS_SIGNING_SECRET_ID`), the **read-only secret** (the token of a second
+//! service account that can only read, `DFNS_READ_SECRET_ID`) and the **webhook secret** (the
+//! HMAC secret(s) Dfns signs deliveries with, `DFNS_WEBHOOK_SECRET_ID`). Bootstrap acts at Dfns
+//! with the signing credential, checks the read-only account, and writes only the webhook secret.
+//!
+//! 1. **The signing service account cannot approve, unbind or override the rules** (refuse to
+//!    go on otherwise, exit status 2, nothing changed): it holds none of
+//!    [`DANGEROUS_OPERATIONS`] (`Policies:Approvals:Approve`, untagging or updating wallets,
+//!    assigning or changing permissions, managing users or service accounts, delegating keys),
+//!    it is not one of the officers, and no active policy's approval group lets service accounts
+//!    approve or names the service account as an approver.
+//! 2. **The read-only service account can only read** (refuse to go on otherwise, exit status 2,
+//!    nothing changed; [`read_only_risks`]): its token, from the read-only secret, is not the
+//!    signing service account's (another Dfns user) nor one of the officers', and every
+//!    operation it holds is a read (ends in `:Read`; each other one is named). The functions
+//!    that only read Dfns hold this token and not the signing one, so a write it could make
+//!    would undo the split.
+//! 3. **The compliance policy**: a `Policies:Modify` policy, rule `AlwaysTrigger`, action
 //!    `RequestApproval` by the compliance officers, no filter (it governs every policy, itself
 //!    included). Found by name when it exists; never changed by a later run (a change would itself
 //!    need the officers' approval — do it in the Dfns dashboard).
-//! 3. **The webhook** to the deployed URL, and its secret stored as `dfnsWebhookSecret` in the
-//!    platform secret (merged into the JSON: other fields are kept). Dfns returns a webhook's secret
-//!    only when it is created, so a webhook that exists while the platform secret lacks its secret
-//!    is deleted and created again.
+//! 4. **The webhook** to the deployed URL, and its secret stored as `dfnsWebhookSecret` in the
+//!    webhook secret (merged into the JSON: other fields are kept). Dfns returns a webhook's
+//!    secret only when it is created, so a webhook that exists while the webhook secret lacks its
+//!    secret is deleted and created again. Bootstrap refuses (exit status 1, before changing
+//!    anything; the rotation phases too) to write it into a secret that holds a Dfns credential
+//!    field ([`CREDENTIAL_FIELDS`]): whoever reads the webhook secret (the webhook receiver)
+//!    would hold that credential too.
 //!
-//!
-//! **Rotating the webhook secret without a gap** ([`rotate_webhook`], then [`promote_webhook`]):
-//! Dfns shows a webhook's secret only at creation and signs each webhook's deliveries with its
-//! own secret, so a rotation is a second webhook to the same URL whose secret goes into
-//! `dfnsWebhookSecretNext` (the receiver accepts deliveries under either); once every container
-//! has read that (`SECRET_REFRESH_SECONDS`), the old webhook is deleted and the next secret
-//! becomes `dfnsWebhookSecret`.
+//! **Rotating the webhook secret without a gap** ([`rotate_webhook`], then [`promote_webhook`],
+//! both on the webhook secret only): Dfns shows a webhook's secret only at creation and signs
+//! each webhook's deliveries with its own secret, so a rotation is a second webhook to the same
+//! URL whose secret goes into `dfnsWebhookSecretNext` (the receiver accepts deliveries under
+//! either); once every container has read that (`SECRET_REFRESH_SECONDS` after the webhook
+//! secret was written), the old webhook is deleted and the next secret becomes
+//! `dfnsWebhookSecret`.
 //!
 //! A second run changes nothing. `dry_run` reads everything and changes nothing, saying what it
-//! would do. The Dfns credentials come from the platform secret itself.
+//! would do. Bootstrap never writes the signing or the read-only secret.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +52,7 @@ use dfns_client::{
     WebhookEventKind,
 };
 use futures::TryStreamExt as _;
+use platform_config::SigningCredential;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
@@ -109,22 +127,24 @@ pub const WEBHOOK_EVENTS: &[WebhookEventKind] = &[
 ];
 const WEBHOOK_DESCRIPTION: &str = "managed-accounts platform (bootstrap)";
 
-/// Platform-secret field names (the contract in the brief; `platform-config` reads the same).
-pub const FIELD_SERVICE_ACCOUNT_TOKEN: &str = "dfnsServiceAccountToken";
-pub const FIELD_CREDENTIAL_ID: &str = "dfnsCredentialId";
-pub const FIELD_PRIVATE_KEY_PEM: &str = "dfnsPrivateKeyPem";
-pub const FIELD_WEBHOOK_SECRET: &str = "dfnsWebhookSecret";
-/// The next webhook's secret during a rotation (the functions accept deliveries under either).
-pub const FIELD_WEBHOOK_SECRET_NEXT: &str = "dfnsWebhookSecretNext";
-/// Bootstrap's own record, beside [`FIELD_WEBHOOK_SECRET_NEXT`] and written with it in one
-/// `PutSecretValue`, of the id of the webhook that secret belongs to: the one webhook to the URL
-/// that [`promote_webhook`] keeps. Not a `dfns…` field: the functions never read it (they ignore
-/// fields they do not know). In the secret rather than in the webhook's description so that the
-/// secret and the id of its webhook cannot disagree.
+// The secrets' field names, as `platform-config` reads them (re-exported for deploy checks).
+pub use platform_config::{
+    FIELD_CREDENTIAL_ID, FIELD_PRIVATE_KEY_PEM, FIELD_READ_ONLY_TOKEN, FIELD_SERVICE_ACCOUNT_TOKEN,
+    FIELD_WEBHOOK_SECRET, FIELD_WEBHOOK_SECRET_NEXT, WEBHOOK_SECRET_PLACEHOLDER,
+};
+/// Fields of the signing and read-only secrets: never in the webhook secret.
+pub const CREDENTIAL_FIELDS: &[&str] = &[
+    FIELD_SERVICE_ACCOUNT_TOKEN,
+    FIELD_CREDENTIAL_ID,
+    FIELD_PRIVATE_KEY_PEM,
+    FIELD_READ_ONLY_TOKEN,
+];
+/// Bootstrap's own record in the webhook secret, beside [`FIELD_WEBHOOK_SECRET_NEXT`] and
+/// written with it in one `PutSecretValue`, of the id of the webhook that secret belongs to: the
+/// one webhook to the URL that [`promote_webhook`] keeps. Not a `dfns…` field: the functions
+/// never read it (they ignore fields they do not know). In the secret rather than in the
+/// webhook's description so that the secret and the id of its webhook cannot disagree.
 pub const FIELD_WEBHOOK_NEXT_ID: &str = "bootstrapWebhookNextId";
-/// What the README says to put in `dfnsWebhookSecret` before bootstrap (the functions refuse an
-/// empty field); bootstrap treats it as "no secret stored".
-pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -134,12 +154,36 @@ pub enum BootstrapError {
         .0.join("; ")
     )]
     ServiceAccountCanApprove(Vec<String>),
+    /// Each finding (an operation that is not a read, the signing account's or an officer's
+    /// token in the read-only secret).
+    #[error(
+        "refusing to continue: the read-only service account is not read-only ({})",
+        .0.join("; ")
+    )]
+    ReadOnlyAccountCanWrite(Vec<String>),
     #[error("invalid setup: {0}")]
     Invalid(String),
     #[error("Dfns: {0}")]
     Dfns(#[from] dfns_client::Error),
     #[error("Secrets Manager: {0}")]
     Secret(String),
+}
+
+impl BootstrapError {
+    /// For a refusal by one of the least-privilege checks (exit status 2, nothing changed): what
+    /// was refused and each finding. `None` for any other failure.
+    pub fn refusal(&self) -> Option<(&'static str, &[String])> {
+        match self {
+            Self::ServiceAccountCanApprove(findings) => Some((
+                "the service account can approve, unbind or override the rules",
+                findings,
+            )),
+            Self::ReadOnlyAccountCanWrite(findings) => {
+                Some(("the read-only service account is not read-only", findings))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What the organisation should look like.
@@ -188,21 +232,20 @@ impl Report {
     }
 }
 
-/// The platform secret in Secrets Manager, read and written as a JSON object.
-pub struct PlatformSecretStore {
+/// One of the platform's secrets in Secrets Manager, read and written as a JSON object (bootstrap
+/// writes only the webhook secret).
+pub struct JsonSecretStore {
     pub client: aws_sdk_secretsmanager::Client,
     pub secret_id: String,
 }
 
-impl PlatformSecretStore {
+impl JsonSecretStore {
     pub async fn read(&self) -> Result<Map<String, Value>, BootstrapError> {
         Ok(self.read_dated().await?.0)
     }
 
-    /// The secret and when its current version was written (when Secrets Manager says).
-    pub async fn read_dated(
-        &self,
-    ) -> Result<(Map<String, Value>, Option<std::time::SystemTime>), BootstrapError> {
+    /// The secret's text and when its current version was written (when Secrets Manager says).
+    async fn read_text(&self) -> Result<(String, Option<std::time::SystemTime>), BootstrapError> {
         let out = self
             .client
             .get_secret_value()
@@ -216,19 +259,36 @@ impl PlatformSecretStore {
                     aws_sdk_secretsmanager::error::DisplayErrorContext(e)
                 ))
             })?;
-        let text = out
-            .secret_string()
-            .ok_or_else(|| BootstrapError::Secret("the secret has no string value".into()))?;
+        let text = out.secret_string().ok_or_else(|| {
+            BootstrapError::Secret(format!("{} has no string value", self.secret_id))
+        })?;
         let written_at = out
             .created_date()
             .and_then(|d| std::time::SystemTime::try_from(*d).ok());
+        Ok((text.to_owned(), written_at))
+    }
+
+    /// The secret and when its current version was written (when Secrets Manager says).
+    pub async fn read_dated(
+        &self,
+    ) -> Result<(Map<String, Value>, Option<std::time::SystemTime>), BootstrapError> {
+        let (text, written_at) = self.read_text().await?;
         // Never quote the text: it holds keys.
-        match serde_json::from_str(text) {
+        match serde_json::from_str(&text) {
             Ok(Value::Object(map)) => Ok((map, written_at)),
-            _ => Err(BootstrapError::Secret(
-                "the platform secret is not a JSON object".into(),
-            )),
+            _ => Err(BootstrapError::Secret(format!(
+                "{} is not a JSON object",
+                self.secret_id
+            ))),
         }
+    }
+
+    /// The secret parsed as the functions parse it ([`platform_config::SigningCredential`],
+    /// [`platform_config::ReadCredential`], …). Errors name the secret and the field, never a
+    /// value.
+    pub async fn read_as<T: platform_config::SecretKind>(&self) -> Result<T, BootstrapError> {
+        let (text, _) = self.read_text().await?;
+        T::from_json(&text).map_err(|e| BootstrapError::Secret(format!("{}: {e}", self.secret_id)))
     }
 
     pub async fn write(&self, map: &Map<String, Value>) -> Result<(), BootstrapError> {
@@ -250,42 +310,43 @@ impl PlatformSecretStore {
     }
 }
 
-/// The service account's Dfns credentials, from the platform secret.
-pub struct Credentials {
-    pub token: SecretString,
-    pub credential_id: SecretString,
-    pub private_key_pem: SecretString,
+/// A Dfns client acting as the signing service account (its token and key, from the signing
+/// secret).
+pub fn signing_client(
+    credential: &SigningCredential,
+    base_url: &str,
+) -> Result<DfnsClient, BootstrapError> {
+    let signer = dfns_client::KeySigner::from_pkcs8_pem(
+        credential.credential_id.expose_secret(),
+        &credential.private_key_pem,
+    )
+    .map_err(|e| BootstrapError::Invalid(format!("service account key unusable: {e}")))?;
+    Ok(DfnsClient::new(
+        dfns_client::ClientConfig::new(credential.token.clone(), Some(std::sync::Arc::new(signer)))
+            .with_base_url(base_url.to_owned()),
+    )?)
 }
 
-impl Credentials {
-    pub fn from_secret(map: &Map<String, Value>) -> Result<Self, BootstrapError> {
-        let field = |name: &str| {
-            map.get(name)
-                .and_then(Value::as_str)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| SecretString::from(v.to_owned()))
-                .ok_or_else(|| {
-                    BootstrapError::Invalid(format!("the platform secret has no `{name}`"))
-                })
-        };
-        Ok(Self {
-            token: field(FIELD_SERVICE_ACCOUNT_TOKEN)?,
-            credential_id: field(FIELD_CREDENTIAL_ID)?,
-            private_key_pem: field(FIELD_PRIVATE_KEY_PEM)?,
-        })
+/// The webhook secret, refused (nothing changed) when it holds a field of the signing or
+/// read-only secret: the webhook receiver reads it, and must not hold those.
+async fn read_webhook_secret(
+    secret: &JsonSecretStore,
+) -> Result<(Map<String, Value>, Option<std::time::SystemTime>), BootstrapError> {
+    let (map, written_at) = secret.read_dated().await?;
+    let credentials: Vec<&str> = CREDENTIAL_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| map.contains_key(*f))
+        .collect();
+    if !credentials.is_empty() {
+        return Err(BootstrapError::Invalid(format!(
+            "{} holds {}: it is not the webhook secret (the webhook receiver reads it, and must \
+             not hold Dfns credentials); give the webhook secret's id",
+            secret.secret_id,
+            credentials.join(", ")
+        )));
     }
-
-    pub fn client(&self, base_url: &str) -> Result<DfnsClient, BootstrapError> {
-        let signer = dfns_client::KeySigner::from_pkcs8_pem(
-            self.credential_id.expose_secret(),
-            &self.private_key_pem,
-        )
-        .map_err(|e| BootstrapError::Invalid(format!("service account key unusable: {e}")))?;
-        Ok(DfnsClient::new(
-            dfns_client::ClientConfig::new(self.token.clone(), Some(std::sync::Arc::new(signer)))
-                .with_base_url(base_url.to_owned()),
-        )?)
-    }
+    Ok((map, written_at))
 }
 
 /// The Dfns user id a bearer token was issued to (claim `https://custom/app_metadata.userId`).
@@ -303,8 +364,9 @@ pub fn token_user_id(token: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Operations granted to the service account, from `GET /auth/service-accounts/{id}` (a read
-/// Dfns allows a service account on itself). Not in `dfns-client` yet, hence plain HTTP here.
+/// Operations granted to a service account, from `GET /auth/service-accounts/{id}` with its own
+/// `token` (a read Dfns allows a service account on itself). Not in `dfns-client` yet, hence
+/// plain HTTP here.
 pub async fn service_account_operations(
     base_url: &str,
     token: &SecretString,
@@ -407,6 +469,45 @@ pub fn approval_risks(
     risks
 }
 
+/// Why the read-only service account (`read_only`, holding `operations`) is not read-only, given
+/// the signing service account (`signing`) and the officers. Empty = it can only read.
+///
+/// An operation is a read when its name ends in `:Read` (`Wallets:Read`,
+/// `Policies:Approvals:Read`, …); each other one is a finding. The account must also be another
+/// Dfns user than the signing service account and than every officer (the read-only secret must
+/// not carry their tokens).
+pub fn read_only_risks(
+    read_only: &str,
+    signing: &str,
+    officers: &[String],
+    operations: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut risks = Vec::new();
+    if read_only == signing {
+        risks.push(format!(
+            "the read-only secret holds the signing service account's token ({signing}): it \
+             must be a second service account's"
+        ));
+    }
+    if officers.iter().any(|o| o == read_only) {
+        risks.push(format!(
+            "the read-only secret holds the token of officer {read_only}: it must be a second \
+             service account's"
+        ));
+    }
+    for operation in operations.iter().filter(|o| !is_read(o)) {
+        risks.push(format!(
+            "read-only service account {read_only} holds {operation}, which is not a read"
+        ));
+    }
+    risks
+}
+
+/// Whether a Dfns operation only reads (its name ends in `:Read`).
+fn is_read(operation: &str) -> bool {
+    operation.ends_with(":Read")
+}
+
 /// The compliance policy the plan asks for.
 pub fn compliance_policy(plan: &Plan) -> PolicyBody {
     PolicyBody::compliance_review(
@@ -417,13 +518,15 @@ pub fn compliance_policy(plan: &Plan) -> PolicyBody {
     )
 }
 
-/// Runs the setup (see the crate docs). `base_url` and the credentials are the service
-/// account's; `secret` is the platform secret the credentials came from.
+/// Runs the setup (see the crate docs). `base_url` and `signing` are the signing service
+/// account's (`dfns` acts as it); `read_only` is the read-only secret (only read, for step 2);
+/// `webhook_secret` is the webhook secret (read, and written in step 4).
 pub async fn run(
     dfns: &DfnsClient,
     base_url: &str,
-    credentials: &Credentials,
-    secret: &PlatformSecretStore,
+    signing: &SigningCredential,
+    read_only: &JsonSecretStore,
+    webhook_secret: &JsonSecretStore,
     plan: &Plan,
 ) -> Result<Report, BootstrapError> {
     let mut report = Report::default();
@@ -446,9 +549,12 @@ pub async fn run(
             "webhook URL must be http(s)".into(),
         ));
     }
+    // Read (and checked) before anything changes.
+    let read_credential: platform_config::ReadCredential = read_only.read_as().await?;
+    let (mut secret_map, _) = read_webhook_secret(webhook_secret).await?;
 
-    // 1. The service account must not be able to approve anything.
-    let sa = token_user_id(credentials.token.expose_secret()).ok_or_else(|| {
+    // 1. The signing service account must not be able to approve anything.
+    let sa = token_user_id(signing.token.expose_secret()).ok_or_else(|| {
         BootstrapError::Invalid("the service-account token names no Dfns user".into())
     })?;
     if plan.officers.contains(&sa) {
@@ -456,7 +562,7 @@ pub async fn run(
             "the officers include the service account {sa}"
         )]));
     }
-    let operations = service_account_operations(base_url, &credentials.token, &sa).await?;
+    let operations = service_account_operations(base_url, &signing.token, &sa).await?;
     let policies: Vec<Policy> = dfns
         .list_policies(&PoliciesQuery {
             status: Some(PolicyStatus::Active),
@@ -475,7 +581,31 @@ pub async fn run(
         policies.len()
     ));
 
-    // 2. The compliance policy, found by name.
+    // 2. The read-only service account must only read. Whose token it is first: the signing
+    // account's or an officer's is refused as such (an officer's account is no service account
+    // to read the operations of).
+    let ro = token_user_id(read_credential.token.expose_secret()).ok_or_else(|| {
+        BootstrapError::Invalid(format!(
+            "the read-only token ({}) names no Dfns user",
+            read_only.secret_id
+        ))
+    })?;
+    let risks = read_only_risks(&ro, &sa, &plan.officers, &BTreeSet::new());
+    if !risks.is_empty() {
+        return Err(BootstrapError::ReadOnlyAccountCanWrite(risks));
+    }
+    let read_operations = service_account_operations(base_url, &read_credential.token, &ro).await?;
+    let risks = read_only_risks(&ro, &sa, &plan.officers, &read_operations);
+    if !risks.is_empty() {
+        return Err(BootstrapError::ReadOnlyAccountCanWrite(risks));
+    }
+    report.ok(format!(
+        "read-only service account {ro} can only read ({} operations checked, all reads); it is \
+         neither the signing service account nor an officer",
+        read_operations.len()
+    ));
+
+    // 3. The compliance policy, found by name.
     let wanted = compliance_policy(plan);
     match policies.iter().find(|p| p.name == plan.policy_name) {
         Some(existing) => {
@@ -511,8 +641,7 @@ pub async fn run(
         }
     }
 
-    // 3. The webhook and its secret.
-    let mut secret_map = secret.read().await?;
+    // 4. The webhook and its secret.
     let stored_secret = secret_map
         .get(FIELD_WEBHOOK_SECRET)
         .and_then(Value::as_str)
@@ -562,7 +691,7 @@ pub async fn run(
             }
             report.changed(format!(
                 "would store the webhook secret as {FIELD_WEBHOOK_SECRET} in {}",
-                secret.secret_id
+                webhook_secret.secret_id
             ));
         }
         _ => {
@@ -589,10 +718,10 @@ pub async fn run(
                 FIELD_WEBHOOK_SECRET.to_owned(),
                 Value::String(created.secret.expose_secret().to_owned()),
             );
-            secret.write(&secret_map).await?;
+            webhook_secret.write(&secret_map).await?;
             report.changed(format!(
                 "stored the webhook secret as {FIELD_WEBHOOK_SECRET} in {} (other fields kept)",
-                secret.secret_id
+                webhook_secret.secret_id
             ));
         }
     }
@@ -600,17 +729,16 @@ pub async fn run(
 }
 
 /// Whether `value` can be a webhook's HMAC key for the functions (as `platform-config` decides:
-/// not the placeholder, at least [`platform_config::MIN_WEBHOOK_SECRET_BYTES`]).
+/// [`platform_config::webhook_secret_is_usable`]).
 fn usable_webhook_secret(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).filter(|s| {
-        let s = s.trim();
-        s != WEBHOOK_SECRET_PLACEHOLDER && s.len() >= platform_config::MIN_WEBHOOK_SECRET_BYTES
-    })
+    value
+        .and_then(Value::as_str)
+        .filter(|s| platform_config::webhook_secret_is_usable(s))
 }
 
 /// Phase 1 of a webhook-secret rotation: a second webhook to `webhook_url` with the platform's
 /// events, its secret written as [`FIELD_WEBHOOK_SECRET_NEXT`] and its id as
-/// [`FIELD_WEBHOOK_NEXT_ID`] (other fields kept). From then on both webhooks deliver, each signed
+/// [`FIELD_WEBHOOK_NEXT_ID`] in the webhook secret `secret` (other fields kept). From then on both webhooks deliver, each signed
 /// with its own secret; the functions accept either once they have re-read the secret (within
 /// `SECRET_REFRESH_SECONDS`), and apply an event delivered twice once.
 ///
@@ -621,12 +749,12 @@ fn usable_webhook_secret(value: Option<&Value>) -> Option<&str> {
 /// the next run creates another, and [`promote_webhook`] deletes the orphan with the old one.
 pub async fn rotate_webhook(
     dfns: &DfnsClient,
-    secret: &PlatformSecretStore,
+    secret: &JsonSecretStore,
     webhook_url: &str,
     dry_run: bool,
 ) -> Result<Report, BootstrapError> {
     let mut report = Report::default();
-    let mut secret_map = secret.read().await?;
+    let (mut secret_map, _) = read_webhook_secret(secret).await?;
     let webhooks: Vec<_> = dfns.list_webhooks().try_collect().await?;
     let to_url: Vec<_> = webhooks.iter().filter(|w| w.url == webhook_url).collect();
     if usable_webhook_secret(secret_map.get(FIELD_WEBHOOK_SECRET)).is_none() || to_url.is_empty() {
@@ -709,21 +837,21 @@ pub async fn rotate_webhook(
 /// Phase 2 of a webhook-secret rotation, once every container has read the next secret: deletes
 /// every other webhook to `webhook_url` (the old one, and any orphan of an interrupted phase 1),
 /// then moves [`FIELD_WEBHOOK_SECRET_NEXT`] into [`FIELD_WEBHOOK_SECRET`] and removes it and
-/// [`FIELD_WEBHOOK_NEXT_ID`] (other fields kept). Deleting first: a run stopped in between is
+/// [`FIELD_WEBHOOK_NEXT_ID`] in the webhook secret `secret` (other fields kept). Deleting first: a run stopped in between is
 /// finished by the next one. Nothing to do (no rotation under way): changes nothing.
 ///
-/// Refuses, changing nothing, while the platform secret's current version is younger than
+/// Refuses, changing nothing, while the webhook secret's current version is younger than
 /// `refresh` (`SECRET_REFRESH_SECONDS`): a container that had not re-read it would refuse the new
 /// webhook's deliveries until it did.
 pub async fn promote_webhook(
     dfns: &DfnsClient,
-    secret: &PlatformSecretStore,
+    secret: &JsonSecretStore,
     webhook_url: &str,
     refresh: std::time::Duration,
     dry_run: bool,
 ) -> Result<Report, BootstrapError> {
     let mut report = Report::default();
-    let (mut secret_map, written_at) = secret.read_dated().await?;
+    let (mut secret_map, written_at) = read_webhook_secret(secret).await?;
     let Some(next_value) = secret_map.get(FIELD_WEBHOOK_SECRET_NEXT) else {
         report.ok(format!(
             "no webhook rotation under way ({FIELD_WEBHOOK_SECRET_NEXT} is not set)"
@@ -762,7 +890,7 @@ pub async fn promote_webhook(
             .unwrap_or_default();
         if age < refresh {
             return Err(BootstrapError::Invalid(format!(
-                "the platform secret was written {}s ago; functions re-read it every {}s \
+                "the webhook secret was written {}s ago; functions re-read it every {}s \
                  (SECRET_REFRESH_SECONDS): nothing promoted; run again in {}s",
                 age.as_secs(),
                 refresh.as_secs(),
@@ -850,6 +978,40 @@ mod tests {
         assert_eq!(approval_risks("us-sa", &none, &[flag]).len(), 1);
         let named = policy(vec![group(&["us-sa"], None)]);
         assert_eq!(approval_risks("us-sa", &none, &[named]).len(), 1);
+    }
+
+    #[test]
+    fn the_read_only_account_may_hold_reads_only_and_be_nobody_else() {
+        let officers = vec!["us-officer".to_owned()];
+        let reads: BTreeSet<String> = [
+            "Wallets:Read",
+            "Wallets:Transfers:Read",
+            "Policies:Read",
+            "Policies:Approvals:Read",
+        ]
+        .map(str::to_owned)
+        .into();
+        assert!(read_only_risks("us-ro", "us-sa", &officers, &reads).is_empty());
+
+        for write in [
+            "Wallets:Transfers:Create",
+            "Policies:Update",
+            "Auth:Action:Sign",
+            "Wallets:ReadSignature",
+            APPROVE_PERMISSION,
+        ] {
+            let mut held = reads.clone();
+            held.insert(write.to_owned());
+            let risks = read_only_risks("us-ro", "us-sa", &officers, &held);
+            assert_eq!(risks.len(), 1, "{write}: {risks:?}");
+            assert!(risks[0].contains(write), "{risks:?}");
+        }
+        let same = read_only_risks("us-sa", "us-sa", &officers, &reads);
+        assert_eq!(same.len(), 1, "{same:?}");
+        assert!(same[0].contains("signing service account"), "{same:?}");
+        let officer = read_only_risks("us-officer", "us-sa", &officers, &reads);
+        assert_eq!(officer.len(), 1, "{officer:?}");
+        assert!(officer[0].contains("officer us-officer"), "{officer:?}");
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! `bootstrap` CLI: see the library docs. Exit status 0 on success (also when nothing had to
-//! change), 1 on any failure, 2 when the service account could approve (nothing was changed).
+//! change), 1 on any failure, 2 when a least-privilege check refused (nothing was changed): the
+//! signing service account could approve, unbind or override the rules, or the read-only service
+//! account is not read-only.
 
 use std::process::ExitCode;
 
-use bootstrap::{BootstrapError, Credentials, DEFAULT_POLICY_NAME, Plan, PlatformSecretStore};
+use bootstrap::{BootstrapError, DEFAULT_POLICY_NAME, JsonSecretStore, Plan};
 use clap::Parser;
+use platform_config::{
+    DFNS_READ_SECRET_ID, DFNS_SIGNING_SECRET_ID, DFNS_WEBHOOK_SECRET_ID, SigningCredential,
+};
 
 #[derive(Parser)]
 #[command(
@@ -12,9 +17,22 @@ use clap::Parser;
     about = "One-time, idempotent Dfns organisation setup for the platform"
 )]
 struct Args {
-    /// Name or ARN of the platform secret (the stack's PlatformSecretArn).
-    #[arg(long, env = "PLATFORM_SECRET_ID")]
-    secret_id: String,
+    /// Name or ARN of the signing secret (the signing service account's token and key): bootstrap
+    /// acts at Dfns with it, and never writes it.
+    #[arg(long, env = DFNS_SIGNING_SECRET_ID)]
+    signing_secret_id: String,
+    /// Name or ARN of the read-only secret (the read-only service account's token): checked by
+    /// the first-time setup, never written. Not needed by --rotate-webhook/--promote-webhook.
+    #[arg(
+        long,
+        env = DFNS_READ_SECRET_ID,
+        required_unless_present_any = ["rotate_webhook", "promote_webhook"]
+    )]
+    read_secret_id: Option<String>,
+    /// Name or ARN of the webhook secret: where bootstrap stores the webhook's secret (and,
+    /// during a rotation, the next one).
+    #[arg(long, env = DFNS_WEBHOOK_SECRET_ID)]
+    webhook_secret_id: String,
     /// The deployed webhook endpoint (the stack's WebhookUrl output).
     #[arg(long)]
     webhook_url: String,
@@ -59,30 +77,31 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(BootstrapError::ServiceAccountCanApprove(findings)) => {
-            eprintln!(
-                "bootstrap: refusing to continue, nothing changed: the service account can \
-                 approve, unbind or override the rules:"
-            );
-            for finding in &findings {
-                eprintln!("  - {finding}");
+        Err(error) => match error.refusal() {
+            Some((what, findings)) => {
+                eprintln!("bootstrap: refusing to continue, nothing changed: {what}:");
+                for finding in findings {
+                    eprintln!("  - {finding}");
+                }
+                ExitCode::from(2)
             }
-            ExitCode::from(2)
-        }
-        Err(error) => {
-            eprintln!("bootstrap: {error}");
-            ExitCode::FAILURE
-        }
+            None => {
+                eprintln!("bootstrap: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
 async fn run(args: Args) -> Result<(), BootstrapError> {
-    let secret = PlatformSecretStore {
-        client: platform_config::aws::secrets_manager_client().await,
-        secret_id: args.secret_id.clone(),
+    let client = platform_config::aws::secrets_manager_client().await;
+    let store = |secret_id: &str| JsonSecretStore {
+        client: client.clone(),
+        secret_id: secret_id.to_owned(),
     };
-    let credentials = Credentials::from_secret(&secret.read().await?)?;
-    let dfns = credentials.client(&args.dfns_base_url)?;
+    let signing: SigningCredential = store(&args.signing_secret_id).read_as().await?;
+    let dfns = bootstrap::signing_client(&signing, &args.dfns_base_url)?;
+    let secret = store(&args.webhook_secret_id);
     if args.rotate_webhook || args.promote_webhook {
         let report = if args.rotate_webhook {
             bootstrap::rotate_webhook(&dfns, &secret, &args.webhook_url, args.dry_run).await?
@@ -100,13 +119,17 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
         if args.rotate_webhook && !args.dry_run {
             println!(
                 "functions accept deliveries signed under either secret once they re-read the \
-                 platform secret (within SECRET_REFRESH_SECONDS, {}s); after that, run bootstrap \
-                 --promote-webhook with the same --secret-id and --webhook-url",
+                 webhook secret (within SECRET_REFRESH_SECONDS, {}s); after that, run bootstrap \
+                 --promote-webhook with the same --signing-secret-id, --webhook-secret-id and \
+                 --webhook-url",
                 args.secret_refresh_seconds
             );
         }
         return Ok(());
     }
+    let read_only = store(args.read_secret_id.as_deref().ok_or_else(|| {
+        BootstrapError::Invalid("--read-secret-id (DFNS_READ_SECRET_ID) is required".into())
+    })?);
     let plan = Plan {
         officers: args
             .officers
@@ -120,7 +143,15 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
         webhook_url: args.webhook_url,
         dry_run: args.dry_run,
     };
-    let report = bootstrap::run(&dfns, &args.dfns_base_url, &credentials, &secret, &plan).await?;
+    let report = bootstrap::run(
+        &dfns,
+        &args.dfns_base_url,
+        &signing,
+        &read_only,
+        &secret,
+        &plan,
+    )
+    .await?;
     print_report(&report, plan.dry_run);
     Ok(())
 }
