@@ -410,7 +410,10 @@ fn environment(function: &str, runtime_port: u16, closed_port: u16) -> Vec<(&'st
             "/nonexistent/aws/credentials".to_owned(),
         ),
         ("TABLE_NAME", "coldstart".to_owned()),
-        ("PLATFORM_SECRET_ID", "coldstart".to_owned()),
+        // Every function finds the ids of the secrets it holds (none is read at init).
+        ("DFNS_SIGNING_SECRET_ID", "coldstart-signing".to_owned()),
+        ("DFNS_READ_SECRET_ID", "coldstart-read-only".to_owned()),
+        ("DFNS_WEBHOOK_SECRET_ID", "coldstart-webhook".to_owned()),
         ("DFNS_BASE_URL", nowhere.clone()),
         ("AUTH_ISSUER", format!("{nowhere}/issuer")),
         ("AUTH_AUDIENCE", "coldstart".to_owned()),

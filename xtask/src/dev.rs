@@ -16,7 +16,9 @@ use crate::standins::{self, StandIns};
 
 /// Table and secret names of the local stack (any name works; these are stable for scripts).
 pub const TABLE_NAME: &str = "managed-accounts-dev";
-pub const PLATFORM_SECRET_ID: &str = "managed-accounts/dev/platform";
+pub const SIGNING_SECRET_ID: &str = "managed-accounts/dev/dfns-signing";
+pub const READ_SECRET_ID: &str = "managed-accounts/dev/dfns-read-only";
+pub const WEBHOOK_SECRET_ID: &str = "managed-accounts/dev/dfns-webhook";
 
 /// One part of the local stack.
 pub(crate) trait DevService {
@@ -39,17 +41,19 @@ impl DevService for StandIns {
     }
 }
 
-/// The table from the store's single definition, and the platform secret.
+/// The table from the store's single definition, and the platform's three secrets.
 pub(crate) struct PlatformData;
 
 impl DevService for PlatformData {
     fn name(&self) -> &'static str {
-        "platform data (table, secret)"
+        "platform data (table, secrets)"
     }
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TABLE_NAME", TABLE_NAME.to_owned()),
-            ("PLATFORM_SECRET_ID", PLATFORM_SECRET_ID.to_owned()),
+            ("DFNS_SIGNING_SECRET_ID", SIGNING_SECRET_ID.to_owned()),
+            ("DFNS_READ_SECRET_ID", READ_SECRET_ID.to_owned()),
+            ("DFNS_WEBHOOK_SECRET_ID", WEBHOOK_SECRET_ID.to_owned()),
         ]
     }
     fn check_alive(&mut self) -> Result<()> {
@@ -58,8 +62,9 @@ impl DevService for PlatformData {
 }
 
 impl PlatformData {
-    /// Creates the table and the secret; both steps accept what an earlier run left behind.
-    pub(crate) async fn create(secret: &serde_json::Value) -> Result<PlatformData> {
+    /// Creates the table and the secrets (`(id, JSON)` each); every step accepts what an earlier
+    /// run left behind.
+    pub(crate) async fn create(secrets: &[(&str, serde_json::Value)]) -> Result<PlatformData> {
         // Same path the platform takes: endpoints, region and credentials from the environment.
         let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
@@ -67,47 +72,39 @@ impl PlatformData {
             .await
             .context("creating the table")?;
 
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config);
-        let secret_string = secret.to_string();
-        let created = secrets
-            .create_secret()
-            .name(PLATFORM_SECRET_ID)
-            .secret_string(&secret_string)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                secrets
-                    .put_secret_value()
-                    .secret_id(PLATFORM_SECRET_ID)
-                    .secret_string(&secret_string)
-                    .send()
-                    .await
-                    .context("updating the platform secret")?;
-            }
-            Err(error) => {
-                return Err(anyhow::Error::new(error).context("creating the platform secret"));
+        let client = aws_sdk_secretsmanager::Client::new(&sdk_config);
+        for (id, value) in secrets {
+            let secret_string = value.to_string();
+            let created = client
+                .create_secret()
+                .name(*id)
+                .secret_string(&secret_string)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_exists_exception()) =>
+                {
+                    client
+                        .put_secret_value()
+                        .secret_id(*id)
+                        .secret_string(&secret_string)
+                        .send()
+                        .await
+                        .with_context(|| format!("updating the secret {id}"))?;
+                }
+                Err(error) => {
+                    return Err(
+                        anyhow::Error::new(error).context(format!("creating the secret {id}"))
+                    );
+                }
             }
         }
         Ok(PlatformData)
     }
-}
-
-/// The platform secret with the contract's exact field names, with placeholder values (the running
-/// stack's comes from the emulator's bootstrap: see [`crate::stack`]).
-#[cfg(test)]
-pub fn demo_platform_secret() -> serde_json::Value {
-    serde_json::json!({
-        "dfnsServiceAccountToken": "demo-service-account-token",
-        "dfnsCredentialId": "demo-credential-id",
-        "dfnsPrivateKeyPem": "demo: replaced by the Dfns emulator's key once it runs in `cargo xtask dev`",
-        "dfnsWebhookSecret": "demo-webhook-secret",
-    })
 }
 
 pub fn run(repo_root: &Path) -> Result<()> {
@@ -161,39 +158,5 @@ pub fn run(repo_root: &Path) -> Result<()> {
                 .check_alive()
                 .with_context(|| format!("{} stopped", service.name()))?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demo_secret_has_exactly_the_contract_fields() {
-        let secret = demo_platform_secret();
-        let mut fields: Vec<&str> = secret
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        fields.sort_unstable();
-        assert_eq!(
-            fields,
-            [
-                "dfnsCredentialId",
-                "dfnsPrivateKeyPem",
-                "dfnsServiceAccountToken",
-                "dfnsWebhookSecret"
-            ]
-        );
-        assert!(secret.as_object().unwrap().values().all(|v| v.is_string()));
-    }
-
-    #[test]
-    fn demo_secret_loads_through_the_platform_config() {
-        let loaded =
-            platform_config::PlatformSecret::from_json(&demo_platform_secret().to_string());
-        assert!(loaded.is_ok(), "{:?}", loaded.err());
     }
 }

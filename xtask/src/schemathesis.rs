@@ -24,7 +24,7 @@
 //!    `xtask schemathesis-run` with the stand-ins' environment, stopping it after [`TIMEOUT`];
 //! 2. [`run_platform`], in that process, starts the platform as `cargo xtask dev` does
 //!    ([`crate::stack::start`] with [`crate::stack::Purpose::Check`]: Dfns emulator, fresh table,
-//!    platform secret, org-wide policy, every function on a free port with the scheduler on, no
+//!    the three secrets, org-wide policy, every function on a free port with the scheduler on, no
 //!    demo), opens the client's account, mints the two tokens and runs `st` twice, side by side.
 //!
 //! Every process started here is a [`Group`]: stopped when the step ends, however it ends.

@@ -3,7 +3,7 @@
 //! Order matters: the emulator first (its bootstrap supplies the platform's Dfns credentials),
 //! then the stack's port (so the emulator's webhook can point at its receiver before the secret,
 //! which holds the webhook's signing secret, exists), then the org-wide `Policies:Modify` policy
-//! (so every destination change waits for an officer), the platform secret in Secrets Manager,
+//! (so every destination change waits for an officer), the three secrets in Secrets Manager,
 //! the stack itself, and the demo clients.
 //!
 //! [`Purpose::Check`] starts the same platform for a check that needs one of its own
@@ -23,8 +23,9 @@ use dfns_client::{
 use local_stack::{Config, IssuerKey, Listen, RunningStack};
 use serde_json::{Value, json};
 
-use crate::dev::{PLATFORM_SECRET_ID, PlatformData, TABLE_NAME};
+use crate::dev::{PlatformData, READ_SECRET_ID, SIGNING_SECRET_ID, TABLE_NAME, WEBHOOK_SECRET_ID};
 use crate::token;
+use platform_config::secret_json;
 
 /// Where the stack listens by default (stable, so URLs and tokens survive a restart).
 pub const DEFAULT_STACK_ADDR: &str = "127.0.0.1:4010";
@@ -151,37 +152,50 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         .await
         .context("creating the Policies:Modify policy")?;
 
-    let secret = json!({
-        "dfnsServiceAccountToken": bootstrap.service_account.token,
-        "dfnsCredentialId": bootstrap.service_account.cred_id,
-        "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
-        "dfnsWebhookSecret": secrecy::ExposeSecret::expose_secret(&webhook.secret),
-    });
-    PlatformData::create(&secret).await?;
+    let webhook_secret = secrecy::ExposeSecret::expose_secret(&webhook.secret).to_owned();
+    let sa = &bootstrap.service_account;
+    PlatformData::create(&[
+        (
+            SIGNING_SECRET_ID,
+            secret_json::signing(&sa.token, &sa.cred_id, &sa.private_key_pem),
+        ),
+        (
+            READ_SECRET_ID,
+            secret_json::read_only(&bootstrap.read_only_service_account.token),
+        ),
+        (
+            WEBHOOK_SECRET_ID,
+            secret_json::webhook(&webhook_secret, None),
+        ),
+    ])
+    .await?;
 
     // The developer's environment may set any platform setting; these come from the stack.
     let emulator_url = emulator.base_url();
     let approvers = officers.join(",");
     let settings = platform::PlatformSettings::from_lookup(|name| match name {
         "TABLE_NAME" => Some(TABLE_NAME.to_owned()),
-        "PLATFORM_SECRET_ID" => Some(PLATFORM_SECRET_ID.to_owned()),
+        "DFNS_SIGNING_SECRET_ID" => Some(SIGNING_SECRET_ID.to_owned()),
+        "DFNS_READ_SECRET_ID" => Some(READ_SECRET_ID.to_owned()),
+        "DFNS_WEBHOOK_SECRET_ID" => Some(WEBHOOK_SECRET_ID.to_owned()),
         "DFNS_BASE_URL" => Some(emulator_url.clone()),
         "COMPLIANCE_APPROVERS" => Some(approvers.clone()),
         other => std::env::var(other).ok(),
     })
     .context("platform settings")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let secrets = platform_config::SecretCache::new(
-        aws_sdk_secretsmanager::Client::new(&sdk),
-        PLATFORM_SECRET_ID,
+    let secrets = platform::Secrets::from_ids(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        &settings.base.secret_ids,
         settings.base.secret_refresh,
-    );
+        platform::SecretsHeld::ALL,
+    )?;
     let stack = local_stack::spawn(Config {
         listen: Listen::Bound(listener),
         settings,
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
-        secrets: platform::SecretSource::SecretsManager(Arc::new(secrets)),
+        secrets,
         dfns_retry: None,
         issuer_key: match purpose {
             Purpose::Dev => IssuerKey::File(token::issuer_key_file(repo_root)),

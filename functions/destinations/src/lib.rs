@@ -16,6 +16,9 @@ use platform::http::{
 };
 use store::DestinationRequest;
 
+/// The secrets this function holds: it changes the client's whitelist policy.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::SIGNING;
+
 /// This function's routes.
 pub fn router() -> FunctionRouter {
     http::documented()

@@ -1,6 +1,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     platform::http::init_tracing();
-    let app = platform::App::from_env().await?;
+    let app = platform::App::from_env(destinations::SECRETS).await?;
     lambda_http::run(platform::http::service(destinations::router(), app)).await
 }

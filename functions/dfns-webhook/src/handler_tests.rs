@@ -5,6 +5,11 @@ use lambda_http::{Body, Request};
 use platform::testing::{TestEnv, TestOptions};
 use serde_json::{Value, json};
 
+/// The platform as this function holds it: the webhook and read-only secrets, no signing key.
+fn receiver(env: &TestEnv) -> platform::App {
+    env.app.holding_only(crate::SECRETS)
+}
+
 fn request(signature: Option<&str>, body: &[u8]) -> Request {
     let mut builder = lambda_http::http::Request::builder()
         .method(Method::POST)
@@ -35,19 +40,19 @@ async fn a_signed_delivery_is_acknowledged_and_a_bad_signature_is_a_401() {
     })
     .await;
     let body = event();
-    let response = crate::handle(&env.app, request(Some("sha256=00"), &body)).await;
+    let response = crate::handle(&receiver(&env), request(Some("sha256=00"), &body)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(error["error"]["code"], "unauthorized");
-    let response = crate::handle(&env.app, request(None, &body)).await;
+    let response = crate::handle(&receiver(&env), request(None, &body)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     let signature = env.sign_webhook(&body);
-    let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+    let response = crate::handle(&receiver(&env), request(Some(&signature), &body)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let ack: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(ack["outcome"], "ignored");
-    let again = crate::handle(&env.app, request(Some(&signature), &body)).await;
+    let again = crate::handle(&receiver(&env), request(Some(&signature), &body)).await;
     let ack: Value = serde_json::from_slice(again.body().as_ref()).unwrap();
     assert_eq!(ack["outcome"], "duplicate");
 }
@@ -108,7 +113,7 @@ async fn with_the_placeholder_or_a_short_secret_nothing_is_applied() {
         // Signed with the very key the secret holds: anyone who read the README could do so.
         let body = transfer_failed(&order.id.to_string());
         let signature = platform::testing::sign_webhook(key, &body);
-        let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+        let response = crate::handle(&receiver(&env), request(Some(&signature), &body)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{key}");
         let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(error["error"]["code"], "unavailable");
@@ -143,13 +148,13 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     for key in [env.webhook_secret.clone(), NEXT_SECRET.to_owned()] {
         let body = event();
         let signature = platform::testing::sign_webhook(&key, &body);
-        let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+        let response = crate::handle(&receiver(&env), request(Some(&signature), &body)).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     let body = event();
     let signature =
         platform::testing::sign_webhook("whsec.some-other-secret-0123456789abcdef", &body);
-    let response = crate::handle(&env.app, request(Some(&signature), &body)).await;
+    let response = crate::handle(&receiver(&env), request(Some(&signature), &body)).await;
     assert_eq!(
         response.status(),
         StatusCode::UNAUTHORIZED,
@@ -168,13 +173,13 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     .await;
     let body = event();
     let old = platform::testing::sign_webhook(&env.webhook_secret, &body);
-    let response = crate::handle(&env.app, request(Some(&old), &body)).await;
+    let response = crate::handle(&receiver(&env), request(Some(&old), &body)).await;
     assert_eq!(
         response.status(),
         StatusCode::UNAUTHORIZED,
         "the old secret no longer verifies"
     );
     let new = platform::testing::sign_webhook(NEXT_SECRET, &body);
-    let response = crate::handle(&env.app, request(Some(&new), &body)).await;
+    let response = crate::handle(&receiver(&env), request(Some(&new), &body)).await;
     assert_eq!(response.status(), StatusCode::OK);
 }

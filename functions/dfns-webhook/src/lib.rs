@@ -16,6 +16,10 @@ use platform::App;
 use platform::http::{self, ApiError, FunctionRouter, Json, RequestId};
 use platform::webhook::{self, WebhookError, WebhookOutcome};
 
+/// The secrets this function holds: it verifies deliveries and reads approvals; changes nothing at
+/// Dfns (the reconciler submits what a decision unblocks).
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::WEBHOOK_RECEIVER;
+
 /// Header carrying `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-dfns-webhook-signature";
 
@@ -68,9 +72,7 @@ pub async fn receive_event(
         }
         Err(WebhookError::Processing(error)) => Err(http::log_failure(error)),
         Err(WebhookError::NoUsableSecret) => {
-            tracing::error!(
-                "webhook delivery refused: the platform secret holds no usable webhook key"
-            );
+            tracing::error!("webhook delivery refused: the webhook secret holds no usable key");
             Err(ApiError::unavailable())
         }
     }

@@ -21,6 +21,10 @@ use platform::trading::orders::{self, ClientView, OrderInput, OrderPreviewInput,
 use serde::Deserialize;
 use store::Order;
 
+/// The secrets this function holds: it previews orders against the client's live policies; the
+/// orders themselves are sent by order-execution.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::READ_ONLY;
+
 /// This function's routes.
 pub fn router() -> FunctionRouter {
     http::documented()

@@ -10,6 +10,9 @@ use platform::trading::{self, Executor};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// The secrets this function holds: it creates transfers.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::SIGNING;
+
 /// An in-flight order unchanged this long is re-read from Dfns by the run.
 pub const REFRESH_QUIET_FOR: time::Duration = time::Duration::minutes(2);
 

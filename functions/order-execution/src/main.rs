@@ -5,7 +5,7 @@ use platform::job::JobFailure;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::http::init_tracing();
-    let app = platform::App::from_env().await?;
+    let app = platform::App::from_env(order_execution::SECRETS).await?;
     // Refuse to start on bad trading settings rather than failing every run.
     platform::trading::config()?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<EventBridgeEvent>| {

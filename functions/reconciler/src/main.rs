@@ -5,13 +5,15 @@ use platform::job::JobFailure;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::http::init_tracing();
-    let app = platform::App::from_env().await?;
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<EventBridgeEvent>| {
+    let app = platform::App::from_env(reconciler::SECRETS).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let app = app.clone();
         async move {
             // A failed run is an error for Lambda's metrics, typed retryable or fatal; the next
             // scheduled run retries.
-            reconciler::run(&app).await.map_err(JobFailure::from)
+            reconciler::handle(&app, &event.payload)
+                .await
+                .map_err(JobFailure::from)
         }
     }))
     .await

@@ -23,6 +23,10 @@ use platform::reporting::query::{
 };
 use platform::reporting::{self, AccountView, AuditTrailPage, NotificationsPage, activity};
 
+/// The secrets this function holds: it reads wallets, balances, history and policies; changes
+/// nothing at Dfns.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::READ_ONLY;
+
 /// Header carrying the next page's cursor of a paged CSV export.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 

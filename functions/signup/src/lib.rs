@@ -14,6 +14,9 @@ use platform::App;
 use platform::http::{self, ApiError, Client, Either, FunctionRouter, RequestId};
 use platform::onboarding::{self, AccountState, AccountStatus};
 
+/// The secrets this function holds: it creates wallets and their policies.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::SIGNING;
+
 /// This function's routes.
 pub fn router() -> FunctionRouter {
     http::documented().api_route(

@@ -16,6 +16,10 @@ use platform::http::{
 use platform::trading::authorizations::{self, AuthorizationView};
 use serde::Deserialize;
 
+/// The secrets this function holds: its authorizations add and remove exchange addresses on the
+/// client's whitelist.
+pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::SIGNING;
+
 /// This function's routes.
 pub fn router() -> FunctionRouter {
     http::documented()

@@ -41,6 +41,15 @@ pub const SERVICE_ACCOUNT_OPERATIONS: &[&str] = &[
     "Auth:Action:Sign",
 ];
 
+/// The read-only service account's operations: what reporting, the desk's previews and the
+/// webhook receiver read. Nothing that changes anything.
+pub const READ_ONLY_SERVICE_ACCOUNT_OPERATIONS: &[&str] = &[
+    "Wallets:Read",
+    "Wallets:Transfers:Read",
+    "Policies:Read",
+    "Policies:Approvals:Read",
+];
+
 /// Compliance officers read and decide; they cannot move funds or edit policies.
 pub const OFFICER_OPERATIONS: &[&str] = &[
     "Wallets:Read",

@@ -1,4 +1,5 @@
-//! The seeded organisation: one service account (Ed25519 key), compliance officers (the first
+//! The seeded organisation: the signing service account (Ed25519 key), a read-only service
+//! account (the platform's reporting and webhook receiver read with it), compliance officers (the first
 //! with an ECDSA P-256 key, the next Ed25519, alternating), and one admin (P-256), each with a key
 //! credential, a bearer JWT and permission assignments (docs/dfns.md §9). [`Bootstrap`] is what a
 //! test or the platform needs to act as any of them.
@@ -29,6 +30,8 @@ pub struct Bootstrap {
     pub base_url: String,
     pub org_id: String,
     pub service_account: Identity,
+    /// Holds only [`permissions::READ_ONLY_SERVICE_ACCOUNT_OPERATIONS`].
+    pub read_only_service_account: Identity,
     pub officers: Vec<Identity>,
     pub admin: Identity,
 }
@@ -114,6 +117,18 @@ pub fn seed(state: &mut State, jwt_secret: &[u8], officers: usize) -> Bootstrap 
             permission_name: "Platform service account",
         },
     );
+    let read_only_service_account = add_user(
+        state,
+        jwt_secret,
+        Seat {
+            username: "platform-read-only",
+            name: "Platform read-only service account",
+            is_service_account: true,
+            algorithm: KeyAlgorithm::Ed25519,
+            operations: permissions::READ_ONLY_SERVICE_ACCOUNT_OPERATIONS,
+            permission_name: "Platform read-only",
+        },
+    );
     let officers = (0..officers.max(2))
         .map(|i| {
             let algorithm = if i % 2 == 0 {
@@ -152,6 +167,7 @@ pub fn seed(state: &mut State, jwt_secret: &[u8], officers: usize) -> Bootstrap 
         base_url: String::new(),
         org_id: state.org_id.clone(),
         service_account,
+        read_only_service_account,
         officers,
         admin,
     }

@@ -4,13 +4,16 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use platform::SecretsHeld;
 use platform::http::FunctionRouter;
 
-/// One HTTP function: its name (the Lambda's) and its router.
+/// One HTTP function: its name (the Lambda's), its router and the secrets it holds (the stack
+/// serves it with only those, as IAM lets it read only those on AWS).
 #[derive(Clone, Copy)]
 pub struct Function {
     pub name: &'static str,
     pub router: fn() -> FunctionRouter,
+    pub secrets: SecretsHeld,
 }
 
 /// Every HTTP function, with the `router` its Lambda `main` serves.
@@ -18,31 +21,46 @@ pub const FUNCTIONS: &[Function] = &[
     Function {
         name: "signup",
         router: signup::router,
+        secrets: signup::SECRETS,
     },
     Function {
         name: "destinations",
         router: destinations::router,
+        secrets: destinations::SECRETS,
     },
     Function {
         name: "reporting",
         router: reporting::router,
+        secrets: reporting::SECRETS,
     },
     Function {
         name: "trading",
         router: trading::router,
+        secrets: trading::SECRETS,
     },
     Function {
         name: "operator",
         router: operator::router,
+        secrets: operator::SECRETS,
     },
     Function {
         name: "dfns-webhook",
         router: dfns_webhook::router,
+        secrets: dfns_webhook::SECRETS,
     },
 ];
 
-/// Every function's routes in one router. axum refuses (panics on) a route served twice, so two
-/// functions claiming one route stop the stack at startup.
+/// Every function's routes in one router, each served with an app holding only that function's
+/// secrets. axum refuses (panics on) a route served twice, so two functions claiming one route
+/// stop the stack at startup.
+pub fn serving(app: &platform::App) -> axum::Router {
+    FUNCTIONS.iter().fold(axum::Router::new(), |all, function| {
+        let router: axum::Router<platform::App> = (function.router)().into();
+        all.merge(router.with_state(app.holding_only(function.secrets)))
+    })
+}
+
+/// Every function's routes in one documented router (the OpenAPI document's source).
 pub fn merged() -> FunctionRouter {
     FUNCTIONS
         .iter()
@@ -66,6 +84,8 @@ pub fn routes() -> Vec<(String, String, &'static str)> {
 /// A scheduled function: what an EventBridge schedule invokes.
 pub struct Job {
     pub name: &'static str,
+    /// The secrets it holds; it runs with only those.
+    pub secrets: SecretsHeld,
     /// Runs once; the report as JSON.
     pub run: fn(platform::App) -> BoxFuture<'static, anyhow::Result<serde_json::Value>>,
 }
@@ -75,6 +95,7 @@ pub fn jobs() -> Vec<Job> {
     vec![
         Job {
             name: "reconciler",
+            secrets: reconciler::SECRETS,
             run: |app| {
                 Box::pin(async move {
                     let report = reconciler::run(&app).await?;
@@ -84,6 +105,7 @@ pub fn jobs() -> Vec<Job> {
         },
         Job {
             name: "order-execution",
+            secrets: order_execution::SECRETS,
             run: |app| {
                 Box::pin(async move {
                     let now = time::OffsetDateTime::now_utc();
@@ -104,7 +126,7 @@ pub async fn run_schedule(app: platform::App, every: Duration) {
     loop {
         ticker.tick().await;
         for job in jobs() {
-            match (job.run)(app.clone()).await {
+            match (job.run)(app.holding_only(job.secrets)).await {
                 Ok(report) => tracing::debug!(job = job.name, %report, "scheduled run done"),
                 Err(error) => {
                     tracing::warn!(job = job.name, error = %error, "scheduled run failed")

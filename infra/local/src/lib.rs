@@ -42,7 +42,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use platform::settings::PlatformSettings;
-use platform::{App, AppParts, SecretSource};
+use platform::{App, AppParts, Secrets};
 use serde::{Deserialize, Serialize};
 
 /// Default audience of the stack's tokens.
@@ -75,7 +75,8 @@ pub struct Config {
     pub settings: PlatformSettings,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
-    pub secrets: SecretSource,
+    /// Every secret; each function is served with only its own.
+    pub secrets: Secrets,
     /// Retries of Dfns calls (`None`: the client's default).
     pub dfns_retry: Option<dfns_client::RetryPolicy>,
     pub issuer_key: IssuerKey,
@@ -91,18 +92,20 @@ pub struct Config {
 
 impl Config {
     /// A config from the process environment, as a function's `main` reads it (`TABLE_NAME`,
-    /// `PLATFORM_SECRET_ID`, `DFNS_BASE_URL`, the platform settings; AWS endpoints from
+    /// the three `DFNS_*_SECRET_ID`s, `DFNS_BASE_URL`, the platform settings; AWS endpoints from
     /// `AWS_ENDPOINT_URL_*`). `AUTH_AUDIENCE` (default `platform-api`), `AUTH_ROLE_CLAIM`
     /// (default `roles`) and `AUTH_OPERATOR_ROLE` (default `operators`) shape the tokens; the
     /// issuer is always the stack itself.
     pub async fn from_env(listen: Listen, issuer_key: IssuerKey) -> anyhow::Result<Config> {
         let settings = PlatformSettings::from_env().context("platform settings")?;
         let sdk = platform_config::aws::sdk_config().await;
-        let secrets = platform_config::SecretCache::new(
-            platform_config::aws::secrets_manager_client().await,
-            settings.base.platform_secret_id.clone(),
+        let secrets = Secrets::from_ids(
+            &platform_config::aws::secrets_manager_client().await,
+            &settings.base.secret_ids,
             settings.base.secret_refresh,
-        );
+            platform::SecretsHeld::ALL,
+        )
+        .context("the stack serves every function: it needs every secret's id")?;
         let var = |name: &str, default: &str| {
             std::env::var(name)
                 .ok()
@@ -113,7 +116,7 @@ impl Config {
             listen,
             dynamodb: platform_config::aws::dynamodb_client().await,
             eventbridge: aws_sdk_eventbridge::Client::new(sdk),
-            secrets: SecretSource::SecretsManager(Arc::new(secrets)),
+            secrets,
             settings,
             dfns_retry: None,
             issuer_key,
@@ -192,7 +195,7 @@ impl RunningStack {
             .into_iter()
             .find(|job| job.name == name)
             .with_context(|| format!("no scheduled function `{name}`"))?;
-        (job.run)(self.app.clone()).await
+        (job.run)(self.app.holding_only(job.secrets)).await
     }
 
     /// Stops accepting requests, lets those in flight finish, stops the scheduler.
@@ -299,12 +302,11 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
             IssuerKey::Generate(_) => None,
         },
     };
-    let (functions_router, mut document) = platform::http::document(functions::merged());
+    let (_, mut document) = platform::http::document(functions::merged());
     openapi::serve_at(&mut document, &base_url);
     let functions_router = platform::http::with_outer_layer(
-        functions_router.route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
-    )
-    .with_state(app.clone());
+        functions::serving(&app).route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
+    );
     let shared = Shared {
         issuer: issuer.clone(),
         openapi: Arc::new(serde_json::to_value(&document)?),

@@ -1,4 +1,14 @@
-//! The platform secret: one JSON secret in Secrets Manager, cached per container.
+//! The platform's three secrets, each its own Secrets Manager secret so that IAM can give each
+//! function only the ones it needs (README, Operating):
+//!
+//! - [`SigningCredential`]: the signing service account's token and key. Only functions that
+//!   change something at Dfns hold it.
+//! - [`ReadCredential`]: the token of a second service account that can only read (bootstrap
+//!   checks). Reporting, the desk's views and the webhook receiver read Dfns with it.
+//! - [`WebhookSecrets`]: the HMAC secret(s) Dfns signs webhook deliveries with. Only the webhook
+//!   receiver holds it.
+//!
+//! Each is a JSON object; [`SecretCache`] fetches one on first use and caches it per container.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,81 +18,169 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// JSON field names in the secret (the contract with deploy and bootstrap tooling).
+/// JSON field names in the secrets (the contract with deploy and bootstrap tooling).
 pub const FIELD_SERVICE_ACCOUNT_TOKEN: &str = "dfnsServiceAccountToken";
 pub const FIELD_CREDENTIAL_ID: &str = "dfnsCredentialId";
 pub const FIELD_PRIVATE_KEY_PEM: &str = "dfnsPrivateKeyPem";
+/// The read-only service account's token, in its own secret.
+pub const FIELD_READ_ONLY_TOKEN: &str = "dfnsReadOnlyToken";
 pub const FIELD_WEBHOOK_SECRET: &str = "dfnsWebhookSecret";
 /// Optional: the next webhook secret, during a rotation (deliveries under either are accepted).
 pub const FIELD_WEBHOOK_SECRET_NEXT: &str = "dfnsWebhookSecretNext";
 
-/// What the secret holds in `dfnsWebhookSecret` from deploy until bootstrap stores the real one
-/// (README, Deploy). Never accepted as a key: anyone who read the README could sign with it.
+/// What the webhook secret holds in `dfnsWebhookSecret` from deploy until bootstrap stores the
+/// real one (README, Deploy). Never accepted as a key: anyone who read the README could sign with
+/// it.
 pub const WEBHOOK_SECRET_PLACEHOLDER: &str = "set-by-bootstrap";
 /// The shortest webhook secret the receiver accepts (Dfns' secrets are longer).
 pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
-/// The Dfns credentials the platform's functions use. No field can be printed: use
-/// [`secrecy::ExposeSecret`] exactly where a value is needed.
-pub struct PlatformSecret {
-    /// Bearer token of the Dfns service account.
-    pub dfns_service_account_token: SecretString,
-    /// Id of the service account's signing credential.
-    pub dfns_credential_id: SecretString,
-    /// The credential's private key, PKCS#8 PEM.
-    pub dfns_private_key_pem: SecretString,
-    /// HMAC secret of the Dfns webhook.
-    pub dfns_webhook_secret: SecretString,
-    /// The next webhook's secret, while a rotation is under way.
-    pub dfns_webhook_secret_next: Option<SecretString>,
+/// One kind of secret: how its JSON reads.
+pub trait SecretKind: Send + Sync + Sized + 'static {
+    /// What it is, for messages ("the Dfns signing credential").
+    const WHAT: &'static str;
+
+    /// Parses the secret's JSON. Errors name the offending field, never a value.
+    fn from_json(text: &str) -> Result<Self, SecretError>;
 }
 
-impl PlatformSecret {
-    /// Parses the secret's JSON. Errors name the offending field, never a value (a serde error
-    /// message could quote part of the secret).
-    pub fn from_json(text: &str) -> Result<Self, SecretError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|_| SecretError::Malformed {
-                reason: "not valid JSON".into(),
-            })?;
-        let object = value.as_object().ok_or_else(|| SecretError::Malformed {
-            reason: "not a JSON object".into(),
-        })?;
-        let field = |name: &'static str| -> Result<SecretString, SecretError> {
-            match object.get(name) {
-                None => Err(SecretError::Malformed {
-                    reason: format!("field `{name}` is missing"),
-                }),
-                Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                    Ok(SecretString::from(s.as_str()))
-                }
-                Some(serde_json::Value::String(_)) => Err(SecretError::Malformed {
-                    reason: format!("field `{name}` is empty"),
-                }),
-                Some(_) => Err(SecretError::Malformed {
-                    reason: format!("field `{name}` is not a string"),
-                }),
-            }
+/// The secret's fields, parsed without ever quoting the text (a serde error message could quote
+/// part of a key).
+struct Fields {
+    what: &'static str,
+    object: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Fields {
+    fn parse(what: &'static str, text: &str) -> Result<Self, SecretError> {
+        let malformed = |reason: &str| SecretError::Malformed {
+            what,
+            reason: reason.into(),
         };
-        Ok(Self {
-            dfns_service_account_token: field(FIELD_SERVICE_ACCOUNT_TOKEN)?,
-            dfns_credential_id: field(FIELD_CREDENTIAL_ID)?,
-            dfns_private_key_pem: field(FIELD_PRIVATE_KEY_PEM)?,
-            dfns_webhook_secret: field(FIELD_WEBHOOK_SECRET)?,
-            dfns_webhook_secret_next: match object.get(FIELD_WEBHOOK_SECRET_NEXT) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(_) => Some(field(FIELD_WEBHOOK_SECRET_NEXT)?),
-            },
-        })
+        match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(object)) => Ok(Self { what, object }),
+            Ok(_) => Err(malformed("not a JSON object")),
+            Err(_) => Err(malformed("not valid JSON")),
+        }
     }
 
-    /// The webhook secrets a delivery may be signed with: the current one and, during a rotation,
-    /// the next; each only if it can be a real key (not the placeholder, at least
+    fn required(&self, name: &'static str) -> Result<SecretString, SecretError> {
+        let malformed = |reason: String| SecretError::Malformed {
+            what: self.what,
+            reason,
+        };
+        match self.object.get(name) {
+            None => Err(malformed(format!("field `{name}` is missing"))),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                Ok(SecretString::from(s.as_str()))
+            }
+            Some(serde_json::Value::String(_)) => {
+                Err(malformed(format!("field `{name}` is empty")))
+            }
+            Some(_) => Err(malformed(format!("field `{name}` is not a string"))),
+        }
+    }
+
+    fn optional(&self, name: &'static str) -> Result<Option<SecretString>, SecretError> {
+        match self.object.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(_) => self.required(name).map(Some),
+        }
+    }
+}
+
+/// The signing service account's credentials: everything needed to change things at Dfns. No
+/// field can be printed: use [`secrecy::ExposeSecret`] exactly where a value is needed.
+pub struct SigningCredential {
+    /// Bearer token of the signing service account.
+    pub token: SecretString,
+    /// Id of the service account's signing credential.
+    pub credential_id: SecretString,
+    /// The credential's private key, PKCS#8 PEM.
+    pub private_key_pem: SecretString,
+}
+
+impl SigningCredential {
+    pub fn new(token: &str, credential_id: &str, private_key_pem: &str) -> Self {
+        Self {
+            token: token.into(),
+            credential_id: credential_id.into(),
+            private_key_pem: private_key_pem.into(),
+        }
+    }
+}
+
+impl SecretKind for SigningCredential {
+    const WHAT: &'static str = "the Dfns signing credential";
+
+    fn from_json(text: &str) -> Result<Self, SecretError> {
+        let fields = Fields::parse(Self::WHAT, text)?;
+        Ok(Self {
+            token: fields.required(FIELD_SERVICE_ACCOUNT_TOKEN)?,
+            credential_id: fields.required(FIELD_CREDENTIAL_ID)?,
+            private_key_pem: fields.required(FIELD_PRIVATE_KEY_PEM)?,
+        })
+    }
+}
+
+/// The read-only service account's token: reads at Dfns, nothing else (it signs nothing, so it
+/// has no key here).
+pub struct ReadCredential {
+    pub token: SecretString,
+}
+
+impl ReadCredential {
+    pub fn new(token: &str) -> Self {
+        Self {
+            token: token.into(),
+        }
+    }
+}
+
+impl SecretKind for ReadCredential {
+    const WHAT: &'static str = "the Dfns read-only credential";
+
+    fn from_json(text: &str) -> Result<Self, SecretError> {
+        let fields = Fields::parse(Self::WHAT, text)?;
+        Ok(Self {
+            token: fields.required(FIELD_READ_ONLY_TOKEN)?,
+        })
+    }
+}
+
+/// The webhook's HMAC secret and, during a rotation, the next one.
+pub struct WebhookSecrets {
+    pub current: SecretString,
+    pub next: Option<SecretString>,
+}
+
+impl SecretKind for WebhookSecrets {
+    const WHAT: &'static str = "the Dfns webhook secret";
+
+    fn from_json(text: &str) -> Result<Self, SecretError> {
+        let fields = Fields::parse(Self::WHAT, text)?;
+        Ok(Self {
+            current: fields.required(FIELD_WEBHOOK_SECRET)?,
+            next: fields.optional(FIELD_WEBHOOK_SECRET_NEXT)?,
+        })
+    }
+}
+
+impl WebhookSecrets {
+    pub fn new(current: &str, next: Option<&str>) -> Self {
+        Self {
+            current: current.into(),
+            next: next.map(Into::into),
+        }
+    }
+
+    /// The secrets a delivery may be signed with: the current one and, during a rotation, the
+    /// next; each only if it can be a real key (not the placeholder, at least
     /// [`MIN_WEBHOOK_SECRET_BYTES`]). Empty: deliveries cannot be verified, apply none.
-    pub fn usable_webhook_secrets(&self) -> Vec<&SecretString> {
+    pub fn usable(&self) -> Vec<&SecretString> {
         use secrecy::ExposeSecret;
-        std::iter::once(&self.dfns_webhook_secret)
-            .chain(self.dfns_webhook_secret_next.as_ref())
+        std::iter::once(&self.current)
+            .chain(self.next.as_ref())
             .filter(|secret| webhook_secret_is_usable(secret.expose_secret()))
             .collect()
     }
@@ -94,33 +192,71 @@ pub fn webhook_secret_is_usable(secret: &str) -> bool {
     secret != WEBHOOK_SECRET_PLACEHOLDER && secret.len() >= MIN_WEBHOOK_SECRET_BYTES
 }
 
-impl fmt::Debug for PlatformSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlatformSecret")
-            .field(FIELD_SERVICE_ACCOUNT_TOKEN, &"[REDACTED]")
-            .field(FIELD_CREDENTIAL_ID, &"[REDACTED]")
-            .field(FIELD_PRIVATE_KEY_PEM, &"[REDACTED]")
-            .field(FIELD_WEBHOOK_SECRET, &"[REDACTED]")
-            .finish()
+macro_rules! redacted {
+    ($kind:ty, $($field:literal),+) => {
+        impl fmt::Debug for $kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($kind))
+                    $(.field($field, &"[REDACTED]"))+
+                    .finish()
+            }
+        }
+
+        impl fmt::Display for $kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{} (redacted)", <$kind as SecretKind>::WHAT)
+            }
+        }
+    };
+}
+
+redacted!(
+    SigningCredential,
+    "dfnsServiceAccountToken",
+    "dfnsCredentialId",
+    "dfnsPrivateKeyPem"
+);
+redacted!(ReadCredential, "dfnsReadOnlyToken");
+redacted!(WebhookSecrets, "dfnsWebhookSecret", "dfnsWebhookSecretNext");
+
+/// The JSON of each secret, as deploy tooling writes it (bootstrap, the local stack, tests).
+pub mod json {
+    use super::*;
+
+    /// The signing credential's secret.
+    pub fn signing(token: &str, credential_id: &str, private_key_pem: &str) -> serde_json::Value {
+        serde_json::json!({
+            FIELD_SERVICE_ACCOUNT_TOKEN: token,
+            FIELD_CREDENTIAL_ID: credential_id,
+            FIELD_PRIVATE_KEY_PEM: private_key_pem,
+        })
+    }
+
+    /// The read-only credential's secret.
+    pub fn read_only(token: &str) -> serde_json::Value {
+        serde_json::json!({ FIELD_READ_ONLY_TOKEN: token })
+    }
+
+    /// The webhook secret.
+    pub fn webhook(current: &str, next: Option<&str>) -> serde_json::Value {
+        let mut value = serde_json::json!({ FIELD_WEBHOOK_SECRET: current });
+        if let Some(next) = next {
+            value[FIELD_WEBHOOK_SECRET_NEXT] = next.into();
+        }
+        value
     }
 }
 
-impl fmt::Display for PlatformSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("platform secret (4 fields, redacted)")
-    }
-}
-
-/// Reading the platform secret failed. Messages carry the secret's id and the AWS error code,
-/// never its content.
+/// Reading a secret failed. Messages carry the secret's id and the AWS error code, never its
+/// content.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("secret `{secret_id}` does not exist")]
     NotFound { secret_id: String },
     #[error("secret `{secret_id}` has no string value")]
     NotString { secret_id: String },
-    #[error("the platform secret is malformed: {reason}")]
-    Malformed { reason: String },
+    #[error("{what} is malformed: {reason}")]
+    Malformed { what: &'static str, reason: String },
     #[error("reading secret `{secret_id}` failed: {message}")]
     Fetch {
         secret_id: String,
@@ -133,34 +269,35 @@ pub enum SecretError {
 /// Longest wait for Secrets Manager before a fetch counts as failed.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Cached {
-    secret: Arc<PlatformSecret>,
+struct Cached<T> {
+    secret: Arc<T>,
     fetched_at: Instant,
     /// Set by [`SecretCache::invalidate`]: the next `get` must fetch, and must not fall back to
     /// this value if fetching fails.
     invalidated: bool,
 }
 
-/// Fetches the platform secret on first use and keeps it for the refresh interval. Concurrent
+/// Fetches a secret on first use and keeps it for the refresh interval. Concurrent
 /// callers share one fetch. If a periodic refresh fails, the last good value keeps being served
 /// (and the failure logged) so a Secrets Manager blip does not take the platform down.
-pub struct SecretCache {
+pub struct SecretCache<T> {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     refresh: Duration,
-    state: Mutex<Option<Cached>>,
+    state: Mutex<Option<Cached<T>>>,
 }
 
-impl fmt::Debug for SecretCache {
+impl<T: SecretKind> fmt::Debug for SecretCache<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretCache")
+            .field("what", &T::WHAT)
             .field("secret_id", &self.secret_id)
             .field("refresh", &self.refresh)
             .finish_non_exhaustive()
     }
 }
 
-impl SecretCache {
+impl<T: SecretKind> SecretCache<T> {
     /// No I/O: the secret is read by the first [`SecretCache::get`].
     pub fn new(
         client: aws_sdk_secretsmanager::Client,
@@ -180,7 +317,7 @@ impl SecretCache {
     }
 
     /// The secret, from cache while it is younger than the refresh interval.
-    pub async fn get(&self) -> Result<Arc<PlatformSecret>, SecretError> {
+    pub async fn get(&self) -> Result<Arc<T>, SecretError> {
         let mut state = self.state.lock().await;
         if let Some(cached) = state.as_ref() {
             if !cached.invalidated && cached.fetched_at.elapsed() < self.refresh {
@@ -195,7 +332,7 @@ impl SecretCache {
                     fetched_at: Instant::now(),
                     invalidated: false,
                 });
-                tracing::debug!(secret_id = %self.secret_id, "platform secret fetched");
+                tracing::debug!(secret_id = %self.secret_id, "secret fetched");
                 Ok(secret)
             }
             Err(error) => match state.as_ref() {
@@ -203,7 +340,7 @@ impl SecretCache {
                     tracing::warn!(
                         secret_id = %self.secret_id,
                         %error,
-                        "refreshing the platform secret failed; serving the cached value"
+                        "refreshing a secret failed; serving the cached value"
                     );
                     Ok(cached.secret.clone())
                 }
@@ -220,7 +357,7 @@ impl SecretCache {
         }
     }
 
-    async fn fetch(&self) -> Result<PlatformSecret, SecretError> {
+    async fn fetch(&self) -> Result<T, SecretError> {
         // Bounded, because every caller waits on this fetch while it holds the cache lock.
         let call = self
             .client
@@ -268,7 +405,7 @@ impl SecretCache {
             .ok_or_else(|| SecretError::NotString {
                 secret_id: self.secret_id.clone(),
             })?;
-        PlatformSecret::from_json(text)
+        T::from_json(text)
     }
 }
 
@@ -279,40 +416,109 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.token-value-9f8e7d";
+    const READ_TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.read-only-4a5b6c";
     const CRED: &str = "Y2ktM2NiY2UtN2ZjMjgtY3JlZGVudGlhbA";
     const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+private+key+bytes\n-----END PRIVATE KEY-----\n";
-    const HOOK: &str = "whsec-5c3a1e0f9b7d";
+    const HOOK: &str = "whsec-5c3a1e0f9b7d-0123456789abcdef0123";
+    const HOOK_NEXT: &str = "whsec-next-77aa88bb99cc-0123456789abcd";
 
-    fn json() -> String {
+    fn signing_json() -> String {
         serde_json::json!({
             "dfnsServiceAccountToken": TOKEN,
             "dfnsCredentialId": CRED,
             "dfnsPrivateKeyPem": KEY,
-            "dfnsWebhookSecret": HOOK,
         })
         .to_string()
     }
 
     #[test]
-    fn parses_the_contract_fields() {
-        let secret = PlatformSecret::from_json(&json()).unwrap();
-        assert_eq!(secret.dfns_service_account_token.expose_secret(), TOKEN);
-        assert_eq!(secret.dfns_credential_id.expose_secret(), CRED);
-        assert_eq!(secret.dfns_private_key_pem.expose_secret(), KEY);
-        assert_eq!(secret.dfns_webhook_secret.expose_secret(), HOOK);
+    fn parses_each_secrets_contract_fields() {
+        let signing = SigningCredential::from_json(&signing_json()).unwrap();
+        assert_eq!(signing.token.expose_secret(), TOKEN);
+        assert_eq!(signing.credential_id.expose_secret(), CRED);
+        assert_eq!(signing.private_key_pem.expose_secret(), KEY);
+        let read = ReadCredential::from_json(
+            &serde_json::json!({ "dfnsReadOnlyToken": READ_TOKEN }).to_string(),
+        )
+        .unwrap();
+        assert_eq!(read.token.expose_secret(), READ_TOKEN);
+        let hooks = WebhookSecrets::from_json(
+            &serde_json::json!({ "dfnsWebhookSecret": HOOK, "dfnsWebhookSecretNext": HOOK_NEXT })
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(hooks.current.expose_secret(), HOOK);
+        assert_eq!(hooks.next.as_ref().unwrap().expose_secret(), HOOK_NEXT);
+        assert_eq!(hooks.usable().len(), 2);
+    }
+
+    #[test]
+    fn the_json_builders_write_what_the_parsers_read() {
+        let signing =
+            SigningCredential::from_json(&json::signing(TOKEN, CRED, KEY).to_string()).unwrap();
+        assert_eq!(signing.private_key_pem.expose_secret(), KEY);
+        let read = ReadCredential::from_json(&json::read_only(READ_TOKEN).to_string()).unwrap();
+        assert_eq!(read.token.expose_secret(), READ_TOKEN);
+        let hooks =
+            WebhookSecrets::from_json(&json::webhook(HOOK, Some(HOOK_NEXT)).to_string()).unwrap();
+        assert_eq!(hooks.next.unwrap().expose_secret(), HOOK_NEXT);
+    }
+
+    #[test]
+    fn one_secret_does_not_stand_in_for_another() {
+        // The signing secret's token is not a read-only token, and neither holds a webhook secret:
+        // a function given the wrong secret fails loudly instead of using what it should not hold.
+        let err = ReadCredential::from_json(&signing_json()).unwrap_err();
+        assert!(err.to_string().contains("dfnsReadOnlyToken"), "{err}");
+        let err = WebhookSecrets::from_json(&signing_json()).unwrap_err();
+        assert!(err.to_string().contains("dfnsWebhookSecret"), "{err}");
+        let err = SigningCredential::from_json(
+            &serde_json::json!({ "dfnsReadOnlyToken": READ_TOKEN }).to_string(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("dfnsServiceAccountToken"), "{err}");
+    }
+
+    #[test]
+    fn placeholder_and_short_webhook_secrets_are_not_usable() {
+        for (current, next, usable) in [
+            (WEBHOOK_SECRET_PLACEHOLDER, None, 0),
+            ("too-short", None, 0),
+            (WEBHOOK_SECRET_PLACEHOLDER, Some(HOOK_NEXT), 1),
+            (HOOK, Some("short"), 1),
+            (HOOK, None, 1),
+        ] {
+            let mut json = serde_json::json!({ "dfnsWebhookSecret": current });
+            if let Some(next) = next {
+                json["dfnsWebhookSecretNext"] = next.into();
+            }
+            let hooks = WebhookSecrets::from_json(&json.to_string()).unwrap();
+            assert_eq!(hooks.usable().len(), usable, "{current} / {next:?}");
+        }
     }
 
     #[test]
     fn debug_and_display_show_no_secret_material() {
-        let secret = PlatformSecret::from_json(&json()).unwrap();
+        let signing = SigningCredential::from_json(&signing_json()).unwrap();
+        let read = ReadCredential::from_json(
+            &serde_json::json!({ "dfnsReadOnlyToken": READ_TOKEN }).to_string(),
+        )
+        .unwrap();
+        let hooks = WebhookSecrets::from_json(
+            &serde_json::json!({ "dfnsWebhookSecret": HOOK, "dfnsWebhookSecretNext": HOOK_NEXT })
+                .to_string(),
+        )
+        .unwrap();
         let shown = [
-            format!("{secret:?}"),
-            format!("{secret:#?}"),
-            format!("{secret}"),
-            format!("{:?}", Arc::new(secret)),
+            format!("{signing:?}"),
+            format!("{signing:#?}"),
+            format!("{signing}"),
+            format!("{:?}", Arc::new(signing)),
+            format!("{read:?} {read}"),
+            format!("{hooks:?} {hooks}"),
         ];
         for text in shown {
-            for value in [TOKEN, CRED, KEY, HOOK] {
+            for value in [TOKEN, READ_TOKEN, CRED, KEY, HOOK, HOOK_NEXT] {
                 // Any distinctive fragment, not only the whole value.
                 for fragment in [&value[..8], &value[value.len() - 8..]] {
                     assert!(!text.contains(fragment), "{text} leaks {fragment}");
@@ -324,19 +530,16 @@ mod tests {
 
     #[test]
     fn malformed_secrets_name_the_field_but_not_the_content() {
-        let missing = serde_json::json!({
-            "dfnsServiceAccountToken": TOKEN, "dfnsCredentialId": CRED, "dfnsPrivateKeyPem": KEY
-        });
+        let missing =
+            serde_json::json!({ "dfnsServiceAccountToken": TOKEN, "dfnsCredentialId": CRED });
         let not_string = serde_json::json!({
-            "dfnsServiceAccountToken": TOKEN, "dfnsCredentialId": 12345678,
-            "dfnsPrivateKeyPem": KEY, "dfnsWebhookSecret": HOOK
+            "dfnsServiceAccountToken": TOKEN, "dfnsCredentialId": 12345678, "dfnsPrivateKeyPem": KEY
         });
         let empty = serde_json::json!({
-            "dfnsServiceAccountToken": "", "dfnsCredentialId": CRED,
-            "dfnsPrivateKeyPem": KEY, "dfnsWebhookSecret": HOOK
+            "dfnsServiceAccountToken": "", "dfnsCredentialId": CRED, "dfnsPrivateKeyPem": KEY
         });
         let cases = [
-            (missing.to_string(), "dfnsWebhookSecret"),
+            (missing.to_string(), "dfnsPrivateKeyPem"),
             (not_string.to_string(), "dfnsCredentialId"),
             (empty.to_string(), "dfnsServiceAccountToken"),
             (
@@ -346,10 +549,11 @@ mod tests {
             (format!("\"{TOKEN}\""), "object"),
         ];
         for (text, named) in cases {
-            let err = PlatformSecret::from_json(&text).unwrap_err();
+            let err = SigningCredential::from_json(&text).unwrap_err();
             let message = format!("{err} {err:?}");
             assert!(message.contains(named), "{message}");
-            for value in [TOKEN, CRED, KEY, HOOK, "12345678"] {
+            assert!(message.contains("signing credential"), "{message}");
+            for value in [TOKEN, CRED, KEY, "12345678"] {
                 assert!(!message.contains(value), "{message} leaks {value}");
             }
         }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use platform_config::{SecretCache, SecretError};
+use platform_config::{SecretCache, SecretError, SigningCredential};
+
+type SigningCache = SecretCache<SigningCredential>;
 use secrecy::ExposeSecret;
 
 async fn client() -> aws_sdk_secretsmanager::Client {
@@ -25,7 +27,6 @@ fn secret_json(token: &str) -> String {
         "dfnsServiceAccountToken": token,
         "dfnsCredentialId": "cred-1",
         "dfnsPrivateKeyPem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        "dfnsWebhookSecret": "whsec-1",
     })
     .to_string()
 }
@@ -53,12 +54,12 @@ async fn rotate(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str
         .expect("put secret value");
 }
 
-async fn token(cache: &SecretCache) -> String {
+async fn token(cache: &SigningCache) -> String {
     cache
         .get()
         .await
         .expect("secret")
-        .dfns_service_account_token
+        .token
         .expose_secret()
         .to_owned()
 }
@@ -68,14 +69,10 @@ async fn loads_by_name_and_by_arn() {
     let client = client().await;
     let (name, arn) = create_secret(&client, &secret_json("token-v1")).await;
     for id in [name, arn] {
-        let cache = SecretCache::new(client.clone(), id, Duration::from_secs(300));
+        let cache = SigningCache::new(client.clone(), id, Duration::from_secs(300));
         let secret = cache.get().await.unwrap();
-        assert_eq!(
-            secret.dfns_service_account_token.expose_secret(),
-            "token-v1"
-        );
-        assert_eq!(secret.dfns_credential_id.expose_secret(), "cred-1");
-        assert_eq!(secret.dfns_webhook_secret.expose_secret(), "whsec-1");
+        assert_eq!(secret.token.expose_secret(), "token-v1");
+        assert_eq!(secret.credential_id.expose_secret(), "cred-1");
         assert!(!format!("{secret:?}").contains("token-v1"));
     }
 }
@@ -85,7 +82,7 @@ async fn cached_until_the_refresh_interval_then_reread() {
     let client = client().await;
     let (name, _) = create_secret(&client, &secret_json("token-v1")).await;
     let refresh = Duration::from_millis(1500);
-    let cache = SecretCache::new(client.clone(), name.clone(), refresh);
+    let cache = SigningCache::new(client.clone(), name.clone(), refresh);
     assert_eq!(token(&cache).await, "token-v1");
 
     rotate(&client, &name, &secret_json("token-v2")).await;
@@ -100,7 +97,7 @@ async fn cached_until_the_refresh_interval_then_reread() {
 async fn invalidate_forces_a_fresh_read() {
     let client = client().await;
     let (name, _) = create_secret(&client, &secret_json("token-v1")).await;
-    let cache = SecretCache::new(client.clone(), name.clone(), Duration::from_secs(3600));
+    let cache = SigningCache::new(client.clone(), name.clone(), Duration::from_secs(3600));
     assert_eq!(token(&cache).await, "token-v1");
     rotate(&client, &name, &secret_json("token-v2")).await;
     assert_eq!(token(&cache).await, "token-v1");
@@ -113,11 +110,11 @@ async fn fetched_on_first_use_not_at_construction() {
     let client = client().await;
     let name = format!("platform-test-{}", ulid::Ulid::new());
     // Constructing a cache for a secret that does not exist yet makes no call and cannot fail.
-    let cache = SecretCache::new(client.clone(), name.clone(), Duration::from_secs(300));
+    let cache = SigningCache::new(client.clone(), name.clone(), Duration::from_secs(300));
     create_secret_named(&client, &name, &secret_json("token-late")).await;
     assert_eq!(token(&cache).await, "token-late");
 
-    let missing = SecretCache::new(client, format!("{name}-missing"), Duration::from_secs(300));
+    let missing = SigningCache::new(client, format!("{name}-missing"), Duration::from_secs(300));
     assert!(matches!(
         missing.get().await,
         Err(SecretError::NotFound { .. })
@@ -129,7 +126,7 @@ async fn a_failed_refresh_serves_the_last_good_value_but_a_malformed_first_read_
     let client = client().await;
     let (name, _) = create_secret(&client, &secret_json("token-v1")).await;
     let refresh = Duration::from_millis(500);
-    let cache = SecretCache::new(client.clone(), name.clone(), refresh);
+    let cache = SigningCache::new(client.clone(), name.clone(), refresh);
     assert_eq!(token(&cache).await, "token-v1");
     rotate(
         &client,
@@ -146,7 +143,7 @@ async fn a_failed_refresh_serves_the_last_good_value_but_a_malformed_first_read_
     assert!(!format!("{err}").contains("half-written"));
 
     let (bad, _) = create_secret(&client, "not json at all").await;
-    let fresh = SecretCache::new(client, bad, refresh);
+    let fresh = SigningCache::new(client, bad, refresh);
     assert!(matches!(
         fresh.get().await,
         Err(SecretError::Malformed { .. })

@@ -5,24 +5,48 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dfns_client::{ClientConfig, DfnsClient, KeySigner, RetryPolicy, WebhookVerifier};
-use platform_config::{PlatformSecret, SecretCache};
+use platform_config::{
+    ReadCredential, SecretCache, SecretIds, SecretKind, SigningCredential, WebhookSecrets,
+};
 use secrecy::{ExposeSecret, SecretString};
 use store::Store;
 
 use crate::error::{PlatformError, Result};
 use crate::settings::PlatformSettings;
 
-/// Where the platform secret comes from.
-#[derive(Debug, Clone)]
-pub enum SecretSource {
+/// Where one secret comes from.
+pub enum SecretSource<T> {
     /// Secrets Manager, fetched on first use and cached with refresh (production, local stack).
-    SecretsManager(Arc<SecretCache>),
+    SecretsManager(Arc<SecretCache<T>>),
     /// A value already in hand (tests).
-    Fixed(Arc<PlatformSecret>),
+    Fixed(Arc<T>),
 }
 
-impl SecretSource {
-    async fn get(&self) -> Result<Arc<PlatformSecret>> {
+impl<T: SecretKind> std::fmt::Debug for SecretSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SecretsManager(cache) => cache.fmt(f),
+            Self::Fixed(_) => write!(f, "Fixed({})", T::WHAT),
+        }
+    }
+}
+
+impl<T> Clone for SecretSource<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::SecretsManager(cache) => Self::SecretsManager(cache.clone()),
+            Self::Fixed(value) => Self::Fixed(value.clone()),
+        }
+    }
+}
+
+impl<T: SecretKind> SecretSource<T> {
+    /// A value in hand (tests).
+    pub fn fixed(value: T) -> Self {
+        Self::Fixed(Arc::new(value))
+    }
+
+    async fn get(&self) -> Result<Arc<T>> {
         match self {
             SecretSource::SecretsManager(cache) => Ok(cache.get().await?),
             SecretSource::Fixed(secret) => Ok(secret.clone()),
@@ -33,6 +57,162 @@ impl SecretSource {
         if let SecretSource::SecretsManager(cache) = self {
             cache.invalidate().await;
         }
+    }
+}
+
+/// Which of the platform's three secrets a function holds: each function declares it (its
+/// crate's `SECRETS`), its `main` reads only those, and its template entry grants only those
+/// (checked by `deploy-checks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecretsHeld {
+    /// The signing service account: changes things at Dfns.
+    pub signing: bool,
+    /// The read-only service account.
+    pub read_only: bool,
+    /// The webhook's HMAC secret(s).
+    pub webhook: bool,
+}
+
+impl SecretsHeld {
+    /// Functions that change things at Dfns (they read with the same credential).
+    pub const SIGNING: Self = Self {
+        signing: true,
+        read_only: false,
+        webhook: false,
+    };
+    /// Functions that only read Dfns.
+    pub const READ_ONLY: Self = Self {
+        signing: false,
+        read_only: true,
+        webhook: false,
+    };
+    /// The webhook receiver: verifies deliveries, reads Dfns.
+    pub const WEBHOOK_RECEIVER: Self = Self {
+        signing: false,
+        read_only: true,
+        webhook: true,
+    };
+    /// Every secret (the bootstrap and test tooling that sets them up).
+    pub const ALL: Self = Self {
+        signing: true,
+        read_only: true,
+        webhook: true,
+    };
+}
+
+/// The secrets an [`App`] holds; absent ones cannot be used by it at all.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub signing: Option<SecretSource<SigningCredential>>,
+    pub read_only: Option<SecretSource<ReadCredential>>,
+    pub webhook: Option<SecretSource<WebhookSecrets>>,
+}
+
+impl Secrets {
+    /// Caches over Secrets Manager for the secrets `held` names, from their ids. No I/O. A held
+    /// secret without an id is a deploy mistake, refused at start.
+    pub fn from_ids(
+        client: &aws_sdk_secretsmanager::Client,
+        ids: &SecretIds,
+        refresh: Duration,
+        held: SecretsHeld,
+    ) -> std::result::Result<Self, platform_config::ConfigError> {
+        fn source<T: SecretKind>(
+            client: &aws_sdk_secretsmanager::Client,
+            held: bool,
+            id: &Option<String>,
+            name: &'static str,
+            refresh: Duration,
+        ) -> std::result::Result<Option<SecretSource<T>>, platform_config::ConfigError> {
+            match (held, id) {
+                (false, _) => Ok(None),
+                (true, None) => Err(platform_config::ConfigError::Missing { name }),
+                (true, Some(id)) => Ok(Some(SecretSource::SecretsManager(Arc::new(
+                    SecretCache::new(client.clone(), id.clone(), refresh),
+                )))),
+            }
+        }
+        Ok(Self {
+            signing: source(
+                client,
+                held.signing,
+                &ids.signing,
+                platform_config::DFNS_SIGNING_SECRET_ID,
+                refresh,
+            )?,
+            read_only: source(
+                client,
+                held.read_only,
+                &ids.read_only,
+                platform_config::DFNS_READ_SECRET_ID,
+                refresh,
+            )?,
+            webhook: source(
+                client,
+                held.webhook,
+                &ids.webhook,
+                platform_config::DFNS_WEBHOOK_SECRET_ID,
+                refresh,
+            )?,
+        })
+    }
+
+    /// Values in hand (tests).
+    pub fn fixed(
+        signing: SigningCredential,
+        read_only: ReadCredential,
+        webhook: WebhookSecrets,
+    ) -> Self {
+        Self {
+            signing: Some(SecretSource::fixed(signing)),
+            read_only: Some(SecretSource::fixed(read_only)),
+            webhook: Some(SecretSource::fixed(webhook)),
+        }
+    }
+
+    /// These secrets less those `held` does not name (the local stack gives each function only
+    /// its own, as IAM does on AWS).
+    pub fn only(&self, held: SecretsHeld) -> Self {
+        Self {
+            signing: self.signing.clone().filter(|_| held.signing),
+            read_only: self.read_only.clone().filter(|_| held.read_only),
+            webhook: self.webhook.clone().filter(|_| held.webhook),
+        }
+    }
+
+    pub fn held(&self) -> SecretsHeld {
+        SecretsHeld {
+            signing: self.signing.is_some(),
+            read_only: self.read_only.is_some(),
+            webhook: self.webhook.is_some(),
+        }
+    }
+}
+
+/// A credential a Dfns client can be built from.
+trait DfnsCredential: SecretKind {
+    fn client_config(&self) -> Result<ClientConfig>;
+}
+
+impl DfnsCredential for SigningCredential {
+    fn client_config(&self) -> Result<ClientConfig> {
+        let signer =
+            KeySigner::from_pkcs8_pem(self.credential_id.expose_secret(), &self.private_key_pem)
+                .map_err(|e| PlatformError::Internal(format!("Dfns signing key unusable: {e}")))?;
+        Ok(ClientConfig::new(
+            SecretString::from(self.token.expose_secret()),
+            Some(Arc::new(signer)),
+        ))
+    }
+}
+
+impl DfnsCredential for ReadCredential {
+    fn client_config(&self) -> Result<ClientConfig> {
+        // No signer: a call that needs a user-action signature fails here, before Dfns.
+        Ok(ClientConfig::new(
+            SecretString::from(self.token.expose_secret()),
+            None,
+        ))
     }
 }
 
@@ -48,7 +228,7 @@ pub struct AppParts {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub authenticator: auth::Authenticator,
-    pub secrets: SecretSource,
+    pub secrets: Secrets,
     /// Retries of Dfns calls (`None`: the client's default, a 30 s deadline).
     pub dfns_retry: Option<RetryPolicy>,
 }
@@ -57,19 +237,84 @@ struct Inner {
     settings: PlatformSettings,
     store: Store,
     eventbridge: aws_sdk_eventbridge::Client,
-    authenticator: auth::Authenticator,
-    secrets: SecretSource,
+    authenticator: Arc<auth::Authenticator>,
+    signing: Option<DfnsSlot<SigningCredential>>,
+    read_only: Option<DfnsSlot<ReadCredential>>,
+    webhook: Option<SecretSource<WebhookSecrets>>,
     dfns_retry: Option<RetryPolicy>,
-    /// The Dfns client, built from the secret it was made with; rebuilt when the secret cache
-    /// hands out a refreshed (e.g. rotated) secret.
-    dfns: tokio::sync::Mutex<Option<(Arc<PlatformSecret>, DfnsClient)>>,
+}
+
+/// A Dfns client built from one credential, rebuilt when the secret cache hands out a refreshed
+/// (e.g. rotated) value.
+struct DfnsSlot<T> {
+    source: SecretSource<T>,
+    client: tokio::sync::Mutex<Option<(Arc<T>, DfnsClient)>>,
     /// Set by the Dfns client when Dfns answers 401; see [`FORCED_REFRESH_INTERVAL`].
-    dfns_refused: Arc<AtomicBool>,
+    refused: Arc<AtomicBool>,
     last_forced_refresh: Mutex<Option<Instant>>,
 }
 
-/// Settings, DynamoDB store, EventBridge client, authenticator, and the Dfns client (created on
-/// first use from the platform secret, then cached). Cloning is cheap (one `Arc`).
+impl<T: DfnsCredential> DfnsSlot<T> {
+    fn new(source: SecretSource<T>) -> Self {
+        Self {
+            source,
+            client: tokio::sync::Mutex::new(None),
+            refused: Arc::new(AtomicBool::new(false)),
+            last_forced_refresh: Mutex::new(None),
+        }
+    }
+
+    async fn client(
+        &self,
+        settings: &PlatformSettings,
+        retry: Option<RetryPolicy>,
+    ) -> Result<DfnsClient> {
+        if self.refused.swap(false, Ordering::AcqRel) && self.may_force_refresh() {
+            tracing::warn!(
+                credential = T::WHAT,
+                "Dfns refused the service-account token; re-reading its secret"
+            );
+            self.source.invalidate().await;
+        }
+        let secret = self.source.get().await?;
+        let mut cached = self.client.lock().await;
+        if let Some((made_with, client)) = cached.as_ref() {
+            if Arc::ptr_eq(made_with, &secret) {
+                return Ok(client.clone());
+            }
+        }
+        let mut config = secret
+            .client_config()?
+            .with_base_url(settings.base.dfns_base_url.as_str())
+            .with_rate_limit(settings.dfns_rate_limit);
+        if let Some(retry) = retry {
+            config = config.with_retry(retry);
+        }
+        let refused = self.refused.clone();
+        config = config.with_on_unauthorized(Arc::new(move || {
+            refused.store(true, Ordering::Release);
+        }));
+        let client = DfnsClient::new(config)?;
+        *cached = Some((secret, client.clone()));
+        Ok(client)
+    }
+
+    fn may_force_refresh(&self) -> bool {
+        let mut last = self
+            .last_forced_refresh
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < FORCED_REFRESH_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// Settings, DynamoDB store, EventBridge client, authenticator, and the Dfns clients of the
+/// credentials this function holds (each created on first use from its secret, then cached). Cloning is cheap (one `Arc`).
 #[derive(Clone)]
 pub struct App {
     inner: Arc<Inner>,
@@ -93,22 +338,24 @@ pub enum StartupError {
 }
 
 impl App {
-    /// Reads the environment (`TABLE_NAME`, `PLATFORM_SECRET_ID`, `AUTH_*`, the platform settings)
-    /// and builds the clients. No network call: the secret and the Dfns client come on first use.
-    pub async fn from_env() -> std::result::Result<Self, StartupError> {
+    /// Reads the environment (`TABLE_NAME`, the ids of the secrets in `held`, `AUTH_*`, the
+    /// platform settings) and builds the clients. No network call: secrets and Dfns clients come
+    /// on first use. Secrets not in `held` are never read, whatever the environment says.
+    pub async fn from_env(held: SecretsHeld) -> std::result::Result<Self, StartupError> {
         let settings = PlatformSettings::from_env()?;
         let auth_settings = auth::AuthSettings::from_env()?;
         let sdk = platform_config::aws::sdk_config().await;
-        let secrets = SecretCache::new(
-            platform_config::aws::secrets_manager_client().await,
-            settings.base.platform_secret_id.clone(),
+        let secrets = Secrets::from_ids(
+            &platform_config::aws::secrets_manager_client().await,
+            &settings.base.secret_ids,
             settings.base.secret_refresh,
-        );
+            held,
+        )?;
         Ok(Self::new(AppParts {
             dynamodb: platform_config::aws::dynamodb_client().await,
             eventbridge: aws_sdk_eventbridge::Client::new(sdk),
             authenticator: auth::Authenticator::new(auth_settings),
-            secrets: SecretSource::SecretsManager(Arc::new(secrets)),
+            secrets,
             settings,
             dfns_retry: None,
         }))
@@ -121,13 +368,47 @@ impl App {
                 settings: parts.settings,
                 store,
                 eventbridge: parts.eventbridge,
-                authenticator: parts.authenticator,
-                secrets: parts.secrets,
+                authenticator: Arc::new(parts.authenticator),
+                signing: parts.secrets.signing.map(DfnsSlot::new),
+                read_only: parts.secrets.read_only.map(DfnsSlot::new),
+                webhook: parts.secrets.webhook,
                 dfns_retry: parts.dfns_retry,
-                dfns: tokio::sync::Mutex::new(None),
-                dfns_refused: Arc::new(AtomicBool::new(false)),
-                last_forced_refresh: Mutex::new(None),
             }),
+        }
+    }
+
+    /// The same clients, holding only the secrets `held` names (the local stack serves each
+    /// function with its own).
+    pub fn holding_only(&self, held: SecretsHeld) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                settings: inner.settings.clone(),
+                store: inner.store.clone(),
+                eventbridge: inner.eventbridge.clone(),
+                authenticator: inner.authenticator.clone(),
+                signing: inner
+                    .signing
+                    .as_ref()
+                    .filter(|_| held.signing)
+                    .map(|slot| DfnsSlot::new(slot.source.clone())),
+                read_only: inner
+                    .read_only
+                    .as_ref()
+                    .filter(|_| held.read_only)
+                    .map(|slot| DfnsSlot::new(slot.source.clone())),
+                webhook: inner.webhook.clone().filter(|_| held.webhook),
+                dfns_retry: inner.dfns_retry,
+            }),
+        }
+    }
+
+    /// The secrets this app holds.
+    pub fn secrets_held(&self) -> SecretsHeld {
+        SecretsHeld {
+            signing: self.inner.signing.is_some(),
+            read_only: self.inner.read_only.is_some(),
+            webhook: self.inner.webhook.is_some(),
         }
     }
 
@@ -147,71 +428,52 @@ impl App {
         &self.inner.authenticator
     }
 
-    /// The platform secret (cached).
-    pub async fn secret(&self) -> Result<Arc<PlatformSecret>> {
-        self.inner.secrets.get().await
-    }
-
-    /// The Dfns client, built on first use from the secret and reused while the secret is.
+    /// The Dfns client of the signing service account: for calls that change something at Dfns
+    /// (wallets, policies, transfers). Only functions that hold the signing credential have it;
+    /// elsewhere this is an error, never a fallback.
     pub async fn dfns(&self) -> Result<DfnsClient> {
-        if self.inner.dfns_refused.swap(false, Ordering::AcqRel) && self.may_force_refresh() {
-            tracing::warn!(
-                "Dfns refused the service-account token; re-reading the platform secret"
-            );
-            self.inner.secrets.invalidate().await;
-        }
-        let secret = self.secret().await?;
-        let mut cached = self.inner.dfns.lock().await;
-        if let Some((made_with, client)) = cached.as_ref() {
-            if Arc::ptr_eq(made_with, &secret) {
-                return Ok(client.clone());
+        match &self.inner.signing {
+            Some(slot) => {
+                slot.client(&self.inner.settings, self.inner.dfns_retry)
+                    .await
             }
+            None => Err(PlatformError::Internal(
+                "this function does not hold the Dfns signing credential".into(),
+            )),
         }
-        let signer = KeySigner::from_pkcs8_pem(
-            secret.dfns_credential_id.expose_secret(),
-            &secret.dfns_private_key_pem,
-        )
-        .map_err(|e| PlatformError::Internal(format!("Dfns signing key unusable: {e}")))?;
-        let mut config = ClientConfig::new(
-            SecretString::from(secret.dfns_service_account_token.expose_secret()),
-            Some(Arc::new(signer)),
-        )
-        .with_base_url(self.inner.settings.base.dfns_base_url.as_str())
-        .with_rate_limit(self.inner.settings.dfns_rate_limit);
-        if let Some(retry) = self.inner.dfns_retry {
-            config = config.with_retry(retry);
-        }
-        let refused = self.inner.dfns_refused.clone();
-        config = config.with_on_unauthorized(Arc::new(move || {
-            refused.store(true, Ordering::Release);
-        }));
-        let client = DfnsClient::new(config)?;
-        *cached = Some((secret, client.clone()));
-        Ok(client)
     }
 
-    fn may_force_refresh(&self) -> bool {
-        let mut last = self
-            .inner
-            .last_forced_refresh
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < FORCED_REFRESH_INTERVAL) {
-            return false;
+    /// A Dfns client for reads: the read-only service account's when this function holds it,
+    /// else the signing one's (a function that changes things reads with the same account).
+    pub async fn dfns_reader(&self) -> Result<DfnsClient> {
+        match (&self.inner.read_only, &self.inner.signing) {
+            (Some(slot), _) => {
+                slot.client(&self.inner.settings, self.inner.dfns_retry)
+                    .await
+            }
+            (None, Some(slot)) => {
+                slot.client(&self.inner.settings, self.inner.dfns_retry)
+                    .await
+            }
+            (None, None) => Err(PlatformError::Internal(
+                "this function holds no Dfns credential".into(),
+            )),
         }
-        *last = Some(now);
-        true
     }
 
     /// Verifier of Dfns webhook deliveries: the current webhook secret and, during a rotation,
     /// the next. `None` while the secret holds no usable key (the placeholder, or too short):
     /// then no delivery can be told from a forgery.
     pub async fn webhook_verifier(&self) -> Result<Option<WebhookVerifier>> {
-        let secret = self.secret().await?;
+        let Some(source) = &self.inner.webhook else {
+            return Err(PlatformError::Internal(
+                "this function does not hold the webhook secret".into(),
+            ));
+        };
+        let secrets = source.get().await?;
         let tolerance = self.inner.settings.webhook_tolerance;
-        let mut usable = secret
-            .usable_webhook_secrets()
+        let mut usable = secrets
+            .usable()
             .into_iter()
             .map(|s| SecretString::from(s.expose_secret()));
         let Some(first) = usable.next() else {

@@ -10,8 +10,10 @@
 //! - Dfns answers 202 with a change request → `PendingApproval` (approval and change-request ids
 //!   stored); 200 (no `Policies:Modify` policy) → `Approved` at once and the next queued one goes.
 //! - The approval's resolution (webhook, or the reconciler's poll) → `Approved` / `Rejected` /
-//!   `Failed` ([`resolve_from_approval`]), which releases the slot, tells the client, and submits
-//!   the next queued request.
+//!   `Failed` ([`resolve_from_approval`]), which releases the slot and tells the client. The next
+//!   queued request is submitted by the reconciler, which holds the signing credential (the webhook
+//!   receiver does not): at once on AWS, where the notification's event on the bus triggers it,
+//!   else on its next scheduled run.
 //! - A Dfns failure that may pass (429, 5xx, timeout) leaves the request `Submitted` with the slot
 //!   held; the reconciler re-drives it ([`drive_submitted`] is safe to repeat: it adopts a change
 //!   request already pending on the policy instead of sending a second one).
@@ -610,7 +612,9 @@ pub fn outcome_of_approval(
 }
 
 /// Applies an approval's resolution to the request waiting on it (forward only: a late or
-/// repeated report changes nothing), then submits the client's next queued request.
+/// repeated report changes nothing). Changes nothing at Dfns, so the read-only webhook receiver
+/// can call it; submitting the client's next queued request is [`submit_queued`]'s, called by
+/// the reconciler.
 pub async fn resolve_from_approval(
     app: &App,
     request: &DestinationRequest,
@@ -638,8 +642,7 @@ pub async fn resolve_from_approval(
         ),
     };
     settle_once(app, request, to, reason, actor, request_id).await?;
-    // Whether or not this call moved it, the slot is free once it is final: go on with the queue.
-    submit_queued(app, &request.client_id, request_id).await
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! The client-facing platform's use cases and the glue its Lambda functions share.
 //!
 //! - [`App`]: everything built once per container (settings, DynamoDB store, EventBridge client,
-//!   authenticator, and the Dfns client, created lazily from the platform secret and cached).
+//!   authenticator, and the Dfns clients of the secrets the function holds ([`SecretsHeld`]),
+//!   created lazily and cached).
 //! - [`http`]: routes, request ids, the caller's identity, JSON bodies, the one error shape
 //!   `{"error":{"code","message","requestId"}}`, a tracing span per request.
 //! - Use cases: [`onboarding`] (open or resume an account), [`destinations`] (destination
@@ -22,7 +23,7 @@ pub mod reporting;
 pub mod request_schema;
 pub mod settings;
 
-pub use app::{App, AppParts, SecretSource, StartupError};
+pub use app::{App, AppParts, SecretSource, Secrets, SecretsHeld, StartupError};
 pub use error::{PlatformError, Result};
 pub use settings::PlatformSettings;
 

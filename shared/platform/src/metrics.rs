@@ -6,7 +6,7 @@
 /// Namespace of the platform's own metrics (`template.yaml`'s alarms name it).
 pub const NAMESPACE: &str = "ManagedAccounts";
 
-/// A webhook delivery arrived while the platform secret held no usable webhook key.
+/// A webhook delivery arrived while the webhook secret held no usable key.
 pub const WEBHOOK_SECRET_UNUSABLE: &str = "WebhookSecretUnusable";
 
 /// Counts one occurrence of `name`.

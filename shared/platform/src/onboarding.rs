@@ -497,7 +497,7 @@ mod tests {
 
     fn settings(action: PolicyActionSetting) -> PlatformSettings {
         let base = platform_config::Settings::from_lookup(|name| match name {
-            "TABLE_NAME" | "PLATFORM_SECRET_ID" => Some("x".into()),
+            "TABLE_NAME" => Some("x".into()),
             _ => None,
         })
         .unwrap();

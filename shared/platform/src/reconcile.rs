@@ -6,7 +6,12 @@
 //! - `Submitted` for longer than `RECONCILE_SUBMITTED_AFTER_SECONDS`: the Dfns call's outcome was
 //!   lost (timeout, crash); re-drive it ([`destinations::drive_submitted`] adopts a change request
 //!   already pending on the policy instead of sending a second one);
-//! - `Queued`: submit the client's next request if its slot is free.
+//! - `Queued`: submit the client's next request if its slot is free (also for every client whose
+//!   approval this run applied).
+//!
+//! [`submit_next`] is the same queue step for one client, run when a destination request of
+//! theirs settles (the bus event of its notification triggers it on AWS): the webhook receiver
+//! that settles it cannot change anything at Dfns, so the next submission happens here.
 //!
 //! One request failing never stops the others; failures are counted and logged.
 
@@ -57,7 +62,7 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
                 Some(approval_id) => {
                     let result = async {
                         let approval = app
-                            .dfns()
+                            .dfns_reader()
                             .await?
                             .get_approval(&ApprovalId::new(approval_id.clone()))
                             .await?;
@@ -65,6 +70,7 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
                             destinations::outcome_of_approval(&approval.status, None).is_some();
                         if decided {
                             webhook::on_approval(app, &approval, actor(), &run_id).await?;
+                            queues.insert(request.client_id.clone());
                         }
                         Ok::<_, crate::PlatformError>(decided)
                     }
@@ -100,4 +106,10 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
     }
     tracing::info!(?report, "reconciliation run finished");
     Ok(report)
+}
+
+/// Submits `client`'s next queued destination request if its slot is free (a request of theirs
+/// just settled). Safe to run any number of times, for any client.
+pub async fn submit_next(app: &App, client: &ClientId, run_id: &str) -> Result<()> {
+    destinations::submit_queued(app, client, run_id).await
 }

@@ -1,4 +1,4 @@
-//! The platform's deployment settings, on top of `platform-config`'s (table, secret, Dfns URL).
+//! The platform's deployment settings, on top of `platform-config`'s (table, secrets, Dfns URL).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -314,10 +314,8 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<PlatformSettings, ConfigError> {
-        let mut map: HashMap<String, String> = HashMap::from([
-            ("TABLE_NAME".to_owned(), "t".to_owned()),
-            ("PLATFORM_SECRET_ID".to_owned(), "s".to_owned()),
-        ]);
+        let mut map: HashMap<String, String> =
+            HashMap::from([("TABLE_NAME".to_owned(), "t".to_owned())]);
         map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         PlatformSettings::from_lookup(|name| map.get(name).cloned())
     }

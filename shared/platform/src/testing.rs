@@ -18,10 +18,10 @@ use dfns_client::{
     ClientConfig, DfnsClient, KeySigner, RetryPolicy, SecretString, WebhookEventKind,
 };
 use lambda_http::http::StatusCode;
-use platform_config::PlatformSecret;
+use platform_config::{ReadCredential, SecretKind, SigningCredential, WebhookSecrets};
 
 use crate::settings::{PlatformSettings, PolicyActionSetting, Tier};
-use crate::{App, AppParts, SecretSource};
+use crate::{App, AppParts, SecretSource, Secrets, SecretsHeld};
 
 /// Audience of the test tokens.
 pub const AUDIENCE: &str = "platform-api";
@@ -41,12 +41,14 @@ pub struct TestOptions {
     pub webhooks: bool,
     /// How long a request stays `Submitted` before the reconciler re-drives it.
     pub reconcile_submitted_after: Duration,
-    /// Read the platform secret from Secrets Manager (the stand-in) through the production cache
+    /// Read the signing secret from Secrets Manager (the stand-in) through the production cache
     /// (one-hour refresh) instead of handing it over in memory; see [`TestEnv::write_secret`].
     pub secret_in_secrets_manager: bool,
-    /// Edits the platform secret's JSON before the platform starts (e.g. a placeholder webhook
-    /// secret, or a rotation's next one).
+    /// Edits the secrets' fields (all three secrets' fields in one JSON object) before the
+    /// platform starts (e.g. a placeholder webhook secret, or a rotation's next one).
     pub edit_secret: Option<fn(&mut serde_json::Value)>,
+    /// The secrets [`TestEnv::app`] holds (all of them unless a test plays one function).
+    pub held: SecretsHeld,
 }
 
 impl Default for TestOptions {
@@ -59,6 +61,7 @@ impl Default for TestOptions {
             reconcile_submitted_after: Duration::from_secs(60),
             secret_in_secrets_manager: false,
             edit_secret: None,
+            held: SecretsHeld::ALL,
         }
     }
 }
@@ -70,9 +73,10 @@ pub struct TestEnv {
     pub issuer: Arc<DevIssuer>,
     /// The webhook secret the platform verifies with.
     pub webhook_secret: String,
-    /// The platform secret's JSON as the platform was started with.
+    /// The secrets' fields as the platform was started with.
     secret_json: serde_json::Value,
-    /// Its Secrets Manager id, with [`TestOptions::secret_in_secrets_manager`].
+    /// The signing secret's Secrets Manager id, with
+    /// [`TestOptions::secret_in_secrets_manager`].
     secret_id: Option<String>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -210,7 +214,6 @@ impl TestEnv {
 
         let base = platform_config::Settings::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
-            "PLATFORM_SECRET_ID" => Some("platform-test".into()),
             "DFNS_BASE_URL" => Some(bootstrap.base_url.clone()),
             _ => None,
         })
@@ -230,31 +233,49 @@ impl TestEnv {
             "dfnsServiceAccountToken": bootstrap.service_account.token,
             "dfnsCredentialId": bootstrap.service_account.cred_id,
             "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
+            "dfnsReadOnlyToken": bootstrap.read_only_service_account.token,
             "dfnsWebhookSecret": webhook_secret,
         });
         if let Some(edit) = options.edit_secret {
             edit(&mut secret_json);
         }
+        let text = secret_json.to_string();
         let (secrets, secret_id) = if options.secret_in_secrets_manager {
             require_env("AWS_ENDPOINT_URL_SECRETS_MANAGER");
-            let id = format!("platform-test-{}", ulid::Ulid::new());
-            platform_config::aws::secrets_manager_client()
-                .await
+            let client = platform_config::aws::secrets_manager_client().await;
+            let id = format!("platform-test-signing-{}", ulid::Ulid::new());
+            client
                 .create_secret()
                 .name(&id)
-                .secret_string(secret_json.to_string())
+                .secret_string(&text)
                 .send()
                 .await
-                .expect("create the platform secret");
-            let cache = platform_config::SecretCache::new(
-                platform_config::aws::secrets_manager_client().await,
-                id.clone(),
-                Duration::from_secs(3600),
-            );
-            (SecretSource::SecretsManager(Arc::new(cache)), Some(id))
+                .expect("create the signing secret");
+            let cache =
+                platform_config::SecretCache::new(client, id.clone(), Duration::from_secs(3600));
+            let secrets = Secrets {
+                signing: Some(SecretSource::SecretsManager(Arc::new(cache))),
+                read_only: Some(SecretSource::fixed(
+                    ReadCredential::from_json(&text).unwrap(),
+                )),
+                webhook: Some(SecretSource::fixed(
+                    WebhookSecrets::from_json(&text).unwrap(),
+                )),
+            };
+            (secrets, Some(id))
         } else {
-            let secret = PlatformSecret::from_json(&secret_json.to_string()).unwrap();
-            (SecretSource::Fixed(Arc::new(secret)), None)
+            let secrets = Secrets {
+                signing: Some(SecretSource::fixed(
+                    SigningCredential::from_json(&text).unwrap(),
+                )),
+                read_only: Some(SecretSource::fixed(
+                    ReadCredential::from_json(&text).unwrap(),
+                )),
+                webhook: Some(SecretSource::fixed(
+                    WebhookSecrets::from_json(&text).unwrap(),
+                )),
+            };
+            (secrets, None)
         };
         let app = App::new(AppParts {
             settings,
@@ -268,7 +289,9 @@ impl TestEnv {
             }),
         });
 
-        let receiver_app = app.clone();
+        // The receiver holds what the dfns-webhook function holds, as deployed.
+        let receiver_app = app.holding_only(SecretsHeld::WEBHOOK_RECEIVER);
+        let app = app.holding_only(options.held);
         let webhook_server = tokio::spawn(async move {
             let route = axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
@@ -311,7 +334,7 @@ impl TestEnv {
         }
     }
 
-    /// Writes a new version of the platform secret in Secrets Manager, as a rotation would, with
+    /// Writes a new version of the signing secret in Secrets Manager, as a rotation would, with
     /// `service_account_token` as the Dfns token (`None`: the emulator's real one). Needs
     /// [`TestOptions::secret_in_secrets_manager`].
     pub async fn write_secret(&self, service_account_token: Option<&str>) {
@@ -330,7 +353,7 @@ impl TestEnv {
             .secret_string(secret.to_string())
             .send()
             .await
-            .expect("write the platform secret");
+            .expect("write the signing secret");
     }
 
     /// A client's bearer token.

@@ -45,7 +45,7 @@ pub enum WebhookError {
     /// Verified, but applying it failed; Dfns should deliver again.
     #[error(transparent)]
     Processing(#[from] PlatformError),
-    /// The platform secret holds no usable webhook key (the placeholder, or too short): nothing
+    /// The webhook secret holds no usable webhook key (the placeholder, or too short): nothing
     /// can be verified, so nothing is applied; answer 503 so Dfns delivers again once it does.
     #[error("no usable webhook secret (placeholder or shorter than 32 bytes): deliveries refused")]
     NoUsableSecret,
@@ -105,7 +105,7 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
                 (Some(approval), _) => (**approval).clone(),
                 // One documented shape carries only an id: read the approval.
                 (None, Some(id)) => {
-                    app.dfns()
+                    app.dfns_reader()
                         .await?
                         .get_approval(&ApprovalId::new(id.clone()))
                         .await?

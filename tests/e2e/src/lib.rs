@@ -11,7 +11,6 @@
 pub mod counting;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dfns_client::webhooks::CreateWebhook;
@@ -19,10 +18,11 @@ use dfns_client::{
     ApprovalId, DecisionValue, DfnsClient, PolicyBody, RetryPolicy, UserId, WebhookEventKind,
 };
 use local_stack::{Config, IssuerKey, Listen, RunningStack};
-use platform::SecretSource;
+use platform::Secrets;
 use platform::settings::{PlatformSettings, PolicyActionSetting, Tier};
 use platform::testing::{FreshAws, spawn_emulator};
 pub use platform::testing::{identity_client, sign_webhook};
+use platform_config::{ReadCredential, SigningCredential, WebhookSecrets};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -151,7 +151,6 @@ impl Env {
 
         let base = platform_config::Settings::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
-            "PLATFORM_SECRET_ID" => Some("e2e".into()),
             "DFNS_BASE_URL" => Some(dfns_url.clone()),
             _ => None,
         })
@@ -166,22 +165,21 @@ impl Env {
         // Tests drive the reconciler themselves: re-drive at once when they do.
         settings.reconcile_submitted_after = Duration::ZERO;
 
-        let secret = platform_config::PlatformSecret::from_json(
-            &json!({
-                "dfnsServiceAccountToken": bootstrap.service_account.token,
-                "dfnsCredentialId": bootstrap.service_account.cred_id,
-                "dfnsPrivateKeyPem": bootstrap.service_account.private_key_pem,
-                "dfnsWebhookSecret": webhook_secret,
-            })
-            .to_string(),
-        )
-        .expect("platform secret");
+        let secrets = Secrets::fixed(
+            SigningCredential::new(
+                &bootstrap.service_account.token,
+                &bootstrap.service_account.cred_id,
+                &bootstrap.service_account.private_key_pem,
+            ),
+            ReadCredential::new(&bootstrap.read_only_service_account.token),
+            WebhookSecrets::new(&webhook_secret, None),
+        );
         let stack = local_stack::spawn(Config {
             listen: Listen::Bound(listener),
             settings,
             dynamodb,
             eventbridge,
-            secrets: SecretSource::Fixed(Arc::new(secret)),
+            secrets,
             dfns_retry: Some(RetryPolicy {
                 deadline: Duration::from_secs(10),
                 ..RetryPolicy::default()

@@ -21,7 +21,8 @@ use domain::{
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use platform::{App, AppParts, PlatformSettings, SecretSource};
+use platform::{App, AppParts, PlatformSettings, Secrets};
+use platform_config::{ReadCredential, SigningCredential, WebhookSecrets};
 use serde_json::{Value, json};
 use store::{ClientProfile, NewDestinationRequest, RequestChanges, WalletMapping};
 use time::OffsetDateTime;
@@ -127,28 +128,24 @@ impl Harness {
 
         let settings = PlatformSettings::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
-            "PLATFORM_SECRET_ID" => Some("reporting-tests".to_owned()),
             "DFNS_BASE_URL" => Some(base_url.clone()),
             _ => None,
         })
         .expect("settings");
         let sa = &bootstrap.service_account;
-        let secret = platform_config::PlatformSecret::from_json(
-            &json!({
-                "dfnsServiceAccountToken": sa.token,
-                "dfnsCredentialId": sa.cred_id,
-                "dfnsPrivateKeyPem": sa.private_key_pem,
-                "dfnsWebhookSecret": "unused-by-reporting",
-            })
-            .to_string(),
+        // Reporting as deployed: the read-only service account only.
+        let secrets = Secrets::fixed(
+            SigningCredential::new(&sa.token, &sa.cred_id, &sa.private_key_pem),
+            ReadCredential::new(&bootstrap.read_only_service_account.token),
+            WebhookSecrets::new("unused-by-reporting", None),
         )
-        .expect("secret parses");
+        .only(crate::SECRETS);
         let app = App::new(AppParts {
             settings,
             dynamodb,
             eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
             authenticator: auth::Authenticator::new(auth_settings),
-            secrets: SecretSource::Fixed(Arc::new(secret)),
+            secrets,
             dfns_retry: Some(fast_retry()),
         });
         let dfns = identity_client(&base_url, sa, fast_retry());

@@ -136,53 +136,53 @@ fn the_secret_fields_named_are_the_ones_the_code_reads() {
             }));
         }
     }
-    // The one optional field: the next webhook secret, during a rotation.
-    let optional = platform_config::FIELD_WEBHOOK_SECRET_NEXT.to_owned();
-    assert!(
-        named.remove(&optional),
-        "the README names {optional}: {named:?}"
-    );
-    assert_eq!(named.len(), 4, "{named:?}");
-    let secret = |fields: &BTreeSet<String>| {
+    // Exactly the fields of the three secrets, as the code names them.
+    let signing = [
+        platform_config::FIELD_SERVICE_ACCOUNT_TOKEN,
+        platform_config::FIELD_CREDENTIAL_ID,
+        platform_config::FIELD_PRIVATE_KEY_PEM,
+    ];
+    let read_only = [platform_config::FIELD_READ_ONLY_TOKEN];
+    let webhook = [platform_config::FIELD_WEBHOOK_SECRET];
+    let optional = platform_config::FIELD_WEBHOOK_SECRET_NEXT;
+    let expected: BTreeSet<String> = signing
+        .iter()
+        .chain(&read_only)
+        .chain(&webhook)
+        .chain([&optional])
+        .map(|f| (*f).to_owned())
+        .collect();
+    assert_eq!(named, expected, "the README's secret fields");
+    // Each secret parses from exactly its required fields, and not without any one of them.
+    fn parses<K: platform_config::SecretKind>(fields: &[&str]) -> bool {
         let object: serde_json::Map<String, serde_json::Value> = fields
             .iter()
-            .map(|f| (f.clone(), serde_json::Value::String("x".into())))
+            .map(|f| ((*f).to_owned(), serde_json::Value::String("x".repeat(40))))
             .collect();
-        platform_config::PlatformSecret::from_json(&serde_json::Value::Object(object).to_string())
-    };
-    assert!(secret(&named).is_ok(), "the code reads other field names");
-    let mut with_next = named.clone();
-    with_next.insert(optional);
-    assert!(secret(&with_next).is_ok(), "the optional field is read");
-    for missing in &named {
-        let mut fewer = named.clone();
-        fewer.remove(missing);
-        assert!(
-            secret(&fewer).is_err(),
-            "the code does not need `{missing}`"
-        );
+        K::from_json(&serde_json::Value::Object(object).to_string()).is_ok()
     }
-    // Bootstrap reads and writes the fields the functions read.
-    let bootstrap_fields = BTreeSet::from(
-        [
-            bootstrap::FIELD_SERVICE_ACCOUNT_TOKEN,
-            bootstrap::FIELD_CREDENTIAL_ID,
-            bootstrap::FIELD_PRIVATE_KEY_PEM,
-            bootstrap::FIELD_WEBHOOK_SECRET,
-        ]
-        .map(str::to_owned),
-    );
-    assert_eq!(bootstrap_fields, named);
-    // The placeholder the README tells deployers to use is the one bootstrap recognises.
+    fn without(fields: &[&'static str], missing: &str) -> Vec<&'static str> {
+        fields.iter().copied().filter(|f| *f != missing).collect()
+    }
+    assert!(parses::<platform_config::SigningCredential>(&signing));
+    assert!(parses::<platform_config::ReadCredential>(&read_only));
+    assert!(parses::<platform_config::WebhookSecrets>(&webhook));
+    assert!(parses::<platform_config::WebhookSecrets>(&[
+        webhook[0], optional
+    ]));
+    for missing in signing {
+        assert!(!parses::<platform_config::SigningCredential>(&without(
+            &signing, missing
+        )));
+    }
+    assert!(!parses::<platform_config::ReadCredential>(&[]));
+    assert!(!parses::<platform_config::WebhookSecrets>(&[optional]));
+    // The placeholder the README tells deployers to use is the one the functions refuse to verify
+    // with (and bootstrap replaces).
     assert!(text.contains(&format!(
         "\"dfnsWebhookSecret\": \"{}\"",
-        bootstrap::WEBHOOK_SECRET_PLACEHOLDER
-    )));
-    // ... and the one the functions refuse to verify with.
-    assert_eq!(
-        bootstrap::WEBHOOK_SECRET_PLACEHOLDER,
         platform_config::WEBHOOK_SECRET_PLACEHOLDER
-    );
+    )));
 }
 
 /// `!Ref Param` (or a plain value) the template gives `variable`, globally or per function.

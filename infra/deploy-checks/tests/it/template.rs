@@ -112,8 +112,8 @@ fn every_function_is_arm64_cargo_lambda_on_al2023() {
     }
 }
 
-/// Least privilege: no function statement grants a wildcard action or resource, each function
-/// reads only the platform secret, and only functions that notify may put events.
+/// Least privilege: no function statement grants a wildcard action or resource, secrets are only
+/// read (never listed or written), and only functions that notify may put events.
 #[test]
 fn function_permissions_are_narrow() {
     let t = template();
@@ -146,4 +146,123 @@ fn function_permissions_are_narrow() {
             }
         }
     }
+}
+
+/// Every function crate's declared secrets (`SECRETS`), by binary name.
+fn secrets_held() -> BTreeMap<&'static str, platform::SecretsHeld> {
+    BTreeMap::from([
+        ("signup", signup::SECRETS),
+        ("destinations", destinations::SECRETS),
+        ("reporting", reporting::SECRETS),
+        ("trading", trading::SECRETS),
+        ("operator", operator::SECRETS),
+        ("dfns-webhook", dfns_webhook::SECRETS),
+        ("order-execution", order_execution::SECRETS),
+        ("reconciler", reconciler::SECRETS),
+    ])
+}
+
+/// The secret parameters a function may `GetSecretValue` on, and those it is told about in its
+/// environment (`DFNS_*_SECRET_ID`), each as the parameter's name.
+fn granted_and_passed(function: &serde_yaml::Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let reference = |value: &serde_yaml::Value| match value {
+        serde_yaml::Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+            tagged.value.as_str().map(str::to_owned)
+        }
+        _ => None,
+    };
+    let mut granted = BTreeSet::new();
+    for statement in function["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+    {
+        if statement["Action"].as_str() == Some("secretsmanager:GetSecretValue") {
+            let resources = match &statement["Resource"] {
+                serde_yaml::Value::Sequence(many) => many.clone(),
+                one => vec![one.clone()],
+            };
+            for resource in &resources {
+                granted.insert(reference(resource).unwrap_or_else(|| format!("{resource:?}")));
+            }
+        }
+    }
+    let mut passed = BTreeSet::new();
+    if let Some(variables) = function["Properties"]["Environment"]["Variables"].as_mapping() {
+        for (name, value) in variables {
+            if name.as_str().is_some_and(|n| n.ends_with("_SECRET_ID")) {
+                passed.insert(reference(value).unwrap_or_else(|| format!("{value:?}")));
+            }
+        }
+    }
+    (granted, passed)
+}
+
+fn expected_parameters(held: platform::SecretsHeld) -> BTreeSet<String> {
+    [
+        (held.signing, "DfnsSigningSecretArn"),
+        (held.read_only, "DfnsReadSecretArn"),
+        (held.webhook, "DfnsWebhookSecretArn"),
+    ]
+    .into_iter()
+    .filter(|(held, _)| *held)
+    .map(|(_, parameter)| parameter.to_owned())
+    .collect()
+}
+
+/// Credentials by need: each function may read, and is told about, exactly the secrets its crate
+/// says it holds; no secret id is global.
+#[test]
+fn each_function_reads_exactly_the_secrets_its_crate_holds() {
+    let t = template();
+    let globals = &t.0["Globals"]["Function"]["Environment"]["Variables"];
+    for name in [
+        "DFNS_SIGNING_SECRET_ID",
+        "DFNS_READ_SECRET_ID",
+        "DFNS_WEBHOOK_SECRET_ID",
+        "PLATFORM_SECRET_ID",
+    ] {
+        assert!(globals.get(name).is_none(), "{name} is global");
+    }
+    let held = secrets_held();
+    let binaries = t.function_binaries();
+    assert_eq!(
+        binaries
+            .values()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        held.keys().copied().collect::<BTreeSet<_>>(),
+        "every deployed function is listed here"
+    );
+    for (id, function) in t.functions() {
+        let binary = binaries[&id].as_str();
+        let expected = expected_parameters(held[binary]);
+        let (granted, passed) = granted_and_passed(function);
+        assert_eq!(granted, expected, "{id} ({binary}) may read");
+        assert_eq!(passed, expected, "{id} ({binary}) is told about");
+    }
+}
+
+/// The acceptance point, said plainly: the internet-facing webhook receiver and read-only
+/// reporting cannot read the signing key, and only the receiver reads the webhook secret.
+#[test]
+fn reporting_and_the_webhook_receiver_cannot_read_the_signing_secret() {
+    let t = template();
+    let binaries = t.function_binaries();
+    let mut webhook_readers = BTreeSet::new();
+    for (id, function) in t.functions() {
+        let (granted, _) = granted_and_passed(function);
+        let binary = binaries[&id].as_str();
+        if matches!(binary, "reporting" | "dfns-webhook" | "operator") {
+            assert!(
+                !granted.contains("DfnsSigningSecretArn"),
+                "{binary} can read the signing secret"
+            );
+        }
+        if granted.contains("DfnsWebhookSecretArn") {
+            webhook_readers.insert(binary.to_owned());
+        }
+    }
+    assert_eq!(webhook_readers, BTreeSet::from(["dfns-webhook".to_owned()]));
 }

@@ -290,7 +290,7 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
         store.client_policies(client),
         store.list_trading_authorizations(client),
     )?;
-    let dfns = app.dfns().await?;
+    let dfns = app.dfns_reader().await?;
     let assets = futures::future::try_join_all(
         wallets
             .iter()
@@ -364,7 +364,7 @@ pub async fn activity_rows(app: &App, client: &ClientId) -> Result<Vec<ActivityI
         store.list_destination_requests(client),
     )?;
     let labels = Labels::from_requests(&requests);
-    let dfns = app.dfns().await?;
+    let dfns = app.dfns_reader().await?;
 
     let per_wallet = futures::future::try_join_all(wallets.iter().map(|wallet| {
         let dfns = dfns.clone();

@@ -385,7 +385,7 @@ pub async fn preview_order(
         .await?
         .ok_or_else(|| PlatformError::Conflict(format!("the client has no wallet on {network}")))?;
     let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
-    let dfns = app.dfns().await?;
+    let dfns = app.dfns_reader().await?;
     let policies_query = PoliciesQuery {
         status: Some(PolicyStatus::Active),
         page_size: Some(100),

@@ -70,6 +70,14 @@ async fn wait_for_state(
     .unwrap_or_else(|| panic!("request {} never reached {state}", r.id))
 }
 
+/// What the bus event of a settled request makes the reconciler do on AWS (the webhook receiver
+/// that settled it holds no signing credential): submit the client's next queued request.
+async fn settled(env: &TestEnv, client: &ClientId) {
+    reconcile::submit_next(&env.app, client, "settled")
+        .await
+        .unwrap();
+}
+
 async fn decide(env: &TestEnv, r: &DestinationRequest, value: DecisionValue) {
     let approval = r.approval_id.clone().expect("approval id stored");
     env.officer(0)
@@ -211,6 +219,7 @@ async fn concurrent_requests_queue_and_are_submitted_in_order_until_all_are_appr
         .expect("a pending request");
         decide(&env, &pending, DecisionValue::Approved).await;
         wait_for_state(&env, &pending, DestinationRequestState::Approved).await;
+        settled(&env, &client).await;
         approved_order.push(pending.id);
     }
     let mut by_id: Vec<_> = created.iter().map(|r| r.id).collect();
@@ -257,6 +266,7 @@ async fn queued_requests_are_submitted_in_the_order_they_were_made() {
         }
         decide(&env, &pending, DecisionValue::Approved).await;
         wait_for_state(&env, request, DestinationRequestState::Approved).await;
+        settled(&env, &client).await;
     }
     assert_eq!(
         live_whitelist(&env, &client).await,

@@ -203,7 +203,9 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
 
     // An officer decides whatever is pending until all five are approved: one change at a time
     // reaches Dfns, the next is submitted when the previous resolves. An approval decided in an
-    // earlier poll stays PendingApproval here until its webhook lands: not decided twice.
+    // earlier poll stays PendingApproval here until its webhook lands: not decided twice. The
+    // webhook receiver cannot submit the next one (it holds no signing credential): the
+    // reconciler does, invoked on AWS by the settlement's bus event, here by each poll.
     let decided = std::sync::Mutex::new(BTreeSet::<String>::new());
     let all_approved = wait_until(Duration::from_secs(90), || async {
         let (_, list) = env.get("/v1/destination-requests", &alice).await;
@@ -233,6 +235,10 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
                 "{request}"
             );
         }
+        env.stack
+            .run_job("reconciler")
+            .await
+            .expect("reconciler run");
         (mine.len() == 5 && mine.iter().all(|r| r["state"] == "Approved")).then_some(())
     })
     .await;
