@@ -190,6 +190,12 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         settings.base.secret_refresh,
         platform::SecretsHeld::ALL,
     )?;
+    let webhook_queue = local_stack::queue::create(
+        &aws_sdk_sqs::Client::new(&sdk),
+        &format!("managed-accounts-local-webhooks-{}", ulid::Ulid::new()),
+    )
+    .await
+    .context("creating the webhook queue")?;
     let stack = local_stack::spawn(Config {
         listen: Listen::Bound(listener),
         settings,
@@ -205,6 +211,7 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
         operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
         tick_every: Some(TICK),
+        webhook_queue: Some(webhook_queue.url.clone()),
     })
     .await
     .context("starting the local stack")?;

@@ -367,6 +367,7 @@ impl StandIns {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.url()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto.url()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto.url()),
+            ("AWS_ENDPOINT_URL_SQS", self.moto.url()),
             ("AWS_REGION", REGION.to_owned()),
             // The AWS CLI and boto3 read this one instead.
             ("AWS_DEFAULT_REGION", REGION.to_owned()),
@@ -374,6 +375,9 @@ impl StandIns {
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             // Credentials and region come from the lines above; never probe EC2 instance metadata.
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            // The development exchange registry, asked for: without `EXCHANGES` the trading
+            // functions refuse to start (its deposit addresses are placeholders nobody owns).
+            ("EXCHANGES", "dev".to_owned()),
         ]
     }
 

@@ -16,8 +16,8 @@ use platform::App;
 use platform::http::{self, ApiError, FunctionRouter, Json, RequestId};
 use platform::webhook::{self, WebhookError, WebhookOutcome};
 
-/// The secrets this function holds: it verifies deliveries and reads approvals; changes nothing at
-/// Dfns (the reconciler submits what a decision unblocks).
+/// The secrets this function holds: the webhook secret only. It verifies deliveries and queues
+/// them; the consumer applies them (reading Dfns with the read-only account).
 pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::WEBHOOK_RECEIVER;
 
 /// Header carrying `sha256=<hex>`.

@@ -14,6 +14,9 @@
 //!   ([`openapi`]).
 //! - **Scheduler**: the scheduled functions ([`functions::jobs`]) run every
 //!   [`Config::tick_every`], as EventBridge would run them.
+//! - **Webhook queue** ([`queue`]): with [`Config::webhook_queue`], the receiver enqueues verified
+//!   deliveries on an SQS FIFO queue in moto and pollers hand each batch to `webhook-consumer`'s
+//!   handler, as Lambda's SQS event source does.
 //!
 //! ```no_run
 //! # async fn demo(config: local_stack::Config) -> anyhow::Result<()> {
@@ -30,6 +33,7 @@
 pub mod functions;
 pub mod gateway;
 pub mod openapi;
+pub mod queue;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +92,9 @@ pub struct Config {
     pub operator_role: String,
     /// How often the scheduled functions run; `None`: only when asked ([`RunningStack::run_job`]).
     pub tick_every: Option<Duration>,
+    /// The webhook queue's URL (see [`queue::create`]); `None`: the receiver applies deliveries
+    /// in the request.
+    pub webhook_queue: Option<String>,
 }
 
 impl Config {
@@ -124,6 +131,9 @@ impl Config {
             role_claim: var("AUTH_ROLE_CLAIM", DEFAULT_ROLE_CLAIM),
             operator_role: var("AUTH_OPERATOR_ROLE", auth::DEFAULT_OPERATOR_ROLE),
             tick_every: Some(Duration::from_secs(10)),
+            webhook_queue: std::env::var(platform::webhook_queue::WEBHOOK_QUEUE_URL)
+                .ok()
+                .filter(|u| !u.trim().is_empty()),
         })
     }
 }
@@ -154,6 +164,7 @@ pub struct RunningStack {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningStack {
@@ -203,6 +214,9 @@ impl RunningStack {
         if let Some(scheduler) = self.scheduler.take() {
             scheduler.abort();
         }
+        for poller in self.pollers.drain(..) {
+            poller.abort();
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -214,6 +228,9 @@ impl Drop for RunningStack {
     fn drop(&mut self) {
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
+        }
+        for poller in &self.pollers {
+            poller.abort();
         }
         self.server.abort();
     }
@@ -290,6 +307,18 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
         secrets: config.secrets,
         dfns_retry: config.dfns_retry,
     });
+    let sqs = match &config.webhook_queue {
+        Some(_) => Some(aws_sdk_sqs::Client::new(
+            platform_config::aws::sdk_config().await,
+        )),
+        None => None,
+    };
+    let app = match (&config.webhook_queue, &sqs) {
+        (Some(url), Some(sqs)) => app.with_webhook_queue(
+            platform::webhook_queue::WebhookQueue::new(sqs.clone(), url.clone()),
+        ),
+        _ => app,
+    };
 
     let info = StackInfo {
         base_url: base_url.clone(),
@@ -343,6 +372,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
     let scheduler = config
         .tick_every
         .map(|every| tokio::spawn(functions::run_schedule(app.clone(), every)));
+    let pollers = match (&config.webhook_queue, sqs) {
+        (Some(url), Some(sqs)) => (0..queue::POLLERS)
+            .map(|_| tokio::spawn(queue::poll(app.clone(), sqs.clone(), url.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
     tracing::info!(%base_url, routes = routes.len(), "local stack listening");
     Ok(RunningStack {
         base_url,
@@ -353,5 +388,6 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
         shutdown: Some(shutdown_tx),
         server,
         scheduler,
+        pollers,
     })
 }

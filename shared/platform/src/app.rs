@@ -13,6 +13,7 @@ use store::Store;
 
 use crate::error::{PlatformError, Result};
 use crate::settings::PlatformSettings;
+use crate::webhook_queue::WebhookQueue;
 
 /// Where one secret comes from.
 pub enum SecretSource<T> {
@@ -86,10 +87,10 @@ impl SecretsHeld {
         read_only: true,
         webhook: false,
     };
-    /// The webhook receiver: verifies deliveries, reads Dfns.
+    /// The webhook receiver: verifies deliveries and queues them; reads nothing at Dfns.
     pub const WEBHOOK_RECEIVER: Self = Self {
         signing: false,
-        read_only: true,
+        read_only: false,
         webhook: true,
     };
     /// Every secret (the bootstrap and test tooling that sets them up).
@@ -242,6 +243,8 @@ struct Inner {
     read_only: Option<DfnsSlot<ReadCredential>>,
     webhook: Option<SecretSource<WebhookSecrets>>,
     dfns_retry: Option<RetryPolicy>,
+    /// Where the webhook receiver puts verified deliveries (`WEBHOOK_QUEUE_URL`).
+    webhook_queue: Option<WebhookQueue>,
 }
 
 /// A Dfns client built from one credential, rebuilt when the secret cache hands out a refreshed
@@ -351,14 +354,18 @@ impl App {
             settings.base.secret_refresh,
             held,
         )?;
-        Ok(Self::new(AppParts {
+        let app = Self::new(AppParts {
             dynamodb: platform_config::aws::dynamodb_client().await,
             eventbridge: aws_sdk_eventbridge::Client::new(sdk),
             authenticator: auth::Authenticator::new(auth_settings),
             secrets,
             settings,
             dfns_retry: None,
-        }))
+        });
+        Ok(match WebhookQueue::from_env().await {
+            Some(queue) => app.with_webhook_queue(queue),
+            None => app,
+        })
     }
 
     pub fn new(parts: AppParts) -> Self {
@@ -373,8 +380,24 @@ impl App {
                 read_only: parts.secrets.read_only.map(DfnsSlot::new),
                 webhook: parts.secrets.webhook,
                 dfns_retry: parts.dfns_retry,
+                webhook_queue: None,
             }),
         }
+    }
+
+    /// The same app, putting verified webhook deliveries on `queue` instead of applying them
+    /// in the request.
+    pub fn with_webhook_queue(&self, queue: WebhookQueue) -> Self {
+        let mut app = self.holding_only(self.secrets_held());
+        if let Some(inner) = Arc::get_mut(&mut app.inner) {
+            inner.webhook_queue = Some(queue);
+        }
+        app
+    }
+
+    /// The webhook queue, when this app has one.
+    pub fn webhook_queue(&self) -> Option<&WebhookQueue> {
+        self.inner.webhook_queue.as_ref()
     }
 
     /// The same clients, holding only the secrets `held` names (the local stack serves each
@@ -399,6 +422,7 @@ impl App {
                     .map(|slot| DfnsSlot::new(slot.source.clone())),
                 webhook: inner.webhook.clone().filter(|_| held.webhook),
                 dfns_retry: inner.dfns_retry,
+                webhook_queue: inner.webhook_queue.clone(),
             }),
         }
     }

@@ -18,6 +18,15 @@ pub enum PlatformError {
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The caller is over a limit of its own (a quota, a rate); nothing was changed. 429 with
+    /// `Retry-After: retry_after_seconds`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// The error's stable `code`.
+        code: &'static str,
+        message: String,
+        retry_after_seconds: u32,
+    },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -26,6 +35,9 @@ pub enum PlatformError {
     Secret(#[from] platform_config::SecretError),
     #[error("event bus: {0}")]
     EventBus(String),
+    /// The webhook queue refused or did not answer (retryable).
+    #[error("webhook queue: {0}")]
+    Queue(String),
     /// Something the platform itself got wrong (a bug, or data it cannot read).
     #[error("internal: {0}")]
     Internal(String),
@@ -40,7 +52,7 @@ impl PlatformError {
             PlatformError::Secret(platform_config::SecretError::Fetch { retryable, .. }) => {
                 *retryable
             }
-            PlatformError::EventBus(_) => true,
+            PlatformError::EventBus(_) | PlatformError::Queue(_) => true,
             _ => false,
         }
     }
@@ -52,6 +64,11 @@ impl PlatformError {
             PlatformError::Forbidden(m) => ApiError::forbidden(m.clone()),
             PlatformError::NotFound(m) => ApiError::not_found(m.clone()),
             PlatformError::Conflict(m) => ApiError::conflict(m.clone()),
+            PlatformError::TooManyRequests {
+                code,
+                message,
+                retry_after_seconds,
+            } => ApiError::too_many_requests(code, message.clone(), *retry_after_seconds),
             PlatformError::Store(store::StoreError::IdempotencyKeyReused { .. }) => {
                 ApiError::conflict("this Idempotency-Key was used for another request")
             }

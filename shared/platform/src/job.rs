@@ -21,11 +21,13 @@ impl From<PlatformError> for JobFailure {
             PlatformError::BadRequest(_)
             | PlatformError::Forbidden(_)
             | PlatformError::NotFound(_)
-            | PlatformError::Conflict(_) => "Refused",
+            | PlatformError::Conflict(_)
+            | PlatformError::TooManyRequests { .. } => "Refused",
             PlatformError::Store(_) => "Store",
             PlatformError::Dfns(_) => "Dfns",
             PlatformError::Secret(_) => "Secret",
             PlatformError::EventBus(_) => "EventBus",
+            PlatformError::Queue(_) => "Queue",
             PlatformError::Internal(_) => "Internal",
         };
         JobFailure {

@@ -34,6 +34,7 @@ pub mod onboarding;
 pub mod reconcile;
 pub mod trading;
 pub mod webhook;
+pub mod webhook_queue;
 pub mod whitelist;
 
 #[cfg(feature = "testing")]

@@ -289,8 +289,12 @@ impl TestEnv {
             }),
         });
 
-        // The receiver holds what the dfns-webhook function holds, as deployed.
-        let receiver_app = app.holding_only(SecretsHeld::WEBHOOK_RECEIVER);
+        // The receiver applies in the request here (no queue): it holds what the dfns-webhook
+        // function and the webhook consumer hold, as deployed, and no signing credential.
+        let receiver_app = app.holding_only(SecretsHeld {
+            read_only: true,
+            ..SecretsHeld::WEBHOOK_RECEIVER
+        });
         let app = app.holding_only(options.held);
         let webhook_server = tokio::spawn(async move {
             let route = axum::routing::post(

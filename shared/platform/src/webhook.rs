@@ -6,8 +6,14 @@
 //! and business effects are de-duplicated on the business object too (a notification per
 //! request state, per deposit). Unknown kinds are acknowledged and logged.
 //!
-//! If applying fails (DynamoDB or Dfns unavailable), the delivery id is forgotten and the answer is
-//! an error, so Dfns delivers again; the reconciler is the fallback for anything still lost.
+//! With a webhook queue ([`crate::webhook_queue`], as deployed), the receiver only verifies,
+//! records the delivery id and enqueues the event in its client's group: it answers in
+//! milliseconds whatever the burst, and the consumer ([`consume`]) applies each client's events in
+//! order, one at a time. Without one (tests of the use cases), it applies in the request.
+//!
+//! If enqueueing or applying fails (SQS, DynamoDB or Dfns unavailable), the delivery id is
+//! forgotten and the answer is an error, so Dfns delivers again; the reconciler is the fallback
+//! for anything still lost.
 
 use dfns_client::wallets::Direction;
 use dfns_client::{Activity, Approval, ApprovalId, EventData, WebhookEvent, WebhookVerifyError};
@@ -30,6 +36,8 @@ pub const DEDUP_RETENTION: time::Duration = time::Duration::days(32);
 pub enum WebhookOutcome {
     /// Applied (or found already applied: forward-only).
     Processed,
+    /// Verified and queued for the consumer, which applies it.
+    Queued,
     /// This delivery id was processed before.
     Duplicate,
     /// A kind (or an object) the platform does not act on; acknowledged.
@@ -76,9 +84,13 @@ pub async fn receive(
         tracing::info!(event = %event.id, kind = %event.kind, "duplicate webhook delivery acknowledged");
         return Ok(WebhookOutcome::Duplicate);
     }
-    match apply(app, &event, request_id).await {
+    let handled = match app.webhook_queue() {
+        Some(queue) => enqueue(app, queue, &event, raw_body, request_id).await,
+        None => apply(app, &event, request_id).await,
+    };
+    match handled {
         Ok(outcome) => {
-            tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "webhook applied");
+            tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "webhook accepted");
             Ok(outcome)
         }
         Err(error) => {
@@ -89,6 +101,33 @@ pub async fn receive(
             Err(error.into())
         }
     }
+}
+
+async fn enqueue(
+    app: &App,
+    queue: &crate::webhook_queue::WebhookQueue,
+    event: &WebhookEvent,
+    raw_body: &[u8],
+    request_id: &str,
+) -> Result<WebhookOutcome> {
+    let body = std::str::from_utf8(raw_body)
+        .map_err(|_| PlatformError::BadRequest("the body is not UTF-8".into()))?;
+    let group = crate::webhook_queue::group_of(app, event).await?;
+    queue
+        .send(event.id.as_str(), &group, body, request_id)
+        .await?;
+    Ok(WebhookOutcome::Queued)
+}
+
+/// Applies one queued event (the consumer's work): the verified JSON the receiver enqueued.
+/// Safe to repeat: every effect is forward-only or de-duplicated on its business object.
+pub async fn consume(app: &App, body: &str, request_id: &str) -> Result<WebhookOutcome> {
+    let event: WebhookEvent = serde_json::from_str(body).map_err(|e| {
+        PlatformError::Internal(format!("a queued webhook event does not parse: {e}"))
+    })?;
+    let outcome = apply(app, &event, request_id).await?;
+    tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "queued webhook event applied");
+    Ok(outcome)
 }
 
 /// Applies a verified event.

@@ -174,6 +174,13 @@ impl Env {
             ReadCredential::new(&bootstrap.read_only_service_account.token),
             WebhookSecrets::new(&webhook_secret, None),
         );
+        // Deliveries go through the webhook queue and its consumer, as deployed.
+        let webhook_queue = local_stack::queue::create(
+            &aws_sdk_sqs::Client::new(platform_config::aws::sdk_config().await),
+            &format!("e2e-webhooks-{}", ulid::Ulid::new()),
+        )
+        .await
+        .expect("create the webhook queue");
         let stack = local_stack::spawn(Config {
             listen: Listen::Bound(listener),
             settings,
@@ -189,6 +196,7 @@ impl Env {
             role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
             operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
             tick_every: options.tick_every,
+            webhook_queue: Some(webhook_queue.url.clone()),
         })
         .await
         .expect("start the local stack");

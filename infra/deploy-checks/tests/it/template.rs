@@ -159,6 +159,7 @@ fn secrets_held() -> BTreeMap<&'static str, platform::SecretsHeld> {
         ("dfns-webhook", dfns_webhook::SECRETS),
         ("order-execution", order_execution::SECRETS),
         ("reconciler", reconciler::SECRETS),
+        ("webhook-consumer", webhook_consumer::SECRETS),
     ])
 }
 
