@@ -3,4 +3,5 @@
 //! link time down. The tests still run in parallel inside it.
 
 mod acceptance;
+mod authorization_matrix;
 mod trading;
