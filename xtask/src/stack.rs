@@ -183,15 +183,16 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         other => std::env::var(other).ok(),
     })
     .context("platform settings")?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // The platform's own AWS configuration: bounded in-flight requests, timeouts.
+    let sdk = platform_config::aws::sdk_config().await;
     let secrets = platform::Secrets::from_ids(
-        &aws_sdk_secretsmanager::Client::new(&sdk),
+        &aws_sdk_secretsmanager::Client::new(sdk),
         &settings.base.secret_ids,
         settings.base.secret_refresh,
         platform::SecretsHeld::ALL,
     )?;
     let webhook_queue = local_stack::queue::create(
-        &aws_sdk_sqs::Client::new(&sdk),
+        &aws_sdk_sqs::Client::new(sdk),
         &format!("managed-accounts-local-webhooks-{}", ulid::Ulid::new()),
     )
     .await
@@ -199,8 +200,8 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
     let stack = local_stack::spawn(Config {
         listen: Listen::Bound(listener),
         settings,
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        eventbridge: aws_sdk_eventbridge::Client::new(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+        eventbridge: aws_sdk_eventbridge::Client::new(sdk),
         secrets,
         dfns_retry: None,
         issuer_key: match purpose {

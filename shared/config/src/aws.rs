@@ -1,20 +1,55 @@
 //! AWS configuration and clients, built once per process and shared (clients are cheap clones
 //! over one connection pool, so warm Lambda invocations reuse connections).
 //!
+//! Bounded: at most [`MAX_IN_FLIGHT`] requests to AWS are in flight per process, whatever the
+//! load (a burst of webhooks once opened thousands of connections to DynamoDB at once, issue 19);
+//! the others wait for a slot. Each attempt has a deadline ([`timeouts`]), so a stuck connection
+//! does not hold a slot forever.
+//!
 //! The pool belongs to the tokio runtime that first used it: call these from the process's one
 //! runtime (as a Lambda `main` or the local stack does), not from many short-lived runtimes.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use tokio::sync::OnceCell;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Requests to AWS in flight at once per process (so connections per process stay below it).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 static DYNAMODB: OnceCell<aws_sdk_dynamodb::Client> = OnceCell::const_new();
 static SECRETS_MANAGER: OnceCell<aws_sdk_secretsmanager::Client> = OnceCell::const_new();
 
-/// The process-wide SDK configuration (region, credentials, endpoints from the environment).
+/// Connect within 3 s, each attempt within 10 s, a whole call (retries included) within 25 s:
+/// under API Gateway's 29 s.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(25))
+        .build()
+}
+
+/// The process-wide SDK configuration (region, credentials, endpoints from the environment),
+/// with the bounded HTTP client and [`timeouts`].
 pub async fn sdk_config() -> &'static SdkConfig {
     SDK_CONFIG
-        .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
+        .get_or_init(|| {
+            aws_config::defaults(BehaviorVersion::latest())
+                .http_client(bounded_https_client(MAX_IN_FLIGHT))
+                .timeout_config(timeouts())
+                .load()
+        })
         .await
 }
 
@@ -30,4 +65,117 @@ pub async fn secrets_manager_client() -> aws_sdk_secretsmanager::Client {
         .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(sdk_config().await) })
         .await
         .clone()
+}
+
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc), letting at most `limit` requests
+/// through at once. The slot is held until the response's headers arrive; AWS responses are small
+/// and read at once, so connections stay about as many.
+pub fn bounded_https_client(limit: usize) -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let inner = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https();
+    SharedHttpClient::new(BoundedClient {
+        inner,
+        slots: Arc::new(Semaphore::new(limit)),
+    })
+}
+
+#[derive(Debug)]
+struct BoundedClient {
+    inner: SharedHttpClient,
+    slots: Arc<Semaphore>,
+}
+
+impl HttpClient for BoundedClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(BoundedConnector {
+            inner: self.inner.http_connector(settings, components),
+            slots: self.slots.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct BoundedConnector {
+    inner: SharedHttpConnector,
+    slots: Arc<Semaphore>,
+}
+
+impl HttpConnector for BoundedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let slots = self.slots.clone();
+        HttpConnectorFuture::new(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|e| ConnectorError::other(Box::new(e), None))?;
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector that counts requests in flight and answers after a pause.
+    #[derive(Debug, Default)]
+    struct Slow {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_limit_is_in_flight() {
+        use std::sync::atomic::Ordering;
+        let slow = Arc::new(Slow::default());
+        #[derive(Debug)]
+        struct Counting(Arc<Slow>);
+        impl HttpConnector for Counting {
+            fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+                let slow = self.0.clone();
+                HttpConnectorFuture::new(async move {
+                    let now = slow.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    slow.peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    slow.now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(aws_smithy_runtime_api::http::Response::new(
+                        200.try_into().unwrap(),
+                        aws_smithy_types::body::SdkBody::empty(),
+                    ))
+                })
+            }
+        }
+        let bounded = BoundedConnector {
+            inner: SharedHttpConnector::new(Counting(slow.clone())),
+            slots: Arc::new(Semaphore::new(4)),
+        };
+        let calls = (0..40)
+            .map(|_| bounded.call(HttpRequest::new(aws_smithy_types::body::SdkBody::empty())));
+        for result in join_spawned(calls).await {
+            assert!(result.is_ok());
+        }
+        assert_eq!(slow.peak.load(Ordering::SeqCst), 4);
+    }
+
+    async fn join_spawned<F: std::future::Future>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output>
+    where
+        F: Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
 }
