@@ -212,7 +212,10 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
         operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
         tick_every: Some(TICK),
-        webhook_queue: Some(webhook_queue.url.clone()),
+        webhook_queue: Some(platform::webhook_queue::WebhookQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            webhook_queue.url.clone(),
+        )),
     })
     .await
     .context("starting the local stack")?;

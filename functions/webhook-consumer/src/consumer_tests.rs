@@ -200,7 +200,11 @@ async fn a_poison_event_holds_back_its_clients_later_events_only_until_it_is_dea
         [poison.id.clone(), later.id.clone()]
     );
     // Dead-lettered: the group's next receive starts after it.
-    assert!(handle(&env.app, std::slice::from_ref(&later)).await.is_empty());
+    assert!(
+        handle(&env.app, std::slice::from_ref(&later))
+            .await
+            .is_empty()
+    );
     assert_eq!(
         trail(&env, &alice, "deposit.received").await,
         ["0xa1", "0xa2"]

@@ -92,9 +92,9 @@ pub struct Config {
     pub operator_role: String,
     /// How often the scheduled functions run; `None`: only when asked ([`RunningStack::run_job`]).
     pub tick_every: Option<Duration>,
-    /// The webhook queue's URL (see [`queue::create`]); `None`: the receiver applies deliveries
-    /// in the request.
-    pub webhook_queue: Option<String>,
+    /// The webhook queue (see [`queue::create`]); `None`: the receiver applies deliveries in the
+    /// request.
+    pub webhook_queue: Option<platform::webhook_queue::WebhookQueue>,
 }
 
 impl Config {
@@ -131,9 +131,7 @@ impl Config {
             role_claim: var("AUTH_ROLE_CLAIM", DEFAULT_ROLE_CLAIM),
             operator_role: var("AUTH_OPERATOR_ROLE", auth::DEFAULT_OPERATOR_ROLE),
             tick_every: Some(Duration::from_secs(10)),
-            webhook_queue: std::env::var(platform::webhook_queue::WEBHOOK_QUEUE_URL)
-                .ok()
-                .filter(|u| !u.trim().is_empty()),
+            webhook_queue: platform::webhook_queue::WebhookQueue::from_env().await,
         })
     }
 }
@@ -307,17 +305,9 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
         secrets: config.secrets,
         dfns_retry: config.dfns_retry,
     });
-    let sqs = match &config.webhook_queue {
-        Some(_) => Some(aws_sdk_sqs::Client::new(
-            platform_config::aws::sdk_config().await,
-        )),
-        None => None,
-    };
-    let app = match (&config.webhook_queue, &sqs) {
-        (Some(url), Some(sqs)) => app.with_webhook_queue(
-            platform::webhook_queue::WebhookQueue::new(sqs.clone(), url.clone()),
-        ),
-        _ => app,
+    let app = match &config.webhook_queue {
+        Some(queue) => app.with_webhook_queue(queue.clone()),
+        None => app,
     };
 
     let info = StackInfo {
@@ -372,11 +362,17 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
     let scheduler = config
         .tick_every
         .map(|every| tokio::spawn(functions::run_schedule(app.clone(), every)));
-    let pollers = match (&config.webhook_queue, sqs) {
-        (Some(url), Some(sqs)) => (0..queue::POLLERS)
-            .map(|_| tokio::spawn(queue::poll(app.clone(), sqs.clone(), url.clone())))
+    let pollers = match &config.webhook_queue {
+        Some(webhook_queue) => (0..queue::POLLERS)
+            .map(|_| {
+                tokio::spawn(queue::poll(
+                    app.clone(),
+                    webhook_queue.client().clone(),
+                    webhook_queue.url().to_owned(),
+                ))
+            })
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     tracing::info!(%base_url, routes = routes.len(), "local stack listening");
     Ok(RunningStack {

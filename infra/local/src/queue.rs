@@ -121,18 +121,30 @@ pub async fn poll_once(
         })
         .collect();
     let failed = webhook_consumer::handle(app, &queued).await;
-    for message in &messages {
-        let id = message.message_id.as_deref().unwrap_or_default();
-        if failed.iter().any(|f| f == id) {
-            continue;
-        }
-        if let Some(handle) = &message.receipt_handle {
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(handle)
-                .send()
-                .await
-                .context("deleting an applied message")?;
+    // One call for the applied ones (SQS takes up to 10 per batch, as received).
+    let applied: Vec<aws_sdk_sqs::types::DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id.as_deref()))
+        .filter_map(|(i, m)| {
+            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle.clone())
+                .build()
+                .ok()
+        })
+        .collect();
+    if !applied.is_empty() {
+        let deleted = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(applied))
+            .send()
+            .await
+            .context("deleting applied messages")?;
+        if !deleted.failed.is_empty() {
+            // They come back after the visibility timeout and are applied again (safely).
+            tracing::warn!(failed = deleted.failed.len(), "some applied messages were not deleted");
         }
     }
     Ok(messages.len())

@@ -49,6 +49,10 @@ impl WebhookQueue {
         &self.url
     }
 
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
     /// Enqueues one verified event's JSON in `group`.
     pub async fn send(
         &self,
@@ -84,9 +88,8 @@ impl WebhookQueue {
 /// SQS allows 128 characters of `[A-Za-z0-9!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~]` as a deduplication
 /// or group id: the value itself when it fits, else its SHA-256 (hex).
 fn sqs_id(value: &str) -> String {
-    let fits = !value.is_empty()
-        && value.len() <= 128
-        && value.bytes().all(|b| b.is_ascii_graphic());
+    let fits =
+        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     if fits {
         value.to_owned()
     } else {

@@ -67,6 +67,9 @@ pub struct Env {
     pub dfns_calls: Option<counting::Counter>,
     /// Counts of the stack's DynamoDB calls (with [`EnvOptions::count_calls`]).
     pub dynamodb_calls: Option<counting::Counter>,
+    /// The webhook queue and its dead-letter queue (moto's SQS), and a client for them.
+    pub webhook_queue: local_stack::queue::LocalQueue,
+    pub sqs: aws_sdk_sqs::Client,
     _proxies: Vec<counting::Proxy>,
 }
 
@@ -116,7 +119,15 @@ impl Env {
             proxies.push(ddb);
             result
         } else {
-            (emulator.base_url(), None, direct_dynamodb.clone(), None)
+            // The stack's client as deployed: at most MAX_IN_FLIGHT requests at once.
+            let bounded = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .http_client(platform_config::aws::bounded_https_client(
+                        platform_config::aws::MAX_IN_FLIGHT,
+                    ))
+                    .build(),
+            );
+            (emulator.base_url(), None, bounded, None)
         };
 
         // Bound first, so the webhook can point at it before the stack (which needs the secret
@@ -175,8 +186,9 @@ impl Env {
             WebhookSecrets::new(&webhook_secret, None),
         );
         // Deliveries go through the webhook queue and its consumer, as deployed.
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
         let webhook_queue = local_stack::queue::create(
-            &aws_sdk_sqs::Client::new(platform_config::aws::sdk_config().await),
+            &sqs,
             &format!("e2e-webhooks-{}", ulid::Ulid::new()),
         )
         .await
@@ -196,7 +208,10 @@ impl Env {
             role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
             operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
             tick_every: options.tick_every,
-            webhook_queue: Some(webhook_queue.url.clone()),
+            webhook_queue: Some(platform::webhook_queue::WebhookQueue::new(
+                sqs.clone(),
+                webhook_queue.url.clone(),
+            )),
         })
         .await
         .expect("start the local stack");
@@ -209,6 +224,8 @@ impl Env {
             dynamodb: direct_dynamodb,
             dfns_calls,
             dynamodb_calls,
+            webhook_queue,
+            sqs,
             _proxies: proxies,
         }
     }

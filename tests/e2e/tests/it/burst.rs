@@ -1,0 +1,114 @@
+//! Issue 19 through the local stack: deliveries go through the webhook queue (moto's SQS FIFO) and
+//! the consumer, as deployed.
+
+use std::time::Duration;
+
+use e2e::{Env, EnvOptions, sign_webhook, wait_until};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn deposit(wallet: &str, tx: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
+        "kind": "wallet.blockchainevent.detected",
+        "date": "2026-01-01T00:01:00.000Z",
+        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "deliveryAttempt": 1,
+        "data": {"blockchainEvent": {
+            "walletId": wallet,
+            "direction": "In",
+            "network": "EthereumSepolia",
+            "blockNumber": 7,
+            "txHash": tx,
+            "index": "0",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "kind": "NativeTransfer",
+            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
+            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
+            "value": "1",
+            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
+        }},
+    }))
+    .unwrap()
+}
+
+async fn deposits_audited(env: &Env, client: &str) -> Vec<String> {
+    let (status, trail) = env.get("/v1/audit?limit=200", client).await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["action"] == "deposit.received")
+        .map(|e| e["event"]["details"]["txHash"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The receiver answers once the delivery is queued; the consumer applies it; the client sees it
+/// in its audit trail. A message the consumer cannot apply (here put straight on the queue in the
+/// client's group, as a bug in applying would leave one) is retried, holds the client's later
+/// events back meanwhile (order), and after its fifth receive moves to the dead-letter queue;
+/// then the client's later events apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_are_queued_and_a_poison_event_is_dead_lettered_without_losing_later_ones() {
+    let env = Env::start(EnvOptions::default()).await;
+    let alice = format!("alice-{}", ulid::Ulid::new());
+    let account = env.open_account(&alice).await;
+    let wallet = account["wallets"][0]["walletId"].as_str().unwrap().to_owned();
+
+    let first = deposit(&wallet, "0xfirst");
+    let (status, body) = env
+        .deliver_webhook(&first, &sign_webhook(&env.webhook_secret, &first))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "queued", "{body}");
+    let applied = wait_until(Duration::from_secs(30), || async {
+        (deposits_audited(&env, &alice).await == ["0xfirst"]).then_some(())
+    })
+    .await;
+    assert!(applied.is_some(), "the queued deposit is applied");
+
+    // A poison message in alice's group, then a real deposit behind it.
+    env.sqs
+        .send_message()
+        .queue_url(&env.webhook_queue.url)
+        .message_body("{\"id\": \"whe-poison\", \"kind\": ")
+        .message_group_id(format!("client:{alice}"))
+        .message_deduplication_id(format!("poison-{}", ulid::Ulid::new()))
+        .send()
+        .await
+        .unwrap();
+    let later = deposit(&wallet, "0xlater");
+    let (status, _) = env
+        .deliver_webhook(&later, &sign_webhook(&env.webhook_secret, &later))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let dead = wait_until(Duration::from_secs(90), || async {
+        let received = env
+            .sqs
+            .receive_message()
+            .queue_url(&env.webhook_queue.dead_letter_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        received
+            .iter()
+            .any(|m| m.body.as_deref().is_some_and(|b| b.contains("whe-poison")))
+            .then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "the poison message is dead-lettered");
+    let caught_up = wait_until(Duration::from_secs(60), || async {
+        (deposits_audited(&env, &alice).await == ["0xfirst", "0xlater"]).then_some(())
+    })
+    .await;
+    assert!(
+        caught_up.is_some(),
+        "the later deposit applies after the poison left: {:?}",
+        deposits_audited(&env, &alice).await
+    );
+}
