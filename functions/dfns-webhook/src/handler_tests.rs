@@ -5,7 +5,7 @@ use lambda_http::{Body, Request};
 use platform::testing::{TestEnv, TestOptions};
 use serde_json::{Value, json};
 
-/// The platform as this function holds it: the webhook and read-only secrets, no signing key.
+/// The platform as this function holds it: the webhook secret only.
 fn receiver(env: &TestEnv) -> platform::App {
     env.app.holding_only(crate::SECRETS)
 }
@@ -182,4 +182,106 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     let new = platform::testing::sign_webhook(NEXT_SECRET, &body);
     let response = crate::handle(&receiver(&env), request(Some(&new), &body)).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// `body` followed by spaces, `len` bytes in all: the same JSON event, signed as sent.
+fn padded(body: &[u8], len: usize) -> Vec<u8> {
+    let mut padded = body.to_vec();
+    assert!(padded.len() <= len);
+    padded.resize(len, b' ');
+    padded
+}
+
+#[tokio::test]
+async fn a_delivery_over_64_kib_is_413_before_verification_and_records_nothing() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let limit = platform::http::MAX_BODY_BYTES;
+    let event = event();
+
+    // Correctly signed, but one byte over: refused before the body is verified or applied.
+    let oversized = padded(&event, limit + 1);
+    let signature = env.sign_webhook(&oversized);
+    let response = crate::handle(&receiver(&env), request(Some(&signature), &oversized)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(error["error"]["code"], "payload_too_large");
+    assert_eq!(error["error"]["message"], "the body is larger than 64 KiB");
+    // Unsigned, the same.
+    let response = crate::handle(&receiver(&env), request(None, &oversized)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Nothing was recorded: the same event, at the limit, is new (not a duplicate).
+    let at_limit = padded(&event, limit);
+    let signature = env.sign_webhook(&at_limit);
+    let response = crate::handle(&receiver(&env), request(Some(&signature), &at_limit)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ack: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_ne!(ack["outcome"], "duplicate", "{ack}");
+}
+
+/// Issue 13: every way a delivery can end is counted (an EMF metric line in Lambda; alarms watch
+/// the failures). Counts are per process and tests run in parallel, so each check is "went up".
+#[tokio::test]
+async fn each_outcome_is_counted_in_its_metric() {
+    use platform::metrics::{
+        WEBHOOK_ACCEPTED, WEBHOOK_BAD_SIGNATURE, WEBHOOK_STALE, WEBHOOK_UNPARSEABLE, counted,
+    };
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let receiver = receiver(&env);
+    let cases: Vec<(&'static str, Vec<u8>, Option<String>, StatusCode)> = {
+        let good = event();
+        let stale = serde_json::to_vec(&json!({
+            "id": "whe-stale", "kind": "wallet.offer.received", "date": "2026-01-01T00:00:00.000Z",
+            "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp() - 3600, "data": {}
+        }))
+        .unwrap();
+        // Signed and fresh, but not an event this code reads (no `kind`).
+        let unparseable = serde_json::to_vec(&json!({
+            "id": "whe-new-shape", "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
+            "payload": {}
+        }))
+        .unwrap();
+        vec![
+            (
+                WEBHOOK_ACCEPTED,
+                good.clone(),
+                Some(env.sign_webhook(&good)),
+                StatusCode::OK,
+            ),
+            (
+                WEBHOOK_BAD_SIGNATURE,
+                good.clone(),
+                Some("sha256=00".into()),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (WEBHOOK_BAD_SIGNATURE, good, None, StatusCode::UNAUTHORIZED),
+            (
+                WEBHOOK_STALE,
+                stale.clone(),
+                Some(env.sign_webhook(&stale)),
+                StatusCode::UNAUTHORIZED,
+            ),
+            // Without a queue (this test), refused; with one, kept (see the e2e tests).
+            (
+                WEBHOOK_UNPARSEABLE,
+                unparseable.clone(),
+                Some(env.sign_webhook(&unparseable)),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ]
+    };
+    for (metric, body, signature, status) in cases {
+        let before = counted(metric);
+        let response = crate::handle(&receiver, request(signature.as_deref(), &body)).await;
+        assert_eq!(response.status(), status, "{metric}");
+        assert!(counted(metric) > before, "{metric} counted");
+    }
 }

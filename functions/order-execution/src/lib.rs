@@ -47,6 +47,10 @@ pub async fn run(
             0
         }
     };
+    use platform::metrics::{self, ORDER_ERRORS, ORDERS_NOT_SENT, ORDERS_SENT};
+    metrics::add(ORDERS_SENT, execution.sent as u64);
+    metrics::add(ORDERS_NOT_SENT, execution.not_sent as u64);
+    metrics::add(ORDER_ERRORS, execution.errors as u64);
     Ok(RunReport {
         execution,
         refreshed,

@@ -57,7 +57,15 @@ pub async fn handle(
     event: &EventBridgeEvent,
 ) -> Result<serde_json::Value, platform::PlatformError> {
     match Trigger::of(event) {
-        Trigger::Pass => Ok(serde_json::to_value(run(app).await?).unwrap_or_default()),
+        Trigger::Pass => {
+            let report = run(app).await?;
+            // Per-request failures do not fail the run (the others go on): counted for the alarm.
+            platform::metrics::add(
+                platform::metrics::RECONCILE_FAILURES,
+                report.failures as u64,
+            );
+            Ok(serde_json::to_value(report).unwrap_or_default())
+        }
         Trigger::Settled(client) => {
             let run_id = event
                 .id

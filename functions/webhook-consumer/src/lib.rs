@@ -62,8 +62,9 @@ pub async fn handle(app: &platform::App, messages: &[QueuedMessage]) -> Vec<Stri
                 .clone()
                 .unwrap_or_else(|| format!("queued-{}", message.id));
             match platform::webhook::consume(app, &message.body, &request_id).await {
-                Ok(_) => {}
+                Ok(_) => platform::metrics::count(platform::metrics::WEBHOOK_EVENT_APPLIED),
                 Err(error) => {
+                    platform::metrics::count(platform::metrics::WEBHOOK_EVENT_FAILED);
                     tracing::warn!(
                         %error,
                         message = %message.id,
