@@ -125,7 +125,11 @@ pub async fn poll_once(
     let applied: Vec<aws_sdk_sqs::types::DeleteMessageBatchRequestEntry> = messages
         .iter()
         .enumerate()
-        .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id.as_deref()))
+        .filter(|(_, m)| {
+            !failed
+                .iter()
+                .any(|f| Some(f.as_str()) == m.message_id.as_deref())
+        })
         .filter_map(|(i, m)| {
             aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -144,7 +148,10 @@ pub async fn poll_once(
             .context("deleting applied messages")?;
         if !deleted.failed.is_empty() {
             // They come back after the visibility timeout and are applied again (safely).
-            tracing::warn!(failed = deleted.failed.len(), "some applied messages were not deleted");
+            tracing::warn!(
+                failed = deleted.failed.len(),
+                "some applied messages were not deleted"
+            );
         }
     }
     Ok(messages.len())

@@ -129,7 +129,12 @@ async fn main() {
 
     let env = Env::start(EnvOptions::default()).await;
     let env = Arc::new(env);
-    let wallet_of = |account: &Value| account["wallets"][0]["walletId"].as_str().unwrap().to_owned();
+    let wallet_of = |account: &Value| {
+        account["wallets"][0]["walletId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let dusted = format!("dusted-{}", ulid::Ulid::new());
     let quiet = format!("quiet-{}", ulid::Ulid::new());
     let dusted_wallet = wallet_of(&env.open_account(&dusted).await);
@@ -139,7 +144,10 @@ async fn main() {
     for chunk in (0..others).collect::<Vec<_>>().chunks(8) {
         let opened = futures::future::join_all(chunk.iter().map(|i| {
             let env = env.clone();
-            async move { env.open_account(&format!("other-{i}-{}", ulid::Ulid::new())).await }
+            async move {
+                env.open_account(&format!("other-{i}-{}", ulid::Ulid::new()))
+                    .await
+            }
         }))
         .await;
         other_wallets.extend(opened.iter().map(wallet_of));
@@ -227,7 +235,13 @@ async fn main() {
     let quiet_lines = deposit_lines(&env, &quiet).await;
     let dusted_lines = deposit_lines(&env, &dusted).await;
     let client = domain::ClientId::parse(&dusted).unwrap();
-    let verdict = env.stack.app.store().verify_audit_chain(&client).await.unwrap();
+    let verdict = env
+        .stack
+        .app
+        .store()
+        .verify_audit_chain(&client)
+        .await
+        .unwrap();
     eprintln!(
         "burst: every dusted event applied {:.1}s after the first send ({:.1}s after the last); \
          deposit lines: dusted {dusted_lines} (expected {burst}), quiet {quiet_lines}; chain {verdict:?}",

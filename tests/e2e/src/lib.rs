@@ -187,12 +187,10 @@ impl Env {
         );
         // Deliveries go through the webhook queue and its consumer, as deployed.
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let webhook_queue = local_stack::queue::create(
-            &sqs,
-            &format!("e2e-webhooks-{}", ulid::Ulid::new()),
-        )
-        .await
-        .expect("create the webhook queue");
+        let webhook_queue =
+            local_stack::queue::create(&sqs, &format!("e2e-webhooks-{}", ulid::Ulid::new()))
+                .await
+                .expect("create the webhook queue");
         let stack = local_stack::spawn(Config {
             listen: Listen::Bound(listener),
             settings,

@@ -3,6 +3,6 @@
 //! link time down. The tests still run in parallel inside it.
 
 mod acceptance;
-mod burst;
 mod authorization_matrix;
+mod burst;
 mod trading;
