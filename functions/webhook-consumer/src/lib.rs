@@ -55,13 +55,18 @@ pub async fn handle(app: &platform::App, messages: &[QueuedMessage]) -> Vec<Stri
         groups.entry(&message.group).or_default().push(message);
     }
     let per_group = groups.into_values().map(|group| async move {
+        // The group's audit lines of deposits and transfer statuses, appended together after
+        // its messages are applied (one chain round trip per batch, not per event).
+        let deferred = platform::audit::Deferred::default();
         let mut failed = Vec::new();
         for (i, message) in group.iter().enumerate() {
             let request_id = message
                 .request_id
                 .clone()
                 .unwrap_or_else(|| format!("queued-{}", message.id));
-            match platform::webhook::consume(app, &message.body, &request_id).await {
+            match platform::webhook::consume(app, &message.body, &request_id, Some(&deferred))
+                .await
+            {
                 Ok(_) => platform::metrics::count(platform::metrics::WEBHOOK_EVENT_APPLIED),
                 Err(error) => {
                     platform::metrics::count(platform::metrics::WEBHOOK_EVENT_FAILED);
@@ -76,6 +81,12 @@ pub async fn handle(app: &platform::App, messages: &[QueuedMessage]) -> Vec<Stri
                     break;
                 }
             }
+        }
+        if let Err(error) = deferred.flush(app).await {
+            // The applied ones are retried too: applying again is safe, and their lines are
+            // held again (once each).
+            tracing::warn!(%error, "appending the batch's audit lines failed; the group is retried");
+            return group.iter().map(|m| m.id.clone()).collect();
         }
         failed
     });

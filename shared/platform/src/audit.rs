@@ -57,6 +57,70 @@ pub async fn record_once(
     Ok(recorded.is_some())
 }
 
+/// Lines of facts recorded once ([`record_once`]), held back and appended together: the webhook
+/// consumer applies a batch of one client's events, then appends their lines at once instead of
+/// one chain-head round trip per event. Only for facts whose line is recorded on every report of
+/// them (a deposit, a transfer status): if appending fails, the batch is retried and the lines are
+/// held back again, and their once-keys keep them single.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    lines: std::sync::Mutex<Vec<(AuditEvent, String)>>,
+}
+
+impl Deferred {
+    /// Appends every held line (each once), client by client, in the order they were held.
+    pub async fn flush(&self, app: &App) -> Result<usize> {
+        let lines = std::mem::take(
+            &mut *self
+                .lines
+                .lock()
+                .map_err(|_| PlatformError::Internal("audit lines lock poisoned".into()))?,
+        );
+        let mut by_client: Vec<(ClientId, Vec<(AuditEvent, String)>)> = Vec::new();
+        for (event, once_key) in lines {
+            match by_client.iter_mut().find(|(c, _)| *c == event.client_id) {
+                Some((_, held)) => held.push((event, once_key)),
+                None => by_client.push((event.client_id.clone(), vec![(event, once_key)])),
+            }
+        }
+        let mut appended = 0;
+        for (client, held) in by_client {
+            appended += app
+                .store()
+                .append_audit_events_once(&client, &held)
+                .await?;
+        }
+        Ok(appended)
+    }
+
+    fn hold(&self, event: AuditEvent, once_key: &str) -> Result<()> {
+        self.lines
+            .lock()
+            .map_err(|_| PlatformError::Internal("audit lines lock poisoned".into()))?
+            .push((event, once_key.to_owned()));
+        Ok(())
+    }
+}
+
+/// [`record_once`], or held in `deferred` when there is one.
+pub async fn record_once_or_defer(
+    app: &App,
+    deferred: Option<&Deferred>,
+    client: &ClientId,
+    once_key: &str,
+    actor: Actor,
+    action: &str,
+    request_id: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    match deferred {
+        Some(deferred) => deferred.hold(event(client, actor, action, request_id, details)?, once_key),
+        None => record_once(app, client, once_key, actor, action, request_id, details)
+            .await
+            .map(|_| ()),
+    }
+}
+
 fn event(
     client: &ClientId,
     actor: Actor,

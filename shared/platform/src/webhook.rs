@@ -163,18 +163,34 @@ async fn enqueue(
 }
 
 /// Applies one queued event (the consumer's work): the verified JSON the receiver enqueued.
-/// Safe to repeat: every effect is forward-only or de-duplicated on its business object.
-pub async fn consume(app: &App, body: &str, request_id: &str) -> Result<WebhookOutcome> {
+/// Safe to repeat: every effect is forward-only or de-duplicated on its business object. With
+/// `deferred`, the audit lines of deposits and transfer statuses are held there for the caller to
+/// append with the rest of its batch ([`audit::Deferred::flush`]).
+pub async fn consume(
+    app: &App,
+    body: &str,
+    request_id: &str,
+    deferred: Option<&audit::Deferred>,
+) -> Result<WebhookOutcome> {
     let event: WebhookEvent = serde_json::from_str(body).map_err(|e| {
         PlatformError::Internal(format!("a queued webhook event does not parse: {e}"))
     })?;
-    let outcome = apply(app, &event, request_id).await?;
+    let outcome = apply_deferring(app, &event, request_id, deferred).await?;
     tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "queued webhook event applied");
     Ok(outcome)
 }
 
 /// Applies a verified event.
 pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<WebhookOutcome> {
+    apply_deferring(app, event, request_id, None).await
+}
+
+async fn apply_deferring(
+    app: &App,
+    event: &WebhookEvent,
+    request_id: &str,
+    deferred: Option<&audit::Deferred>,
+) -> Result<WebhookOutcome> {
     let from_dfns = || Actor::Dfns {
         id: event.id.to_string(),
     };
@@ -269,8 +285,9 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
                 },
             )
             .await?;
-            audit::record_once(
+            audit::record_once_or_defer(
                 app,
+                deferred,
                 &client,
                 &deposit,
                 from_dfns(),
@@ -292,8 +309,9 @@ pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<
             };
             crate::trading::on_transfer_event(app, transfer, from_dfns(), request_id).await?;
             // Once per transfer status: Dfns may report one status in several events.
-            audit::record_once(
+            audit::record_once_or_defer(
                 app,
+                deferred,
                 &mapping.client_id,
                 &format!("transfer:{}:{}", transfer.id, transfer.status),
                 from_dfns(),

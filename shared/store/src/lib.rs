@@ -65,9 +65,11 @@
 //!
 //! Time is always passed in (`now`), never read here, so callers can use an emulated clock.
 
+mod audit_batch;
 mod audit_chain;
 mod clients;
 mod destinations;
+pub mod dfns_budget;
 mod error;
 pub mod idempotency;
 mod item;
