@@ -417,6 +417,8 @@ fn environment(function: &str, runtime_port: u16, closed_port: u16) -> Vec<(&'st
         ("DFNS_BASE_URL", nowhere.clone()),
         ("AUTH_ISSUER", format!("{nowhere}/issuer")),
         ("AUTH_AUDIENCE", "coldstart".to_owned()),
+        // Trading, operator and order-execution refuse to start without a registry.
+        ("EXCHANGES", "dev".to_owned()),
     ]
 }
 

@@ -207,6 +207,8 @@ fn write_openapi(repo_root: &Path) -> Result<ExitCode> {
             "--write-openapi",
         ])
         .arg(&target)
+        // The document lists the development registry's exchanges, as the local stack serves.
+        .env("EXCHANGES", "dev")
         .current_dir(repo_root)
         .status()
         .context("running the local stack's binary")?;

@@ -66,6 +66,52 @@ async fn bad_json_is_a_400_in_the_error_shape_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_body_over_64_kib_is_a_413_and_one_nested_too_deep_a_400_and_neither_stores_anything() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let alice = unique("alice");
+    let client = domain::ClientId::parse(&alice).unwrap();
+    platform::onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    let token = env.token(&alice);
+    let valid = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"desk","action":"add"}"#;
+    let padded = |len: usize| format!("{valid}{}", " ".repeat(len - valid.len()));
+    let limit = platform::http::MAX_BODY_BYTES;
+    let post = |body: String| {
+        let request = request(
+            Method::POST,
+            "/v1/destination-requests",
+            Some(&token),
+            &body,
+        );
+        async { crate::handle(&env.app, request).await }
+    };
+    let response = post(padded(limit + 1)).await;
+    assert_error_shape(
+        &response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    let response = post(deep).await;
+    assert_error_shape(&response, StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        json(&response)["error"]["message"],
+        "invalid JSON body: nested deeper than 32 levels"
+    );
+    let listed = crate::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&token), ""),
+    )
+    .await;
+    assert_eq!(json(&listed)["items"], serde_json::json!([]));
+
+    // The same request at the limit is served.
+    let response = post(padded(limit)).await;
+    assert!(response.status().is_success(), "{:?}", response.body());
+}
+
+#[tokio::test]
 async fn no_or_bad_token_is_a_401() {
     let env = TestEnv::start(TestOptions::default()).await;
     let response = crate::handle(

@@ -1,8 +1,9 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     platform::http::init_tracing();
+    // Refuse to start without a usable exchange registry (`EXCHANGES`: a deployment's own, or
+    // `dev` explicitly) rather than failing every request or trading with placeholder addresses.
+    platform::trading::check_at_startup()?;
     let app = platform::App::from_env(operator::SECRETS).await?;
-    // Refuse to start on a bad exchange registry rather than failing every request.
-    platform::trading::config()?;
     lambda_http::run(platform::http::service(operator::router(), app)).await
 }

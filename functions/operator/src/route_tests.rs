@@ -323,6 +323,147 @@ async fn the_desk_orders_previews_and_sees_clients_and_clients_authorize_and_rev
     assert_eq!(body["verdict"], "Blocked", "{body}");
 }
 
+/// `body`'s JSON followed by spaces, `len` bytes in all: the same JSON, only longer.
+fn padded(body: &Value, len: usize) -> Vec<u8> {
+    let mut text = body.to_string().into_bytes();
+    assert!(text.len() <= len);
+    text.resize(len, b' ');
+    text
+}
+
+/// `[[…]]`, `depth` arrays deep.
+fn nested(depth: usize) -> Vec<u8> {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()
+}
+
+/// A request with a raw body (no `Content-Length`: the limit holds on what is read).
+fn raw(call: &Call<'_>, method: &str, path: &str, token: &str, body: Vec<u8>) -> Request {
+    let (parts, _) = call.request(method, path, token, None).into_parts();
+    Request::from_parts(parts, Body::Binary(body))
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_and_too_deep_ones_400_and_neither_stores_anything() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let call = Call { env: &env };
+    let alice = domain::ClientId::parse(&format!("alice-{}", ulid::Ulid::new())).unwrap();
+    platform::onboarding::open_account(&env.app, &alice, "open")
+        .await
+        .unwrap();
+    let alice_token = env.token(alice.as_str());
+    let desk = env.operator_token("desk-1");
+    let order = json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "1", "executeAt": "2099-01-01T00:00:00Z"});
+    let preview =
+        json!({"clientId": alice.as_str(), "exchange": "Kraken", "asset": "ETH", "amount": "1"});
+    let authorize = json!({"exchange": "Kraken"});
+    let limit = platform::http::MAX_BODY_BYTES;
+    type Route = fn() -> platform::http::FunctionRouter;
+    let cases: [(Route, &str, &str, &Value); 3] = [
+        (crate::router, "/v1/operator/orders", &desk, &order),
+        (
+            crate::router,
+            "/v1/operator/orders/preview",
+            &desk,
+            &preview,
+        ),
+        (
+            trading::router,
+            "/v1/trading-authorizations",
+            &alice_token,
+            &authorize,
+        ),
+    ];
+    for (router, path, token, body) in cases {
+        let send = |body: Vec<u8>| {
+            let request = raw(&call, "POST", path, token, body);
+            async { read(platform::http::call(router(), &env.app, request).await) }
+        };
+        let (status, error) = send(padded(body, limit + 1)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {error}");
+        assert_eq!(error["error"]["code"], "payload_too_large", "{path}");
+        assert_eq!(
+            error["error"]["message"], "the body is larger than 64 KiB",
+            "{path}"
+        );
+        for depth in [33, 65] {
+            let (status, error) = send(nested(depth)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {depth}");
+            assert_eq!(
+                error["error"]["message"], "invalid JSON body: nested deeper than 32 levels",
+                "{path} {depth}"
+            );
+        }
+    }
+    // Nothing was stored.
+    let (status, orders) = call
+        .operator(
+            "GET",
+            &format!("/v1/operator/orders?clientId={}", alice.as_str()),
+            &desk,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(orders["items"], json!([]));
+    let (_, authorizations) = call
+        .trading("GET", "/v1/trading-authorizations", &alice_token, None)
+        .await;
+    assert_eq!(authorizations["items"], json!([]));
+
+    // Bodies up to the limit are served as before.
+    let request = raw(
+        &call,
+        "POST",
+        "/v1/trading-authorizations",
+        &alice_token,
+        padded(&authorize, limit),
+    );
+    let (status, body) = read(platform::http::call(trading::router(), &env.app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let request = raw(
+        &call,
+        "POST",
+        "/v1/operator/orders",
+        &desk,
+        padded(&order, limit),
+    );
+    let (status, body) = read(crate::handle(&env.app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// `GET /v1/operator/orders` pages nothing: a cursor (well-formed or not) is an unknown parameter,
+/// refused rather than ignored.
+#[tokio::test]
+async fn a_cursor_on_the_desks_order_list_is_400() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let call = Call { env: &env };
+    let desk = env.operator_token("desk-1");
+    for query in [
+        format!("cursor={}", ulid::Ulid::new()),
+        format!("cursor={}", ulid::Ulid::new().to_string().to_lowercase()),
+        "cursor=abc".to_owned(),
+        "cursor=".to_owned(),
+        "clientId=alice&cursor=1".to_owned(),
+    ] {
+        let (status, error) = call
+            .operator("GET", &format!("/v1/operator/orders?{query}"), &desk, None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"]["code"], "bad_request", "{query}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cursor"),
+            "{query}: {error}"
+        );
+    }
+    let (status, _) = call
+        .operator("GET", "/v1/operator/orders", &desk, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 /// `POST /v1/operator/orders` with `key` as its `Idempotency-Key` (or none).
 async fn post_order(
     env: &TestEnv,

@@ -5,9 +5,11 @@ use platform::job::JobFailure;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::http::init_tracing();
+    // Refuse to start on missing or bad trading settings (`EXCHANGES`: a deployment's own
+    // registry, or `dev` explicitly) rather than failing every run or sending funds to
+    // placeholder addresses.
+    platform::trading::check_at_startup()?;
     let app = platform::App::from_env(order_execution::SECRETS).await?;
-    // Refuse to start on bad trading settings rather than failing every run.
-    platform::trading::config()?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<EventBridgeEvent>| {
         let app = app.clone();
         async move {

@@ -9,8 +9,10 @@
 //!
 //! Every error answers `{"error":{"code","message","requestId"}}` with the statuses of
 //! docs/design.md ("Errors"): 400 bad input (nothing changed), 401 no or bad token, 403 wrong role,
-//! 404 not found or not yours, 405 wrong method, 409 conflict, 415 not JSON, 429 / 503 upstream
-//! throttled or down (retryable), 500 with no internals.
+//! 404 not found or not yours, 405 wrong method, 409 conflict, 413 body over [`MAX_BODY_BYTES`],
+//! 415 not JSON, 429 / 503 upstream throttled or down (retryable), 500 with no internals. A body
+//! is refused (413) before it is read past the limit, and JSON nested deeper than
+//! [`MAX_JSON_DEPTH`] (400) before it is deserialised: neither stores anything.
 
 use std::collections::HashMap;
 
@@ -21,7 +23,9 @@ use aide::generate::GenContext;
 use aide::openapi::{
     MediaType, Operation, Response as DocResponse, SchemaObject, StatusCode as DocStatus,
 };
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{
+    BytesRejection, FailedToBufferBody, JsonRejection, PathRejection, QueryRejection,
+};
 use axum::extract::{FromRequest, FromRequestParts, Request as AxumRequest};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -91,6 +95,13 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "the body must be JSON, sent with `Content-Type: application/json`",
+        )
+    }
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
         )
     }
     pub fn throttled() -> Self {
@@ -182,6 +193,7 @@ fn error_description(status: u16) -> &'static str {
         403 => "the token's role may not use this route",
         404 => "not found, or not the caller's",
         409 => "the resource is not in a state that allows this",
+        413 => "the body is larger than 64 KiB; nothing was changed",
         415 => "the body is not declared as JSON",
         429 => "an upstream service is throttling; retry later",
         500 => "internal error",
@@ -417,8 +429,71 @@ impl OperationInput for Operator {
     }
 }
 
+/// Largest request body any route accepts: 64 KiB. The outer layer ([`service`]) refuses a larger
+/// one with 413 before any handler runs (and before reading past the limit).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Deepest nesting of arrays and objects a JSON body may have. No request needs more than a few
+/// levels; serde_json's own limit (128) is far above what any route's types take.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `json` nests arrays or objects deeper than `max`: one pass over the bytes, counting
+/// brackets outside strings (escapes inside strings honoured). Says nothing about validity: a
+/// malformed body is serde's to refuse.
+pub fn json_nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether the request declares a JSON body: `application/json` or `application/<x>+json`
+/// (parameters such as `charset` allowed), as axum's own `Json` decides.
+fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
+    }
+}
+
 /// A JSON body parsed as `T` (whose serde attributes refuse unknown fields): 415 unless declared
-/// `application/json`, 400 with serde's reason when it does not parse. As a response, JSON.
+/// `application/json`, 413 over [`MAX_BODY_BYTES`], 400 when nested deeper than
+/// [`MAX_JSON_DEPTH`] (checked on the bytes, before deserialising) or with serde's reason when it
+/// does not parse. As a response, JSON.
 #[derive(Debug, Clone)]
 pub struct Json<T>(pub T);
 
@@ -426,7 +501,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: AxumRequest, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !declares_json(req.headers()) {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+                return Err(ApiError::payload_too_large());
+            }
+            Err(_) => return Err(ApiError::bad_request("could not read the body")),
+        };
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large());
+        }
+        if json_nests_deeper_than(&bytes, MAX_JSON_DEPTH) {
+            return Err(ApiError::bad_request(format!(
+                "invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(ApiError::unsupported_media_type())
@@ -463,13 +556,24 @@ fn accepted_schema<T: JsonSchema>() -> schemars::Schema {
     schema.try_into().unwrap_or_default()
 }
 
-/// Documents a required JSON request body with `schema`.
+/// Documents a required JSON request body with `schema`, and the 413 of one over
+/// [`MAX_BODY_BYTES`] (which the outer layer answers on every route).
 pub fn document_json_body(
     ctx: &mut GenContext,
     operation: &mut Operation,
     description: Option<&str>,
     schema: schemars::Schema,
 ) {
+    let too_large = error_responses(ctx, operation, &[413]);
+    let documented = operation.responses.get_or_insert_with(Default::default);
+    for (status, response) in too_large {
+        if let Some(status) = status {
+            documented
+                .responses
+                .entry(status)
+                .or_insert(aide::openapi::ReferenceOr::Item(response));
+        }
+    }
     aide::operation::set_body(
         ctx,
         operation,
@@ -861,7 +965,43 @@ pub fn with_outer_layer<S: Clone + Send + Sync + 'static>(
     router
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(limit_body))
         .layer(axum::middleware::from_fn(request_scope))
+}
+
+/// Refuses a body over [`MAX_BODY_BYTES`] with 413 before any handler runs, on every route (the
+/// webhook's raw body included): at once when its declared length is over, else after reading at
+/// most the limit and one frame more. The handler gets the body read so far, in memory (as Lambda
+/// hands it over anyway).
+async fn limit_body(req: AxumRequest, next: Next) -> Response {
+    use axum::body::HttpBody;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (parts, mut body) = req.into_parts();
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        || body.size_hint().lower() > MAX_BODY_BYTES as u64
+    {
+        return ApiError::payload_too_large().into_response();
+    }
+    let mut read = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let Ok(frame) = frame else {
+            return ApiError::bad_request("could not read the body").into_response();
+        };
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.len() > MAX_BODY_BYTES {
+                return ApiError::payload_too_large().into_response();
+            }
+            read.extend_from_slice(&data);
+        }
+    }
+    next.run(AxumRequest::from_parts(parts, axum::body::Body::from(read)))
+        .await
 }
 
 async fn unknown_route() -> ApiError {
@@ -1045,6 +1185,186 @@ mod tests {
         let api = error.to_api_error();
         assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!api.message.contains("t-secret-name"));
+    }
+
+    /// A route taking a JSON body, behind the outer layer, and what it was handed.
+    fn echo() -> axum::Router {
+        async fn echo(Json(value): Json<serde_json::Value>) -> Json<serde_json::Value> {
+            Json(value)
+        }
+        async fn raw(body: axum::body::Bytes) -> String {
+            body.len().to_string()
+        }
+        with_outer_layer(
+            axum::Router::new()
+                .route("/echo", axum::routing::post(echo))
+                .route("/raw", axum::routing::post(raw)),
+        )
+    }
+
+    async fn post(path: &str, body: Vec<u8>, declare_length: bool) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let mut request = AxumRequest::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if declare_length {
+            request = request.header(header::CONTENT_LENGTH, body.len());
+        }
+        let request = request.body(axum::body::Body::from(body)).unwrap();
+        let response = echo().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// `{"pad":"…"}` of exactly `len` bytes.
+    fn json_of_len(len: usize) -> Vec<u8> {
+        let pad = len - r#"{"pad":""}"#.len();
+        format!(r#"{{"pad":"{}"}}"#, "x".repeat(pad)).into_bytes()
+    }
+
+    fn error_of(text: &str) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["error"].clone()
+    }
+
+    #[tokio::test]
+    async fn a_body_over_64_kib_is_413_on_every_route_and_reaches_no_handler() {
+        for path in ["/echo", "/raw"] {
+            for declare_length in [true, false] {
+                let (status, text) =
+                    post(path, json_of_len(MAX_BODY_BYTES + 1), declare_length).await;
+                assert_eq!(
+                    status,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{path} {declare_length}"
+                );
+                let error = error_of(&text);
+                assert_eq!(error["code"], "payload_too_large");
+                assert_eq!(error["message"], "the body is larger than 64 KiB");
+                assert!(error["requestId"].is_string());
+            }
+        }
+        // A declared length over the limit is refused without reading the body.
+        use tower::ServiceExt;
+        let request = AxumRequest::builder()
+            .method("POST")
+            .uri("/raw")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, MAX_BODY_BYTES + 1)
+            .body(axum::body::Body::from_stream(futures::stream::pending::<
+                Result<axum::body::Bytes, std::io::Error>,
+            >()))
+            .unwrap();
+        let response =
+            tokio::time::timeout(std::time::Duration::from_secs(5), echo().oneshot(request))
+                .await
+                .expect("answered without waiting for the body")
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn json_refuses_a_body_over_64_kib_even_without_the_outer_layer() {
+        use tower::ServiceExt;
+        async fn echo(Json(value): Json<serde_json::Value>) -> Json<serde_json::Value> {
+            Json(value)
+        }
+        let bare = axum::Router::new().route("/echo", axum::routing::post(echo));
+        for (len, expected) in [
+            (MAX_BODY_BYTES + 1, StatusCode::PAYLOAD_TOO_LARGE),
+            (MAX_BODY_BYTES, StatusCode::OK),
+        ] {
+            let request = AxumRequest::builder()
+                .method("POST")
+                .uri("/echo")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(json_of_len(len)))
+                .unwrap();
+            let response = bare.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), expected, "{len}");
+            if expected != StatusCode::OK {
+                let error = response.extensions().get::<ApiError>().unwrap();
+                assert_eq!(error.code, "payload_too_large");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_of_64_kib_and_smaller_ones_are_served_as_before() {
+        for len in [MAX_BODY_BYTES, 1000, 10] {
+            let body = json_of_len(len);
+            let (status, text) = post("/echo", body.clone(), true).await;
+            assert_eq!(status, StatusCode::OK, "{len}");
+            assert_eq!(text.as_bytes(), &body[..], "{len}");
+            let (status, text) = post("/raw", body, false).await;
+            assert_eq!((status, text), (StatusCode::OK, len.to_string()));
+        }
+        let (status, _) = post("/echo", b"{\"a\":[1,{\"b\":[2]}]}".to_vec(), true).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn json_nested_deeper_than_32_levels_is_400_before_deserialising() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        for depth in [33, 65, 1000] {
+            let (status, text) = post("/echo", nested(depth).into_bytes(), true).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{depth}");
+            let error = error_of(&text);
+            assert_eq!(error["code"], "bad_request");
+            assert_eq!(
+                error["message"], "invalid JSON body: nested deeper than 32 levels",
+                "{depth}"
+            );
+        }
+        let (status, text) = post("/echo", nested(32).into_bytes(), true).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(text, nested(32));
+        // Objects count as arrays do.
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(33), "}".repeat(33));
+        let (status, _) = post("/echo", objects.into_bytes(), true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_depth_scan_counts_brackets_outside_strings_only() {
+        assert!(!json_nests_deeper_than(b"[[]]", 2));
+        assert!(json_nests_deeper_than(b"[[[]]]", 2));
+        assert!(json_nests_deeper_than(br#"{"a":{"b":[1]}}"#, 2));
+        assert!(!json_nests_deeper_than(br#"{"a":"[[[[{{{{"}"#, 1));
+        assert!(!json_nests_deeper_than(br#"["\"[[[[", "\\", "[[["]"#, 1));
+        assert!(json_nests_deeper_than(br#"["\\", [[]]]"#, 2));
+        // Closing brackets never go below zero: `]]]]` cannot buy depth for later brackets.
+        assert!(json_nests_deeper_than(b"]]]][[[", 2));
+        assert!(!json_nests_deeper_than("[\"é[[[\"]".as_bytes(), 1));
+    }
+
+    #[test]
+    fn json_is_what_declares_application_json_or_a_json_suffix() {
+        let declares = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            declares_json(&headers)
+        };
+        for yes in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/problem+json",
+        ] {
+            assert!(declares(yes), "{yes}");
+        }
+        for no in [
+            "text/json",
+            "application/jsonx",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!declares(no), "{no}");
+        }
+        assert!(!declares_json(&axum::http::HeaderMap::new()));
     }
 
     #[test]

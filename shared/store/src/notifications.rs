@@ -83,6 +83,15 @@ pub struct NotificationPage {
     pub next_cursor: Option<String>,
 }
 
+/// Whether `text` is a notification id as [`Store::append_notification`] writes them: a ULID in
+/// its canonical form (26 characters of Crockford base32, upper case, the first at most `7`).
+/// Only such ids sort in time order among the sort keys.
+pub fn is_notification_id(text: &str) -> bool {
+    let crockford = |b: &u8| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(b));
+    let bytes = text.as_bytes();
+    bytes.len() == 26 && (b'0'..=b'7').contains(&bytes[0]) && bytes.iter().all(crockford)
+}
+
 /// Ids order the list; ULIDs minted in the same millisecond are ordered randomly, so this
 /// process mints them monotonically.
 fn next_id() -> ulid::Ulid {
@@ -230,13 +239,24 @@ impl Store {
     }
 
     /// The client's notifications, newest first: at most `limit` (1..=100), older than the
-    /// notification `before` when given (the previous page's `next_cursor`).
+    /// notification `before` when given (the previous page's `next_cursor`). A `before` that is
+    /// not a notification id as this store writes them ([`is_notification_id`]) is
+    /// [`StoreError::InvalidInput`]: the range is a comparison of sort keys, so another spelling of
+    /// an id (lower case, say) would silently select another page.
     pub async fn list_notifications(
         &self,
         client: &ClientId,
         limit: usize,
         before: Option<&str>,
     ) -> Result<NotificationPage, StoreError> {
+        if let Some(before) = before.filter(|b| !is_notification_id(b)) {
+            return Err(StoreError::InvalidInput {
+                reason: format!(
+                    "notification cursor `{}` is not a notification id",
+                    before.chars().take(40).collect::<String>()
+                ),
+            });
+        }
         let limit = limit.clamp(1, 100);
         let pk = client_pk(client);
         let query = self
@@ -275,5 +295,62 @@ impl Store {
             None
         };
         Ok(NotificationPage { items, next_cursor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_ids_are_canonical_ulids() {
+        let id = next_id().to_string();
+        assert!(is_notification_id(&id));
+        assert!(is_notification_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+        for bad in [
+            id.to_lowercase(),                   // wrong case
+            id[..25].to_owned(),                 // too short
+            format!("{id}0"),                    // too long
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ".into(), // over 128 bits
+            "01ARZ3NDEKTSV4RRFFQ69G5FAI".into(), // I is not Crockford
+            "01ARZ3NDEKTSV4RRFFQ69G5FA-".into(), // wrong alphabet
+            String::new(),
+        ] {
+            assert!(!is_notification_id(&bad), "{bad:?}");
+        }
+    }
+
+    /// A store whose client goes nowhere: a refusal before any request is all these can see.
+    fn unreachable_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "nowhere")
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_is_not_a_notification_id_is_refused_before_any_read() {
+        let store = unreachable_store();
+        let client = ClientId::parse("alice").unwrap();
+        let id = next_id().to_string();
+        for bad in [id.to_lowercase(), id[..25].to_owned(), "not-a-ulid".into()] {
+            let refused = store.list_notifications(&client, 10, Some(&bad)).await;
+            assert!(
+                matches!(refused, Err(StoreError::InvalidInput { .. })),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        // A well-formed cursor gets as far as the (unreachable) table.
+        let read = store.list_notifications(&client, 10, Some(&id)).await;
+        assert!(
+            !matches!(read, Err(StoreError::InvalidInput { .. })),
+            "{read:?}"
+        );
     }
 }

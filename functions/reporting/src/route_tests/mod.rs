@@ -508,6 +508,124 @@ async fn bad_query_parameters_are_400_and_change_nothing() {
     }
 }
 
+/// Every paged route refuses a cursor it did not hand out — wrong alphabet, wrong length, wrong
+/// case — with a 400 naming the cursor, never answering some other page.
+#[tokio::test]
+async fn malformed_cursors_are_400_on_every_paged_route() {
+    let h = Harness::start().await;
+    let alice = h.open_account("alice", Policies::None).await;
+    h.approve_destination(&alice, DESK, "desk").await;
+    for n in 1..=3 {
+        h.app
+            .store()
+            .append_notification(&store::notifications::NewNotification {
+                client_id: alice.client.clone(),
+                dedup_key: format!("cursor-test:{n}"),
+                kind: "destination_request.approved".into(),
+                occurred_at: time::OffsetDateTime::now_utc(),
+                detail: json!({ "n": n }),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let token = h.token("alice");
+    // A real cursor of each route, which pages as before.
+    let mut real = Vec::new();
+    for route in ["/v1/activity", "/v1/audit", "/v1/notifications"] {
+        let page = h.get_json(&token, &format!("{route}?limit=1")).await;
+        let cursor = page["nextCursor"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{route}: a second page"))
+            .to_owned();
+        h.get_json(&token, &format!("{route}?limit=1&cursor={cursor}"))
+            .await;
+        real.push((route, cursor));
+    }
+    let [(_, activity), (_, audit), (_, notification)] = &real[..] else {
+        unreachable!()
+    };
+    let flip_case = |c: &str| {
+        if c.chars().any(|ch| ch.is_ascii_lowercase()) {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    let malformed: Vec<(&str, String, &str)> = vec![
+        // Activity: lower-case hex of `<nanos>|<id>`.
+        ("/v1/activity", flip_case(activity), "wrong case"),
+        (
+            "/v1/activity",
+            activity[..activity.len() - 1].to_owned(),
+            "odd length",
+        ),
+        ("/v1/activity", "3".repeat(2 * 222), "too long"),
+        (
+            "/v1/activity",
+            format!("g{}", &activity[1..]),
+            "wrong alphabet",
+        ),
+        ("/v1/activity", format!("{activity}00"), "not printable"),
+        ("/v1/activity", "3331".to_owned(), "no separator"),
+        ("/v1/activity", String::new(), "empty"),
+        // Audit: 1 to 19 decimal digits.
+        ("/v1/audit", format!("{audit}a"), "wrong alphabet"),
+        ("/v1/audit", "-1".to_owned(), "sign"),
+        ("/v1/audit", "1".repeat(20), "too long"),
+        ("/v1/audit", "%201".to_owned(), "space"),
+        ("/v1/audit", String::new(), "empty"),
+        // Notifications: a ULID in canonical upper case.
+        ("/v1/notifications", flip_case(notification), "wrong case"),
+        (
+            "/v1/notifications",
+            notification[..25].to_owned(),
+            "too short",
+        ),
+        ("/v1/notifications", format!("{notification}0"), "too long"),
+        (
+            "/v1/notifications",
+            format!("8{}", &notification[1..]),
+            "over 128 bits",
+        ),
+        (
+            "/v1/notifications",
+            format!("{}U", &notification[..25]),
+            "not Crockford",
+        ),
+        (
+            "/v1/notifications",
+            format!("{}-", &notification[..25]),
+            "wrong alphabet",
+        ),
+        ("/v1/notifications", String::new(), "empty"),
+    ];
+    for (route, cursor, what) in &malformed {
+        for query in [
+            format!("cursor={cursor}"),
+            format!("limit=1&cursor={cursor}"),
+        ] {
+            let response = h.get(Some(&token), &format!("{route}?{query}")).await;
+            let text = body_text(&response);
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{route} {what} ({cursor}): {text}"
+            );
+            assert_eq!(error_code(&response), "bad_request", "{route} {what}");
+            assert!(text.contains("cursor"), "{route} {what}: {text}");
+        }
+    }
+    // The CSV export too.
+    let response = h
+        .get(
+            Some(&token),
+            &format!("/v1/activity?format=csv&cursor={}", flip_case(activity)),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn dfns_unavailable_is_503_and_throttled_is_429_with_nothing_leaked() {
     let h = Harness::start().await;

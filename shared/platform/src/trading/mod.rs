@@ -18,10 +18,15 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `EXCHANGES` | built-in local registry ([`registry::DEFAULT_EXCHANGES`]) | JSON venue → network → asset → `{address, contract?, decimals?}` |
+//! | `EXCHANGES` | required | JSON venue → network → asset → `{address, contract?, decimals?}`; or `dev`, the development registry ([`registry::DEFAULT_EXCHANGES`]: placeholder addresses nobody owns), for the local stack and tests only |
 //! | `ORDER_CONCURRENCY` | `8` | orders an execution run sends at once (1..=256) |
 //! | `ORDER_LEASE_SECONDS` | `300` | how long a run holds an order; a run that died is retried after it (10..=3600) |
 //! | `ORDER_BATCH_LIMIT` | `1000` | due orders one run takes on (1..=10000) |
+//!
+//! `EXCHANGES` has no default: unset or empty, the functions that send or authorize transfers to
+//! exchanges (trading, operator, order-execution) refuse to start ([`check_at_startup`]) rather
+//! than fall back to the development registry, whose deposit addresses nobody owns. The local
+//! stack and the tests opt in with `EXCHANGES=dev`.
 
 pub mod authorizations;
 pub mod execution;
@@ -39,6 +44,9 @@ pub use registry::{ExchangeRegistry, RegistryError};
 use crate::error::PlatformError;
 
 pub const EXCHANGES: &str = "EXCHANGES";
+/// The value of `EXCHANGES` that selects the development registry
+/// ([`ExchangeRegistry::local_default`]): the local stack's and the tests' explicit opt-in.
+pub const DEVELOPMENT_REGISTRY: &str = "dev";
 pub const ORDER_CONCURRENCY: &str = "ORDER_CONCURRENCY";
 pub const ORDER_LEASE_SECONDS: &str = "ORDER_LEASE_SECONDS";
 pub const ORDER_BATCH_LIMIT: &str = "ORDER_BATCH_LIMIT";
@@ -55,6 +63,12 @@ pub struct TradingConfig {
 /// A trading setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradingConfigError {
+    #[error(
+        "EXCHANGES is not set: set it to this deployment's exchange registry (JSON: venue -> \
+         network -> asset -> {{address, contract?, decimals?}}), or to `dev` for the development \
+         registry (local stack and tests only: its deposit addresses are placeholders nobody owns)"
+    )]
+    MissingRegistry,
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{name} must be a whole number from {min} to {max}")]
@@ -65,6 +79,10 @@ pub enum TradingConfigError {
     },
 }
 
+/// The development settings: the development registry and the default numbers, as
+/// `EXCHANGES=dev` with nothing else set gives. For tests and benchmarks that build their
+/// configuration in code; a function reading an environment without `EXCHANGES` gets
+/// [`TradingConfigError::MissingRegistry`], never this.
 impl Default for TradingConfig {
     fn default() -> Self {
         Self {
@@ -94,8 +112,9 @@ impl TradingConfig {
                 .ok_or(TradingConfigError::Number { name, min, max }),
         };
         let registry = match get(EXCHANGES) {
+            None => return Err(TradingConfigError::MissingRegistry),
+            Some(raw) if raw == DEVELOPMENT_REGISTRY => ExchangeRegistry::local_default(),
             Some(raw) => ExchangeRegistry::from_json(&raw)?,
-            None => ExchangeRegistry::local_default(),
         };
         Ok(Self {
             registry,
@@ -108,15 +127,53 @@ impl TradingConfig {
     pub fn from_env() -> Result<Self, TradingConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
+
+    /// Whether the registry is the development one (`EXCHANGES=dev`).
+    pub fn uses_development_registry(&self) -> bool {
+        self.registry == ExchangeRegistry::local_default()
+    }
+}
+
+/// The container's trading settings as read from the environment on first use, or why they
+/// cannot be used.
+pub fn settings() -> Result<&'static TradingConfig, &'static TradingConfigError> {
+    static CONFIG: OnceLock<Result<TradingConfig, TradingConfigError>> = OnceLock::new();
+    CONFIG.get_or_init(TradingConfig::from_env).as_ref()
 }
 
 /// The container's trading settings, read from the environment on first use.
 pub fn config() -> Result<&'static TradingConfig, PlatformError> {
-    static CONFIG: OnceLock<Result<TradingConfig, TradingConfigError>> = OnceLock::new();
-    CONFIG
-        .get_or_init(TradingConfig::from_env)
-        .as_ref()
-        .map_err(|e| PlatformError::Internal(format!("trading configuration: {e}")))
+    settings().map_err(|e| PlatformError::Internal(format!("trading configuration: {e}")))
+}
+
+/// For the `main` of a function that uses the trading settings (trading, operator,
+/// order-execution), before it serves anything: `Err` with the reason (also logged) when they
+/// cannot be used — `EXCHANGES` unset or empty, an invalid registry, a number out of bounds — so
+/// the function refuses to start instead of failing every request, or sending funds to addresses
+/// nobody owns. The development registry is accepted (it was asked for) with a warning.
+pub fn check_at_startup() -> Result<&'static TradingConfig, String> {
+    startup_verdict(settings())
+}
+
+fn startup_verdict(
+    settings: Result<&'static TradingConfig, &'static TradingConfigError>,
+) -> Result<&'static TradingConfig, String> {
+    match settings {
+        Ok(config) => {
+            if config.uses_development_registry() {
+                tracing::warn!(
+                    "EXCHANGES=dev: the development exchange registry, whose deposit addresses \
+                     nobody owns; never in production"
+                );
+            }
+            Ok(config)
+        }
+        Err(error) => {
+            let reason = format!("refusing to start: {error}");
+            tracing::error!("{reason}");
+            Err(reason)
+        }
+    }
 }
 
 /// A trading authorization's id (a ULID, canonical upper case).
@@ -151,15 +208,30 @@ impl schemars::JsonSchema for AuthorizationId {
 mod tests {
     use super::*;
 
+    /// A lookup with `EXCHANGES` and `others`.
+    fn with_exchanges<'a>(
+        exchanges: Option<&'a str>,
+        others: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            if name == EXCHANGES {
+                return exchanges.map(str::to_owned);
+            }
+            others
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
     #[test]
     fn defaults_and_bounds() {
-        let config = TradingConfig::from_lookup(|_| None).unwrap();
+        let config = TradingConfig::from_lookup(with_exchanges(Some("dev"), &[])).unwrap();
         assert_eq!(config, TradingConfig::default());
-        let custom = TradingConfig::from_lookup(|name| match name {
-            ORDER_CONCURRENCY => Some("1".into()),
-            ORDER_LEASE_SECONDS => Some("60".into()),
-            _ => None,
-        })
+        let custom = TradingConfig::from_lookup(with_exchanges(
+            Some("dev"),
+            &[(ORDER_CONCURRENCY, "1"), (ORDER_LEASE_SECONDS, "60")],
+        ))
         .unwrap();
         assert_eq!((custom.concurrency, custom.lease.whole_seconds()), (1, 60));
         for (name, bad) in [
@@ -168,13 +240,83 @@ mod tests {
             (ORDER_BATCH_LIMIT, "x"),
         ] {
             assert!(matches!(
-                TradingConfig::from_lookup(|n| (n == name).then(|| bad.to_owned())),
+                TradingConfig::from_lookup(with_exchanges(Some("dev"), &[(name, bad)])),
                 Err(TradingConfigError::Number { .. })
             ));
         }
         assert!(matches!(
-            TradingConfig::from_lookup(|n| (n == EXCHANGES).then(|| "[]".to_owned())),
+            TradingConfig::from_lookup(with_exchanges(Some("[]"), &[])),
             Err(TradingConfigError::Registry(_))
         ));
+    }
+
+    #[test]
+    fn without_exchanges_the_settings_are_refused_with_the_reason() {
+        for unset in [None, Some(""), Some("  ")] {
+            let refused = TradingConfig::from_lookup(with_exchanges(unset, &[]));
+            assert_eq!(
+                refused,
+                Err(TradingConfigError::MissingRegistry),
+                "{unset:?}"
+            );
+        }
+        let message = TradingConfigError::MissingRegistry.to_string();
+        assert!(message.starts_with("EXCHANGES is not set: "), "{message}");
+        assert!(message.contains("`dev`"), "{message}");
+        assert!(message.contains("nobody owns"), "{message}");
+        // Other settings do not stand in for the registry.
+        assert_eq!(
+            TradingConfig::from_lookup(with_exchanges(None, &[(ORDER_CONCURRENCY, "4")])),
+            Err(TradingConfigError::MissingRegistry)
+        );
+    }
+
+    #[test]
+    fn a_function_refuses_to_start_without_exchanges_and_starts_with_dev_or_a_registry() {
+        static MISSING: TradingConfigError = TradingConfigError::MissingRegistry;
+        let refusal = startup_verdict(Err(&MISSING)).unwrap_err();
+        assert_eq!(
+            refusal,
+            format!("refusing to start: {}", TradingConfigError::MissingRegistry)
+        );
+        assert!(refusal.contains("EXCHANGES is not set"), "{refusal}");
+
+        let dev: &'static TradingConfig = Box::leak(Box::new(
+            TradingConfig::from_lookup(with_exchanges(Some("dev"), &[])).unwrap(),
+        ));
+        assert!(startup_verdict(Ok(dev)).is_ok());
+    }
+
+    #[test]
+    fn dev_is_the_development_registry_only_when_asked_for() {
+        let dev = TradingConfig::from_lookup(with_exchanges(Some(" dev "), &[])).unwrap();
+        assert_eq!(dev.registry, ExchangeRegistry::local_default());
+        assert!(dev.uses_development_registry());
+        let names: Vec<&str> = dev.registry.venues().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["Coinbase", "Gemini", "Kraken"]);
+        // Not a spelling of it: any other value is parsed as the JSON registry (and refused).
+        for other in ["DEV", "development", "\"dev\""] {
+            assert!(
+                matches!(
+                    TradingConfig::from_lookup(with_exchanges(Some(other), &[])),
+                    Err(TradingConfigError::Registry(_))
+                ),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_registry_in_exchanges_is_that_registry() {
+        let raw = r#"{"Bitstamp": {"EthereumSepolia": {"ETH": {"address": "0x52908400098527886E0F7030069857D2E4169EE7"}}}}"#;
+        let config = TradingConfig::from_lookup(with_exchanges(Some(raw), &[])).unwrap();
+        assert_eq!(config.registry, ExchangeRegistry::from_json(raw).unwrap());
+        assert!(!config.uses_development_registry());
+        let names: Vec<&str> = config.registry.venues().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["Bitstamp"]);
+        let venue = config.registry.venue("Bitstamp").unwrap();
+        assert_eq!(venue.deposits.len(), 1);
+        assert_eq!(venue.deposits[0].asset, "ETH");
+        assert!(config.registry.venue("Kraken").is_none());
     }
 }
