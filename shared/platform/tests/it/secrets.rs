@@ -36,9 +36,9 @@ async fn a_rotated_dfns_token_is_picked_up_after_one_refused_call() {
     assert_eq!(account.status, AccountStatus::Open);
 }
 
-/// Issue 12, credentials by need: a function holding only the read-only credential and the
-/// webhook secret (the internet-facing receiver; reporting and operator hold less) cannot change
-/// anything at Dfns. It has no signing client at all, use cases that would change something fail
+/// Issue 12, credentials by need: a function without the signing credential (the internet-facing
+/// receiver holds only the webhook secret; reporting, operator and the consumer the read-only
+/// account) cannot change anything at Dfns. It has no signing client at all, use cases that would change something fail
 /// before reaching Dfns, its reads work, and the read-only account's own token — even with a
 /// valid signature — is refused by Dfns for every change.
 #[tokio::test]
@@ -53,8 +53,13 @@ async fn without_the_signing_credential_nothing_can_be_changed_at_dfns() {
         .unwrap();
     let wallet_id = dfns_client::WalletId::new(account.wallets[0].wallet_id.as_str());
 
+    // The webhook receiver holds the webhook secret only: no Dfns client at all.
     let receiver = env.app.holding_only(SecretsHeld::WEBHOOK_RECEIVER);
     assert_eq!(receiver.secrets_held(), SecretsHeld::WEBHOOK_RECEIVER);
+    assert!(receiver.dfns().await.is_err());
+    assert!(receiver.dfns_reader().await.is_err());
+    // Reporting, operator and the webhook consumer hold the read-only account.
+    let receiver = env.app.holding_only(SecretsHeld::READ_ONLY);
     let no_signing = receiver.dfns().await.expect_err("no signing client");
     assert!(
         matches!(&no_signing, PlatformError::Internal(m) if m.contains("signing")),
