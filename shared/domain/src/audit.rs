@@ -11,6 +11,10 @@
 //! [`verify_chain`] finds the first entry that no longer fits. A hash chain alone cannot detect a
 //! rewrite of an entry *and every entry after it* by someone who can write the store; anchoring
 //! the head hash elsewhere (a report, a log sink) closes that gap.
+//!
+//! Verification need not start at the beginning: [`verify_chain_from`] continues a chain from a
+//! [`ChainPoint`] already verified (the server keeps one per client, so each entry is checked once),
+//! and [`verify_run`] checks a run of consecutive entries (one page) on its own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -192,6 +196,9 @@ pub enum ChainBreak {
     BodyMismatch,
     /// The chain's head record does not match its last entry.
     HeadMismatch,
+    /// The stored entry at a verified point ([`ChainPoint`], the server's checkpoint) is not the
+    /// one that was verified: the entry or the checkpoint was altered since.
+    CheckpointMismatch,
 }
 
 /// Outcome of [`verify_chain`].
@@ -215,13 +222,41 @@ impl ChainVerdict {
     }
 }
 
-/// Recomputes a client's chain from its entries in sequence order.
+/// A position in a client's chain known to be good: entry `seq` has hash `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainPoint {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+impl ChainPoint {
+    /// Before the first entry: sequence number 0 and [`GENESIS_HASH`].
+    pub const GENESIS: ChainPoint = ChainPoint {
+        seq: 0,
+        hash: GENESIS_HASH,
+    };
+}
+
+/// Recomputes a client's chain from its entries in sequence order, from the first entry.
 pub fn verify_chain<'a>(
     client_id: &ClientId,
     entries: impl IntoIterator<Item = &'a ChainEntry>,
 ) -> ChainVerdict {
-    let mut prev = GENESIS_HASH;
-    let mut expected_seq = 1u64;
+    verify_chain_from(client_id, ChainPoint::GENESIS, entries)
+}
+
+/// Recomputes the rest of a client's chain after `start`, which is trusted: `entries` must be
+/// entries `start.seq + 1, start.seq + 2, …` in order, the first one pointing at `start.hash`.
+/// An intact verdict's `length` is the last entry's sequence number (`start.seq` if there is
+/// none) and its `head_hash` that entry's hash. From [`ChainPoint::GENESIS`] this is
+/// [`verify_chain`].
+pub fn verify_chain_from<'a>(
+    client_id: &ClientId,
+    start: ChainPoint,
+    entries: impl IntoIterator<Item = &'a ChainEntry>,
+) -> ChainVerdict {
+    let mut prev = start.hash;
+    let mut expected_seq = start.seq + 1;
     for entry in entries {
         let broken = |reason| ChainVerdict::Broken {
             seq: expected_seq,
@@ -247,6 +282,39 @@ pub fn verify_chain<'a>(
     ChainVerdict::Intact {
         length: expected_seq - 1,
         head_hash: hex::encode(prev),
+    }
+}
+
+/// Checks a run of consecutive entries that should start at `first_seq`, without the entries
+/// before it: the run starts at `first_seq`, each entry's hash is the hash of its stored
+/// `prev_hash` and body, each entry points at the one before it in the run, and entry 1 points
+/// at [`GENESIS_HASH`]. Only the first entry's `prev_hash` is taken as stored. Returns the first
+/// entry that does not fit, and why; `None` when the run verifies (or is empty).
+pub fn verify_run(
+    client_id: &ClientId,
+    first_seq: u64,
+    entries: &[ChainEntry],
+) -> Option<(u64, ChainBreak)> {
+    let first_seq = first_seq.max(1);
+    let first = entries.first()?;
+    if first.seq != first_seq {
+        return Some((first_seq, ChainBreak::Gap));
+    }
+    let start_hash = if first_seq == 1 {
+        GENESIS_HASH
+    } else {
+        match decode_hash(&first.prev_hash) {
+            Some(hash) => hash,
+            None => return Some((first_seq, ChainBreak::PrevHashMismatch)),
+        }
+    };
+    let start = ChainPoint {
+        seq: first_seq - 1,
+        hash: start_hash,
+    };
+    match verify_chain_from(client_id, start, entries) {
+        ChainVerdict::Intact { .. } => None,
+        ChainVerdict::Broken { seq, reason } => Some((seq, reason)),
     }
 }
 
@@ -373,6 +441,111 @@ mod tests {
                 reason: ChainBreak::BodyMismatch
             }
         );
+    }
+
+    #[test]
+    fn verifying_from_a_point_continues_the_whole_chain() {
+        let client = ClientId::parse("alice").unwrap();
+        let entries = chain(&client, 6);
+        let whole = verify_chain(&client, &entries);
+        for k in 0..=6usize {
+            let start = match k {
+                0 => ChainPoint::GENESIS,
+                k => ChainPoint {
+                    seq: k as u64,
+                    hash: entries[k - 1].hash_bytes().unwrap(),
+                },
+            };
+            assert_eq!(
+                verify_chain_from(&client, start, &entries[k..]),
+                whole,
+                "from {k}"
+            );
+        }
+        assert_eq!(
+            verify_chain_from(&client, ChainPoint::GENESIS, &entries),
+            verify_chain(&client, &entries)
+        );
+    }
+
+    #[test]
+    fn a_start_point_that_does_not_fit_the_entries_is_a_break() {
+        let client = ClientId::parse("alice").unwrap();
+        let entries = chain(&client, 5);
+        // The wrong hash for entry 2: entry 3 does not point at it.
+        let wrong_hash = ChainPoint {
+            seq: 2,
+            hash: [9; 32],
+        };
+        assert_eq!(
+            verify_chain_from(&client, wrong_hash, &entries[2..]),
+            ChainVerdict::Broken {
+                seq: 3,
+                reason: ChainBreak::PrevHashMismatch
+            }
+        );
+        // The wrong position: the next entry is not the one expected.
+        let wrong_seq = ChainPoint {
+            seq: 3,
+            hash: entries[1].hash_bytes().unwrap(),
+        };
+        assert_eq!(
+            verify_chain_from(&client, wrong_seq, &entries[2..]),
+            ChainVerdict::Broken {
+                seq: 4,
+                reason: ChainBreak::Gap
+            }
+        );
+        // Nothing after the point: intact, ending at the point itself.
+        let at_end = ChainPoint {
+            seq: 5,
+            hash: entries[4].hash_bytes().unwrap(),
+        };
+        assert_eq!(
+            verify_chain_from(&client, at_end, &[]),
+            ChainVerdict::Intact {
+                length: 5,
+                head_hash: entries[4].hash.clone()
+            }
+        );
+    }
+
+    #[test]
+    fn a_run_verifies_on_its_own_and_names_its_first_bad_entry() {
+        let client = ClientId::parse("alice").unwrap();
+        let entries = chain(&client, 8);
+        assert_eq!(verify_run(&client, 1, &entries), None);
+        assert_eq!(verify_run(&client, 3, &entries[2..6]), None);
+        assert_eq!(verify_run(&client, 9, &[]), None);
+        // A run that does not start where it should.
+        assert_eq!(
+            verify_run(&client, 3, &entries[3..6]),
+            Some((3, ChainBreak::Gap))
+        );
+        // Entry 1 must point at genesis.
+        let mut forged_first = entries.clone();
+        forged_first[0] = ChainEntry::seal(1, &[5; 32], &event(&client, 1));
+        assert_eq!(
+            verify_run(&client, 1, &forged_first[..3]),
+            Some((1, ChainBreak::PrevHashMismatch))
+        );
+        for i in 2..6 {
+            let seq = i as u64 + 1;
+            let mut altered = entries.clone();
+            altered[i].body = altered[i].body.replace("0xabc", "0xabd");
+            assert_eq!(
+                verify_run(&client, 3, &altered[2..6]),
+                Some((seq, ChainBreak::HashMismatch))
+            );
+            // Re-sealed in place: its own hash fits, the link to the next entry does not.
+            let mut resealed = entries.clone();
+            let mut forged = event(&client, seq as u32);
+            forged.details = json!({"n": seq, "address": "0xevil"});
+            let prev = decode_hash(&entries[i].prev_hash).unwrap();
+            resealed[i] = ChainEntry::seal(seq, &prev, &forged);
+            let expected = (i < 5).then_some((seq + 1, ChainBreak::PrevHashMismatch));
+            assert_eq!(verify_run(&client, 3, &resealed[2..6]), expected);
+        }
     }
 
     #[test]

@@ -1,20 +1,33 @@
 //! Per-client audit trail, stored as a hash chain (see [`domain::audit`]).
+//!
+//! Besides the entries and the head, each client's partition holds a **checkpoint**
+//! (`AUDIT#CHECKPOINT`: `seq` and `hash` of the last entry the server has verified), so that
+//! [`Store::check_audit_chain`] verifies each entry once instead of the whole chain on every read.
+//! The checkpoint only moves forward (a conditional write: absent, or its `seq` lower than the new
+//! one); [`Store::verify_audit_chain`] still recomputes everything from the first entry, and
+//! neither reads nor writes it.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use domain::ClientId;
 use domain::audit::{
-    AuditEvent, ChainBreak, ChainEntry, ChainVerdict, GENESIS_HASH, decode_hash, verify_chain,
+    AuditEvent, ChainBreak, ChainEntry, ChainPoint, ChainVerdict, GENESIS_HASH, decode_hash,
+    verify_chain_from, verify_run,
 };
 use rand::Rng;
 
 use crate::clients::builder_error;
-use crate::item::{Item, cancellation_codes, client_pk, get_n, get_s, key, n, s};
+use crate::item::{
+    Item, cancellation_codes, client_pk, conditional_failure, get_n, get_s, key, n, s,
+};
 use crate::{Store, StoreError};
 
 const HEAD_SK: &str = "AUDIT#HEAD";
+const CHECKPOINT_SK: &str = "AUDIT#CHECKPOINT";
 const EVENT_PREFIX: &str = "AUDIT#EVENT#";
+/// Above every key with [`EVENT_PREFIX`] (`$` follows `#`); no other kind of key sorts between.
+const EVENT_PREFIX_END: &str = "AUDIT#EVENT$";
 const ONCE_PREFIX: &str = "AUDIT#ONCE#";
 
 /// Gives up after this many lost races in a row (each attempt re-reads the head).
@@ -38,6 +51,16 @@ pub struct AuditPage {
 struct Head {
     seq: u64,
     hash: [u8; 32],
+}
+
+/// What [`Store::check_audit_chain`] found, and how much of the chain it read to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheck {
+    pub verdict: ChainVerdict,
+    /// The sequence number of the checkpoint the check started from (0: none, from the start).
+    pub from_seq: u64,
+    /// Event items read: the checkpoint's own entry and every entry after it.
+    pub entries_read: usize,
 }
 
 impl Store {
@@ -198,47 +221,190 @@ impl Store {
         })
     }
 
-    /// Recomputes the client's whole chain and checks the head record against its end. Reports
-    /// the first sequence number that does not verify.
+    /// Recomputes the client's whole chain, from its first entry, and checks the head record
+    /// against its end. Reports the first sequence number that does not verify. O(chain): for
+    /// tests and operations (a full check, whatever the checkpoint says); neither reads nor
+    /// writes the checkpoint. Reads use [`Store::check_audit_chain`].
     pub async fn verify_audit_chain(&self, client: &ClientId) -> Result<ChainVerdict, StoreError> {
+        Ok(self.verify_after(client, ChainPoint::GENESIS).await?.0)
+    }
+
+    /// Verifies the entries appended since the client's checkpoint, and moves the checkpoint to
+    /// the end of what verified: O(new entries), each entry is verified once. Entries at or
+    /// before the checkpoint are trusted, except the checkpoint's own entry, which must still
+    /// hash to its body and to the checkpoint's hash. Without a checkpoint (none is written while
+    /// the chain is empty) this verifies from the first entry, once.
+    ///
+    /// The checkpoint is written only after an intact verdict, only forward (`attribute_not_exists`
+    /// or a lower `seq`): a check that loses a race to a concurrent one leaves the further one.
+    pub async fn check_audit_chain(&self, client: &ClientId) -> Result<ChainCheck, StoreError> {
+        // Read before the head: the checkpoint only ever names an entry the head had counted
+        // when it was written, so a head read afterwards is never behind it.
+        let start = match self.audit_checkpoint(client).await {
+            Ok(start) => start.unwrap_or(ChainPoint::GENESIS),
+            Err(StoreError::Corrupt { .. }) => {
+                return Ok(ChainCheck {
+                    verdict: broken(1, ChainBreak::CheckpointMismatch),
+                    from_seq: 0,
+                    entries_read: 0,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let (verdict, entries_read) = self.verify_after(client, start).await?;
+        if let ChainVerdict::Intact { length, head_hash } = &verdict {
+            if *length > start.seq {
+                let hash = decode_hash(head_hash).expect("a verified chain's hash is hex");
+                let point = ChainPoint { seq: *length, hash };
+                if let Err(error) = self.advance_audit_checkpoint(client, point).await {
+                    // The verdict stands; the next check starts from the older checkpoint.
+                    tracing::warn!(client = %client, %error, "audit checkpoint not advanced");
+                }
+            }
+        }
+        Ok(ChainCheck {
+            verdict,
+            from_seq: start.seq,
+            entries_read,
+        })
+    }
+
+    /// Verifies the chain after `start` (trusted, except that its own stored entry must still
+    /// match it) against the head record; the verdict and the number of event items read.
+    async fn verify_after(
+        &self,
+        client: &ClientId,
+        start: ChainPoint,
+    ) -> Result<(ChainVerdict, usize), StoreError> {
         // An event and its head move in one transaction, but checking them takes two reads, and
         // appends go on meanwhile. So the head is read first: every event it counts was committed
         // before the listing, and a missing one is a real gap. Events appended after that read
         // may be listed too; a second read of the head must account for them.
         let HeadRead::At(first_seq, first_hash) = self.head_for_verify(client).await? else {
-            return Ok(broken(1, ChainBreak::HeadMismatch));
+            return Ok((broken(start.seq + 1, ChainBreak::HeadMismatch), 0));
         };
-        let entries: Vec<ChainEntry> = self
-            .query_client_prefix(client, EVENT_PREFIX)
-            .await?
-            .iter()
-            .map(entry_from_item)
-            .collect();
-        let verdict = verify_chain(client, &entries);
+        if first_seq < start.seq {
+            // The checkpoint names an entry the head does not count.
+            return Ok((broken(start.seq, ChainBreak::CheckpointMismatch), 0));
+        }
+        let entries = self.audit_entries_from(client, start.seq).await?;
+        let read = entries.len();
+        let after_start = if start.seq == 0 {
+            &entries[..]
+        } else {
+            // The checkpoint's entry: still there, still hashing to its body, still the one
+            // verified.
+            match entries.first() {
+                Some(at) if at.seq == start.seq => {}
+                _ => return Ok((broken(start.seq, ChainBreak::Gap), read)),
+            }
+            if let Some((seq, reason)) = verify_run(client, start.seq, &entries[..1]) {
+                return Ok((broken(seq, reason), read));
+            }
+            if entries[0].hash != hex::encode(start.hash) {
+                return Ok((broken(start.seq, ChainBreak::CheckpointMismatch), read));
+            }
+            &entries[1..]
+        };
+        let verdict = verify_chain_from(client, start, after_start);
         let ChainVerdict::Intact { length, .. } = &verdict else {
-            return Ok(verdict);
+            return Ok((verdict, read));
         };
         let length = *length;
         if length < first_seq {
             // The head counts an event that is not there.
-            return Ok(broken(length + 1, ChainBreak::Gap));
+            return Ok((broken(length + 1, ChainBreak::Gap), read));
         }
-        // An intact chain holds event n at index n - 1.
-        let hash_at_first_head = match first_seq {
-            0 => hex::encode(GENESIS_HASH),
-            seq => entries[seq as usize - 1].hash.clone(),
+        // An intact chain holds event n at index n - start.seq - 1 of what follows the start.
+        let hash_at_first_head = if first_seq == start.seq {
+            hex::encode(start.hash)
+        } else {
+            after_start[(first_seq - start.seq - 1) as usize]
+                .hash
+                .clone()
         };
         if hash_at_first_head != first_hash {
-            return Ok(broken(first_seq.max(1), ChainBreak::HeadMismatch));
+            return Ok((broken(first_seq.max(1), ChainBreak::HeadMismatch), read));
         }
         if length == first_seq {
-            return Ok(verdict);
+            return Ok((verdict, read));
         }
         // Events listed beyond the first head read: the head must have moved past them since.
-        match self.head_for_verify(client).await? {
-            HeadRead::At(second_seq, _) if second_seq >= length => Ok(verdict),
-            HeadRead::At(second_seq, _) => Ok(broken(second_seq.max(1), ChainBreak::HeadMismatch)),
-            HeadRead::Corrupt => Ok(broken(length, ChainBreak::HeadMismatch)),
+        let verdict = match self.head_for_verify(client).await? {
+            HeadRead::At(second_seq, _) if second_seq >= length => verdict,
+            HeadRead::At(second_seq, _) => broken(second_seq.max(1), ChainBreak::HeadMismatch),
+            HeadRead::Corrupt => broken(length, ChainBreak::HeadMismatch),
+        };
+        Ok((verdict, read))
+    }
+
+    /// Every event from `from_seq` on (from the first if 0), oldest first, read consistently.
+    async fn audit_entries_from(
+        &self,
+        client: &ClientId,
+        from_seq: u64,
+    ) -> Result<Vec<ChainEntry>, StoreError> {
+        // From 0, the bare prefix: every key that has it, like `begins_with`.
+        let from = match from_seq {
+            0 => EVENT_PREFIX.to_owned(),
+            seq => event_sk(seq),
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(client_pk(client)))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(EVENT_PREFIX_END))
+            .consistent_read(true);
+        Ok(self
+            .query_all(query, None)
+            .await?
+            .iter()
+            .map(entry_from_item)
+            .collect())
+    }
+
+    /// The client's checkpoint: the last entry the server verified, if any.
+    async fn audit_checkpoint(&self, client: &ClientId) -> Result<Option<ChainPoint>, StoreError> {
+        let Some(item) = self.get_raw(key(client_pk(client), CHECKPOINT_SK)).await? else {
+            return Ok(None);
+        };
+        let seq = get_n::<u64>(&item, "seq").filter(|&seq| seq > 0);
+        let hash = get_s(&item, "hash").and_then(decode_hash);
+        match (seq, hash) {
+            (Some(seq), Some(hash)) => Ok(Some(ChainPoint { seq, hash })),
+            _ => Err(StoreError::Corrupt {
+                entity: "audit chain checkpoint",
+                key: client.to_string(),
+                reason: "missing or malformed seq/hash".into(),
+            }),
+        }
+    }
+
+    /// Moves the checkpoint to `to` unless it is already there or further: `true` when written.
+    async fn advance_audit_checkpoint(
+        &self,
+        client: &ClientId,
+        to: ChainPoint,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(client_pk(client), CHECKPOINT_SK)))
+            .update_expression("SET seq = :seq, #hash = :hash")
+            .condition_expression("attribute_not_exists(pk) OR seq < :seq")
+            .expression_attribute_names("#hash", "hash")
+            .expression_attribute_values(":seq", n(to.seq))
+            .expression_attribute_values(":hash", s(hex::encode(to.hash)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failure(&e).is_some() => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
         }
     }
 
@@ -283,4 +449,76 @@ fn backoff(attempt: u32) -> Duration {
         .min(BACKOFF_CAP);
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rand::thread_rng().gen_range(0..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs DynamoDB Local, as the integration tests do (`cargo xtask exec -- cargo test -p store`).
+    async fn fresh_store() -> Store {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: run through `cargo xtask test`"
+        );
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let table = format!("test-{}", ulid::Ulid::new());
+        crate::schema::create_table(&client, &table)
+            .await
+            .expect("create test table");
+        Store::new(client, table)
+    }
+
+    fn point(seq: u64) -> ChainPoint {
+        ChainPoint {
+            seq,
+            hash: [u8::try_from(seq).unwrap(); 32],
+        }
+    }
+
+    /// A check that read an older checkpoint and finishes after a faster one never moves the
+    /// checkpoint back.
+    #[tokio::test]
+    async fn the_checkpoint_only_moves_forward() {
+        let store = fresh_store().await;
+        let alice = ClientId::parse(&format!("alice-{}", ulid::Ulid::new())).unwrap();
+        assert_eq!(store.audit_checkpoint(&alice).await.unwrap(), None);
+
+        assert!(
+            store
+                .advance_audit_checkpoint(&alice, point(20))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .advance_audit_checkpoint(&alice, point(10))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .advance_audit_checkpoint(&alice, point(20))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.audit_checkpoint(&alice).await.unwrap(),
+            Some(point(20))
+        );
+
+        assert!(
+            store
+                .advance_audit_checkpoint(&alice, point(25))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.audit_checkpoint(&alice).await.unwrap(),
+            Some(point(25))
+        );
+    }
 }

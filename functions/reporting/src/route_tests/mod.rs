@@ -1,6 +1,7 @@
 //! The reporting routes through the function's handler, against DynamoDB Local and the Dfns
 //! emulator (run through `cargo xtask test`, or `cargo xtask exec -- cargo test -p reporting`).
 
+mod audit_checkpoint;
 mod common;
 
 use std::collections::HashSet;

@@ -455,10 +455,23 @@ pub struct AuditEntryView {
     pub event: Option<domain::AuditEvent>,
 }
 
-/// Whether the whole chain verifies.
+/// Whether the chain verifies, as far as the server checks it.
+///
+/// The server verifies each entry once: it keeps a checkpoint per client (the sequence number and
+/// hash of the last entry it verified) and, on each call, verifies only the entries appended since
+/// then, from the checkpoint (whose own stored entry must still match it) to the chain's head
+/// record, then moves the checkpoint forward. It also re-checks the entries of the page it returns
+/// against their neighbours. Entries before the checkpoint that are not on the page are trusted,
+/// not re-read. To check the whole chain yourself, recompute it from the pages: each entry's
+/// `hash` is `sha256(prevHash ‖ body)` (the 32 bytes of `prevHash`, then the body's UTF-8 bytes),
+/// its `prevHash` is the previous entry's `hash` (64 zeros for entry 1), and the last `hash` is
+/// `headHash`. Keep `headHash` somewhere else as well: a chain rewritten from some entry to the end
+/// still links, and only an anchored copy of an earlier head shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainVerification {
+    /// `false` when an entry appended since the server's checkpoint, the checkpoint's own entry,
+    /// the head record, or an entry of this page (or its neighbours) does not verify.
     pub verified: bool,
     /// Entries in the chain (when it verifies).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -466,9 +479,12 @@ pub struct ChainVerification {
     /// Hash of the last entry (when it verifies): anchor it elsewhere to detect a full rewrite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_hash: Option<String>,
-    /// The first sequence number that does not verify.
+    /// The first sequence number found not to verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<u64>,
+    /// What is wrong there: `gap`, `prev_hash_mismatch`, `hash_mismatch`, `body_mismatch`,
+    /// `head_mismatch` or `checkpoint_mismatch` (the server's checkpoint does not match the
+    /// stored entry it names).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -496,6 +512,7 @@ impl From<domain::audit::ChainVerdict> for ChainVerification {
                         ChainBreak::HashMismatch => "hash_mismatch",
                         ChainBreak::BodyMismatch => "body_mismatch",
                         ChainBreak::HeadMismatch => "head_mismatch",
+                        ChainBreak::CheckpointMismatch => "checkpoint_mismatch",
                     }
                     .to_owned(),
                 ),
@@ -517,21 +534,60 @@ pub struct AuditTrailPage {
     pub verification: ChainVerification,
 }
 
-/// `GET /v1/audit`: entries after `after_seq`, and the verification of the whole chain.
+/// `GET /v1/audit`: entries after `after_seq`, and the verification of the chain
+/// ([`ChainVerification`] says what the server checks). O(page + entries appended since the last
+/// call): the entries after the client's checkpoint are verified (and the checkpoint advanced,
+/// [`store::Store::check_audit_chain`]), and the page is read with the entry before it and the one
+/// after it and checked as a run, so an altered entry on the page is reported even when it lies
+/// before the checkpoint. `Store::verify_audit_chain` remains the full check, from the first entry.
 pub async fn audit_trail(
     app: &App,
     client: &ClientId,
     after_seq: Option<u64>,
     limit: usize,
 ) -> Result<AuditTrailPage> {
+    use domain::audit::{ChainVerdict, verify_run};
+
     let store = app.store();
-    let (page, verdict) = futures::try_join!(
-        store.list_audit_events(client, after_seq, limit),
-        store.verify_audit_chain(client),
+    let limit = limit.max(1);
+    let after = after_seq.unwrap_or(0);
+    // The page's window: entry `after` (the page's first entry must point at it), the page, and
+    // the entry after it (which must point at the page's last).
+    let (window_after, window_len) = match after {
+        0 => (None, limit + 1),
+        after => (Some(after - 1), limit + 2),
+    };
+    let (window, check) = futures::try_join!(
+        store.list_audit_events(client, window_after, window_len),
+        store.check_audit_chain(client),
     )?;
+    let page_break = verify_run(client, after.max(1), &window.entries);
+    let mut entries: Vec<_> = window
+        .entries
+        .into_iter()
+        .filter(|entry| entry.seq > after)
+        .collect();
+    let more = entries.len() > limit || window.next_after_seq.is_some();
+    entries.truncate(limit);
+    let next_cursor = more
+        .then(|| entries.last().map(|entry| entry.seq.to_string()))
+        .flatten();
+    tracing::debug!(
+        client = %client,
+        checkpoint = check.from_seq,
+        entries_verified = check.entries_read,
+        "audit chain checked"
+    );
+    // The first break found, by either check.
+    let verdict = match (check.verdict, page_break) {
+        (ChainVerdict::Broken { seq, reason }, Some((page_seq, _))) if seq <= page_seq => {
+            ChainVerdict::Broken { seq, reason }
+        }
+        (_, Some((seq, reason))) => ChainVerdict::Broken { seq, reason },
+        (verdict, None) => verdict,
+    };
     Ok(AuditTrailPage {
-        entries: page
-            .entries
+        entries: entries
             .into_iter()
             .map(|entry| AuditEntryView {
                 event: entry.event().ok(),
@@ -541,7 +597,7 @@ pub async fn audit_trail(
                 body: entry.body,
             })
             .collect(),
-        next_cursor: page.next_after_seq.map(|seq| seq.to_string()),
+        next_cursor,
         verification: verdict.into(),
     })
 }
