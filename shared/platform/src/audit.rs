@@ -103,6 +103,7 @@ impl Deferred {
 }
 
 /// [`record_once`], or held in `deferred` when there is one.
+#[allow(clippy::too_many_arguments)] // record_once's arguments, and where to put the line
 pub async fn record_once_or_defer(
     app: &App,
     deferred: Option<&Deferred>,

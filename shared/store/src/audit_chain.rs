@@ -30,6 +30,9 @@ const EVENT_PREFIX: &str = "AUDIT#EVENT#";
 const EVENT_PREFIX_END: &str = "AUDIT#EVENT$";
 const ONCE_PREFIX: &str = "AUDIT#ONCE#";
 
+/// Lines per transaction in a batch append: two items each (event, once-marker) and the head,
+/// within DynamoDB's 100 items per transaction.
+const BATCH_LINES: usize = 40;
 /// Gives up after this many lost races in a row (each attempt re-reads the head).
 const APPEND_ATTEMPTS: u32 = 200;
 const BACKOFF_BASE: Duration = Duration::from_millis(4);
@@ -184,6 +187,114 @@ impl Store {
             operation: "append audit event",
             attempts: APPEND_ATTEMPTS,
         })
+    }
+
+    /// Appends once-keyed facts to one client's chain in as few transactions as DynamoDB allows
+    /// ([`BATCH_LINES`] lines each: an event and its once-marker per line, and the head once), so
+    /// a burst of one client's events costs a head read and a write per chunk, not per event.
+    /// A fact whose once-key was recorded before makes its chunk's transaction fail: that chunk is
+    /// then appended line by line ([`Store::append_audit_event_once`]), which skips it. Lines
+    /// repeating a once-key within the call count once. Returns how many lines were appended.
+    pub(crate) async fn append_once_batch(
+        &self,
+        client: &ClientId,
+        lines: &[(AuditEvent, String)],
+    ) -> Result<usize, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let lines: Vec<&(AuditEvent, String)> = lines
+            .iter()
+            .filter(|(_, once_key)| seen.insert(once_key.as_str()))
+            .collect();
+        let pk = client_pk(client);
+        let mut appended = 0;
+        'chunks: for chunk in lines.chunks(BATCH_LINES) {
+            for attempt in 0..APPEND_ATTEMPTS {
+                let head = self.audit_head(client).await?;
+                let (mut seq, mut prev_hash) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
+                let first_prev_seq = seq;
+                let mut transaction = self.client.transact_write_items();
+                for (event, once_key) in chunk {
+                    let entry = ChainEntry::seal(seq + 1, &prev_hash, event);
+                    let mut event_item: Item = key(pk.clone(), event_sk(entry.seq));
+                    event_item.insert("seq".into(), n(entry.seq));
+                    event_item.insert("prevHash".into(), s(&entry.prev_hash));
+                    event_item.insert("hash".into(), s(&entry.hash));
+                    event_item.insert("body".into(), s(&entry.body));
+                    let mut marker: Item = key(pk.clone(), format!("{ONCE_PREFIX}{once_key}"));
+                    marker.insert("seq".into(), n(entry.seq));
+                    transaction = transaction
+                        .transact_items(self.create_if_absent(event_item)?)
+                        .transact_items(self.create_if_absent(marker)?);
+                    seq = entry.seq;
+                    prev_hash = entry.hash_bytes().ok_or_else(|| StoreError::Corrupt {
+                        entity: "audit chain",
+                        key: client.to_string(),
+                        reason: "a sealed entry's hash does not decode".into(),
+                    })?;
+                }
+                let mut move_head = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), HEAD_SK)))
+                    .update_expression("SET seq = :seq, #hash = :hash")
+                    .condition_expression(if first_prev_seq == 0 {
+                        "attribute_not_exists(pk)"
+                    } else {
+                        "seq = :prevSeq"
+                    })
+                    .expression_attribute_names("#hash", "hash")
+                    .expression_attribute_values(":seq", n(seq))
+                    .expression_attribute_values(":hash", s(hex::encode(prev_hash)));
+                if first_prev_seq != 0 {
+                    move_head =
+                        move_head.expression_attribute_values(":prevSeq", n(first_prev_seq));
+                }
+                transaction = transaction.transact_items(
+                    TransactWriteItem::builder()
+                        .update(move_head.build().map_err(builder_error)?)
+                        .build(),
+                );
+                let err = match transaction.send().await {
+                    Ok(_) => {
+                        appended += chunk.len();
+                        continue 'chunks;
+                    }
+                    Err(err) => err,
+                };
+                let codes = cancellation_codes(&err);
+                // Markers are the odd items: one refused means a fact was recorded before.
+                let repeat = codes.as_ref().is_some_and(|codes| {
+                    codes.iter().enumerate().any(|(i, code)| {
+                        i % 2 == 1
+                            && i < 2 * chunk.len()
+                            && code.as_deref() == Some("ConditionalCheckFailed")
+                    })
+                });
+                if repeat {
+                    for (event, once_key) in chunk {
+                        if self.append(event, Some(once_key)).await?.is_some() {
+                            appended += 1;
+                        }
+                    }
+                    continue 'chunks;
+                }
+                let lost_race = codes.as_ref().is_some_and(|codes| {
+                    codes.iter().flatten().all(|code| {
+                        code == "ConditionalCheckFailed" || code == "TransactionConflict"
+                    })
+                }) || aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
+                    == Some("TransactionConflictException");
+                if !lost_race {
+                    return Err(StoreError::aws("TransactWriteItems", err));
+                }
+                tracing::debug!(client = %client, attempt, "audit batch lost a race; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            return Err(StoreError::Contention {
+                operation: "append audit events",
+                attempts: APPEND_ATTEMPTS,
+            });
+        }
+        Ok(appended)
     }
 
     /// Up to `limit` entries after sequence number `after_seq` (from the start if `None`),

@@ -15,6 +15,7 @@
 //! | client's Dfns policy of a kind | `CLIENT#<clientId>` | `POLICYREF#<kind>` | | | | |
 //! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | | |
 //! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | | |
+//! | audit checkpoint (last entry the server verified) | `CLIENT#<clientId>` | `AUDIT#CHECKPOINT` | | | | |
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
 //! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
@@ -49,7 +50,10 @@
 //! - **Audit chain**: the head item holds the last sequence number and hash; an append is one
 //!   `TransactWriteItems` of *put event `seq+1` if absent* and *update head if its seq is still
 //!   `seq`*, so two concurrent appends cannot both succeed: the loser re-reads the head and retries
-//!   with backoff. The chain therefore never forks and never has a gap.
+//!   with backoff. The chain therefore never forks and never has a gap. A batch of once-keyed
+//!   facts (the webhook consumer's) is one such transaction per chunk of 40. A read verifies only
+//!   the entries after the client's checkpoint and moves it forward with
+//!   `attribute_not_exists(pk) OR seq < :seq`.
 //!
 //! # Concurrency rules
 //!
@@ -81,7 +85,7 @@ pub mod schema;
 pub mod trading;
 mod webhooks;
 
-pub use audit_chain::AuditPage;
+pub use audit_chain::{AuditPage, ChainCheck};
 pub use clients::{ClientProfile, WalletMapping};
 pub use destinations::{DestinationRequest, NewDestinationRequest, RequestChanges};
 pub use error::StoreError;

@@ -753,3 +753,91 @@ async fn a_head_that_does_not_match_the_entries_after_the_checkpoint_is_reported
         }
     );
 }
+
+/// Issue 19: the webhook consumer's batch append. A hundred once-keyed facts (more than one
+/// transaction's worth) make one gapless chain in order; the same batch again appends nothing;
+/// a batch mixing recorded and new facts appends only the new ones, in order.
+#[tokio::test]
+async fn a_batch_appends_each_fact_once_in_order_across_transactions() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let lines: Vec<(AuditEvent, String)> = (1..=100)
+        .map(|n| (event(&alice, n), format!("fact-{n}")))
+        .collect();
+    assert_eq!(
+        store
+            .append_audit_events_once(&alice, &lines)
+            .await
+            .unwrap(),
+        100
+    );
+    assert_eq!(
+        store
+            .append_audit_events_once(&alice, &lines)
+            .await
+            .unwrap(),
+        0,
+        "each fact once"
+    );
+    let mut mixed: Vec<(AuditEvent, String)> = (95..=105)
+        .map(|n| (event(&alice, n), format!("fact-{n}")))
+        .collect();
+    mixed.push((event(&alice, 105), "fact-105".into()));
+    assert_eq!(
+        store
+            .append_audit_events_once(&alice, &mixed)
+            .await
+            .unwrap(),
+        5,
+        "only 101..=105, and 105 once"
+    );
+    let page = store.list_audit_events(&alice, None, 1000).await.unwrap();
+    let ns: Vec<u64> = page
+        .entries
+        .iter()
+        .map(|e| e.event().unwrap().details["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, (1..=105).collect::<Vec<u64>>());
+    assert!(matches!(
+        store.verify_audit_chain(&alice).await.unwrap(),
+        ChainVerdict::Intact { length: 105, .. }
+    ));
+    let other = client_id("bob");
+    assert!(
+        store
+            .append_audit_events_once(&other, &lines[..1])
+            .await
+            .is_err(),
+        "a batch for one client holds only its events"
+    );
+}
+
+/// Batch appends racing single appends for one client leave one gapless chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_and_single_appends_racing_make_one_gapless_chain() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let batches = (0..4).map(|b| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            let lines: Vec<(AuditEvent, String)> = (1..=25)
+                .map(|n| (event(&alice, b * 100 + n), format!("batch-{b}-{n}")))
+                .collect();
+            store.append_audit_events_once(&alice, &lines).await
+        })
+    });
+    let singles = (1..=20).map(|n| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.append_audit_event(&event(&alice, 1000 + n)).await })
+    });
+    for appended in join_all(batches).await {
+        assert_eq!(appended.unwrap().unwrap(), 25);
+    }
+    for single in join_all(singles).await {
+        single.unwrap().unwrap();
+    }
+    assert!(matches!(
+        store.verify_audit_chain(&alice).await.unwrap(),
+        ChainVerdict::Intact { length: 120, .. }
+    ));
+}
