@@ -9,7 +9,10 @@ async fn main() -> Result<(), Error> {
     // registry, or `dev` explicitly) rather than failing every run or sending funds to
     // placeholder addresses.
     platform::trading::check_at_startup()?;
-    let app = platform::App::from_env(order_execution::SECRETS).await?;
+    // Order execution and reconciliation may use the Dfns budget's reserve (page loads may not).
+    let app = platform::App::from_env(order_execution::SECRETS)
+        .await?
+        .with_dfns_priority(platform::dfns_budget::Priority::Background);
     lambda_runtime::run(service_fn(|_event: LambdaEvent<EventBridgeEvent>| {
         let app = app.clone();
         async move {

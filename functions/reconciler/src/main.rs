@@ -5,7 +5,10 @@ use platform::job::JobFailure;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::http::init_tracing();
-    let app = platform::App::from_env(reconciler::SECRETS).await?;
+    // Order execution and reconciliation may use the Dfns budget's reserve (page loads may not).
+    let app = platform::App::from_env(reconciler::SECRETS)
+        .await?
+        .with_dfns_priority(platform::dfns_budget::Priority::Background);
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let app = app.clone();
         async move {

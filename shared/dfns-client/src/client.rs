@@ -1,4 +1,5 @@
-//! The HTTP core: one connection pool, user-action signing, retries, rate limit, tracing.
+//! The HTTP core: one connection pool, user-action signing, retries, request budget and rate
+//! limit, tracing.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use url::Url;
 use crate::common::Page;
 use crate::config::{ClientConfig, RetryPolicy};
 use crate::error::{ApiError, Error, Result};
-use crate::rate_limit::TokenBucket;
+use crate::rate_limit::{RequestBudget, SIGNED_CALL_COST, TokenBucket};
 use crate::signer::{SignerError, UserActionSigner};
 
 /// The Dfns API client. Cheap to clone: clones share one connection pool and one rate limiter, so
@@ -38,6 +39,7 @@ struct Inner {
     request_timeout: Duration,
     retry: RetryPolicy,
     limiter: Option<TokenBucket>,
+    budget: Option<Arc<dyn RequestBudget>>,
     on_unauthorized: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -251,6 +253,7 @@ impl DfnsClient {
                 request_timeout: config.request_timeout,
                 retry: config.retry,
                 limiter: config.rate_limit.map(TokenBucket::new),
+                budget: config.budget,
                 on_unauthorized: config.on_unauthorized,
             }),
         })
@@ -409,6 +412,12 @@ impl DfnsClient {
         attempt: u32,
         started: Instant,
     ) -> std::result::Result<Response, AttemptError> {
+        // Every request of the attempt paid for before the first one goes: a signed call never
+        // starts a user action it may not finish.
+        let cost = if request.signed { SIGNED_CALL_COST } else { 1 };
+        self.spend_budget(cost, started)
+            .await
+            .map_err(AttemptError::before_send)?;
         let user_action = if request.signed {
             let payload = request.body.as_deref().unwrap_or("");
             Some(
@@ -504,12 +513,58 @@ impl DfnsClient {
             Repeat::Safe,
             started,
             |attempt| async move {
+                // The first try was paid for with the whole signed call; a retry is one more.
+                if attempt > 1 {
+                    self.spend_budget(1, started)
+                        .await
+                        .map_err(AttemptError::before_send)?;
+                }
                 self.send_once(Method::POST, url, Some(body), None, attempt, started)
                     .await
                     .map_err(AttemptError::before_send)
             },
         )
         .await
+    }
+
+    /// Takes `cost` requests from the shared budget, if there is one, waiting at most what is left
+    /// of the call's deadline. A refusal is a 429 as Dfns would answer it (so it is retried, and
+    /// reported, exactly like one), except that nothing was sent.
+    async fn spend_budget(&self, cost: u32, started: Instant) -> Result<()> {
+        let Some(budget) = &self.inner.budget else {
+            return Ok(());
+        };
+        let remaining = self.inner.retry.deadline.saturating_sub(started.elapsed());
+        let waiting = Instant::now();
+        let retry_after = match tokio::time::timeout(remaining, budget.acquire(cost)).await {
+            Ok(Ok(())) => {
+                let waited = waiting.elapsed();
+                if !waited.is_zero() {
+                    tracing::debug!(
+                        cost,
+                        wait_ms = waited.as_millis() as u64,
+                        "Dfns request budget"
+                    );
+                }
+                return Ok(());
+            }
+            Ok(Err(exhausted)) => Some(exhausted.retry_after),
+            Err(_deadline) => None,
+        };
+        tracing::info!(
+            cost,
+            ?retry_after,
+            "Dfns request budget spent; request not sent"
+        );
+        Err(ApiError {
+            status: 429,
+            message: "the organisation's Dfns request budget is spent (not sent to Dfns)".into(),
+            id: None,
+            code: Some(BUDGET_EXHAUSTED_CODE.into()),
+            details: None,
+            retry_after,
+        }
+        .into())
     }
 
     /// One HTTP request: rate limit, headers, per-request timeout, span. Non-2xx becomes `Api`.
@@ -595,6 +650,9 @@ impl DfnsClient {
         .await
     }
 }
+
+/// The `code` of the 429 a refused [`RequestBudget`] answers (Dfns' own 429s carry theirs).
+pub const BUDGET_EXHAUSTED_CODE: &str = "RequestBudgetExhausted";
 
 /// `Retry-After` as RFC 9110 allows it: delay seconds, or an HTTP date (a past date is "now").
 fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -687,6 +745,187 @@ mod tests {
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:1/wallets?limit=5&paginationToken=a+b%26c"
+        );
+    }
+
+    /// Records every acquisition's cost; grants, refuses, or never answers.
+    #[derive(Debug)]
+    struct RecordingBudget {
+        costs: std::sync::Mutex<Vec<u32>>,
+        answer: BudgetAnswer,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum BudgetAnswer {
+        Grant,
+        Refuse(Duration),
+        Hang,
+    }
+
+    impl RecordingBudget {
+        fn new(answer: BudgetAnswer) -> Arc<Self> {
+            Arc::new(Self {
+                costs: std::sync::Mutex::new(Vec::new()),
+                answer,
+            })
+        }
+
+        fn costs(&self) -> Vec<u32> {
+            self.costs.lock().unwrap().clone()
+        }
+    }
+
+    impl RequestBudget for RecordingBudget {
+        fn acquire(
+            &self,
+            cost: u32,
+        ) -> futures::future::BoxFuture<'_, std::result::Result<(), crate::BudgetExhausted>>
+        {
+            self.costs.lock().unwrap().push(cost);
+            let answer = self.answer;
+            Box::pin(async move {
+                match answer {
+                    BudgetAnswer::Grant => Ok(()),
+                    BudgetAnswer::Refuse(retry_after) => {
+                        Err(crate::BudgetExhausted { retry_after })
+                    }
+                    BudgetAnswer::Hang => futures::future::pending().await,
+                }
+            })
+        }
+    }
+
+    fn quick_retries(deadline: Duration) -> RetryPolicy {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            deadline,
+            max_attempts: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_call_pays_three_requests_up_front_and_a_read_one() {
+        let emulator = dfns_emulator::spawn(dfns_emulator::Options::default())
+            .await
+            .unwrap();
+        let identity = emulator.bootstrap().service_account.clone();
+        let signer = crate::KeySigner::from_pkcs8_pem(
+            &identity.cred_id,
+            &SecretString::from(identity.private_key_pem),
+        )
+        .unwrap();
+        let budget = RecordingBudget::new(BudgetAnswer::Grant);
+        let client = DfnsClient::new(
+            ClientConfig::new(SecretString::from(identity.token), Some(Arc::new(signer)))
+                .with_base_url(emulator.base_url())
+                .with_budget(Some(budget.clone())),
+        )
+        .unwrap();
+        let wallet = client
+            .create_wallet(&crate::CreateWallet::new(crate::Network::EthereumSepolia))
+            .await
+            .unwrap();
+        assert_eq!(budget.costs(), [SIGNED_CALL_COST]);
+        client.get_wallet(&wallet.id).await.unwrap();
+        assert_eq!(budget.costs(), [SIGNED_CALL_COST, 1]);
+    }
+
+    #[tokio::test]
+    async fn every_retry_pays_again() {
+        // Throttles the first request, then answers 404 (not retried).
+        let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = seen.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            async move {
+                match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                    0 => (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "0")],
+                    ),
+                    _ => (axum::http::StatusCode::NOT_FOUND, [("retry-after", "0")]),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let budget = RecordingBudget::new(BudgetAnswer::Grant);
+        let client = DfnsClient::new(
+            ClientConfig::new(SecretString::from("t".to_owned()), None)
+                .with_base_url(url)
+                .with_retry(quick_retries(Duration::from_secs(5)))
+                .with_budget(Some(budget.clone())),
+        )
+        .unwrap();
+        let error = client
+            .get_wallet(&crate::WalletId::new("wa-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(404));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(budget.costs(), [1, 1], "one request per attempt");
+        server.abort();
+    }
+
+    /// Nothing listens on port 1: a request that went out would fail to connect instead.
+    fn client_with_budget(budget: Arc<RecordingBudget>, deadline: Duration) -> DfnsClient {
+        DfnsClient::new(
+            ClientConfig::new(SecretString::from("t".to_owned()), None)
+                .with_base_url("http://127.0.0.1:1/")
+                .with_retry(quick_retries(deadline))
+                .with_budget(Some(budget)),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusing_budget_is_a_dfns_429_and_nothing_is_sent() {
+        let budget = RecordingBudget::new(BudgetAnswer::Refuse(Duration::from_secs(60)));
+        let client = client_with_budget(budget.clone(), Duration::from_secs(5));
+        let error = client
+            .get_wallet(&crate::WalletId::new("wa-1"))
+            .await
+            .unwrap_err();
+        // As a Dfns 429 whose Retry-After outlasts the deadline: given up at once, retryable.
+        assert!(
+            matches!(&error, Error::RetriesExhausted { attempts: 1, .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.status(), Some(429));
+        assert!(error.is_retryable());
+        let api = error.api().unwrap();
+        assert_eq!(api.code.as_deref(), Some(BUDGET_EXHAUSTED_CODE));
+        assert_eq!(api.retry_after, Some(Duration::from_secs(60)));
+        assert_eq!(budget.costs(), [1]);
+
+        // A short refusal is retried like a short Retry-After, inside the deadline.
+        let budget = RecordingBudget::new(BudgetAnswer::Refuse(Duration::from_millis(20)));
+        let client = client_with_budget(budget.clone(), Duration::from_millis(500));
+        let error = client
+            .get_wallet(&crate::WalletId::new("wa-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(429), "{error:?}");
+        assert!(budget.costs().len() > 1, "{:?}", budget.costs());
+    }
+
+    #[tokio::test]
+    async fn waiting_on_the_budget_ends_with_the_calls_deadline() {
+        let budget = RecordingBudget::new(BudgetAnswer::Hang);
+        let client = client_with_budget(budget.clone(), Duration::from_millis(300));
+        let error = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_wallet(&crate::WalletId::new("wa-1")),
+        )
+        .await
+        .expect("the call's deadline ends the wait")
+        .unwrap_err();
+        assert_eq!(error.status(), Some(429), "{error:?}");
+        assert!(
+            matches!(&error, Error::RetriesExhausted { .. }),
+            "{error:?}"
         );
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::rate_limit::RequestBudget;
 use crate::signer::UserActionSigner;
 
 /// Dfns production, default region (docs/dfns.md §1.1).
@@ -27,6 +28,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Client-side token bucket shared by every clone of the client; `None` disables it.
     pub rate_limit: Option<RateLimit>,
+    /// A request budget shared beyond this client (the organisation's, across containers), awaited
+    /// before each attempt; `None`: only [`Self::rate_limit`] applies.
+    pub budget: Option<Arc<dyn RequestBudget>>,
     /// Called when Dfns answers 401 (the token is revoked, expired or rotated): the owner of the
     /// credentials can fetch fresh ones before its next call.
     pub on_unauthorized: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -43,6 +47,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
             rate_limit: Some(RateLimit::default()),
+            budget: None,
             on_unauthorized: None,
         }
     }
@@ -59,6 +64,11 @@ impl ClientConfig {
 
     pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
         self.rate_limit = rate_limit;
+        self
+    }
+
+    pub fn with_budget(mut self, budget: Option<Arc<dyn RequestBudget>>) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -83,6 +93,7 @@ impl fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("rate_limit", &self.rate_limit)
+            .field("budget", &self.budget)
             .field("on_unauthorized", &self.on_unauthorized.is_some())
             .finish()
     }
@@ -122,9 +133,11 @@ impl RetryPolicy {
     }
 }
 
-/// Token bucket: `requests_per_minute` sustained, up to `burst` at once. Set it to the org's Dfns
-/// limit (100/min on Trial plans, 1000/min otherwise) divided by the number of containers that may
-/// run at once. Note a signed call costs three requests (init, action, call).
+/// Token bucket: `requests_per_minute` sustained, up to `burst` at once, per client (and its
+/// clones: one per container). It smooths one container's requests; the organisation's Dfns limit
+/// (100/min on Trial plans, 1000/min otherwise) is shared between containers by a
+/// [`RequestBudget`] ([`ClientConfig::budget`]). Note a signed call costs three requests (init,
+/// action, call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub requests_per_minute: u32,

@@ -102,7 +102,7 @@ pub mod webhooks;
 
 pub use approvals::{Activity, Approval, ApprovalStatus, ApprovalsQuery, Decision, DecisionValue};
 pub use audit::{AuditLog, AuditLogQuery, AuditLogRow};
-pub use client::DfnsClient;
+pub use client::{BUDGET_EXHAUSTED_CODE, DfnsClient};
 pub use common::{Amount, Network, Page};
 pub use config::{ClientConfig, DEFAULT_BASE_URL, RateLimit, RetryPolicy};
 pub use error::{ApiError, Error, Result};
@@ -111,6 +111,7 @@ pub use policies::{
     ActivityKind, ChangeRequest, Policy, PolicyAction, PolicyBody, PolicyFilters, PolicyRule,
     PolicyStatus, UpdateOutcome,
 };
+pub use rate_limit::{BudgetExhausted, RequestBudget, SIGNED_CALL_COST};
 pub use secrecy::SecretString;
 pub use signer::{KeyAlgorithm, KeySigner, SignerError, UserActionSigner};
 pub use transfers::{TransferAsset, TransferOutcome, TransferRequest, TransferStatus};

@@ -1,11 +1,42 @@
-//! A token bucket shared by every clone of the client (one per container).
+//! Client-side limits: a token bucket shared by every clone of the client (one per container),
+//! and the [`RequestBudget`] a client may also await, shared beyond the container (the
+//! organisation's Dfns quota, spread across every container that calls Dfns).
 
+use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::RateLimit;
+
+/// Requests one attempt of a call sends: a signed call is three (init, `/auth/action`, the call,
+/// docs/dfns.md §8.3), any other one.
+pub const SIGNED_CALL_COST: u32 = 3;
+
+/// A budget of Dfns requests shared beyond this client, e.g. the organisation's quota shared by
+/// every container through a store (the platform's is `platform::dfns_budget`).
+///
+/// The client awaits [`RequestBudget::acquire`] before each attempt, for every request the attempt
+/// will send ([`SIGNED_CALL_COST`] for a signed call, 1 otherwise, and 1 more for each retry of a
+/// signing step), before the per-container [`RateLimit`] spaces the requests themselves. A
+/// refusal is answered to the caller as a Dfns 429 would be (retried with backoff inside the
+/// call's deadline, then [`crate::Error::RetriesExhausted`] with a 429), and nothing is sent. The
+/// client also stops waiting when the call's deadline passes.
+pub trait RequestBudget: Send + Sync + fmt::Debug {
+    /// Waits until `cost` requests may be sent (`Ok`), or refuses: the budget will not have them
+    /// within the wait it allows.
+    fn acquire(&self, cost: u32) -> BoxFuture<'_, Result<(), BudgetExhausted>>;
+}
+
+/// The budget cannot grant the requests soon enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the Dfns request budget is spent; retry in {retry_after:?}")]
+pub struct BudgetExhausted {
+    /// When asking again may succeed (becomes the 429's `Retry-After`).
+    pub retry_after: Duration,
+}
 
 #[derive(Debug)]
 pub(crate) struct TokenBucket {

@@ -11,6 +11,7 @@ use platform_config::{
 use secrecy::{ExposeSecret, SecretString};
 use store::Store;
 
+use crate::dfns_budget::{DfnsBudget, Priority};
 use crate::error::{PlatformError, Result};
 use crate::settings::PlatformSettings;
 use crate::webhook_queue::WebhookQueue;
@@ -243,6 +244,8 @@ struct Inner {
     read_only: Option<DfnsSlot<ReadCredential>>,
     webhook: Option<SecretSource<WebhookSecrets>>,
     dfns_retry: Option<RetryPolicy>,
+    /// The organisation-wide Dfns request budget the Dfns clients take from (`None`: none).
+    dfns_budget: Option<DfnsBudget>,
     /// Where the webhook receiver puts verified deliveries (`WEBHOOK_QUEUE_URL`).
     webhook_queue: Option<WebhookQueue>,
 }
@@ -271,6 +274,7 @@ impl<T: DfnsCredential> DfnsSlot<T> {
         &self,
         settings: &PlatformSettings,
         retry: Option<RetryPolicy>,
+        budget: Option<&DfnsBudget>,
     ) -> Result<DfnsClient> {
         if self.refused.swap(false, Ordering::AcqRel) && self.may_force_refresh() {
             tracing::warn!(
@@ -289,7 +293,8 @@ impl<T: DfnsCredential> DfnsSlot<T> {
         let mut config = secret
             .client_config()?
             .with_base_url(settings.base.dfns_base_url.as_str())
-            .with_rate_limit(settings.dfns_rate_limit);
+            .with_rate_limit(settings.dfns_rate_limit)
+            .with_budget(budget.map(DfnsBudget::for_client));
         if let Some(retry) = retry {
             config = config.with_retry(retry);
         }
@@ -362,6 +367,9 @@ impl App {
             settings,
             dfns_retry: None,
         });
+        // The organisation-wide Dfns budget, as an interactive caller unless `main` says otherwise.
+        let budget = DfnsBudget::from_env(app.store(), Priority::Interactive)?;
+        let app = app.with_dfns_budget(budget);
         Ok(match WebhookQueue::from_env().await {
             Some(queue) => app.with_webhook_queue(queue),
             None => app,
@@ -380,6 +388,7 @@ impl App {
                 read_only: parts.secrets.read_only.map(DfnsSlot::new),
                 webhook: parts.secrets.webhook,
                 dfns_retry: parts.dfns_retry,
+                dfns_budget: None,
                 webhook_queue: None,
             }),
         }
@@ -393,6 +402,22 @@ impl App {
             inner.webhook_queue = Some(queue);
         }
         app
+    }
+
+    /// The same app, its Dfns clients taking from `budget` (`None`: no shared budget).
+    pub fn with_dfns_budget(&self, budget: Option<DfnsBudget>) -> Self {
+        let mut app = self.holding_only(self.secrets_held());
+        if let Some(inner) = Arc::get_mut(&mut app.inner) {
+            inner.dfns_budget = budget;
+        }
+        app
+    }
+
+    /// The same app, taking the shared Dfns budget as `priority` callers do (order execution and
+    /// the reconciler: [`Priority::Background`]). No effect without a shared budget.
+    pub fn with_dfns_priority(&self, priority: Priority) -> Self {
+        let budget = self.inner.dfns_budget.as_ref();
+        self.with_dfns_budget(budget.map(|budget| budget.with_priority(priority)))
     }
 
     /// The webhook queue, when this app has one.
@@ -422,6 +447,7 @@ impl App {
                     .map(|slot| DfnsSlot::new(slot.source.clone())),
                 webhook: inner.webhook.clone().filter(|_| held.webhook),
                 dfns_retry: inner.dfns_retry,
+                dfns_budget: inner.dfns_budget.clone(),
                 webhook_queue: inner.webhook_queue.clone(),
             }),
         }
@@ -458,8 +484,12 @@ impl App {
     pub async fn dfns(&self) -> Result<DfnsClient> {
         match &self.inner.signing {
             Some(slot) => {
-                slot.client(&self.inner.settings, self.inner.dfns_retry)
-                    .await
+                slot.client(
+                    &self.inner.settings,
+                    self.inner.dfns_retry,
+                    self.inner.dfns_budget.as_ref(),
+                )
+                .await
             }
             None => Err(PlatformError::Internal(
                 "this function does not hold the Dfns signing credential".into(),
@@ -472,12 +502,20 @@ impl App {
     pub async fn dfns_reader(&self) -> Result<DfnsClient> {
         match (&self.inner.read_only, &self.inner.signing) {
             (Some(slot), _) => {
-                slot.client(&self.inner.settings, self.inner.dfns_retry)
-                    .await
+                slot.client(
+                    &self.inner.settings,
+                    self.inner.dfns_retry,
+                    self.inner.dfns_budget.as_ref(),
+                )
+                .await
             }
             (None, Some(slot)) => {
-                slot.client(&self.inner.settings, self.inner.dfns_retry)
-                    .await
+                slot.client(
+                    &self.inner.settings,
+                    self.inner.dfns_retry,
+                    self.inner.dfns_budget.as_ref(),
+                )
+                .await
             }
             (None, None) => Err(PlatformError::Internal(
                 "this function holds no Dfns credential".into(),

@@ -15,6 +15,7 @@
 //! Every state change appends to the client's audit chain with its actor and request id.
 
 pub mod app;
+pub mod dfns_budget;
 pub mod error;
 pub mod http;
 pub mod job;

@@ -4,6 +4,7 @@
 mod audit;
 mod clients;
 mod destinations;
+mod dfns_budget;
 mod open_work;
 mod orders;
 mod schema;
