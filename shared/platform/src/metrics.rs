@@ -72,14 +72,16 @@ fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// One EMF record: `name` = `value` (Count), dimension `FunctionName`.
+/// One EMF record: `name` = `value` (Count), by `FunctionName` and in aggregate.
 fn emf_line(name: &str, function: &str, at_millis: i64, value: u64) -> String {
     serde_json::json!({
         "_aws": {
             "Timestamp": at_millis,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["FunctionName"]],
+                // Per function, and also without dimensions: an alarm can watch every
+                // function's count at once (an empty dimension set publishes the aggregate).
+                "Dimensions": [["FunctionName"], []],
                 "Metrics": [{ "Name": name, "Unit": "Count" }]
             }]
         },
@@ -103,6 +105,7 @@ mod tests {
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(directive["Metrics"][0]["Name"], WEBHOOK_SECRET_UNUSABLE);
         assert_eq!(directive["Dimensions"][0][0], "FunctionName");
+        assert_eq!(directive["Dimensions"][1], serde_json::json!([]), "and the aggregate");
         assert_eq!(line["_aws"]["Timestamp"], 5);
         let three: serde_json::Value =
             serde_json::from_str(&emf_line(ORDER_ERRORS, "f", 5, 3)).unwrap();

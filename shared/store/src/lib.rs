@@ -16,6 +16,7 @@
 //! | policy-change slot (at most one) | `CLIENT#<clientId>` | `POLICY#CHANGE_SLOT` | | | | |
 //! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | | |
 //! | audit checkpoint (last entry the server verified) | `CLIENT#<clientId>` | `AUDIT#CHECKPOINT` | | | | |
+//! | the organisation's Dfns request budget (token bucket) | `BUDGET#dfns` | `BUDGET` | | | | |
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
 //! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
