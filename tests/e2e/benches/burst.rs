@@ -199,19 +199,39 @@ async fn main() {
         sends.push(tokio::spawn(async move {
             let sent = Instant::now();
             let (status, _) = env.deliver_webhook(&body, &signature).await;
-            (status, sent.elapsed())
+            (status, sent.elapsed(), body, signature)
         }));
     }
     let sent_in = started.elapsed();
     let mut latencies = Vec::with_capacity(total);
-    let mut failed = 0;
+    let mut refused = Vec::new();
     for send in sends {
-        let (status, latency) = send.await.unwrap();
+        let (status, latency, body, signature) = send.await.unwrap();
         if status != StatusCode::OK {
-            failed += 1;
+            refused.push((body, signature));
         }
         latencies.push(latency);
     }
+    let failed = refused.len();
+    // As Dfns does, deliver the refused ones again until accepted.
+    let mut redeliveries = 0;
+    while !refused.is_empty() {
+        let mut still = Vec::new();
+        for (body, _) in refused {
+            redeliveries += 1;
+            // A redelivery is signed again with a new `timestampSent`, as Dfns does.
+            let mut event: Value = serde_json::from_slice(&body).unwrap();
+            event["timestampSent"] = time::OffsetDateTime::now_utc().unix_timestamp().into();
+            let body = serde_json::to_vec(&event).unwrap();
+            let signature = sign_webhook(&secret, &body);
+            let (status, _) = env.deliver_webhook(&body, &signature).await;
+            if status != StatusCode::OK {
+                still.push((body, signature));
+            }
+        }
+        refused = still;
+    }
+    eprintln!("burst: {redeliveries} redeliveries of refused deliveries");
     latencies.sort();
     eprintln!(
         "burst: {total} deliveries sent in {:.1}s; answers p50 {} ms, p99 {} ms, max {} ms; {failed} failed",
