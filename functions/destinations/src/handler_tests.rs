@@ -318,3 +318,101 @@ async fn a_retry_with_the_same_idempotency_key_is_the_same_request() {
         "created once in the audit trail"
     );
 }
+
+fn stored_request(client: &domain::ClientId, i: usize) -> NewDestinationRequest {
+    NewDestinationRequest {
+        id: DestinationRequestId::new(),
+        client_id: client.clone(),
+        destination: NetworkAddress::parse(Network::EthereumSepolia, &format!("0x{i:040x}"))
+            .unwrap(),
+        label: "Exchange".into(),
+        action: DestinationAction::Add,
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+#[tokio::test]
+async fn over_the_quota_of_open_requests_a_create_is_a_429_with_retry_after() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let fred = unique("fred");
+    let client = domain::ClientId::parse(&fred).unwrap();
+    let token = env.token(&fred);
+    platform::onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    let max = env.app.settings().max_open_destination_requests as usize;
+    for i in 0..max {
+        env.app
+            .store()
+            .create_destination_request(&stored_request(&client, i + 1))
+            .await
+            .unwrap();
+    }
+    let body = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"x","action":"add"}"#;
+    let mut req = request(Method::POST, "/v1/destination-requests", Some(&token), body);
+    req.headers_mut()
+        .insert("idempotency-key", "over-quota".parse().unwrap());
+    let response = crate::handle(&env.app, req).await;
+    assert_error_shape(
+        &response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_open_requests",
+    );
+    assert_eq!(response.headers()["retry-after"], "60");
+    let listed = crate::handle(
+        &env.app,
+        request(Method::GET, "/v1/destination-requests", Some(&token), ""),
+    )
+    .await;
+    assert_eq!(json(&listed)["items"].as_array().unwrap().len(), max);
+}
+
+#[tokio::test]
+async fn over_the_rate_of_changes_a_mutation_is_a_429_with_retry_after() {
+    let env = TestEnv::start(TestOptions::default()).await;
+    let gina = unique("gina");
+    let token = env.token(&gina);
+    let per_minute = env.app.settings().client_mutations_per_minute.unwrap();
+    // Not across a minute's end: start early in one.
+    let second = OffsetDateTime::now_utc().second();
+    if second > 40 {
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(61 - second))).await;
+    }
+    let delete = || {
+        let id = DestinationRequestId::new();
+        request(
+            Method::DELETE,
+            &format!("/v1/destination-requests/{id}"),
+            Some(&token),
+            "",
+        )
+        .with_path_parameters(HashMap::from([("id".to_owned(), id.to_string())]))
+    };
+    for _ in 0..per_minute {
+        let response = crate::handle(&env.app, delete()).await;
+        assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
+    }
+    let response = crate::handle(&env.app, delete()).await;
+    assert_error_shape(&response, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry_after: u32 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // A create counts too; a malformed one is refused as such first.
+    let body = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"x","action":"add"}"#;
+    let response = crate::handle(
+        &env.app,
+        request(Method::POST, "/v1/destination-requests", Some(&token), body),
+    )
+    .await;
+    assert_error_shape(&response, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let bad = body.replace("0x5a", "0xZZ");
+    let response = crate::handle(
+        &env.app,
+        request(Method::POST, "/v1/destination-requests", Some(&token), &bad),
+    )
+    .await;
+    assert_error_shape(&response, StatusCode::BAD_REQUEST, "bad_request");
+}

@@ -5,6 +5,10 @@
 //! | `POST /v1/destination-requests` | [`create_request`] |
 //! | `GET /v1/destination-requests` | [`list_requests`] |
 //! | `DELETE /v1/destination-requests/{id}` | [`cancel_request`] |
+//!
+//! Both mutating routes count against the client's `CLIENT_MUTATIONS_PER_MINUTE`, and a create
+//! against its quota of open requests (`MAX_OPEN_DESTINATION_REQUESTS`): over either, 429 in the
+//! one error shape with `Retry-After` (see [`platform::destinations`]).
 
 use aide::axum::routing::post_with;
 use axum::extract::State;
@@ -31,6 +35,13 @@ pub fn router() -> FunctionRouter {
                     ),
                     &[409],
                 );
+                let op = http::retry_after_429(
+                    op,
+                    "too many requests: the caller already has its quota of open destination \
+                     requests (`too_many_open_requests`), or made its changes for this minute \
+                     (`rate_limited`); nothing was changed; retry after `Retry-After` seconds \
+                     (an upstream throttling: `throttled`, without it)",
+                );
                 http::link_id_to(
                     op,
                     201,
@@ -45,9 +56,14 @@ pub fn router() -> FunctionRouter {
         .api_route(
             "/v1/destination-requests/{id}",
             aide::axum::routing::delete_with(cancel_request, |op| {
-                http::errors(
-                    op.summary("Cancel a destination request while it is still queued"),
-                    &[409],
+                http::retry_after_429(
+                    http::errors(
+                        op.summary("Cancel a destination request while it is still queued"),
+                        &[409],
+                    ),
+                    "too many requests: the caller made its changes for this minute \
+                     (`rate_limited`); nothing was changed; retry after `Retry-After` seconds \
+                     (an upstream throttling: `throttled`, without it)",
                 )
             }),
         )
@@ -55,13 +71,16 @@ pub fn router() -> FunctionRouter {
 
 /// `POST /v1/destination-requests` `{network, address, label, action: "add"|"remove"}` → 201 with
 /// the request (its `state` says whether it is queued, pending approval, approved, …). With an
-/// `Idempotency-Key`, a retry answers the same request.
+/// `Idempotency-Key`, a retry answers the same request. 429 with `Retry-After` over the client's
+/// quota of open requests or its rate of changes (checked after the input: a bad one is a 400).
 pub async fn create_request(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
     request: IdempotentJson<DestinationInput, false>,
 ) -> Result<Created<DestinationRequest>, ApiError> {
+    destinations::validate(&app.settings().networks, &request.body)?;
+    destinations::admit_mutation(&app, &client).await?;
     let key = request
         .key
         .map(|key| key.for_caller(&format!("client:{client}")));
@@ -88,13 +107,15 @@ pub struct RequestPath {
 }
 
 /// `DELETE /v1/destination-requests/{id}` → 200 with the cancelled request; 409 unless still
-/// queued; 404 when it is not the caller's.
+/// queued; 404 when it is not the caller's; 429 with `Retry-After` over the client's rate of
+/// changes.
 pub async fn cancel_request(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
     Path(RequestPath { id }): Path<RequestPath>,
 ) -> Result<Json<DestinationRequest>, ApiError> {
+    destinations::admit_mutation(&app, &client).await?;
     let cancelled = destinations::cancel_request(&app, &client, &id, &request_id).await?;
     Ok(Json(cancelled))
 }

@@ -17,6 +17,20 @@
 //! - A Dfns failure that may pass (429, 5xx, timeout) leaves the request `Submitted` with the slot
 //!   held; the reconciler re-drives it ([`drive_submitted`] is safe to repeat: it adopts a change
 //!   request already pending on the policy instead of sending a second one).
+//!
+//! Abuse resistance (one client must not degrade the platform for the others):
+//! - **Quota**: a client has at most `MAX_OPEN_DESTINATION_REQUESTS` requests open (`Queued`,
+//!   `Submitted`, `PendingApproval`). Beyond it a create is refused with 429 and
+//!   `Retry-After: 60` ([`QUOTA_RETRY_AFTER_SECONDS`]), storing nothing (no request, audit line or
+//!   idempotency record). The store counts open requests per client in the transaction that
+//!   stores a request (conditional on the quota) and in the one that makes it final, so the count
+//!   never drifts and concurrent creates never pass the quota.
+//! - **Rate**: [`admit_mutation`] counts a client's mutating calls per clock minute
+//!   (`CLIENT_MUTATIONS_PER_MINUTE`); beyond it 429 with `Retry-After` until the minute ends.
+//! - **Expiry**: a request `Queued` for longer than `QUEUED_REQUEST_TTL` is cancelled with the
+//!   reason "expired" ([`expire_queued`]: by the reconciler, or when its turn to be submitted
+//!   comes), audited (`destination_request.expired`) and told to the client (notification
+//!   `destination_request.expired`).
 
 use dfns_client::policies::ChangeRequestStatus;
 use dfns_client::{ApprovalStatus, PolicyId, PolicyRule, UpdateOutcome};
@@ -39,6 +53,19 @@ use crate::whitelist;
 pub const MAX_LABEL_CHARS: usize = 100;
 /// Bound on how many requests one call submits in a row (each approved at once frees the slot).
 const MAX_SUBMISSIONS_PER_CALL: usize = 50;
+
+/// `Retry-After` of a create refused by the quota of open requests. A place frees only when one
+/// of the client's open requests becomes final: the client cancels a queued one (at once), an
+/// officer decides the pending one (minutes to hours; its webhook settles it within seconds), or
+/// one expires (days). A minute lets a client that just cancelled, or whose request was just
+/// decided, go on soon, while a client that simply retries costs one consistent read a minute.
+pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 60;
+/// `code` of the 429 of the open-requests quota.
+pub const QUOTA_CODE: &str = "too_many_open_requests";
+/// `code` of the 429 of the per-minute rate.
+pub const RATE_CODE: &str = "rate_limited";
+/// Audit action of a queued request's expiry (its state becomes `Cancelled`).
+pub const DESTINATION_EXPIRED: &str = "destination_request.expired";
 
 /// Body of `POST /v1/destination-requests`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -155,6 +182,12 @@ pub async fn create_request_keyed(
         record_created(app, client, &earlier, request_id).await?;
         return Ok(earlier);
     }
+    // The quota, read first (one consistent read, so a client over it costs little); the
+    // create's transaction checks it again, conditionally, and that check is the one that holds.
+    let max_open = app.settings().max_open_destination_requests;
+    if app.store().open_destination_request_count(client).await? >= max_open {
+        return Err(quota_reached(max_open));
+    }
     whitelist_policy_id(app, client).await?;
     let id = next_request_id();
     let new = NewDestinationRequest {
@@ -167,10 +200,11 @@ pub async fn create_request_keyed(
     };
     let created = match app
         .store()
-        .create_destination_request_keyed(&new, idempotency)
+        .create_destination_request_within(&new, idempotency, Some(max_open))
         .await
     {
-        Ok(created) => created,
+        Ok(store::open_requests::Admission::Created(created)) => created,
+        Ok(store::open_requests::Admission::QuotaReached) => return Err(quota_reached(max_open)),
         // A concurrent request with the same key stored its request first: answer that one.
         Err(store::StoreError::Conflict {
             entity: store::idempotency::IDEMPOTENCY_ENTITY,
@@ -197,6 +231,127 @@ pub async fn create_request_keyed(
         .get_destination_request(client, &id)
         .await?
         .unwrap_or(created))
+}
+
+fn quota_reached(max_open: u32) -> PlatformError {
+    PlatformError::TooManyRequests {
+        code: QUOTA_CODE,
+        message: format!(
+            "at most {max_open} destination requests may be open at once; cancel a queued one or wait for one to be decided"
+        ),
+        retry_after_seconds: QUOTA_RETRY_AFTER_SECONDS,
+    }
+}
+
+/// Counts one mutating call of `client` against `CLIENT_MUTATIONS_PER_MINUTE` (a fixed window
+/// per clock minute, one conditional write): 429 with `Retry-After` (the seconds left in the
+/// minute) once the minute's calls are spent. The HTTP handlers of mutating client routes call
+/// it after validating the input (a malformed call is refused as such, uncounted).
+pub async fn admit_mutation(app: &App, client: &ClientId) -> Result<()> {
+    let Some(per_minute) = app.settings().client_mutations_per_minute else {
+        return Ok(());
+    };
+    match app
+        .store()
+        .count_client_call(client, OffsetDateTime::now_utc(), per_minute)
+        .await?
+    {
+        store::open_requests::RateWindow::Admitted { .. } => Ok(()),
+        store::open_requests::RateWindow::Refused {
+            retry_after_seconds,
+        } => Err(PlatformError::TooManyRequests {
+            code: RATE_CODE,
+            message: format!(
+                "at most {per_minute} changes a minute; retry after {retry_after_seconds} s"
+            ),
+            retry_after_seconds,
+        }),
+    }
+}
+
+/// Whether a `Queued` request has waited longer than `QUEUED_REQUEST_TTL`.
+pub fn queued_too_long(app: &App, request: &DestinationRequest, now: OffsetDateTime) -> bool {
+    request.state == DestinationRequestState::Queued
+        && now - request.created_at >= app.settings().queued_request_ttl
+}
+
+/// Cancels a request that has been `Queued` too long, with the reason "expired …", records it
+/// (`destination_request.expired`) and tells the client (`destination_request.expired`).
+/// Returns whether this call expired it (`false`: it was submitted or cancelled meanwhile).
+pub async fn expire_queued(
+    app: &App,
+    request: &DestinationRequest,
+    actor: Actor,
+    request_id: &str,
+) -> Result<bool> {
+    let ttl = app.settings().queued_request_ttl;
+    let changes = RequestChanges {
+        reason: Some(format!(
+            "expired: queued for more than {}",
+            describe_duration(ttl)
+        )),
+        ..RequestChanges::default()
+    };
+    let expired = match app
+        .store()
+        .transition_destination_request(
+            &request.client_id,
+            &request.id,
+            DestinationRequestState::Queued,
+            DestinationRequestState::Cancelled,
+            &changes,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        Ok(expired) => expired,
+        Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let detail = serde_json::json!({
+        "requestId": expired.id,
+        "network": expired.destination.network(),
+        "address": expired.destination.address().canonical(),
+        "label": expired.label,
+        "action": expired.action,
+        "state": expired.state,
+        "reason": expired.reason,
+        "queuedSince": expired.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    });
+    let once = format!("destination-request:{}:Expired", expired.id);
+    audit::record_once(
+        app,
+        &request.client_id,
+        &once,
+        actor,
+        DESTINATION_EXPIRED,
+        request_id,
+        detail.clone(),
+    )
+    .await?;
+    notify::notify(
+        app,
+        Notice {
+            client_id: request.client_id.clone(),
+            dedup_key: once,
+            kind: kinds::DESTINATION_EXPIRED,
+            occurred_at: expired.updated_at,
+            detail,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// `7d`, `36h`, `90m`, `45s`: the largest unit that divides it.
+fn describe_duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if seconds >= size && seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
 }
 
 /// The request an earlier call with this key created (the same key with another body: 409).
@@ -319,6 +474,19 @@ pub async fn submit_queued(app: &App, client: &ClientId, request_id: &str) -> Re
         else {
             return Ok(());
         };
+        // Its turn came too late: it expires instead of going to Dfns.
+        if queued_too_long(app, next, OffsetDateTime::now_utc()) {
+            expire_queued(
+                app,
+                next,
+                Actor::System {
+                    id: "destination-requests".into(),
+                },
+                request_id,
+            )
+            .await?;
+            continue;
+        }
         match store
             .submit_destination_request(client, &next.id, OffsetDateTime::now_utc())
             .await

@@ -54,6 +54,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// For people; never carries internals.
     pub message: String,
+    /// Seconds the caller should wait before trying again, sent as `Retry-After` (429 of a
+    /// client's own quota or rate, [`ApiError::too_many_requests`]).
+    pub retry_after_seconds: Option<u32>,
 }
 
 impl ApiError {
@@ -62,6 +65,18 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_seconds: None,
+        }
+    }
+    /// 429 for a limit of the caller's own (a quota, a rate), with `Retry-After`.
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_seconds: u32,
+    ) -> Self {
+        Self {
+            retry_after_seconds: Some(retry_after_seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -139,7 +154,16 @@ impl ApiError {
 
     /// The complete response, for code outside a router (the local stack's own refusals).
     pub fn into_response_with_id(self, request_id: &str) -> Response {
-        (self.status, axum::Json(self.body(request_id))).into_response()
+        let retry_after = self.retry_after_header();
+        let mut response = (self.status, axum::Json(self.body(request_id))).into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+
+    fn retry_after_header(&self) -> Option<HeaderValue> {
+        self.retry_after_seconds.map(HeaderValue::from)
     }
 }
 
@@ -148,6 +172,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
+        if let Some(value) = self.retry_after_header() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -220,6 +247,50 @@ pub fn errors<'t>(
                     .or_insert(aide::openapi::ReferenceOr::Item(response));
             }
         }
+    });
+    op
+}
+
+/// Documents a route's 429 as a limit of the caller's own (`description`: which), answered with a
+/// `Retry-After` header (seconds): `post_with(h, |op| http::retry_after_429(op, "…"))`.
+pub fn retry_after_429<'t>(
+    mut op: aide::transform::TransformOperation<'t>,
+    description: &str,
+) -> aide::transform::TransformOperation<'t> {
+    aide::generate::in_context(|ctx| {
+        let operation = op.inner_mut();
+        let Some((_, mut response)) = error_responses(ctx, operation, &[429]).pop() else {
+            return;
+        };
+        response.description = description.to_owned();
+        let header = aide::openapi::Header {
+            description: Some(
+                "seconds to wait before trying again (only on the caller's own limits)".to_owned(),
+            ),
+            style: aide::openapi::HeaderStyle::Simple,
+            required: false,
+            deprecated: None,
+            format: aide::openapi::ParameterSchemaOrContent::Schema(SchemaObject {
+                json_schema: schemars::json_schema!({"type": "integer", "minimum": 1}),
+                example: None,
+                external_docs: None,
+            }),
+            example: None,
+            examples: Default::default(),
+            extensions: Default::default(),
+        };
+        response.headers.insert(
+            "Retry-After".to_owned(),
+            aide::openapi::ReferenceOr::Item(header),
+        );
+        operation
+            .responses
+            .get_or_insert_with(Default::default)
+            .responses
+            .insert(
+                DocStatus::Code(429),
+                aide::openapi::ReferenceOr::Item(response),
+            );
     });
     op
 }
@@ -298,7 +369,10 @@ impl From<crate::PlatformError> for ApiError {
 /// Logs a use-case failure at the right level and returns its public face.
 pub fn log_failure(error: crate::PlatformError) -> ApiError {
     let api = error.to_api_error();
-    if api.status.is_server_error() || api.status == StatusCode::TOO_MANY_REQUESTS {
+    // An upstream throttling us is ours to look at; a caller over its own limit is not.
+    let upstream_throttled =
+        api.status == StatusCode::TOO_MANY_REQUESTS && api.retry_after_seconds.is_none();
+    if api.status.is_server_error() || upstream_throttled {
         tracing::error!(%error, "request failed");
     } else {
         tracing::debug!(%error, "request refused");
@@ -1176,6 +1250,24 @@ mod tests {
         assert_eq!(
             serde_json::to_value(body).unwrap(),
             serde_json::json!({"error": {"code": "not_found", "message": "no such request", "requestId": "req-1"}})
+        );
+    }
+
+    #[test]
+    fn a_callers_own_limit_is_a_429_with_retry_after_in_the_error_shape() {
+        let error = ApiError::too_many_requests("rate_limited", "slow down", 17);
+        let response = error.clone().into_response_with_id("req-9");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+        assert_eq!(
+            serde_json::to_value(error.body("req-9")).unwrap(),
+            serde_json::json!({"error": {"code": "rate_limited", "message": "slow down", "requestId": "req-9"}})
+        );
+        let in_router = error.into_response();
+        assert_eq!(in_router.headers()[header::RETRY_AFTER], "17");
+        assert!(
+            ApiError::throttled().retry_after_seconds.is_none(),
+            "an upstream's throttling names no time"
         );
     }
 

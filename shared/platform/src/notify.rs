@@ -22,6 +22,8 @@ pub mod kinds {
     pub const DESTINATION_APPROVED: &str = "destination_request.approved";
     pub const DESTINATION_REJECTED: &str = "destination_request.rejected";
     pub const DESTINATION_FAILED: &str = "destination_request.failed";
+    /// A queued destination request waited longer than `QUEUED_REQUEST_TTL` and was cancelled.
+    pub const DESTINATION_EXPIRED: &str = "destination_request.expired";
     pub const DEPOSIT_RECEIVED: &str = "deposit.received";
 }
 

@@ -1,13 +1,24 @@
 //! The reconciler: what a lost webhook would have done, found by polling.
 //!
-//! Runs on a schedule (EventBridge). For every destination request that is not final:
+//! Runs on a schedule (EventBridge). It takes the clients with open destination requests one after
+//! the other (round robin, in the `open` index's order), a page of each client's oldest open
+//! requests ([`PAGE_PER_CLIENT`]), and for each request:
 //! - `PendingApproval`: read the approval at Dfns; if it was decided, apply it exactly as the
 //!   webhook would (forward only, so racing a late webhook is harmless);
 //! - `Submitted` for longer than `RECONCILE_SUBMITTED_AFTER_SECONDS`: the Dfns call's outcome was
 //!   lost (timeout, crash); re-drive it ([`destinations::drive_submitted`] adopts a change request
 //!   already pending on the policy instead of sending a second one);
-//! - `Queued`: submit the client's next request if its slot is free (also for every client whose
-//!   approval this run applied).
+//! - `Queued` for longer than `QUEUED_REQUEST_TTL`: expire it ([`destinations::expire_queued`]);
+//!   any other `Queued`: submit the client's next request if its slot is free (also for every
+//!   client whose approval this run applied).
+//!
+//! **Bounded, fair work.** A client's share of a run is one page, however many requests it has
+//! (and the quota bounds those), so a client flooding the platform cannot push the others out.
+//! After `RECONCILE_TIME_BUDGET_SECONDS` (default 180 s, under the Lambda's 240 s timeout) the run
+//! starts no new client; it records where it stopped and the next run starts with the next client
+//! (wrapping around), so the clients at the end of the index are reached too. Every run takes at
+//! least one client. The [`ReconcileReport`] says what was left: clients with more than a page,
+//! and whether (and after whom) the run stopped on its budget.
 //!
 //! [`submit_next`] is the same queue step for one client, run when a destination request of
 //! theirs settles (the bus event of its notification triggers it on AWS): the webhook receiver
@@ -15,11 +26,12 @@
 //!
 //! One request failing never stops the others; failures are counted and logged.
 
-use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use dfns_client::ApprovalId;
 use domain::{Actor, ClientId, DestinationRequestState};
 use serde::Serialize;
+use store::open_requests::ClientOpenRequests;
 use time::OffsetDateTime;
 
 use crate::App;
@@ -27,36 +39,143 @@ use crate::destinations;
 use crate::error::Result;
 use crate::webhook;
 
-/// What one run did.
+/// Open requests of one client handled per run: the oldest ones. At most one of a client's
+/// requests holds its policy-change slot and it is older than every queued one, so the page
+/// holds the work that matters; the rest waits for the next run.
+pub const PAGE_PER_CLIENT: usize = 10;
+
+/// What one run did, and what it left for the next.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileReport {
-    /// Requests not final at the start of the run.
+    /// Open requests looked at (at most a page per client).
     pub open_requests: usize,
     /// Pending approvals found decided and applied.
     pub approvals_applied: usize,
     /// `Submitted` requests re-driven.
     pub submissions_redriven: usize,
+    /// `Queued` requests expired (waiting longer than `QUEUED_REQUEST_TTL`).
+    pub queued_expired: usize,
     /// Clients whose queue was looked at.
     pub clients_with_queue: usize,
     /// Requests (or clients) whose handling failed this run; retried next run.
     pub failures: usize,
+    /// Clients taken this run.
+    pub clients_visited: usize,
+    /// Clients with more open requests than a page: the rest wait for a later run.
+    pub clients_with_more: usize,
+    /// The run stopped on its time budget before taking every client.
+    pub budget_exhausted: bool,
+    /// When it did: the last client taken; the next run starts after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumes_after: Option<ClientId>,
+    /// How long the run took, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
-/// One reconciliation pass.
+impl ReconcileReport {
+    /// Whether work is known to be left for the next run.
+    pub fn work_left(&self) -> bool {
+        self.budget_exhausted || self.clients_with_more > 0
+    }
+}
+
+/// How much one run may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// No new client is started after this long (at least one client is taken per run).
+    pub time_budget: Duration,
+    /// Open requests of one client handled per run.
+    pub page_per_client: usize,
+}
+
+impl RunLimits {
+    /// The deployment's: `RECONCILE_TIME_BUDGET_SECONDS` and [`PAGE_PER_CLIENT`].
+    pub fn of(app: &App) -> Self {
+        Self {
+            time_budget: app.settings().reconcile_time_budget,
+            page_per_client: PAGE_PER_CLIENT,
+        }
+    }
+}
+
+/// One reconciliation pass, within the deployment's limits.
 pub async fn run(app: &App) -> Result<ReconcileReport> {
+    run_with(app, RunLimits::of(app)).await
+}
+
+/// One reconciliation pass within `limits`: round robin over the clients with open requests,
+/// starting after the client where the last run stopped.
+pub async fn run_with(app: &App, limits: RunLimits) -> Result<ReconcileReport> {
+    let started = Instant::now();
     let run_id = format!("reconcile-{}", ulid::Ulid::new());
+    let store = app.store();
+    let mut report = ReconcileReport::default();
+    // Where the last run stopped (if it stopped early): this run goes on from there to the end,
+    // then from the first client up to there.
+    let resume = store.reconcile_cursor().await?;
+    let mut after = resume.clone();
+    let mut wrapped = resume.is_none();
+    let mut last_taken: Option<(String, ClientId)> = None;
+    loop {
+        if report.clients_visited > 0 && started.elapsed() >= limits.time_budget {
+            report.budget_exhausted = true;
+            break;
+        }
+        let next = store
+            .next_client_open_requests(after.as_deref(), limits.page_per_client)
+            .await?;
+        let Some(page) = next else {
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            after = None;
+            continue;
+        };
+        if wrapped
+            && resume
+                .as_deref()
+                .is_some_and(|resume| page.after.as_str() > resume)
+        {
+            // Back where this run started: every client has had its turn.
+            break;
+        }
+        reconcile_client(app, &page, &run_id, &mut report).await;
+        report.clients_visited += 1;
+        report.clients_with_more += usize::from(page.more);
+        after = Some(page.after.clone());
+        last_taken = Some((page.after, page.client_id));
+    }
+    // Stopped early: the next run starts after the last client taken. Otherwise from the start.
+    let stopped_at = last_taken.filter(|_| report.budget_exhausted);
+    let cursor = stopped_at.as_ref().map(|(after, _)| after.as_str());
+    if cursor != resume.as_deref() {
+        store.set_reconcile_cursor(cursor).await?;
+    }
+    report.resumes_after = stopped_at.map(|(_, client)| client);
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(?report, "reconciliation run finished");
+    Ok(report)
+}
+
+/// One client's page: apply decided approvals, re-drive stale submissions, expire requests queued
+/// too long, then move the client's queue on.
+async fn reconcile_client(
+    app: &App,
+    page: &ClientOpenRequests,
+    run_id: &str,
+    report: &mut ReconcileReport,
+) {
     let actor = || Actor::System {
         id: "reconciler".into(),
     };
-    let open = app.store().open_destination_requests().await?;
-    let mut report = ReconcileReport {
-        open_requests: open.len(),
-        ..ReconcileReport::default()
-    };
-    let stale_before = OffsetDateTime::now_utc() - app.settings().reconcile_submitted_after;
-    let mut queues: BTreeSet<ClientId> = BTreeSet::new();
-    for request in &open {
+    let now = OffsetDateTime::now_utc();
+    let stale_before = now - app.settings().reconcile_submitted_after;
+    // More than a page: the rest is (almost certainly) queued behind it.
+    let mut queue = page.more;
+    for request in &page.requests {
+        report.open_requests += 1;
         let outcome = match request.state {
             DestinationRequestState::PendingApproval => match &request.approval_id {
                 Some(approval_id) => {
@@ -69,13 +188,15 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
                         let decided =
                             destinations::outcome_of_approval(&approval.status, None).is_some();
                         if decided {
-                            webhook::on_approval(app, &approval, actor(), &run_id).await?;
-                            queues.insert(request.client_id.clone());
+                            webhook::on_approval(app, &approval, actor(), run_id).await?;
                         }
                         Ok::<_, crate::PlatformError>(decided)
                     }
                     .await;
-                    result.map(|decided| report.approvals_applied += usize::from(decided))
+                    result.map(|decided| {
+                        report.approvals_applied += usize::from(decided);
+                        queue |= decided;
+                    })
                 }
                 None => {
                     tracing::warn!(request = %request.id, "pending request without approval id");
@@ -84,10 +205,15 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
             },
             DestinationRequestState::Submitted if request.updated_at < stale_before => {
                 report.submissions_redriven += 1;
-                destinations::drive_submitted(app, request, &run_id).await
+                destinations::drive_submitted(app, request, run_id).await
+            }
+            DestinationRequestState::Queued if destinations::queued_too_long(app, request, now) => {
+                destinations::expire_queued(app, request, actor(), run_id)
+                    .await
+                    .map(|expired| report.queued_expired += usize::from(expired))
             }
             DestinationRequestState::Queued => {
-                queues.insert(request.client_id.clone());
+                queue = true;
                 Ok(())
             }
             _ => Ok(()),
@@ -97,15 +223,13 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
             tracing::warn!(%error, request = %request.id, "reconciling a destination request failed");
         }
     }
-    report.clients_with_queue = queues.len();
-    for client in &queues {
-        if let Err(error) = destinations::submit_queued(app, client, &run_id).await {
+    if queue {
+        report.clients_with_queue += 1;
+        if let Err(error) = destinations::submit_queued(app, &page.client_id, run_id).await {
             report.failures += 1;
-            tracing::warn!(%error, client = %client, "submitting a queued request failed");
+            tracing::warn!(%error, client = %page.client_id, "submitting a queued request failed");
         }
     }
-    tracing::info!(?report, "reconciliation run finished");
-    Ok(report)
 }
 
 /// Submits `client`'s next queued destination request if its slot is free (a request of theirs

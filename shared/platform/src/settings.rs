@@ -16,6 +16,10 @@
 //! | `RECONCILE_SUBMITTED_AFTER_SECONDS` | `60` | a request left `Submitted` this long is re-driven by the reconciler |
 //! | `DFNS_REQUESTS_PER_MINUTE` | `1000` | this container's share of the org's Dfns rate limit (0 = no client-side limit); a signed call costs 3 |
 //! | `DFNS_BURST` | `50` | requests allowed at once before the rate applies |
+//! | `MAX_OPEN_DESTINATION_REQUESTS` | `10` | destination requests a client may have open (`Queued`, `Submitted`, `PendingApproval`) at once; beyond it `POST /v1/destination-requests` answers 429 |
+//! | `CLIENT_MUTATIONS_PER_MINUTE` | `60` | mutating calls (`POST`/`DELETE /v1/destination-requests…`) one client may make per clock minute (0 = no limit); beyond it 429 until the minute ends |
+//! | `QUEUED_REQUEST_TTL` | `7d` | how long a destination request may stay `Queued`; the reconciler then cancels it (reason "expired") and tells the client. A number and a unit: `s`, `m`, `h` or `d` |
+//! | `RECONCILE_TIME_BUDGET_SECONDS` | `180` | a reconciler run starts no new client after this long (the Lambda timeout is 240 s); the next run resumes with the next client |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -115,6 +119,35 @@ pub const WEBHOOK_TOLERANCE_SECONDS: &str = "WEBHOOK_TOLERANCE_SECONDS";
 pub const RECONCILE_SUBMITTED_AFTER_SECONDS: &str = "RECONCILE_SUBMITTED_AFTER_SECONDS";
 pub const DFNS_REQUESTS_PER_MINUTE: &str = "DFNS_REQUESTS_PER_MINUTE";
 pub const DFNS_BURST: &str = "DFNS_BURST";
+pub const MAX_OPEN_DESTINATION_REQUESTS: &str = "MAX_OPEN_DESTINATION_REQUESTS";
+pub const CLIENT_MUTATIONS_PER_MINUTE: &str = "CLIENT_MUTATIONS_PER_MINUTE";
+pub const QUEUED_REQUEST_TTL: &str = "QUEUED_REQUEST_TTL";
+pub const RECONCILE_TIME_BUDGET_SECONDS: &str = "RECONCILE_TIME_BUDGET_SECONDS";
+
+/// Parses a duration written as a whole number and a unit (`45s`, `30m`, `12h`, `7d`), from one
+/// second to 365 days.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| "needs a unit: s, m, h or d (e.g. `7d`)".to_owned())?;
+    let (digits, unit) = raw.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| "must start with a whole number (e.g. `7d`)".to_owned())?;
+    let unit_seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit `{other}`: use s, m, h or d")),
+    };
+    let seconds = number.saturating_mul(unit_seconds);
+    if !(1..=365 * 86_400).contains(&seconds) {
+        return Err("must be from 1s to 365d".to_owned());
+    }
+    Ok(Duration::from_secs(seconds))
+}
 
 /// Everything the use cases need to know about the deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +166,14 @@ pub struct PlatformSettings {
     pub reconcile_submitted_after: Duration,
     /// Client-side token bucket for Dfns calls; `None` = no client-side limit.
     pub dfns_rate_limit: Option<dfns_client::RateLimit>,
+    /// Destination requests one client may have open (not final) at once.
+    pub max_open_destination_requests: u32,
+    /// Mutating calls one client may make per clock minute; `None` = no limit.
+    pub client_mutations_per_minute: Option<u32>,
+    /// How long a destination request may stay `Queued` before the reconciler expires it.
+    pub queued_request_ttl: Duration,
+    /// After this long a reconciler run starts no new client.
+    pub reconcile_time_budget: Duration,
 }
 
 /// The built-in tier table: a conservative `standard` and an `unlimited` one.
@@ -292,6 +333,24 @@ impl PlatformSettings {
                     burst: number(DFNS_BURST, 1, 10_000)?.unwrap_or(50) as u32,
                 }),
             },
+            max_open_destination_requests: number(MAX_OPEN_DESTINATION_REQUESTS, 1, 1000)?
+                .unwrap_or(10) as u32,
+            client_mutations_per_minute: match number(CLIENT_MUTATIONS_PER_MINUTE, 0, 100_000)?
+                .unwrap_or(60)
+            {
+                0 => None,
+                per_minute => Some(per_minute as u32),
+            },
+            queued_request_ttl: match get(QUEUED_REQUEST_TTL) {
+                None => Duration::from_secs(7 * 86_400),
+                Some(raw) => parse_duration(&raw).map_err(|reason| ConfigError::Invalid {
+                    name: QUEUED_REQUEST_TTL,
+                    reason,
+                })?,
+            },
+            reconcile_time_budget: Duration::from_secs(
+                number(RECONCILE_TIME_BUDGET_SECONDS, 0, 900)?.unwrap_or(180),
+            ),
         })
     }
 
@@ -343,6 +402,35 @@ mod tests {
         let (name, tier) = s.tier_of("anyone");
         assert_eq!(name, "standard");
         assert_eq!(tier.amount_limit_usd, Some(10_000));
+        assert_eq!(s.max_open_destination_requests, 10);
+        assert_eq!(s.client_mutations_per_minute, Some(60));
+        assert_eq!(s.queued_request_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.reconcile_time_budget, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn abuse_limits() {
+        let s = settings(&[
+            (MAX_OPEN_DESTINATION_REQUESTS, "3"),
+            (CLIENT_MUTATIONS_PER_MINUTE, "0"),
+            (QUEUED_REQUEST_TTL, "36h"),
+            (RECONCILE_TIME_BUDGET_SECONDS, "120"),
+        ])
+        .unwrap();
+        assert_eq!(s.max_open_destination_requests, 3);
+        assert_eq!(s.client_mutations_per_minute, None);
+        assert_eq!(s.queued_request_ttl, Duration::from_secs(36 * 3600));
+        assert_eq!(s.reconcile_time_budget, Duration::from_secs(120));
+        for (raw, seconds) in [("45s", 45), ("30m", 1800), ("12h", 43_200), ("7d", 604_800)] {
+            assert_eq!(
+                parse_duration(raw),
+                Ok(Duration::from_secs(seconds)),
+                "{raw}"
+            );
+        }
+        for bad in ["7", "d", "7w", "0s", "-1d", "366d", "1.5d", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -395,6 +483,15 @@ mod tests {
             (DEFAULT_TIER, vec![(DEFAULT_TIER, "platinum")]),
             (CLIENT_TIERS, vec![(CLIENT_TIERS, r#"{"a":"platinum"}"#)]),
             (COMPLIANCE_QUORUM, vec![(COMPLIANCE_QUORUM, "0")]),
+            (
+                MAX_OPEN_DESTINATION_REQUESTS,
+                vec![(MAX_OPEN_DESTINATION_REQUESTS, "0")],
+            ),
+            (QUEUED_REQUEST_TTL, vec![(QUEUED_REQUEST_TTL, "a week")]),
+            (
+                RECONCILE_TIME_BUDGET_SECONDS,
+                vec![(RECONCILE_TIME_BUDGET_SECONDS, "1000")],
+            ),
         ] {
             match settings(&vars) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),

@@ -1,4 +1,11 @@
 //! Destination requests: a client's ask to add or remove a whitelisted address.
+//!
+//! Each request is counted in its client's open count while it is not final
+//! ([`crate::open_requests::Admission`]): the create adds one in its own transaction, conditional
+//! on the quota; the move to a final state subtracts it in the same transaction as the state
+//! change. Items (client partition): the request `DESTREQ#<ulid>` (with `countedOpen` while
+//! counted, and `openPk`/`openSk` = `OPEN#DESTREQ` / `<clientId>#<ulid>` while open) and the count
+//! `QUOTA#OPEN_DESTREQ` (`openCount`).
 
 use domain::{
     ClientId, DestinationAction, DestinationRequestId, DestinationRequestState, NetworkAddress,
@@ -7,9 +14,10 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::item::{self, Item, client_pk, get_s, key, s};
+use crate::item::{self, Item, client_pk, get_s, key, n, s};
 use crate::open_requests::{
-    OPEN_DESTINATION_REQUESTS, destination_request_is_open, open_attributes,
+    Admission, COUNTED, OPEN_COUNT, OPEN_COUNT_SK, OPEN_DESTINATION_REQUESTS,
+    destination_open_sort_key, destination_request_is_open, open_attributes,
 };
 use crate::schema::{GSI1, GSI2};
 use crate::{Advance, Store, StoreError};
@@ -78,12 +86,41 @@ impl Store {
     }
 
     /// [`Store::create_destination_request`] recording `idempotency` in the same transaction (see
-    /// [`crate::idempotency`]).
+    /// [`crate::idempotency`]). Counted in the client's open requests, without a quota.
     pub async fn create_destination_request_keyed(
         &self,
         new: &NewDestinationRequest,
         idempotency: Option<&crate::IdempotencyKey>,
     ) -> Result<DestinationRequest, StoreError> {
+        match self
+            .create_destination_request_within(new, idempotency, None)
+            .await?
+        {
+            Admission::Created(created) => Ok(created),
+            Admission::QuotaReached => Err(StoreError::ConditionFailed {
+                entity: ENTITY,
+                key: new.id.to_string(),
+                detail: "open requests quota".into(),
+            }),
+        }
+    }
+
+    /// Stores a new `Queued` request and counts it in the client's open requests, in one
+    /// transaction with `idempotency`'s record, unless the client already has `max_open` open
+    /// ([`Admission::QuotaReached`]: nothing written). The count's update is conditional on the
+    /// count itself, so concurrent creates cannot together pass `max_open`: of those racing for
+    /// the last place one wins, the others are refused (or, when DynamoDB cancels them for
+    /// conflicting with the winner, retried and then refused). A request with the same id is a
+    /// [`StoreError::Conflict`]; an idempotency key already recorded is a `Conflict` on
+    /// [`crate::idempotency::IDEMPOTENCY_ENTITY`] (ask [`Store::remembered`]).
+    pub async fn create_destination_request_within(
+        &self,
+        new: &NewDestinationRequest,
+        idempotency: Option<&crate::IdempotencyKey>,
+        max_open: Option<u32>,
+    ) -> Result<Admission, StoreError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+
         let record = DestinationRequest {
             id: new.id,
             client_id: new.client_id.clone(),
@@ -99,20 +136,81 @@ impl Store {
         };
         let pk = client_pk(&new.client_id);
         let mut item = item::to_item(&record, ENTITY, &pk)?;
-        item.extend(key(pk, request_sk(&new.id)));
+        item.extend(key(pk.clone(), request_sk(&new.id)));
         item.extend(open_attributes(
             OPEN_DESTINATION_REQUESTS,
-            new.id.to_string(),
+            destination_open_sort_key(&new.client_id, &new.id),
         ));
-        self.put_new(
-            item,
-            ENTITY,
-            &new.id.to_string(),
-            idempotency,
-            new.created_at,
-        )
-        .await?;
-        Ok(record)
+        item.insert(
+            COUNTED.into(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        );
+        let key_text = new.id.to_string();
+        let mut count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), OPEN_COUNT_SK)))
+            .update_expression("SET #count = if_not_exists(#count, :zero) + :one")
+            .expression_attribute_names("#count", OPEN_COUNT)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        if let Some(max) = max_open {
+            count = count
+                .condition_expression("attribute_not_exists(#count) OR #count < :max")
+                .expression_attribute_values(":max", n(max));
+        }
+        let count = TransactWriteItem::builder()
+            .update(count.build().map_err(crate::clients::builder_error)?)
+            .build();
+        for attempt in 0..CREATE_ATTEMPTS {
+            let mut transaction = self
+                .client
+                .transact_write_items()
+                .transact_items(self.create_if_absent(item.clone())?)
+                .transact_items(count.clone());
+            if let Some(k) = idempotency {
+                transaction = transaction.transact_items(self.idempotency_record(
+                    k,
+                    &key_text,
+                    new.created_at,
+                )?);
+            }
+            let err = match transaction.send().await {
+                Ok(_) => return Ok(Admission::Created(record)),
+                Err(err) => err,
+            };
+            let Some(codes) = item::cancellation_codes(&err) else {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            };
+            let code = |i: usize| codes.get(i).and_then(|c| c.as_deref());
+            if code(2) == Some("ConditionalCheckFailed") {
+                return Err(StoreError::Conflict {
+                    entity: crate::idempotency::IDEMPOTENCY_ENTITY,
+                    key: idempotency.map(|k| k.key.clone()).unwrap_or_default(),
+                });
+            }
+            if code(0) == Some("ConditionalCheckFailed") {
+                return Err(StoreError::Conflict {
+                    entity: ENTITY,
+                    key: key_text,
+                });
+            }
+            if code(1) == Some("ConditionalCheckFailed") {
+                return Ok(Admission::QuotaReached);
+            }
+            if !codes
+                .iter()
+                .any(|c| c.as_deref() == Some("TransactionConflict"))
+            {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            }
+            // Another write to the client's count (a concurrent create or settlement) was in
+            // progress: try again shortly.
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+        }
+        Err(StoreError::Contention {
+            operation: "create destination request",
+            attempts: CREATE_ATTEMPTS,
+        })
     }
 
     /// The request, only if it belongs to `client` (another client's id is simply not found).
@@ -142,7 +240,9 @@ impl Store {
 
     /// Moves the request from `expected` to `to` if, and only if, it is still in `expected`:
     /// of many concurrent callers exactly one succeeds, the others get
-    /// [`StoreError::ConditionFailed`]. An illegal move is refused before any write.
+    /// [`StoreError::ConditionFailed`]. An illegal move is refused before any write. A move from
+    /// an open state to a final one takes the request out of its client's open count in the same
+    /// transaction.
     pub async fn transition_destination_request(
         &self,
         client: &ClientId,
@@ -196,12 +296,42 @@ impl Store {
             update = update.expression_attribute_values(":reason", s(reason));
         }
         // A final request leaves the open index (the reconciler's work list).
-        let removes = if destination_request_is_open(to) {
-            ""
+        let removes: &[&str] = if destination_request_is_open(to) {
+            &[]
         } else {
-            " REMOVE openPk, openSk"
+            &["openPk", "openSk"]
         };
-        let update = update.update_expression(format!("SET {}{removes}", sets.join(", ")));
+        let expression = |also_remove: &[&str]| {
+            let removed: Vec<&str> = removes.iter().chain(also_remove).copied().collect();
+            match removed.is_empty() {
+                true => format!("SET {}", sets.join(", ")),
+                false => format!("SET {} REMOVE {}", sets.join(", "), removed.join(", ")),
+            }
+        };
+        if destination_request_is_open(expected) && !destination_request_is_open(to) {
+            let counted = self
+                .settle_counted(client, &sk, update.clone(), &expression(&[COUNTED]))
+                .await?;
+            if counted {
+                let updated = self
+                    .get_destination_request(client, id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        entity: ENTITY,
+                        key: key_text.clone(),
+                    })?;
+                if expected.holds_policy_slot() && !to.holds_policy_slot() {
+                    self.release_policy_slot_after(client, id).await;
+                }
+                return Ok(updated);
+            }
+            // Not counted (stored before the count existed), or not in `expected`: the plain
+            // update below applies the first and reports the second.
+            update = update.condition_expression(format!(
+                "attribute_exists(pk) AND #state = :expected AND attribute_not_exists({COUNTED})"
+            ));
+        }
+        let update = update.update_expression(expression(&[]));
         match self
             .conditional_update(key(client_pk(client), sk), update)
             .await
@@ -220,6 +350,70 @@ impl Store {
                 )
             })),
         }
+    }
+
+    /// The move of a counted request to a final state, and `-1` on its client's open count, in one
+    /// transaction. `update` carries the request's condition and values; `expression` its update.
+    /// `Ok(false)` when the request is not counted or not in the expected state (nothing written).
+    async fn settle_counted(
+        &self,
+        client: &ClientId,
+        sk: &str,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        expression: &str,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+
+        let pk = client_pk(client);
+        let request = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), sk)))
+            .update_expression(expression)
+            .condition_expression(format!(
+                "attribute_exists(pk) AND #state = :expected AND attribute_exists({COUNTED})"
+            ))
+            .set_expression_attribute_names(update.get_expression_attribute_names().clone())
+            .set_expression_attribute_values(update.get_expression_attribute_values().clone())
+            .build()
+            .map_err(crate::clients::builder_error)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, OPEN_COUNT_SK)))
+            .update_expression("ADD #count :minus")
+            .expression_attribute_names("#count", OPEN_COUNT)
+            .expression_attribute_values(":minus", n(-1))
+            .build()
+            .map_err(crate::clients::builder_error)?;
+        for attempt in 0..CREATE_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(request.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(count.clone()).build())
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(true),
+                Err(err) => err,
+            };
+            let Some(codes) = item::cancellation_codes(&err) else {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            };
+            if codes.first().and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed") {
+                return Ok(false);
+            }
+            if !codes
+                .iter()
+                .any(|c| c.as_deref() == Some("TransactionConflict"))
+            {
+                return Err(StoreError::aws("TransactWriteItems", err));
+            }
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+        }
+        Err(StoreError::Contention {
+            operation: "settle destination request",
+            attempts: CREATE_ATTEMPTS,
+        })
     }
 
     /// Applies a reported state (e.g. from a webhook) only if it moves the request forward.
@@ -487,6 +681,17 @@ impl Store {
 
 /// How often a forward-only apply re-reads after losing a race before giving up.
 pub(crate) const ADVANCE_ATTEMPTS: u32 = 16;
+
+/// How often a transaction on a client's open count is tried when DynamoDB cancels it for a
+/// concurrent one (`TransactionConflict`).
+const CREATE_ATTEMPTS: u32 = 10;
+
+/// Full-jitter exponential backoff after a transaction conflict: up to 10, 20, 40 … 640 ms.
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    use rand::Rng;
+    let ceiling = 10u64 << attempt.min(6);
+    std::time::Duration::from_millis(rand::thread_rng().gen_range(1..=ceiling))
+}
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

@@ -2,6 +2,7 @@
 //! `cargo xtask exec -- cargo test -p platform`) and the in-process Dfns emulator. Each test
 //! builds its own table, bus and emulator, so tests run in parallel.
 
+mod abuse;
 mod destinations;
 mod dfns_budget;
 mod onboarding;
