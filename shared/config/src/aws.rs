@@ -164,11 +164,9 @@ mod tests {
         assert_eq!(slow.peak.load(Ordering::SeqCst), 4);
     }
 
-    async fn join_spawned<F: std::future::Future>(
-        futures: impl Iterator<Item = F>,
-    ) -> Vec<F::Output>
+    async fn join_spawned<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
     where
-        F: Send + 'static,
+        F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let handles: Vec<_> = futures.map(tokio::spawn).collect();

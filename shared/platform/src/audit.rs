@@ -85,10 +85,7 @@ impl Deferred {
         }
         let mut appended = 0;
         for (client, held) in by_client {
-            appended += app
-                .store()
-                .append_audit_events_once(&client, &held)
-                .await?;
+            appended += app.store().append_audit_events_once(&client, &held).await?;
         }
         Ok(appended)
     }
@@ -115,7 +112,9 @@ pub async fn record_once_or_defer(
     details: serde_json::Value,
 ) -> Result<()> {
     match deferred {
-        Some(deferred) => deferred.hold(event(client, actor, action, request_id, details)?, once_key),
+        Some(deferred) => {
+            deferred.hold(event(client, actor, action, request_id, details)?, once_key)
+        }
         None => record_once(app, client, once_key, actor, action, request_id, details)
             .await
             .map(|_| ()),

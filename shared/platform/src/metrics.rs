@@ -105,7 +105,11 @@ mod tests {
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(directive["Metrics"][0]["Name"], WEBHOOK_SECRET_UNUSABLE);
         assert_eq!(directive["Dimensions"][0][0], "FunctionName");
-        assert_eq!(directive["Dimensions"][1], serde_json::json!([]), "and the aggregate");
+        assert_eq!(
+            directive["Dimensions"][1],
+            serde_json::json!([]),
+            "and the aggregate"
+        );
         assert_eq!(line["_aws"]["Timestamp"], 5);
         let three: serde_json::Value =
             serde_json::from_str(&emf_line(ORDER_ERRORS, "f", 5, 3)).unwrap();

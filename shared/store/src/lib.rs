@@ -17,6 +17,9 @@
 //! | audit chain head | `CLIENT#<clientId>` | `AUDIT#HEAD` | | | | |
 //! | audit checkpoint (last entry the server verified) | `CLIENT#<clientId>` | `AUDIT#CHECKPOINT` | | | | |
 //! | the organisation's Dfns request budget (token bucket) | `BUDGET#dfns` | `BUDGET` | | | | |
+//! | a client's count of open destination requests (quota) | `CLIENT#<clientId>` | `QUOTA#OPEN_DESTREQ` | | | | |
+//! | a client's changes in one clock minute (rate limit; expires after an hour) | `CLIENT#<clientId>` | `RATE#<minute>` | | | | |
+//! | where the reconciler's last run stopped | `RECONCILER` | `CURSOR#DESTREQ` | | | | |
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
 //! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
