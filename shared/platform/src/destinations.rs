@@ -223,7 +223,7 @@ pub async fn create_request_keyed(
     record_created(app, client, &created, request_id).await?;
     // Stored and queued: from here on nothing is lost. A Dfns problem now leaves the request for
     // the reconciler; the client sees its state either way.
-    if let Err(error) = submit_queued(app, client, request_id).await {
+    if let Err(error) = Box::pin(submit_queued(app, client, request_id)).await {
         tracing::warn!(%error, client = %client, "submitting queued destination requests did not finish; the reconciler will");
     }
     Ok(app

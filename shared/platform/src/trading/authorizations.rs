@@ -507,7 +507,11 @@ async fn ensure_requests(
                 DestinationAction::Remove => "remove".into(),
             },
         };
-        let request = destinations::create_request(app, &client, &input, request_id).await?;
+        // Boxed: the request flow is a large future, and this one is nested in the revocation's.
+        let request = Box::pin(destinations::create_request(
+            app, &client, &input, request_id,
+        ))
+        .await?;
         authorization = record_request(app, authorization, index, action, request.id).await?;
     }
     Ok(authorization)
