@@ -121,12 +121,7 @@ impl Store {
             let (prev_seq, prev_hash) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
             let entry = ChainEntry::seal(prev_seq + 1, &prev_hash, event);
 
-            let mut event_item: Item = key(pk.clone(), event_sk(entry.seq));
-            event_item.insert("seq".into(), n(entry.seq));
-            event_item.insert("prevHash".into(), s(&entry.prev_hash));
-            event_item.insert("hash".into(), s(&entry.hash));
-            event_item.insert("body".into(), s(&entry.body));
-            let put_event = self.create_if_absent(event_item)?;
+            let put_event = self.create_if_absent(event_item(&pk, &entry))?;
             let head_condition = if prev_seq == 0 {
                 "attribute_not_exists(pk)"
             } else {
@@ -169,13 +164,7 @@ impl Store {
                     if repeat {
                         return Ok(None);
                     }
-                    let lost_race = cancellation_codes(&err).is_some_and(|codes| {
-                        codes.iter().flatten().all(|code| {
-                            code == "ConditionalCheckFailed" || code == "TransactionConflict"
-                        })
-                    }) || aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
-                        == Some("TransactionConflictException");
-                    if !lost_race {
+                    if !lost_race(&err) {
                         return Err(StoreError::aws("TransactWriteItems", err));
                     }
                     tracing::debug!(client = %client, attempt, "audit append lost a race; retrying");
@@ -215,15 +204,10 @@ impl Store {
                 let mut transaction = self.client.transact_write_items();
                 for (event, once_key) in chunk {
                     let entry = ChainEntry::seal(seq + 1, &prev_hash, event);
-                    let mut event_item: Item = key(pk.clone(), event_sk(entry.seq));
-                    event_item.insert("seq".into(), n(entry.seq));
-                    event_item.insert("prevHash".into(), s(&entry.prev_hash));
-                    event_item.insert("hash".into(), s(&entry.hash));
-                    event_item.insert("body".into(), s(&entry.body));
                     let mut marker: Item = key(pk.clone(), format!("{ONCE_PREFIX}{once_key}"));
                     marker.insert("seq".into(), n(entry.seq));
                     transaction = transaction
-                        .transact_items(self.create_if_absent(event_item)?)
+                        .transact_items(self.create_if_absent(event_item(&pk, &entry))?)
                         .transact_items(self.create_if_absent(marker)?);
                     seq = entry.seq;
                     prev_hash = entry.hash_bytes().ok_or_else(|| StoreError::Corrupt {
@@ -277,13 +261,7 @@ impl Store {
                     }
                     continue 'chunks;
                 }
-                let lost_race = codes.as_ref().is_some_and(|codes| {
-                    codes.iter().flatten().all(|code| {
-                        code == "ConditionalCheckFailed" || code == "TransactionConflict"
-                    })
-                }) || aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
-                    == Some("TransactionConflictException");
-                if !lost_race {
+                if !lost_race(&err) {
                     return Err(StoreError::aws("TransactWriteItems", err));
                 }
                 tracing::debug!(client = %client, attempt, "audit batch lost a race; retrying");
@@ -540,6 +518,33 @@ enum HeadRead {
 
 fn broken(seq: u64, reason: ChainBreak) -> ChainVerdict {
     ChainVerdict::Broken { seq, reason }
+}
+
+/// The stored form of a sealed entry.
+fn event_item(pk: &str, entry: &ChainEntry) -> Item {
+    let mut item: Item = key(pk.to_owned(), event_sk(entry.seq));
+    item.insert("seq".into(), n(entry.seq));
+    item.insert("prevHash".into(), s(&entry.prev_hash));
+    item.insert("hash".into(), s(&entry.hash));
+    item.insert("body".into(), s(&entry.body));
+    item
+}
+
+/// Whether an append's transaction failed only because another append moved the head first (or
+/// DynamoDB saw the two conflict): worth re-reading the head and trying again.
+fn lost_race<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    cancellation_codes(err).is_some_and(|codes| {
+        codes
+            .iter()
+            .flatten()
+            .all(|code| code == "ConditionalCheckFailed" || code == "TransactionConflict")
+    }) || aws_sdk_dynamodb::error::ProvideErrorMetadata::code(err)
+        == Some("TransactionConflictException")
 }
 
 /// Reads an event item as stored, without repairing anything: a missing attribute becomes a

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use e2e::{Env, EnvOptions, sign_webhook};
+use e2e::{Env, EnvOptions, deposit_delivery, sign_webhook};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -34,31 +34,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
-}
-
-fn deposit(wallet: &str, tx: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
-        "kind": "wallet.blockchainevent.detected",
-        "date": "2026-01-01T00:01:00.000Z",
-        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
-        "deliveryAttempt": 1,
-        "data": {"blockchainEvent": {
-            "walletId": wallet,
-            "direction": "In",
-            "network": "EthereumSepolia",
-            "blockNumber": 7,
-            "txHash": tx,
-            "index": "0",
-            "timestamp": "2026-01-01T00:00:00.000Z",
-            "kind": "NativeTransfer",
-            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
-            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
-            "value": "1",
-            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
-        }},
-    }))
-    .unwrap()
 }
 
 /// Established TCP connections to `port` (either end), from /proc/net/tcp{,6}.
@@ -162,15 +137,15 @@ async fn main() {
     let mut deliveries: Vec<Vec<u8>> = Vec::new();
     for i in 0..burst.max(others * per_other) {
         if i < burst {
-            deliveries.push(deposit(&dusted_wallet, &format!("0xd{i:06}")));
+            deliveries.push(deposit_delivery(&dusted_wallet, &format!("0xd{i:06}")));
         }
         if i < others * per_other {
             let wallet = &other_wallets[i % others];
-            deliveries.push(deposit(wallet, &format!("0xo{i:06}")));
+            deliveries.push(deposit_delivery(wallet, &format!("0xo{i:06}")));
         }
     }
     for i in 0..per_other {
-        deliveries.push(deposit(&quiet_wallet, &format!("0xq{i:06}")));
+        deliveries.push(deposit_delivery(&quiet_wallet, &format!("0xq{i:06}")));
     }
     let total = deliveries.len();
     let interval = Duration::from_secs_f64(seconds as f64 / total as f64);

@@ -424,3 +424,30 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A signed-to-be Dfns delivery reporting a 1-wei native deposit to `wallet` in transaction `tx`
+/// (each call is a new delivery, with its own event id).
+pub fn deposit_delivery(wallet: &str, tx: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
+        "kind": "wallet.blockchainevent.detected",
+        "date": "2026-01-01T00:01:00.000Z",
+        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "deliveryAttempt": 1,
+        "data": {"blockchainEvent": {
+            "walletId": wallet,
+            "direction": "In",
+            "network": "EthereumSepolia",
+            "blockNumber": 7,
+            "txHash": tx,
+            "index": "0",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "kind": "NativeTransfer",
+            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
+            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
+            "value": "1",
+            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
+        }},
+    }))
+    .unwrap()
+}

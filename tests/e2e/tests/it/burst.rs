@@ -3,34 +3,9 @@
 
 use std::time::Duration;
 
-use e2e::{Env, EnvOptions, sign_webhook, wait_until};
+use e2e::{Env, EnvOptions, deposit_delivery, sign_webhook, wait_until};
 use reqwest::StatusCode;
 use serde_json::json;
-
-fn deposit(wallet: &str, tx: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
-        "kind": "wallet.blockchainevent.detected",
-        "date": "2026-01-01T00:01:00.000Z",
-        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
-        "deliveryAttempt": 1,
-        "data": {"blockchainEvent": {
-            "walletId": wallet,
-            "direction": "In",
-            "network": "EthereumSepolia",
-            "blockNumber": 7,
-            "txHash": tx,
-            "index": "0",
-            "timestamp": "2026-01-01T00:00:00.000Z",
-            "kind": "NativeTransfer",
-            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
-            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
-            "value": "1",
-            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
-        }},
-    }))
-    .unwrap()
-}
 
 async fn deposits_audited(env: &Env, client: &str) -> Vec<String> {
     let (status, trail) = env.get("/v1/audit?limit=200", client).await;
@@ -59,7 +34,7 @@ async fn deliveries_are_queued_and_a_poison_event_is_dead_lettered_without_losin
         .unwrap()
         .to_owned();
 
-    let first = deposit(&wallet, "0xfirst");
+    let first = deposit_delivery(&wallet, "0xfirst");
     let (status, body) = env
         .deliver_webhook(&first, &sign_webhook(&env.webhook_secret, &first))
         .await;
@@ -81,7 +56,7 @@ async fn deliveries_are_queued_and_a_poison_event_is_dead_lettered_without_losin
         .send()
         .await
         .unwrap();
-    let later = deposit(&wallet, "0xlater");
+    let later = deposit_delivery(&wallet, "0xlater");
     let (status, _) = env
         .deliver_webhook(&later, &sign_webhook(&env.webhook_secret, &later))
         .await;
