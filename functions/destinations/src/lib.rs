@@ -13,11 +13,11 @@
 use aide::axum::routing::post_with;
 use axum::extract::State;
 use domain::DestinationRequestId;
-use platform::App;
 use platform::destinations::{self, DestinationInput};
 use platform::http::{
     self, ApiError, Client, Created, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
+use platform::{App, rate_limit};
 use store::DestinationRequest;
 
 /// The secrets this function holds: it changes the client's whitelist policy.
@@ -80,7 +80,7 @@ pub async fn create_request(
     request: IdempotentJson<DestinationInput, false>,
 ) -> Result<Created<DestinationRequest>, ApiError> {
     destinations::validate(&app.settings().networks, &request.body)?;
-    destinations::admit_mutation(&app, &client).await?;
+    rate_limit::admit_mutation(&app, &client).await?;
     let key = request
         .key
         .map(|key| key.for_caller(&format!("client:{client}")));
@@ -115,7 +115,7 @@ pub async fn cancel_request(
     Client(client): Client,
     Path(RequestPath { id }): Path<RequestPath>,
 ) -> Result<Json<DestinationRequest>, ApiError> {
-    destinations::admit_mutation(&app, &client).await?;
+    rate_limit::admit_mutation(&app, &client).await?;
     let cancelled = destinations::cancel_request(&app, &client, &id, &request_id).await?;
     Ok(Json(cancelled))
 }

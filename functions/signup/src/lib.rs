@@ -29,17 +29,20 @@ pub fn router() -> FunctionRouter {
                 .response_with::<202, axum::Json<AccountState>, _>(|r| {
                     r.description("another call is still creating part of it: call again")
                 })
+                .with(|op| http::retry_after_429(op, platform::rate_limit::RATE_LIMITED_429))
         }),
     )
 }
 
 /// `POST /v1/accounts`: 200 with the account when every wallet and policy exists, or 202 with the
-/// account as it stands when another call is still creating part of it.
+/// account as it stands when another call is still creating part of it; 429 with `Retry-After`
+/// over the client's rate of changes.
 pub async fn open_account(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
 ) -> Result<Either<AccountState>, ApiError> {
+    platform::rate_limit::admit_mutation(&app, &client).await?;
     let account = onboarding::open_account(&app, &client, &request_id).await?;
     let status = match account.status {
         AccountStatus::Open => StatusCode::OK,

@@ -9,11 +9,11 @@
 use aide::axum::routing::{delete_with, post_with};
 use axum::extract::State;
 use axum::http::StatusCode;
-use platform::App;
 use platform::http::{
     self, ApiError, Client, Either, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
 use platform::trading::authorizations::{self, AuthorizationView};
+use platform::{App, rate_limit};
 use serde::Deserialize;
 
 /// The secrets this function holds: its authorizations add and remove exchange addresses on the
@@ -38,6 +38,7 @@ pub fn router() -> FunctionRouter {
                     }),
                     &[409],
                 );
+                let op = http::retry_after_429(op, rate_limit::RATE_LIMITED_429);
                 let target = "#/paths/~1v1~1trading-authorizations~1{id}/delete";
                 let op = http::link_id_to(op, 201, "RevokeTradingAuthorization", target);
                 http::link_id_to(op, 200, "RevokeTradingAuthorization", target)
@@ -49,9 +50,10 @@ pub fn router() -> FunctionRouter {
         .api_route(
             "/v1/trading-authorizations/{id}",
             delete_with(revoke_authorization, |op| {
-                op.summary(
+                let op = op.summary(
                     "Revoke an authorization: no new order is sent; removal of the deposit address is requested (repeatable)",
-                )
+                );
+                http::retry_after_429(op, rate_limit::RATE_LIMITED_429)
             }),
         )
 }
@@ -75,6 +77,7 @@ pub async fn authorize(
     request: IdempotentJson<AuthorizeBody, false>,
 ) -> Result<Either<AuthorizationView>, ApiError> {
     let config = platform::trading::config()?;
+    rate_limit::admit_mutation(&app, &client).await?;
     let key = request
         .key
         .map(|key| key.for_caller(&format!("client:{client}")));
@@ -112,13 +115,14 @@ pub struct AuthorizationPath {
 }
 
 /// `DELETE /v1/trading-authorizations/{id}` → 200 with the revoked authorization; 404 when it is
-/// not the caller's.
+/// not the caller's; 429 with `Retry-After` over the client's rate of changes.
 pub async fn revoke_authorization(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
     Path(AuthorizationPath { id }): Path<AuthorizationPath>,
 ) -> Result<Json<AuthorizationView>, ApiError> {
+    rate_limit::admit_mutation(&app, &client).await?;
     let revoked = authorizations::revoke(&app, &client, &id.0, &request_id).await?;
     Ok(Json(revoked))
 }

@@ -25,8 +25,8 @@
 //!   idempotency record). The store counts open requests per client in the transaction that
 //!   stores a request (conditional on the quota) and in the one that makes it final, so the count
 //!   never drifts and concurrent creates never pass the quota.
-//! - **Rate**: [`admit_mutation`] counts a client's mutating calls per clock minute
-//!   (`CLIENT_MUTATIONS_PER_MINUTE`); beyond it 429 with `Retry-After` until the minute ends.
+//! - **Rate**: [`crate::rate_limit::admit_mutation`] counts a client's mutating calls per clock
+//!   minute (`CLIENT_MUTATIONS_PER_MINUTE`); beyond it 429 with `Retry-After` until the minute ends.
 //! - **Expiry**: a request `Queued` for longer than `QUEUED_REQUEST_TTL` is cancelled with the
 //!   reason "expired" ([`expire_queued`]: by the reconciler, or when its turn to be submitted
 //!   comes), audited (`destination_request.expired`) and told to the client (notification
@@ -62,8 +62,6 @@ const MAX_SUBMISSIONS_PER_CALL: usize = 50;
 pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 60;
 /// `code` of the 429 of the open-requests quota.
 pub const QUOTA_CODE: &str = "too_many_open_requests";
-/// `code` of the 429 of the per-minute rate.
-pub const RATE_CODE: &str = "rate_limited";
 /// Audit action of a queued request's expiry (its state becomes `Cancelled`).
 pub const DESTINATION_EXPIRED: &str = "destination_request.expired";
 
@@ -240,32 +238,6 @@ fn quota_reached(max_open: u32) -> PlatformError {
             "at most {max_open} destination requests may be open at once; cancel a queued one or wait for one to be decided"
         ),
         retry_after_seconds: QUOTA_RETRY_AFTER_SECONDS,
-    }
-}
-
-/// Counts one mutating call of `client` against `CLIENT_MUTATIONS_PER_MINUTE` (a fixed window
-/// per clock minute, one conditional write): 429 with `Retry-After` (the seconds left in the
-/// minute) once the minute's calls are spent. The HTTP handlers of mutating client routes call
-/// it after validating the input (a malformed call is refused as such, uncounted).
-pub async fn admit_mutation(app: &App, client: &ClientId) -> Result<()> {
-    let Some(per_minute) = app.settings().client_mutations_per_minute else {
-        return Ok(());
-    };
-    match app
-        .store()
-        .count_client_call(client, OffsetDateTime::now_utc(), per_minute)
-        .await?
-    {
-        store::open_requests::RateWindow::Admitted { .. } => Ok(()),
-        store::open_requests::RateWindow::Refused {
-            retry_after_seconds,
-        } => Err(PlatformError::TooManyRequests {
-            code: RATE_CODE,
-            message: format!(
-                "at most {per_minute} changes a minute; retry after {retry_after_seconds} s"
-            ),
-            retry_after_seconds,
-        }),
     }
 }
 

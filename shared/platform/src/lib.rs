@@ -32,6 +32,7 @@ pub mod audit;
 pub mod destinations;
 pub mod notify;
 pub mod onboarding;
+pub mod rate_limit;
 pub mod reconcile;
 pub mod trading;
 pub mod webhook;

@@ -21,6 +21,8 @@ pub const WEBHOOK_UNPARSEABLE: &str = "WebhookUnparseable";
 pub const WEBHOOK_FAILED: &str = "WebhookFailed";
 /// The consumer applied a queued event.
 pub const WEBHOOK_EVENT_APPLIED: &str = "WebhookEventApplied";
+/// A deposit to a wallet no client holds (yet), kept until the mapping appears.
+pub const WEBHOOK_UNMAPPED_KEPT: &str = "WebhookUnmappedKept";
 /// The consumer failed to apply a queued event (retried; dead-lettered after 5 attempts).
 pub const WEBHOOK_EVENT_FAILED: &str = "WebhookEventFailed";
 /// Order execution: orders sent to Dfns this run.

@@ -422,6 +422,11 @@ async fn create_wallet(
         }),
     )
     .await?;
+    // A deposit that reached the wallet before this mapping was kept: attach it now. A failure
+    // here does not undo the opening; the reconciler's sweep retries recent ones.
+    if let Err(error) = crate::webhook::attach_kept(app, &wallet_id, request_id).await {
+        tracing::warn!(%error, wallet = %wallet_id, "kept deposits not attached yet");
+    }
     Ok(wallet_id.to_string())
 }
 

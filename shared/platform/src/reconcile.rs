@@ -44,6 +44,9 @@ use crate::webhook;
 /// holds the work that matters; the rest waits for the next run.
 pub const PAGE_PER_CLIENT: usize = 10;
 
+/// Kept deposits (to wallets not mapped when they arrived) looked at per run.
+pub const KEPT_EVENTS_PER_RUN: usize = 100;
+
 /// What one run did, and what it left for the next.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +72,8 @@ pub struct ReconcileReport {
     /// When it did: the last client taken; the next run starts after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumes_after: Option<ClientId>,
+    /// Deposits kept for a wallet not mapped at the time, attached this run.
+    pub kept_deposits_attached: usize,
     /// How long the run took, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -154,6 +159,13 @@ pub async fn run_with(app: &App, limits: RunLimits) -> Result<ReconcileReport> {
         store.set_reconcile_cursor(cursor).await?;
     }
     report.resumes_after = stopped_at.map(|(_, client)| client);
+    match webhook::attach_recently_kept(app, &run_id, KEPT_EVENTS_PER_RUN).await {
+        Ok(attached) => report.kept_deposits_attached = attached,
+        Err(error) => {
+            report.failures += 1;
+            tracing::warn!(%error, "attaching kept deposits failed");
+        }
+    }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(?report, "reconciliation run finished");
     Ok(report)

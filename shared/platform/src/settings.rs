@@ -17,7 +17,7 @@
 //! | `DFNS_REQUESTS_PER_MINUTE` | `1000` | this container's share of the org's Dfns rate limit (0 = no client-side limit); a signed call costs 3 |
 //! | `DFNS_BURST` | `50` | requests allowed at once before the rate applies |
 //! | `MAX_OPEN_DESTINATION_REQUESTS` | `10` | destination requests a client may have open (`Queued`, `Submitted`, `PendingApproval`) at once; beyond it `POST /v1/destination-requests` answers 429 |
-//! | `CLIENT_MUTATIONS_PER_MINUTE` | `60` | mutating calls (`POST`/`DELETE /v1/destination-requests…`) one client may make per clock minute (0 = no limit); beyond it 429 until the minute ends |
+//! | `CLIENT_MUTATIONS_PER_MINUTE` | `60` | mutating calls (signup, destination requests, trading authorizations) one client may make per clock minute (0 = no limit); beyond it 429 until the minute ends |
 //! | `QUEUED_REQUEST_TTL` | `7d` | how long a destination request may stay `Queued`; the reconciler then cancels it (reason "expired") and tells the client. A number and a unit: `s`, `m`, `h` or `d` |
 //! | `RECONCILE_TIME_BUDGET_SECONDS` | `180` | a reconciler run starts no new client after this long (the Lambda timeout is 240 s); the next run resumes with the next client |
 

@@ -442,6 +442,33 @@ pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A Dfns delivery (to be signed) reporting a 1-wei native deposit to `wallet` in transaction `tx`;
+/// each call is a new delivery, with its own event id, as Dfns' retries are.
+pub fn deposit_delivery(wallet: &str, tx: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
+        "kind": "wallet.blockchainevent.detected",
+        "date": "2026-01-01T00:01:00.000Z",
+        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "deliveryAttempt": 1,
+        "data": {"blockchainEvent": {
+            "walletId": wallet,
+            "direction": "In",
+            "network": "EthereumSepolia",
+            "blockNumber": 7,
+            "txHash": tx,
+            "index": "0",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "kind": "NativeTransfer",
+            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
+            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
+            "value": "1",
+            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
+        }},
+    }))
+    .expect("JSON")
+}
+
 fn service_client(emulator: &dfns_emulator::RunningEmulator) -> DfnsClient {
     identity_client(&emulator.base_url(), &emulator.bootstrap().service_account)
 }

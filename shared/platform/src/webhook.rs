@@ -42,6 +42,8 @@ pub enum WebhookOutcome {
     Duplicate,
     /// A kind (or an object) the platform does not act on; acknowledged.
     Ignored,
+    /// A deposit to a wallet no client holds yet: kept, and applied when the mapping appears.
+    Kept,
 }
 
 /// Why a delivery was not accepted.
@@ -112,7 +114,10 @@ pub async fn receive(
     }
     let handled = match app.webhook_queue() {
         Some(queue) => enqueue(app, queue, &event, raw_body, request_id).await,
-        None => apply(app, &event, request_id).await,
+        None => match std::str::from_utf8(raw_body) {
+            Ok(raw) => apply(app, &event, raw, request_id).await,
+            Err(_) => Err(PlatformError::BadRequest("the body is not UTF-8".into())),
+        },
     };
     match handled {
         Ok(outcome) => {
@@ -175,19 +180,25 @@ pub async fn consume(
     let event: WebhookEvent = serde_json::from_str(body).map_err(|e| {
         PlatformError::Internal(format!("a queued webhook event does not parse: {e}"))
     })?;
-    let outcome = apply_deferring(app, &event, request_id, deferred).await?;
+    let outcome = apply_deferring(app, &event, body, request_id, deferred).await?;
     tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "queued webhook event applied");
     Ok(outcome)
 }
 
-/// Applies a verified event.
-pub async fn apply(app: &App, event: &WebhookEvent, request_id: &str) -> Result<WebhookOutcome> {
-    apply_deferring(app, event, request_id, None).await
+/// Applies a verified event (`raw`: its JSON, kept as is if its wallet is not mapped yet).
+pub async fn apply(
+    app: &App,
+    event: &WebhookEvent,
+    raw: &str,
+    request_id: &str,
+) -> Result<WebhookOutcome> {
+    apply_deferring(app, event, raw, request_id, None).await
 }
 
 async fn apply_deferring(
     app: &App,
     event: &WebhookEvent,
+    raw: &str,
     request_id: &str,
     deferred: Option<&audit::Deferred>,
 ) -> Result<WebhookOutcome> {
@@ -241,8 +252,7 @@ async fn apply_deferring(
                 return Ok(WebhookOutcome::Ignored);
             };
             let Some(mapping) = app.store().find_wallet(&wallet_id).await? else {
-                tracing::info!(wallet = %wallet_id, "deposit to a wallet no client holds");
-                return Ok(WebhookOutcome::Ignored);
+                return keep_unmapped(app, &wallet_id, event, raw, request_id).await;
             };
             let client = mapping.client_id;
             let (asset_kind, contract, from) = match &chain_event.kind {
@@ -335,6 +345,82 @@ async fn apply_deferring(
             Ok(WebhookOutcome::Ignored)
         }
     }
+}
+
+/// How long a deposit to an unmapped wallet is kept (as long as Dfns keeps its events).
+pub const KEPT_EVENT_RETENTION: time::Duration = DEDUP_RETENTION;
+
+/// How far back the reconciler's sweep looks for kept deposits whose wallet got mapped since.
+/// Signing up attaches a wallet's kept deposits itself (read right after the mapping, strongly
+/// consistent); the sweep covers the race where this side read the wallet index (eventually
+/// consistent) just before the mapping landed there.
+pub const KEPT_EVENT_SWEEP: time::Duration = time::Duration::hours(1);
+
+/// A deposit to a wallet no client holds (yet): kept, counted, and attached when the mapping
+/// appears (signup, or the reconciler's sweep). Never dropped silently.
+async fn keep_unmapped(
+    app: &App,
+    wallet_id: &WalletId,
+    event: &WebhookEvent,
+    raw: &str,
+    request_id: &str,
+) -> Result<WebhookOutcome> {
+    app.store()
+        .keep_unmapped_event(
+            &store::KeptEvent {
+                wallet_id: wallet_id.to_string(),
+                event_id: event.id.to_string(),
+                body: raw.to_owned(),
+                kept_at: OffsetDateTime::now_utc(),
+            },
+            KEPT_EVENT_RETENTION,
+        )
+        .await?;
+    crate::metrics::count(crate::metrics::WEBHOOK_UNMAPPED_KEPT);
+    tracing::warn!(wallet = %wallet_id, event = %event.id, "deposit to a wallet no client holds yet: kept");
+    // The mapping may have landed while this was being kept: attach now rather than wait.
+    if app.store().find_wallet(wallet_id).await?.is_some() {
+        attach_kept(app, wallet_id, request_id).await?;
+        return Ok(WebhookOutcome::Processed);
+    }
+    Ok(WebhookOutcome::Kept)
+}
+
+/// Applies the deposits kept for `wallet_id` now that a client holds it, then forgets them.
+/// Safe to run twice, or beside the consumer: a deposit's effects are once-keyed. Returns how many
+/// were applied.
+pub async fn attach_kept(app: &App, wallet_id: &WalletId, request_id: &str) -> Result<usize> {
+    let store = app.store();
+    let kept = store.kept_events_of_wallet(wallet_id.as_str()).await?;
+    for event in &kept {
+        // Boxed: applying may keep, which attaches (recursion through an async fn).
+        Box::pin(consume(app, &event.body, request_id, None)).await?;
+        store
+            .drop_kept_event(&event.wallet_id, &event.event_id)
+            .await?;
+        tracing::info!(wallet = %wallet_id, event = %event.event_id, "kept deposit attached");
+    }
+    Ok(kept.len())
+}
+
+/// The reconciler's sweep: attaches deposits kept in the last [`KEPT_EVENT_SWEEP`] whose wallet is
+/// mapped by now (at most `limit` kept events looked at). Returns how many were attached.
+pub async fn attach_recently_kept(app: &App, request_id: &str, limit: usize) -> Result<usize> {
+    let since = OffsetDateTime::now_utc() - KEPT_EVENT_SWEEP;
+    let kept = app.store().kept_events_since(since, limit).await?;
+    let mut wallets: Vec<&str> = kept.iter().map(|e| e.wallet_id.as_str()).collect();
+    wallets.sort_unstable();
+    wallets.dedup();
+    let mut attached = 0;
+    for wallet in wallets {
+        let Ok(wallet_id) = WalletId::parse(wallet) else {
+            continue;
+        };
+        if app.store().find_wallet(&wallet_id).await?.is_some() {
+            attached += attach_kept(app, &wallet_id, request_id).await?;
+        }
+    }
+    Ok(attached)
 }
 
 /// Applies an approval's state to the destination request waiting on it, if any.

@@ -23,6 +23,7 @@
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
 //! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
+//! | deposit kept for a wallet no client holds yet (expires after 32 days) | `UNMAPPED#<walletId>` | `EVENT#<eventId>` | | | | `OPEN#UNMAPPED` / `<epoch ms, 15 digits>#<walletId>#<eventId>` |
 //!
 //! Access patterns:
 //! - **Everything about one client** lives in its partition, so "get X scoped to client C" is a
@@ -95,7 +96,7 @@ pub use destinations::{DestinationRequest, NewDestinationRequest, RequestChanges
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Remembered};
 pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges};
-pub use webhooks::WebhookReceipt;
+pub use webhooks::{KeptEvent, WebhookReceipt};
 
 /// Result of applying an event that may be late, repeated or out of order.
 #[derive(Debug, Clone, PartialEq)]

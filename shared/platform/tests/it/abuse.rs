@@ -10,7 +10,7 @@ use futures::StreamExt;
 use platform::destinations::{self, DestinationInput};
 use platform::reconcile::{self, RunLimits};
 use platform::testing::{TestEnv, TestOptions};
-use platform::{PlatformError, onboarding};
+use platform::{PlatformError, onboarding, rate_limit};
 use store::DestinationRequest;
 use store::open_requests::RateWindow;
 use time::OffsetDateTime;
@@ -331,17 +331,15 @@ async fn the_rate_of_changes_is_counted_per_client_and_minute() {
         tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
     }
     for _ in 0..per_minute {
-        destinations::admit_mutation(&env.app, &carol)
-            .await
-            .unwrap();
+        rate_limit::admit_mutation(&env.app, &carol).await.unwrap();
     }
-    match destinations::admit_mutation(&env.app, &carol).await {
+    match rate_limit::admit_mutation(&env.app, &carol).await {
         Err(PlatformError::TooManyRequests {
             code,
             retry_after_seconds,
             ..
         }) => {
-            assert_eq!(code, destinations::RATE_CODE);
+            assert_eq!(code, rate_limit::RATE_CODE);
             assert!(
                 (1..=60).contains(&retry_after_seconds),
                 "{retry_after_seconds}"

@@ -163,6 +163,12 @@ async fn a_half_finished_onboarding_is_resumed_without_a_second_wallet() {
     ));
     body.tags = vec![client.wallet_tag()];
     let orphan = env.service().create_wallet(&body).await.unwrap();
+    // A deposit reaches it before the mapping exists: kept.
+    let early = platform::testing::deposit_delivery(orphan.id.as_str(), "0xbefore-mapping");
+    let kept = platform::webhook::receive(&env.app, Some(&env.sign_webhook(&early)), &early, "t")
+        .await
+        .unwrap();
+    assert_eq!(kept, platform::webhook::WebhookOutcome::Kept);
     let long_ago = OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let claim = store
         .claim_onboarding_step(
@@ -182,6 +188,23 @@ async fn a_half_finished_onboarding_is_resumed_without_a_second_wallet() {
     assert_eq!(account.status, AccountStatus::Open);
     assert_eq!(account.wallets.len(), 1);
     assert_eq!(account.wallets[0].wallet_id.as_str(), orphan.id.as_str());
+    // Mapping the wallet attached the kept deposit to the client's trail.
+    let trail = store.list_audit_events(&client, None, 100).await.unwrap();
+    let deposits: Vec<_> = trail
+        .entries
+        .iter()
+        .map(|e| e.event().unwrap())
+        .filter(|e| e.action.as_str() == "deposit.received")
+        .map(|e| e.details["txHash"].clone())
+        .collect();
+    assert_eq!(deposits, vec![serde_json::json!("0xbefore-mapping")]);
+    assert!(
+        store
+            .kept_events_of_wallet(orphan.id.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         dfns_wallets_tagged(&env, &client.wallet_tag()).await.len(),
         1

@@ -362,6 +362,72 @@ async fn a_deposit_is_notified_once() {
     assert_eq!(deposits, 1);
 }
 
+/// A deposit that reaches a wallet before any client holds it (Dfns created the wallet; the
+/// mapping is not written yet) is kept, not acknowledged and lost; once the mapping appears, the
+/// reconciler's sweep attaches it: one audit line and one notification, however often it is
+/// reported or attached.
+#[tokio::test]
+async fn a_deposit_to_an_unmapped_wallet_is_kept_and_attached_when_the_mapping_appears() {
+    let env = TestEnv::start(no_webhooks()).await;
+    let store = env.app.store();
+    let wallet_id = domain::WalletId::parse(&format!(
+        "wa-kept-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ))
+    .unwrap();
+    let early = platform::testing::deposit_delivery(wallet_id.as_str(), "0xearly");
+    assert_eq!(deliver(&env, &early).await.unwrap(), WebhookOutcome::Kept);
+    assert_eq!(
+        store
+            .kept_events_of_wallet(wallet_id.as_str())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Nobody holds the wallet yet: the sweep leaves it kept.
+    assert_eq!(
+        webhook::attach_recently_kept(&env.app, "t", 100)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let client = client_with_wallet(&env, "late-mapped", &wallet_id).await;
+    assert_eq!(
+        webhook::attach_recently_kept(&env.app, "t", 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        webhook::attach_recently_kept(&env.app, "t", 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .kept_events_of_wallet(wallet_id.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Dfns reports it again (a new event id): still one.
+    let again = platform::testing::deposit_delivery(wallet_id.as_str(), "0xearly");
+    assert_eq!(
+        deliver(&env, &again).await.unwrap(),
+        WebhookOutcome::Processed
+    );
+
+    let trail = store.list_audit_events(&client, None, 100).await.unwrap();
+    assert_eq!(audit_count(&trail, "deposit.received"), 1);
+    let notes = store.list_notifications(&client, 10, None).await.unwrap();
+    assert_eq!(notes.items.len(), 1, "{notes:?}");
+    assert_eq!(notes.items[0].kind, "deposit.received");
+    assert!(store.verify_audit_chain(&client).await.unwrap().is_intact());
+}
+
 fn audit_count(trail: &store::AuditPage, action: &str) -> usize {
     trail
         .entries

@@ -664,6 +664,45 @@ async fn every_route_answers_every_caller_as_expected_and_leaks_nothing() {
         ));
     }
 
+    // Every mutating client route counts against the client's rate of changes: with A's minute
+    // spent, each answers 429 `rate_limited` (before looking at ids or calling Dfns).
+    let store = store::Store::new(env.dynamodb.clone(), env.table.clone());
+    let a = domain::ClientId::parse(&fixture.a).expect("A's id");
+    let mut rate_limited = 0;
+    for route in table.iter().filter(|r| {
+        matches!(r.family, Family::ClientScope | Family::ClientObject)
+            && matches!(r.method, "POST" | "PUT" | "PATCH" | "DELETE")
+    }) {
+        // Spend A's minute, and call within it.
+        if time::OffsetDateTime::now_utc().second() > 50 {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        }
+        loop {
+            let window = store
+                .count_client_call(&a, time::OffsetDateTime::now_utc(), 60)
+                .await
+                .expect("count a call");
+            if matches!(window, store::open_requests::RateWindow::Refused { .. }) {
+                break;
+            }
+        }
+        let call = (route.call)(&fixture, Caller::Owner);
+        let token = token(&env, &fixture, route.family, Caller::Owner);
+        let (status, body) = send(&env, route.method, &call, token.as_deref()).await;
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if status != StatusCode::TOO_MANY_REQUESTS || parsed["error"]["code"] != "rate_limited" {
+            failures.push(format!(
+                "{} {} with the minute's changes spent: expected 429 rate_limited, got {status}: {body}",
+                route.method, route.path
+            ));
+        }
+        rate_limited += 1;
+    }
+    assert!(
+        rate_limited >= 5,
+        "mutating client routes found: {rate_limited}"
+    );
+
     let mut matrix = String::new();
     let width = rows.iter().map(|(route, _)| route.len()).max().unwrap_or(0);
     let _ = write!(matrix, "{:width$}", "");
