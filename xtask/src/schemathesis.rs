@@ -262,6 +262,9 @@ struct RunReport {
     exit_code: Option<i64>,
     /// One line per failure group: title, count, operations.
     failures: Vec<String>,
+    /// The stateful phase's status (`success`, `skip`, …): it must have run, so that a change
+    /// that loses the OpenAPI links (and with them the multi-step scenarios) fails the step.
+    stateful: Option<String>,
 }
 
 #[cfg(feature = "dev")]
@@ -300,11 +303,17 @@ impl RunReport {
             errors,
             exit_code: report["exit_code"].as_i64(),
             failures,
+            stateful: report["phases"]["stateful"]["status"]
+                .as_str()
+                .map(str::to_owned),
         }
     }
 
     fn passed(&self) -> bool {
-        self.exit_code == Some(0) && self.unique_failures == 0 && self.errors == 0
+        self.exit_code == Some(0)
+            && self.unique_failures == 0
+            && self.errors == 0
+            && self.stateful.as_deref() == Some("success")
     }
 }
 
@@ -429,12 +438,13 @@ pub fn run_platform(repo_root: &Path, work: &Path) -> Result<std::process::ExitC
             Some(report) => {
                 total += report.generated;
                 format!(
-                    "{}: {} test cases, {} with failures, {} unique failures, {} errors, {:.0}s ({ended})",
+                    "{}: {} test cases, {} with failures, {} unique failures, {} errors, stateful phase {}, {:.0}s ({ended})",
                     run.name,
                     report.generated,
                     report.with_failures,
                     report.unique_failures,
                     report.errors,
+                    report.stateful.as_deref().unwrap_or("absent"),
                     took.as_secs_f64()
                 )
             }
@@ -507,8 +517,17 @@ mod tests {
             "exit_code": 0,
             "test_cases": {"generated": 300, "with_failures": 0, "unique_failures": 0},
             "failures": [], "errors": [],
+            "phases": {"fuzzing": {"status": "success"}, "stateful": {"status": "success"}},
         }));
         assert!(clean.passed());
+        // Clean, but without its stateful phase (no links left to follow): not a pass.
+        let without_stateful = RunReport::parse(&json!({
+            "exit_code": 0,
+            "test_cases": {"generated": 300, "with_failures": 0, "unique_failures": 0},
+            "failures": [], "errors": [],
+            "phases": {"stateful": {"status": "skip", "skip_reason": "no links"}},
+        }));
+        assert!(!without_stateful.passed());
         assert!(!RunReport::default().passed());
     }
 
