@@ -19,6 +19,10 @@ pub const TABLE_NAME: &str = "managed-accounts-dev";
 pub const SIGNING_SECRET_ID: &str = "managed-accounts/dev/dfns-signing";
 pub const READ_SECRET_ID: &str = "managed-accounts/dev/dfns-read-only";
 pub const WEBHOOK_SECRET_ID: &str = "managed-accounts/dev/dfns-webhook";
+/// The local stack's cooling-off of a client's new destination (the product's is 24 hours): a
+/// person trying it sees the whole path (cooling off, then compliance, or a veto) in a minute.
+/// `DESTINATION_COOLING_OFF` in the environment overrides it.
+pub const DEV_DESTINATION_COOLING_OFF: &str = "30s";
 
 /// One part of the local stack.
 pub(crate) trait DevService {
@@ -41,7 +45,8 @@ impl DevService for StandIns {
     }
 }
 
-/// The table from the store's single definition, and the platform's three secrets.
+/// The table from the store's single definition, and the platform's three secrets (and the one
+/// setting the local stack runs with unlike a deployment: [`DEV_DESTINATION_COOLING_OFF`]).
 pub(crate) struct PlatformData;
 
 impl DevService for PlatformData {
@@ -54,6 +59,11 @@ impl DevService for PlatformData {
             ("DFNS_SIGNING_SECRET_ID", SIGNING_SECRET_ID.to_owned()),
             ("DFNS_READ_SECRET_ID", READ_SECRET_ID.to_owned()),
             ("DFNS_WEBHOOK_SECRET_ID", WEBHOOK_SECRET_ID.to_owned()),
+            (
+                "DESTINATION_COOLING_OFF",
+                std::env::var("DESTINATION_COOLING_OFF")
+                    .unwrap_or_else(|_| DEV_DESTINATION_COOLING_OFF.to_owned()),
+            ),
         ]
     }
     fn check_alive(&mut self) -> Result<()> {

@@ -57,6 +57,9 @@ pub enum Purpose {
 /// What the demo created (nothing for [`Purpose::Check`]).
 pub struct Demo {
     pub clients: Vec<(String, Value)>,
+    /// When alice's destination ends its cooling-off (`usableFrom`), if it has one: it is
+    /// approved in the background after that, not before the stack is shown.
+    pub cooling_off_until: Option<String>,
 }
 
 fn identity_client(base_url: &str, identity: &dfns_emulator::Identity) -> Result<DfnsClient> {
@@ -222,6 +225,7 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
     if purpose == Purpose::Check {
         let demo = Demo {
             clients: Vec::new(),
+            cooling_off_until: None,
         };
         return Ok(LocalStack {
             emulator,
@@ -243,8 +247,9 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
     })
 }
 
-/// Two clients: alice with an approved destination (approved by an officer with the officer's
-/// own key) and a deposit; bob with an empty account.
+/// Two clients: alice with a destination (approved by an officer with the officer's own key: at
+/// once without a cooling-off, else in the background once its cooling-off has ended and the
+/// reconciler submitted it) and a deposit; bob with an empty account.
 async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -> Result<Demo> {
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, subject: &str, body: Option<Value>| {
@@ -276,46 +281,23 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
     }
     let request_id = request["id"].as_str().unwrap_or_default().to_owned();
     let officer = identity_client(&emulator.base_url(), &emulator.bootstrap().officers[0])?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut decided = false;
-    loop {
-        let (_, list) = call(
-            reqwest::Method::GET,
-            "/v1/destination-requests",
-            "alice",
-            None,
-        )
-        .await?;
-        let current = list["items"]
-            .as_array()
-            .and_then(|items| {
-                items
-                    .iter()
-                    .find(|r| r["id"] == request_id.as_str())
-                    .cloned()
-            })
-            .unwrap_or(Value::Null);
-        match current["state"].as_str() {
-            Some("Approved") => break,
-            Some("PendingApproval") if !decided => {
-                let approval = current["approvalId"].as_str().context("no approval id")?;
-                officer
-                    .decide_approval(
-                        &ApprovalId::new(approval),
-                        DecisionValue::Approved,
-                        Some("demo: approved by compliance"),
-                    )
-                    .await
-                    .context("the officer's decision")?;
-                decided = true;
+    let approval = approve_when_pending(
+        http.clone(),
+        stack.base_url.clone(),
+        stack.token("alice"),
+        request_id,
+        officer,
+    );
+    let cooling_off_until = request["usableFrom"].as_str().map(str::to_owned);
+    if cooling_off_until.is_none() {
+        approval.await?;
+    } else {
+        // The runtime outlives `cargo xtask dev`'s wait for Ctrl-C.
+        tokio::spawn(async move {
+            if let Err(error) = approval.await {
+                eprintln!("xtask dev: the demo destination: {error:#}");
             }
-            Some("Rejected" | "Failed" | "Cancelled") => bail!("demo destination ended {current}"),
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            bail!("the demo destination was not approved in time: {current}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        });
     }
 
     let wallet_id = alice["wallets"][0]["walletId"]
@@ -341,7 +323,64 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
     }
     Ok(Demo {
         clients: vec![("alice".into(), alice), ("bob".into(), bob)],
+        cooling_off_until,
     })
+}
+
+/// Watches `subject`'s request `request_id` and, once it is pending approval, approves it as
+/// officer 0 (with the officer's own key); returns when it is `Approved`. Gives up after its
+/// cooling-off and a few scheduler ticks (five minutes).
+async fn approve_when_pending(
+    http: reqwest::Client,
+    base_url: String,
+    token: String,
+    request_id: String,
+    officer: DfnsClient,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut decided = false;
+    loop {
+        let list: Value = http
+            .get(format!("{base_url}/v1/destination-requests"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let current = list["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|r| r["id"] == request_id.as_str())
+                    .cloned()
+            })
+            .unwrap_or(Value::Null);
+        match current["state"].as_str() {
+            Some("Approved") => return Ok(()),
+            Some("PendingApproval") if !decided => {
+                let approval = current["approvalId"].as_str().context("no approval id")?;
+                officer
+                    .decide_approval(
+                        &ApprovalId::new(approval),
+                        DecisionValue::Approved,
+                        Some("demo: approved by compliance"),
+                    )
+                    .await
+                    .context("the officer's decision")?;
+                decided = true;
+            }
+            Some("Rejected" | "Failed" | "Cancelled" | "Vetoed") => {
+                bail!("demo destination ended {current}")
+            }
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("the demo destination was not approved in time: {current}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Opens `subject`'s account: `POST /v1/accounts` until 200 (202 while its wallets are being
@@ -390,8 +429,17 @@ impl LocalStack {
                 account["wallets"][0]["address"].as_str().unwrap_or("?"),
             ));
         }
+        match &self.demo.cooling_off_until {
+            None => text.push_str(&format!(
+                "  alice has an approved destination ({DEMO_DESTINATION}, \"Demo exchange\")\n"
+            )),
+            Some(until) => text.push_str(&format!(
+                "  alice's destination ({DEMO_DESTINATION}, \"Demo exchange\") cools off until {until} (DESTINATION_COOLING_OFF);\n\
+                 \x20   then the reconciler submits it to compliance and a demo officer approves it (watch GET /v1/destination-requests)\n"
+            )),
+        }
         text.push_str(&format!(
-            "  alice has an approved destination ({DEMO_DESTINATION}, \"Demo exchange\") and a 1.5 ETH deposit (ETH at {DEMO_ETH_USD} USD)\n\n\
+            "  alice has a 1.5 ETH deposit (ETH at {DEMO_ETH_USD} USD)\n\n\
              Tokens (1 hour; more with `cargo xtask token --sub NAME [--role operator]`):\n\
              \x20 ALICE={alice}\n  BOB={bob}\n  OPERATOR={operator}\n\n\
              Try:\n\
@@ -402,6 +450,7 @@ impl LocalStack {
              \x20 curl -s -X POST {url}/v1/destination-requests -H \"Authorization: Bearer $BOB\" -H 'content-type: application/json' \\\n\
              \x20      -d '{{\"network\":\"EthereumSepolia\",\"address\":\"0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359\",\"label\":\"Desk\",\"action\":\"add\"}}'\n\
              \x20 curl -s {url}/v1/destination-requests -H \"Authorization: Bearer $BOB\"\n\
+             \x20 curl -s -X POST {url}/v1/destination-requests/ID/veto -H \"Authorization: Bearer $BOB\"   # while it cools off\n\
              \x20 curl -s {url}/openapi.json\n"
         ));
         text

@@ -257,6 +257,7 @@ fn routes_are_the_documented_ones() {
         ("DELETE", "/v1/destination-requests/{id}"),
         ("GET", "/v1/destination-requests"),
         ("POST", "/v1/destination-requests"),
+        ("POST", "/v1/destination-requests/{id}/veto"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
@@ -408,6 +409,17 @@ async fn over_the_rate_of_changes_a_mutation_is_a_429_with_retry_after() {
     )
     .await;
     assert_error_shape(&response, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // And a veto.
+    let id = DestinationRequestId::new();
+    let veto = request(
+        Method::POST,
+        &format!("/v1/destination-requests/{id}/veto"),
+        Some(&token),
+        "",
+    )
+    .with_path_parameters(HashMap::from([("id".to_owned(), id.to_string())]));
+    let response = crate::handle(&env.app, veto).await;
+    assert_error_shape(&response, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let bad = body.replace("0x5a", "0xZZ");
     let response = crate::handle(
         &env.app,
@@ -415,4 +427,83 @@ async fn over_the_rate_of_changes_a_mutation_is_a_429_with_retry_after() {
     )
     .await;
     assert_error_shape(&response, StatusCode::BAD_REQUEST, "bad_request");
+}
+
+#[tokio::test]
+async fn a_new_destination_cools_off_and_only_its_owner_can_veto_it_while_it_does() {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        destination_cooling_off: std::time::Duration::from_secs(3600),
+        ..TestOptions::default()
+    })
+    .await;
+    let hana = unique("hana");
+    let client = domain::ClientId::parse(&hana).unwrap();
+    let ivan = unique("ivan");
+    platform::onboarding::open_account(&env.app, &client, "open")
+        .await
+        .unwrap();
+    let body = r#"{"network":"EthereumSepolia","address":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","label":"cold","action":"add"}"#;
+    let created = crate::handle(
+        &env.app,
+        request(
+            Method::POST,
+            "/v1/destination-requests",
+            Some(&env.token(&hana)),
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created = json(&created);
+    assert_eq!(created["state"], "CoolingOff", "{created}");
+    let usable_from = created["usableFrom"].as_str().expect("usableFrom");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let veto = |id: &str, subject: &str| {
+        request(
+            Method::POST,
+            &format!("/v1/destination-requests/{id}/veto"),
+            Some(&env.token(subject)),
+            "",
+        )
+        .with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]))
+    };
+
+    // Another client's id is not found, and changes nothing.
+    let response = crate::handle(&env.app, veto(&id, &ivan)).await;
+    assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
+    let listed = crate::handle(
+        &env.app,
+        request(
+            Method::GET,
+            "/v1/destination-requests",
+            Some(&env.token(&hana)),
+            "",
+        ),
+    )
+    .await;
+    let listed = json(&listed);
+    assert_eq!(listed["items"][0]["state"], "CoolingOff");
+    assert_eq!(listed["items"][0]["usableFrom"], usable_from);
+
+    let response = crate::handle(&env.app, veto(&id, &hana)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let vetoed = json(&response);
+    assert_eq!(vetoed["state"], "Vetoed", "{vetoed}");
+    assert_eq!(vetoed["usableFrom"], usable_from);
+    let again = crate::handle(&env.app, veto(&id, &hana)).await;
+    assert_error_shape(&again, StatusCode::CONFLICT, "conflict");
+
+    // A request no longer cooling off (queued: its wait ended) cannot be vetoed.
+    let queued = env
+        .app
+        .store()
+        .create_destination_request(&stored_request(&client, 7))
+        .await
+        .unwrap();
+    let response = crate::handle(&env.app, veto(&queued.id.to_string(), &hana)).await;
+    assert_error_shape(&response, StatusCode::CONFLICT, "conflict");
+    // A malformed id names nobody's request.
+    let response = crate::handle(&env.app, veto("nope", &hana)).await;
+    assert_error_shape(&response, StatusCode::NOT_FOUND, "not_found");
 }

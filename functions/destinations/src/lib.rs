@@ -5,8 +5,12 @@
 //! | `POST /v1/destination-requests` | [`create_request`] |
 //! | `GET /v1/destination-requests` | [`list_requests`] |
 //! | `DELETE /v1/destination-requests/{id}` | [`cancel_request`] |
+//! | `POST /v1/destination-requests/{id}/veto` | [`veto_request`] |
 //!
-//! Both mutating routes count against the client's `CLIENT_MUTATIONS_PER_MINUTE`, and a create
+//! A new destination (`add`) first cools off (`DESTINATION_COOLING_OFF`, 24 h by default): it is
+//! `CoolingOff` with `usableFrom`, and the client may veto it until the reconciler submits it.
+//!
+//! Every mutating route counts against the client's `CLIENT_MUTATIONS_PER_MINUTE`, and a create
 //! against its quota of open requests (`MAX_OPEN_DESTINATION_REQUESTS`): over either, 429 in the
 //! one error shape with `Retry-After` (see [`platform::destinations`]).
 
@@ -18,7 +22,7 @@ use platform::http::{
     self, ApiError, Client, Created, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
 use platform::{App, rate_limit};
-use store::DestinationRequest;
+use store::DestinationRequestView;
 
 /// The secrets this function holds: it changes the client's whitelist policy.
 pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::SIGNING;
@@ -42,11 +46,17 @@ pub fn router() -> FunctionRouter {
                      (`rate_limited`); nothing was changed; retry after `Retry-After` seconds \
                      (an upstream throttling: `throttled`, without it)",
                 );
-                http::link_id_to(
+                let op = http::link_id_to(
                     op,
                     201,
                     "CancelDestinationRequest",
                     "#/paths/~1v1~1destination-requests~1{id}/delete",
+                );
+                http::link_id_to(
+                    op,
+                    201,
+                    "VetoDestinationRequest",
+                    "#/paths/~1v1~1destination-requests~1{id}~1veto/post",
                 )
             })
             .get_with(list_requests, |op| {
@@ -58,7 +68,26 @@ pub fn router() -> FunctionRouter {
             aide::axum::routing::delete_with(cancel_request, |op| {
                 http::retry_after_429(
                     http::errors(
-                        op.summary("Cancel a destination request while it is still queued"),
+                        op.summary(
+                            "Cancel a destination request while it is still cooling off or queued",
+                        ),
+                        &[409],
+                    ),
+                    "too many requests: the caller made its changes for this minute \
+                     (`rate_limited`); nothing was changed; retry after `Retry-After` seconds \
+                     (an upstream throttling: `throttled`, without it)",
+                )
+            }),
+        )
+        .api_route(
+            "/v1/destination-requests/{id}/veto",
+            post_with(veto_request, |op| {
+                http::retry_after_429(
+                    http::errors(
+                        op.summary(
+                            "Veto a new destination during its cooling-off: it never goes to \
+                             compliance",
+                        ),
                         &[409],
                     ),
                     "too many requests: the caller made its changes for this minute \
@@ -70,15 +99,16 @@ pub fn router() -> FunctionRouter {
 }
 
 /// `POST /v1/destination-requests` `{network, address, label, action: "add"|"remove"}` → 201 with
-/// the request (its `state` says whether it is queued, pending approval, approved, …). With an
-/// `Idempotency-Key`, a retry answers the same request. 429 with `Retry-After` over the client's
-/// quota of open requests or its rate of changes (checked after the input: a bad one is a 400).
+/// the request (its `state` says whether it is cooling off until `usableFrom`, queued, pending
+/// approval, approved, …). With an `Idempotency-Key`, a retry answers the same request. 429 with
+/// `Retry-After` over the client's quota of open requests or its rate of changes (checked after
+/// the input: a bad one is a 400).
 pub async fn create_request(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
     request: IdempotentJson<DestinationInput, false>,
-) -> Result<Created<DestinationRequest>, ApiError> {
+) -> Result<Created<DestinationRequestView>, ApiError> {
     destinations::validate(&app.settings().networks, &request.body)?;
     rate_limit::admit_mutation(&app, &client).await?;
     let key = request
@@ -94,7 +124,7 @@ pub async fn create_request(
 pub async fn list_requests(
     State(app): State<App>,
     Client(client): Client,
-) -> Result<Json<Items<DestinationRequest>>, ApiError> {
+) -> Result<Json<Items<DestinationRequestView>>, ApiError> {
     let items = destinations::list_requests(&app, &client).await?;
     Ok(Json(Items { items }))
 }
@@ -107,17 +137,32 @@ pub struct RequestPath {
 }
 
 /// `DELETE /v1/destination-requests/{id}` → 200 with the cancelled request; 409 unless still
-/// queued; 404 when it is not the caller's; 429 with `Retry-After` over the client's rate of
-/// changes.
+/// cooling off or queued; 404 when it is not the caller's; 429 with `Retry-After` over the
+/// client's rate of changes.
 pub async fn cancel_request(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Client(client): Client,
     Path(RequestPath { id }): Path<RequestPath>,
-) -> Result<Json<DestinationRequest>, ApiError> {
+) -> Result<Json<DestinationRequestView>, ApiError> {
     rate_limit::admit_mutation(&app, &client).await?;
     let cancelled = destinations::cancel_request(&app, &client, &id, &request_id).await?;
     Ok(Json(cancelled))
+}
+
+/// `POST /v1/destination-requests/{id}/veto` → 200 with the request, now `Vetoed`: it never goes
+/// to Dfns (audited and notified, `destination_request.vetoed`). 409 unless it is still
+/// `CoolingOff`; 404 when it is not the caller's; 429 with `Retry-After` over the client's rate of
+/// changes.
+pub async fn veto_request(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Client(client): Client,
+    Path(RequestPath { id }): Path<RequestPath>,
+) -> Result<Json<DestinationRequestView>, ApiError> {
+    rate_limit::admit_mutation(&app, &client).await?;
+    let vetoed = destinations::veto_request(&app, &client, &id, &request_id).await?;
+    Ok(Json(vetoed))
 }
 
 /// The routes as the Lambda runtime calls them.

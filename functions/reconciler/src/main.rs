@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
         async move {
             // A failed run is an error for Lambda's metrics, typed retryable or fatal; the next
             // scheduled run retries.
-            reconciler::handle(&app, &event.payload)
+            // Boxed: the destination flow it runs nests deep enough that laying its future out
+            // inline in the runtime's overflows the compiler's query depth.
+            Box::pin(reconciler::handle(&app, &event.payload))
                 .await
                 .map_err(JobFailure::from)
         }

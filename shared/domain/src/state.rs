@@ -62,19 +62,24 @@ pub enum DestinationAction {
 /// Lifecycle of a client's request to add or remove a whitelisted destination.
 ///
 /// ```text
-/// Queued ──► Submitted ──► PendingApproval ──► Approved | Rejected | Failed
-///   │            └──────────────────────────► Approved | Rejected | Failed
-///   └──► Cancelled | Failed
+/// CoolingOff ──► Queued ──► Submitted ──► PendingApproval ──► Approved | Rejected | Failed
+///   │              │            └──────────────────────────► Approved | Rejected | Failed
+///   │              └──► Cancelled | Failed
+///   └──► Vetoed | Cancelled
 /// ```
 ///
-/// `Queued`: waiting for the client's previous policy change to resolve (one change in flight per
-/// client). `Submitted`: the policy update is being (or has been) sent to Dfns. `PendingApproval`:
-/// Dfns holds a change request awaiting a compliance decision. A client may cancel only while the
-/// request is still `Queued`: once submitted, Dfns owns the change and only a decision ends it.
+/// `CoolingOff`: an `add` waiting out its cooling-off (`usableFrom`) before it may go to Dfns; the
+/// client can veto it (`Vetoed`) or cancel it meanwhile, and it never reaches Dfns then. It counts
+/// as open but does not hold the client's policy-change slot. `Queued`: waiting for the client's
+/// previous policy change to resolve (one change in flight per client). `Submitted`: the policy
+/// update is being (or has been) sent to Dfns. `PendingApproval`: Dfns holds a change request
+/// awaiting a compliance decision. A client may cancel only while the request is still
+/// `CoolingOff` or `Queued`: once submitted, Dfns owns the change and only a decision ends it.
 /// `Submitted → Approved` covers a policy update Dfns applied at once, and a resolution webhook
 /// that overtakes our own `PendingApproval` write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum DestinationRequestState {
+    CoolingOff,
     Queued,
     Submitted,
     PendingApproval,
@@ -82,11 +87,13 @@ pub enum DestinationRequestState {
     Rejected,
     Failed,
     Cancelled,
+    Vetoed,
 }
 
 impl DestinationRequestState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::CoolingOff => "CoolingOff",
             Self::Queued => "Queued",
             Self::Submitted => "Submitted",
             Self::PendingApproval => "PendingApproval",
@@ -94,6 +101,7 @@ impl DestinationRequestState {
             Self::Rejected => "Rejected",
             Self::Failed => "Failed",
             Self::Cancelled => "Cancelled",
+            Self::Vetoed => "Vetoed",
         }
     }
 
@@ -110,6 +118,7 @@ impl fmt::Display for DestinationRequestState {
 
 impl StateMachine for DestinationRequestState {
     const ALL: &'static [Self] = &[
+        Self::CoolingOff,
         Self::Queued,
         Self::Submitted,
         Self::PendingApproval,
@@ -117,14 +126,16 @@ impl StateMachine for DestinationRequestState {
         Self::Rejected,
         Self::Failed,
         Self::Cancelled,
+        Self::Vetoed,
     ];
 
     fn rank(self) -> u8 {
         match self {
-            Self::Queued => 0,
-            Self::Submitted => 1,
-            Self::PendingApproval => 2,
-            Self::Approved | Self::Rejected | Self::Failed | Self::Cancelled => 3,
+            Self::CoolingOff => 0,
+            Self::Queued => 1,
+            Self::Submitted => 2,
+            Self::PendingApproval => 3,
+            Self::Approved | Self::Rejected | Self::Failed | Self::Cancelled | Self::Vetoed => 4,
         }
     }
 
@@ -132,7 +143,8 @@ impl StateMachine for DestinationRequestState {
         use DestinationRequestState::*;
         matches!(
             (self, next),
-            (Queued, Submitted | Cancelled | Failed)
+            (CoolingOff, Queued | Vetoed | Cancelled)
+                | (Queued, Submitted | Cancelled | Failed)
                 | (Submitted, PendingApproval | Approved | Rejected | Failed)
                 | (PendingApproval, Approved | Rejected | Failed)
         )
@@ -293,12 +305,49 @@ mod tests {
         // Nothing skips submission.
         assert!(!Queued.can_transition_to(Approved));
         assert!(!Queued.can_transition_to(PendingApproval));
-        for terminal in [Approved, Rejected, Failed, Cancelled] {
+        for terminal in [Approved, Rejected, Failed, Cancelled, Vetoed] {
             assert!(terminal.is_terminal());
         }
         assert!(
             !Queued.is_terminal() && !Submitted.is_terminal() && !PendingApproval.is_terminal()
         );
+    }
+
+    #[test]
+    fn a_cooling_off_request_is_queued_vetoed_or_cancelled_and_never_skips_the_queue() {
+        use DestinationRequestState::*;
+        let state = CoolingOff
+            .transition(Queued)
+            .and_then(|s| s.transition(Submitted))
+            .unwrap();
+        assert_eq!(state, Submitted);
+        assert!(!CoolingOff.is_terminal());
+        assert!(CoolingOff.can_transition_to(Vetoed));
+        assert!(CoolingOff.can_transition_to(Cancelled));
+        // The wait is the only way in: nothing reaches Dfns straight from it, nor fails there.
+        for later in [Submitted, PendingApproval, Approved, Rejected, Failed] {
+            assert!(
+                !CoolingOff.can_transition_to(later),
+                "CoolingOff -> {later}"
+            );
+        }
+        // A veto is only for a request still cooling off.
+        for from in [
+            Queued,
+            Submitted,
+            PendingApproval,
+            Approved,
+            Rejected,
+            Failed,
+            Cancelled,
+        ] {
+            assert!(!from.can_transition_to(Vetoed), "{from} -> Vetoed");
+        }
+        assert!(Vetoed.is_terminal());
+        // A report of the wait (or a queue) is stale once the request moved on.
+        assert!(Queued.is_stale(CoolingOff));
+        assert!(Vetoed.is_stale(Queued));
+        assert!(!CoolingOff.is_stale(Queued));
     }
 
     #[test]

@@ -2,7 +2,15 @@
 //! (or removed from) its whitelist; a compliance officer decides at Dfns.
 //!
 //! - Validated and normalised at the edge ([`validate`]): nothing is stored on bad input.
-//! - Stored `Queued`, then [`submit_queued`] submits the client's oldest queued request if the
+//! - **Cooling-off**: an `add` first waits `DESTINATION_COOLING_OFF` (24 h by default; an
+//!   exchange's deposit address added by a trading authorization, `EXCHANGE_COOLING_OFF`, none by
+//!   default): it is stored `CoolingOff` with `usableFrom`, the end of the wait, and the client is
+//!   told at once (notification and bus event `destination_request.cooling_off`). Until the
+//!   reconciler sees the wait ended ([`end_cooling_off`]: `Queued`, then submitted as below),
+//!   nothing of it reaches Dfns, and the client may veto it ([`veto_request`]: `Vetoed`, final,
+//!   audited and told) or cancel it. A removal never waits: it only narrows the whitelist.
+//! - Stored `Queued` (at once, or when its wait ended), then [`submit_queued`] submits the
+//!   client's oldest queued request if the
 //!   client's policy-change slot is free (the store takes the slot and moves the request to
 //!   `Submitted` in one transaction). At most one change per client is ever at Dfns, so the new
 //!   whitelist, computed from the **live** policy plus the change ([`crate::whitelist`]), never
@@ -19,15 +27,16 @@
 //!   request already pending on the policy instead of sending a second one).
 //!
 //! Abuse resistance (one client must not degrade the platform for the others):
-//! - **Quota**: a client has at most `MAX_OPEN_DESTINATION_REQUESTS` requests open (`Queued`,
-//!   `Submitted`, `PendingApproval`). Beyond it a create is refused with 429 and
+//! - **Quota**: a client has at most `MAX_OPEN_DESTINATION_REQUESTS` requests open (`CoolingOff`,
+//!   `Queued`, `Submitted`, `PendingApproval`). Beyond it a create is refused with 429 and
 //!   `Retry-After: 60` ([`QUOTA_RETRY_AFTER_SECONDS`]), storing nothing (no request, audit line or
 //!   idempotency record). The store counts open requests per client in the transaction that
 //!   stores a request (conditional on the quota) and in the one that makes it final, so the count
 //!   never drifts and concurrent creates never pass the quota.
 //! - **Rate**: [`crate::rate_limit::admit_mutation`] counts a client's mutating calls per clock
 //!   minute (`CLIENT_MUTATIONS_PER_MINUTE`); beyond it 429 with `Retry-After` until the minute ends.
-//! - **Expiry**: a request `Queued` for longer than `QUEUED_REQUEST_TTL` is cancelled with the
+//! - **Expiry**: a request `Queued` for longer than `QUEUED_REQUEST_TTL` (counted from the end of
+//!   its cooling-off, if it had one) is cancelled with the
 //!   reason "expired" ([`expire_queued`]: by the reconciler, or when its turn to be submitted
 //!   comes), audited (`destination_request.expired`) and told to the client (notification
 //!   `destination_request.expired`).
@@ -39,7 +48,10 @@ use domain::{
     NetworkAddress,
 };
 use serde::Deserialize;
-use store::{Advance, DestinationRequest, NewDestinationRequest, RequestChanges, StoreError};
+use store::{
+    Advance, DestinationRequest, DestinationRequestView, NewDestinationRequest, RequestChanges,
+    StoreError,
+};
 use time::OffsetDateTime;
 
 use crate::App;
@@ -64,6 +76,30 @@ pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 60;
 pub const QUOTA_CODE: &str = "too_many_open_requests";
 /// Audit action of a queued request's expiry (its state becomes `Cancelled`).
 pub const DESTINATION_EXPIRED: &str = "destination_request.expired";
+/// Audit action of the client's veto of a request during its cooling-off (`Vetoed`).
+pub const DESTINATION_VETOED: &str = "destination_request.vetoed";
+/// Audit action of the end of a request's cooling-off (`CoolingOff → Queued`).
+pub const DESTINATION_COOLING_OFF_ENDED: &str = "destination_request.cooling_off_ended";
+
+/// Who asks for a destination: decides how long an `add` cools off before it goes to Dfns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The client itself (`POST /v1/destination-requests`): `DESTINATION_COOLING_OFF`.
+    Client,
+    /// A trading authorization, for an exchange's deposit address: `EXCHANGE_COOLING_OFF`.
+    Exchange,
+}
+
+impl Origin {
+    /// How long an `add` from here waits (`ZERO`: not at all). A removal never waits.
+    pub fn cooling_off(self, app: &App, action: DestinationAction) -> std::time::Duration {
+        match (action, self) {
+            (DestinationAction::Remove, _) => std::time::Duration::ZERO,
+            (DestinationAction::Add, Origin::Client) => app.settings().destination_cooling_off,
+            (DestinationAction::Add, Origin::Exchange) => app.settings().exchange_cooling_off,
+        }
+    }
+}
 
 /// Body of `POST /v1/destination-requests`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -152,27 +188,43 @@ async fn whitelist_policy_id(app: &App, client: &ClientId) -> Result<PolicyId> {
         })
 }
 
-/// [`create_request_keyed`] without an idempotency key.
+/// The client's own request ([`create`] from [`Origin::Client`]) without an idempotency key.
 pub async fn create_request(
     app: &App,
     client: &ClientId,
     input: &DestinationInput,
     request_id: &str,
 ) -> Result<DestinationRequest> {
-    create_request_keyed(app, client, input, request_id, None).await
+    create(app, Origin::Client, client, input, request_id, None)
+        .await
+        .map(|view| view.request)
 }
 
-/// `POST /v1/destination-requests`: stores the request and submits the client's next queued one
-/// if no change is pending. Returns the request as it stands after that. With an idempotency key,
-/// the request and the key are stored in one transaction, and a retry with the same key and body
-/// answers the same request (its creation audited once) instead of queueing another.
+/// `POST /v1/destination-requests`: [`create`] from [`Origin::Client`].
 pub async fn create_request_keyed(
     app: &App,
     client: &ClientId,
     input: &DestinationInput,
     request_id: &str,
     idempotency: Option<&store::IdempotencyKey>,
-) -> Result<DestinationRequest> {
+) -> Result<DestinationRequestView> {
+    create(app, Origin::Client, client, input, request_id, idempotency).await
+}
+
+/// Stores the request and, unless it is an `add` that must cool off first (then `CoolingOff`,
+/// and the client is told when it becomes usable), submits the client's next queued one if no
+/// change is pending. Returns the request as it stands after that. With an idempotency key, the
+/// request and the key are stored in one transaction, and a retry with the same key and body
+/// answers the same request (its creation audited, and its cooling-off told, once) instead of
+/// queueing another.
+pub async fn create(
+    app: &App,
+    origin: Origin,
+    client: &ClientId,
+    input: &DestinationInput,
+    request_id: &str,
+    idempotency: Option<&store::IdempotencyKey>,
+) -> Result<DestinationRequestView> {
     let valid = validate(&app.settings().networks, input)?;
     if let Some(key) = idempotency
         && let Some(earlier) = remembered_request(app, client, key).await?
@@ -188,20 +240,39 @@ pub async fn create_request_keyed(
     }
     whitelist_policy_id(app, client).await?;
     let id = next_request_id();
+    let now = OffsetDateTime::now_utc();
     let new = NewDestinationRequest {
         id,
         client_id: client.clone(),
         destination: valid.destination.clone(),
         label: valid.label.clone(),
         action: valid.action,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: now,
     };
-    let created = match app
-        .store()
-        .create_destination_request_within(&new, idempotency, Some(max_open))
-        .await
-    {
-        Ok(store::open_requests::Admission::Created(created)) => created,
+    let wait = origin.cooling_off(app, valid.action);
+    let usable_from = (!wait.is_zero()).then(|| now + wait);
+    let admitted = match usable_from {
+        None => {
+            app.store()
+                .create_destination_request_within(&new, idempotency, Some(max_open))
+                .await
+        }
+        Some(usable_from) => {
+            app.store()
+                .create_destination_request_cooling_off(
+                    &new,
+                    usable_from,
+                    idempotency,
+                    Some(max_open),
+                )
+                .await
+        }
+    };
+    let created = match admitted {
+        Ok(store::open_requests::Admission::Created(created)) => DestinationRequestView {
+            request: created,
+            usable_from,
+        },
         Ok(store::open_requests::Admission::QuotaReached) => return Err(quota_reached(max_open)),
         // A concurrent request with the same key stored its request first: answer that one.
         Err(store::StoreError::Conflict {
@@ -219,14 +290,15 @@ pub async fn create_request_keyed(
         Err(error) => return Err(error.into()),
     };
     record_created(app, client, &created, request_id).await?;
-    // Stored and queued: from here on nothing is lost. A Dfns problem now leaves the request for
-    // the reconciler; the client sees its state either way.
+    // Stored (queued, or cooling off): from here on nothing is lost. A Dfns problem now leaves
+    // the request for the reconciler; the client sees its state either way. A request cooling off
+    // is not submitted here, but an older one of the client's may be queued.
     if let Err(error) = Box::pin(submit_queued(app, client, request_id)).await {
         tracing::warn!(%error, client = %client, "submitting queued destination requests did not finish; the reconciler will");
     }
     Ok(app
         .store()
-        .get_destination_request(client, &id)
+        .get_destination_request_view(client, &id)
         .await?
         .unwrap_or(created))
 }
@@ -241,10 +313,17 @@ fn quota_reached(max_open: u32) -> PlatformError {
     }
 }
 
-/// Whether a `Queued` request has waited longer than `QUEUED_REQUEST_TTL`.
-pub fn queued_too_long(app: &App, request: &DestinationRequest, now: OffsetDateTime) -> bool {
+/// Since when a request has been (or would be) `Queued`: the end of its cooling-off, if it had
+/// one, else its creation.
+pub fn queued_since(request: &DestinationRequestView) -> OffsetDateTime {
+    request.usable_from.unwrap_or(request.created_at)
+}
+
+/// Whether a `Queued` request has waited longer than `QUEUED_REQUEST_TTL` (its cooling-off not
+/// counted).
+pub fn queued_too_long(app: &App, request: &DestinationRequestView, now: OffsetDateTime) -> bool {
     request.state == DestinationRequestState::Queued
-        && now - request.created_at >= app.settings().queued_request_ttl
+        && now - queued_since(request) >= app.settings().queued_request_ttl
 }
 
 /// Cancels a request that has been `Queued` too long, with the reason "expired …", records it
@@ -252,7 +331,7 @@ pub fn queued_too_long(app: &App, request: &DestinationRequest, now: OffsetDateT
 /// Returns whether this call expired it (`false`: it was submitted or cancelled meanwhile).
 pub async fn expire_queued(
     app: &App,
-    request: &DestinationRequest,
+    request: &DestinationRequestView,
     actor: Actor,
     request_id: &str,
 ) -> Result<bool> {
@@ -288,7 +367,7 @@ pub async fn expire_queued(
         "action": expired.action,
         "state": expired.state,
         "reason": expired.reason,
-        "queuedSince": expired.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "queuedSince": queued_since(request).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
     });
     let once = format!("destination-request:{}:Expired", expired.id);
     audit::record_once(
@@ -331,14 +410,14 @@ async fn remembered_request(
     app: &App,
     client: &ClientId,
     key: &store::IdempotencyKey,
-) -> Result<Option<DestinationRequest>> {
+) -> Result<Option<DestinationRequestView>> {
     match app.store().remembered(key).await? {
         store::Remembered::Nothing => Ok(None),
         store::Remembered::Created(id) => {
             let id = DestinationRequestId::parse(&id)
                 .map_err(|_| PlatformError::Internal(format!("remembered request id `{id}`")))?;
             app.store()
-                .get_destination_request(client, &id)
+                .get_destination_request_view(client, &id)
                 .await?
                 .map(Some)
                 .ok_or_else(|| {
@@ -348,13 +427,25 @@ async fn remembered_request(
     }
 }
 
-/// The request's creation in the client's audit trail, once.
+/// The request's creation in the client's audit trail, once, and, for one that cools off, the
+/// client told once that it did (a retry after a crash finishes both).
 async fn record_created(
     app: &App,
     client: &ClientId,
-    request: &DestinationRequest,
+    request: &DestinationRequestView,
     request_id: &str,
 ) -> Result<()> {
+    let mut detail = serde_json::json!({
+        "requestId": request.id,
+        "network": request.destination.network(),
+        "address": request.destination.address().canonical(),
+        "label": request.label,
+        "action": request.action,
+    });
+    if let Some(usable_from) = request.usable_from {
+        detail["state"] = serde_json::json!(DestinationRequestState::CoolingOff);
+        detail["usableFrom"] = serde_json::json!(rfc3339(usable_from));
+    }
     audit::record_once(
         app,
         client,
@@ -362,42 +453,63 @@ async fn record_created(
         Actor::Client { id: client.clone() },
         actions::DESTINATION_CREATED,
         request_id,
-        serde_json::json!({
-            "requestId": request.id,
-            "network": request.destination.network(),
-            "address": request.destination.address().canonical(),
-            "label": request.label,
-            "action": request.action,
-        }),
+        detail.clone(),
     )
     .await?;
+    if request.usable_from.is_some() {
+        detail["veto"] =
+            serde_json::json!(format!("POST /v1/destination-requests/{}/veto", request.id));
+        notify::notify(
+            app,
+            Notice {
+                client_id: client.clone(),
+                dedup_key: format!("destination-request:{}:CoolingOff", request.id),
+                kind: kinds::DESTINATION_COOLING_OFF,
+                occurred_at: request.created_at,
+                detail,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// `GET /v1/destination-requests`: the client's requests, newest first.
-pub async fn list_requests(app: &App, client: &ClientId) -> Result<Vec<DestinationRequest>> {
-    let mut requests = app.store().list_destination_requests(client).await?;
+pub async fn list_requests(app: &App, client: &ClientId) -> Result<Vec<DestinationRequestView>> {
+    let mut requests = app.store().list_destination_request_views(client).await?;
     requests.reverse();
     Ok(requests)
 }
 
-/// `DELETE /v1/destination-requests/{id}`: cancels a request that is still queued.
+fn no_such_request() -> PlatformError {
+    PlatformError::NotFound("no such destination request".into())
+}
+
+/// `DELETE /v1/destination-requests/{id}`: cancels a request that has not gone to Dfns yet
+/// (`CoolingOff` or `Queued`).
 pub async fn cancel_request(
     app: &App,
     client: &ClientId,
     id: &DestinationRequestId,
     request_id: &str,
-) -> Result<DestinationRequest> {
-    let not_found = || PlatformError::NotFound("no such destination request".into());
+) -> Result<DestinationRequestView> {
     let current = app
         .store()
-        .get_destination_request(client, id)
+        .get_destination_request_view(client, id)
         .await?
-        .ok_or_else(not_found)?;
-    if current.state != DestinationRequestState::Queued {
+        .ok_or_else(no_such_request)?;
+    let from = current.state;
+    if !matches!(
+        from,
+        DestinationRequestState::CoolingOff | DestinationRequestState::Queued
+    ) {
         return Err(PlatformError::Conflict(format!(
-            "only a queued request can be cancelled; this one is {}",
-            current.state
+            "only a request that has not gone to compliance yet (cooling off or queued) can be cancelled; this one is {from}"
         )));
     }
     let cancelled = match app
@@ -405,7 +517,7 @@ pub async fn cancel_request(
         .transition_destination_request(
             client,
             id,
-            DestinationRequestState::Queued,
+            from,
             DestinationRequestState::Cancelled,
             &RequestChanges::default(),
             OffsetDateTime::now_utc(),
@@ -415,10 +527,10 @@ pub async fn cancel_request(
         Ok(request) => request,
         Err(StoreError::ConditionFailed { .. }) => {
             return Err(PlatformError::Conflict(
-                "the request was submitted meanwhile and can no longer be cancelled".into(),
+                "the request moved on meanwhile and can no longer be cancelled".into(),
             ));
         }
-        Err(StoreError::NotFound { .. }) => return Err(not_found()),
+        Err(StoreError::NotFound { .. }) => return Err(no_such_request()),
         Err(e) => return Err(e.into()),
     };
     audit::record(
@@ -427,19 +539,191 @@ pub async fn cancel_request(
         Actor::Client { id: client.clone() },
         actions::DESTINATION_CANCELLED,
         request_id,
-        serde_json::json!({ "requestId": id, "from": "Queued" }),
+        serde_json::json!({ "requestId": id, "from": from }),
     )
     .await?;
-    Ok(cancelled)
+    Ok(DestinationRequestView {
+        request: cancelled,
+        usable_from: current.usable_from,
+    })
+}
+
+/// `POST /v1/destination-requests/{id}/veto`: the client refuses a destination during its
+/// cooling-off. It becomes `Vetoed` (final) and never goes to Dfns; audited
+/// (`destination_request.vetoed`) and told (notification `destination_request.vetoed`). 404 for
+/// another client's id; 409 unless it is `CoolingOff` (once its wait ended the reconciler queues
+/// and submits it: then only a compliance decision ends it). A veto repeated after one that
+/// succeeded is a 409 too, but first finishes what that one may have left (its audit line and
+/// notification, once each).
+pub async fn veto_request(
+    app: &App,
+    client: &ClientId,
+    id: &DestinationRequestId,
+    request_id: &str,
+) -> Result<DestinationRequestView> {
+    let store = app.store();
+    let current = store
+        .get_destination_request_view(client, id)
+        .await?
+        .ok_or_else(no_such_request)?;
+    let not_cooling_off = |state: DestinationRequestState| {
+        PlatformError::Conflict(format!(
+            "only a request still cooling off can be vetoed; this one is {state}"
+        ))
+    };
+    match current.state {
+        DestinationRequestState::CoolingOff => {}
+        DestinationRequestState::Vetoed => {
+            record_vetoed(app, &current, request_id).await?;
+            return Err(not_cooling_off(current.state));
+        }
+        other => return Err(not_cooling_off(other)),
+    }
+    let changes = RequestChanges {
+        reason: Some("vetoed by the client during its cooling-off".into()),
+        ..RequestChanges::default()
+    };
+    let vetoed = match store
+        .transition_destination_request(
+            client,
+            id,
+            DestinationRequestState::CoolingOff,
+            DestinationRequestState::Vetoed,
+            &changes,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        Ok(vetoed) => DestinationRequestView {
+            request: vetoed,
+            usable_from: current.usable_from,
+        },
+        // Its wait ended and the reconciler queued it, or it was cancelled, meanwhile.
+        Err(StoreError::ConditionFailed { .. }) => {
+            let now = store
+                .get_destination_request(client, id)
+                .await?
+                .ok_or_else(no_such_request)?;
+            return Err(not_cooling_off(now.state));
+        }
+        Err(StoreError::NotFound { .. }) => return Err(no_such_request()),
+        Err(e) => return Err(e.into()),
+    };
+    record_vetoed(app, &vetoed, request_id).await?;
+    Ok(vetoed)
+}
+
+/// The veto's audit line and notification (once each), and the trading authorization waiting on
+/// the address, if any, told it was refused.
+async fn record_vetoed(app: &App, vetoed: &DestinationRequestView, request_id: &str) -> Result<()> {
+    let client = &vetoed.client_id;
+    let once = format!("destination-request:{}:{}", vetoed.id, vetoed.state);
+    let detail = serde_json::json!({
+        "requestId": vetoed.id,
+        "network": vetoed.destination.network(),
+        "address": vetoed.destination.address().canonical(),
+        "label": vetoed.label,
+        "action": vetoed.action,
+        "state": vetoed.state,
+        "reason": vetoed.reason,
+        "usableFrom": vetoed.usable_from.map(rfc3339),
+    });
+    audit::record_once(
+        app,
+        client,
+        &once,
+        Actor::Client { id: client.clone() },
+        DESTINATION_VETOED,
+        request_id,
+        detail.clone(),
+    )
+    .await?;
+    notify::notify(
+        app,
+        Notice {
+            client_id: client.clone(),
+            dedup_key: once,
+            kind: kinds::DESTINATION_VETOED,
+            occurred_at: vetoed.updated_at,
+            detail,
+        },
+    )
+    .await?;
+    crate::trading::on_destination_resolved(app, vetoed, request_id).await
+}
+
+/// Whether a `CoolingOff` request's wait has ended at `now`. (A request stored `CoolingOff` always
+/// has `usableFrom`; one without it is taken to wait `DESTINATION_COOLING_OFF` from its creation.)
+pub fn cooling_off_ended(app: &App, request: &DestinationRequestView, now: OffsetDateTime) -> bool {
+    request.state == DestinationRequestState::CoolingOff
+        && now
+            >= request
+                .usable_from
+                .unwrap_or(request.created_at + app.settings().destination_cooling_off)
+}
+
+/// Moves a request whose cooling-off has ended at `now` ([`cooling_off_ended`]) to `Queued`, and
+/// records it once (`destination_request.cooling_off_ended`). Returns whether the request is now
+/// past its wait (`false`: still cooling off at `now`, or vetoed or cancelled meanwhile). The
+/// caller then submits the client's queue ([`submit_queued`]).
+pub async fn end_cooling_off(
+    app: &App,
+    request: &DestinationRequestView,
+    now: OffsetDateTime,
+    actor: Actor,
+    request_id: &str,
+) -> Result<bool> {
+    if !cooling_off_ended(app, request, now) {
+        return Ok(false);
+    }
+    let queued = match app
+        .store()
+        .transition_destination_request(
+            &request.client_id,
+            &request.id,
+            DestinationRequestState::CoolingOff,
+            DestinationRequestState::Queued,
+            &RequestChanges::default(),
+            now,
+        )
+        .await
+    {
+        Ok(queued) => queued,
+        Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+            // Vetoed or cancelled meanwhile (nothing to do), or queued by a concurrent run (which
+            // records it).
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::record_once(
+        app,
+        &request.client_id,
+        &format!("destination-request:{}:Queued", queued.id),
+        actor,
+        DESTINATION_COOLING_OFF_ENDED,
+        request_id,
+        serde_json::json!({
+            "requestId": queued.id,
+            "network": queued.destination.network(),
+            "address": queued.destination.address().canonical(),
+            "label": queued.label,
+            "action": queued.action,
+            "state": queued.state,
+            "usableFrom": request.usable_from.map(rfc3339),
+        }),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Submits the client's oldest queued request if its policy-change slot is free, and keeps going
 /// while requests are approved at once. Returns when the slot is held (by a pending change) or
-/// nothing is queued.
+/// nothing is queued. Requests still cooling off are not queued yet: they are left alone.
 pub async fn submit_queued(app: &App, client: &ClientId, request_id: &str) -> Result<()> {
     let store = app.store();
     for _ in 0..MAX_SUBMISSIONS_PER_CALL {
-        let requests = store.list_destination_requests(client).await?;
+        let requests = store.list_destination_request_views(client).await?;
         let Some(next) = requests
             .iter()
             .find(|r| r.state == DestinationRequestState::Queued)

@@ -24,6 +24,11 @@ pub mod kinds {
     pub const DESTINATION_FAILED: &str = "destination_request.failed";
     /// A queued destination request waited longer than `QUEUED_REQUEST_TTL` and was cancelled.
     pub const DESTINATION_EXPIRED: &str = "destination_request.expired";
+    /// A new destination started its cooling-off: it goes to compliance at `usableFrom` unless
+    /// the client vetoes it (`POST /v1/destination-requests/{id}/veto`) before.
+    pub const DESTINATION_COOLING_OFF: &str = "destination_request.cooling_off";
+    /// The client vetoed a destination during its cooling-off: it never went to Dfns.
+    pub const DESTINATION_VETOED: &str = "destination_request.vetoed";
     pub const DEPOSIT_RECEIVED: &str = "deposit.received";
 }
 

@@ -3,6 +3,9 @@
 //! Runs on a schedule (EventBridge). It takes the clients with open destination requests one after
 //! the other (round robin, in the `open` index's order), a page of each client's oldest open
 //! requests ([`PAGE_PER_CLIENT`]), and for each request:
+//! - `CoolingOff` whose wait has ended (`usableFrom` reached): queue it
+//!   ([`destinations::end_cooling_off`]) and submit the client's next request; one still cooling
+//!   off is left alone (nothing of it goes to Dfns);
 //! - `PendingApproval`: read the approval at Dfns; if it was decided, apply it exactly as the
 //!   webhook would (forward only, so racing a late webhook is harmless);
 //! - `Submitted` for longer than `RECONCILE_SUBMITTED_AFTER_SECONDS`: the Dfns call's outcome was
@@ -25,6 +28,10 @@
 //! that settles it cannot change anything at Dfns, so the next submission happens here.
 //!
 //! One request failing never stops the others; failures are counted and logged.
+//!
+//! **The run's clock.** Every deadline (a cooling-off's end, a queued request's age, a submission
+//! left too long) is compared with one `now` taken when the run starts; [`run_at`] takes it from
+//! the caller, so a test can run the reconciler as it would run later.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +66,10 @@ pub struct ReconcileReport {
     pub submissions_redriven: usize,
     /// `Queued` requests expired (waiting longer than `QUEUED_REQUEST_TTL`).
     pub queued_expired: usize,
+    /// `CoolingOff` requests whose wait had ended: queued for submission.
+    pub cooling_off_ended: usize,
+    /// `CoolingOff` requests still waiting (left alone).
+    pub cooling_off: usize,
     /// Clients whose queue was looked at.
     pub clients_with_queue: usize,
     /// Requests (or clients) whose handling failed this run; retried next run.
@@ -112,6 +123,14 @@ pub async fn run(app: &App) -> Result<ReconcileReport> {
 /// One reconciliation pass within `limits`: round robin over the clients with open requests,
 /// starting after the client where the last run stopped.
 pub async fn run_with(app: &App, limits: RunLimits) -> Result<ReconcileReport> {
+    run_at(app, limits, OffsetDateTime::now_utc()).await
+}
+
+/// [`run_with`] on the clock reading `now`: deadlines (a cooling-off's end, a queued request's
+/// age, a stale submission) are compared with it, and the moves it makes are stamped with it.
+/// The schedule passes the time of the run; a test passes a later time to see what a later run
+/// would do.
+pub async fn run_at(app: &App, limits: RunLimits, now: OffsetDateTime) -> Result<ReconcileReport> {
     let started = Instant::now();
     let run_id = format!("reconcile-{}", ulid::Ulid::new());
     let store = app.store();
@@ -146,7 +165,7 @@ pub async fn run_with(app: &App, limits: RunLimits) -> Result<ReconcileReport> {
             // Back where this run started: every client has had its turn.
             break;
         }
-        reconcile_client(app, &page, &run_id, &mut report).await;
+        reconcile_client(app, &page, &run_id, now, &mut report).await;
         report.clients_visited += 1;
         report.clients_with_more += usize::from(page.more);
         after = Some(page.after.clone());
@@ -171,24 +190,38 @@ pub async fn run_with(app: &App, limits: RunLimits) -> Result<ReconcileReport> {
     Ok(report)
 }
 
-/// One client's page: apply decided approvals, re-drive stale submissions, expire requests queued
-/// too long, then move the client's queue on.
+/// One client's page: queue requests whose cooling-off ended, apply decided approvals, re-drive
+/// stale submissions, expire requests queued too long, then move the client's queue on.
 async fn reconcile_client(
     app: &App,
     page: &ClientOpenRequests,
     run_id: &str,
+    now: OffsetDateTime,
     report: &mut ReconcileReport,
 ) {
     let actor = || Actor::System {
         id: "reconciler".into(),
     };
-    let now = OffsetDateTime::now_utc();
     let stale_before = now - app.settings().reconcile_submitted_after;
     // More than a page: the rest is (almost certainly) queued behind it.
     let mut queue = page.more;
     for request in &page.requests {
         report.open_requests += 1;
         let outcome = match request.state {
+            DestinationRequestState::CoolingOff
+                if destinations::cooling_off_ended(app, request, now) =>
+            {
+                destinations::end_cooling_off(app, request, now, actor(), run_id)
+                    .await
+                    .map(|ended| {
+                        report.cooling_off_ended += usize::from(ended);
+                        queue |= ended;
+                    })
+            }
+            DestinationRequestState::CoolingOff => {
+                report.cooling_off += 1;
+                Ok(())
+            }
             DestinationRequestState::PendingApproval => match &request.approval_id {
                 Some(approval_id) => {
                     let result = async {

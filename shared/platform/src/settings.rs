@@ -16,10 +16,12 @@
 //! | `RECONCILE_SUBMITTED_AFTER_SECONDS` | `60` | a request left `Submitted` this long is re-driven by the reconciler |
 //! | `DFNS_REQUESTS_PER_MINUTE` | `1000` | this container's share of the org's Dfns rate limit (0 = no client-side limit); a signed call costs 3 |
 //! | `DFNS_BURST` | `50` | requests allowed at once before the rate applies |
-//! | `MAX_OPEN_DESTINATION_REQUESTS` | `10` | destination requests a client may have open (`Queued`, `Submitted`, `PendingApproval`) at once; beyond it `POST /v1/destination-requests` answers 429 |
+//! | `MAX_OPEN_DESTINATION_REQUESTS` | `10` | destination requests a client may have open (`CoolingOff`, `Queued`, `Submitted`, `PendingApproval`) at once; beyond it `POST /v1/destination-requests` answers 429 |
 //! | `CLIENT_MUTATIONS_PER_MINUTE` | `60` | mutating calls (signup, destination requests, trading authorizations) one client may make per clock minute (0 = no limit); beyond it 429 until the minute ends |
 //! | `QUEUED_REQUEST_TTL` | `7d` | how long a destination request may stay `Queued`; the reconciler then cancels it (reason "expired") and tells the client. A number and a unit: `s`, `m`, `h` or `d` |
 //! | `RECONCILE_TIME_BUDGET_SECONDS` | `180` | a reconciler run starts no new client after this long (the Lambda timeout is 240 s); the next run resumes with the next client |
+//! | `DESTINATION_COOLING_OFF` | `24h` | how long a client's destination `add` waits (`CoolingOff`, vetoable by the client) before it goes to Dfns for compliance; `0` turns it off. A number and a unit (`s`, `m`, `h`, `d`), or `0`. Removals never wait |
+//! | `EXCHANGE_COOLING_OFF` | `0` | the same for an exchange's deposit address added through a trading authorization |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -123,6 +125,11 @@ pub const MAX_OPEN_DESTINATION_REQUESTS: &str = "MAX_OPEN_DESTINATION_REQUESTS";
 pub const CLIENT_MUTATIONS_PER_MINUTE: &str = "CLIENT_MUTATIONS_PER_MINUTE";
 pub const QUEUED_REQUEST_TTL: &str = "QUEUED_REQUEST_TTL";
 pub const RECONCILE_TIME_BUDGET_SECONDS: &str = "RECONCILE_TIME_BUDGET_SECONDS";
+pub const DESTINATION_COOLING_OFF: &str = "DESTINATION_COOLING_OFF";
+pub const EXCHANGE_COOLING_OFF: &str = "EXCHANGE_COOLING_OFF";
+
+/// The product's cooling-off of a client's new destination.
+pub const DEFAULT_DESTINATION_COOLING_OFF: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses a duration written as a whole number and a unit (`45s`, `30m`, `12h`, `7d`), from one
 /// second to 365 days.
@@ -147,6 +154,15 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         return Err("must be from 1s to 365d".to_owned());
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// A cooling-off: `0` (off; also `0s`, `0m`, …) or a duration as [`parse_duration`] reads it.
+pub fn parse_cooling_off(raw: &str) -> Result<Duration, String> {
+    let digits = raw.trim().trim_end_matches(['s', 'm', 'h', 'd']);
+    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(raw).map_err(|reason| format!("{reason}, or 0 to turn it off"))
 }
 
 /// Everything the use cases need to know about the deployment.
@@ -174,6 +190,11 @@ pub struct PlatformSettings {
     pub queued_request_ttl: Duration,
     /// After this long a reconciler run starts no new client.
     pub reconcile_time_budget: Duration,
+    /// How long a client's new destination waits, vetoable, before it goes to Dfns (`ZERO`: no
+    /// wait).
+    pub destination_cooling_off: Duration,
+    /// The same for an exchange's deposit address added by a trading authorization.
+    pub exchange_cooling_off: Duration,
 }
 
 /// The built-in tier table: a conservative `standard` and an `unlimited` one.
@@ -239,6 +260,14 @@ impl PlatformSettings {
                     }),
                 },
             }
+        };
+
+        let cooling_off = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            get(name)
+                .map(|raw| {
+                    parse_cooling_off(&raw).map_err(|reason| ConfigError::Invalid { name, reason })
+                })
+                .transpose()
         };
 
         let mut networks = Vec::new();
@@ -351,6 +380,9 @@ impl PlatformSettings {
             reconcile_time_budget: Duration::from_secs(
                 number(RECONCILE_TIME_BUDGET_SECONDS, 0, 900)?.unwrap_or(180),
             ),
+            destination_cooling_off: cooling_off(DESTINATION_COOLING_OFF)?
+                .unwrap_or(DEFAULT_DESTINATION_COOLING_OFF),
+            exchange_cooling_off: cooling_off(EXCHANGE_COOLING_OFF)?.unwrap_or(Duration::ZERO),
         })
     }
 
@@ -406,6 +438,35 @@ mod tests {
         assert_eq!(s.client_mutations_per_minute, Some(60));
         assert_eq!(s.queued_request_ttl, Duration::from_secs(7 * 86_400));
         assert_eq!(s.reconcile_time_budget, Duration::from_secs(180));
+        assert_eq!(s.destination_cooling_off, Duration::from_secs(24 * 3600));
+        assert_eq!(s.exchange_cooling_off, Duration::ZERO);
+    }
+
+    #[test]
+    fn cooling_off() {
+        let s = settings(&[
+            (DESTINATION_COOLING_OFF, "30s"),
+            (EXCHANGE_COOLING_OFF, "2h"),
+        ])
+        .unwrap();
+        assert_eq!(s.destination_cooling_off, Duration::from_secs(30));
+        assert_eq!(s.exchange_cooling_off, Duration::from_secs(7200));
+        for off in ["0", "0s", "00h", " 0d "] {
+            let s = settings(&[(DESTINATION_COOLING_OFF, off)]).unwrap();
+            assert_eq!(s.destination_cooling_off, Duration::ZERO, "{off}");
+        }
+        for bad in ["24", "a day", "-1h", "1w", "366d"] {
+            match settings(&[(DESTINATION_COOLING_OFF, bad)]) {
+                Err(ConfigError::Invalid { name, .. }) => {
+                    assert_eq!(name, DESTINATION_COOLING_OFF, "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match settings(&[(EXCHANGE_COOLING_OFF, "soon")]) {
+            Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, EXCHANGE_COOLING_OFF),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

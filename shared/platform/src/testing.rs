@@ -49,6 +49,10 @@ pub struct TestOptions {
     pub edit_secret: Option<fn(&mut serde_json::Value)>,
     /// The secrets [`TestEnv::app`] holds (all of them unless a test plays one function).
     pub held: SecretsHeld,
+    /// `DESTINATION_COOLING_OFF` and `EXCHANGE_COOLING_OFF` (default: none, so a request goes
+    /// to Dfns at once; the product's default is 24 hours for a client's own destination).
+    pub destination_cooling_off: Duration,
+    pub exchange_cooling_off: Duration,
 }
 
 impl Default for TestOptions {
@@ -62,6 +66,8 @@ impl Default for TestOptions {
             secret_in_secrets_manager: false,
             edit_secret: None,
             held: SecretsHeld::ALL,
+            destination_cooling_off: Duration::ZERO,
+            exchange_cooling_off: Duration::ZERO,
         }
     }
 }
@@ -226,6 +232,8 @@ impl TestEnv {
         settings.default_tier = "test".into();
         settings.event_bus_name = bus;
         settings.reconcile_submitted_after = options.reconcile_submitted_after;
+        settings.destination_cooling_off = options.destination_cooling_off;
+        settings.exchange_cooling_off = options.exchange_cooling_off;
         // The emulator is local and only injected faults throttle: no client-side limit.
         settings.dfns_rate_limit = None;
 

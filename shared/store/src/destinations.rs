@@ -4,8 +4,11 @@
 //! ([`crate::open_requests::Admission`]): the create adds one in its own transaction, conditional
 //! on the quota; the move to a final state subtracts it in the same transaction as the state
 //! change. Items (client partition): the request `DESTREQ#<ulid>` (with `countedOpen` while
-//! counted, and `openPk`/`openSk` = `OPEN#DESTREQ` / `<clientId>#<ulid>` while open) and the count
-//! `QUOTA#OPEN_DESTREQ` (`openCount`).
+//! counted, `openPk`/`openSk` = `OPEN#DESTREQ` / `<clientId>#<ulid>` while open, and `usableFrom`
+//! when it was created `CoolingOff`) and the count `QUOTA#OPEN_DESTREQ` (`openCount`).
+//!
+//! `usableFrom` is read into [`DestinationRequestView`] (the request as its client is shown it,
+//! and as the reconciler takes it from the open index), not into [`DestinationRequest`].
 
 use domain::{
     ClientId, DestinationAction, DestinationRequestId, DestinationRequestState, NetworkAddress,
@@ -52,6 +55,39 @@ pub struct DestinationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// A client's request to add or remove a whitelisted destination: what it asks, where it stands
+/// and, for a new destination that cools off first, when that wait ends (`usableFrom`).
+// The stored request with the end of its cooling-off: what the destinations routes answer and what
+// the reconciler reads from the open index. Derefs to the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "DestinationRequest")]
+pub struct DestinationRequestView {
+    #[serde(flatten)]
+    pub request: DestinationRequest,
+    /// For an `add` that waits a cooling-off: when the wait ends and the request may go to
+    /// compliance (until then it is `CoolingOff` and its client may veto it). Absent when it did
+    /// not wait (a removal never does).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
+    pub usable_from: Option<OffsetDateTime>,
+}
+
+impl std::ops::Deref for DestinationRequestView {
+    type Target = DestinationRequest;
+
+    fn deref(&self) -> &DestinationRequest {
+        &self.request
+    }
+}
+
+/// Attribute of a request created `CoolingOff`: the end of its wait (RFC 3339).
+const USABLE_FROM: &str = "usableFrom";
 
 /// Input to [`Store::create_destination_request`]; the request starts `Queued`.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +155,30 @@ impl Store {
         idempotency: Option<&crate::IdempotencyKey>,
         max_open: Option<u32>,
     ) -> Result<Admission, StoreError> {
+        self.create_request(new, None, idempotency, max_open).await
+    }
+
+    /// [`Store::create_destination_request_within`] for a request that waits a cooling-off: stored
+    /// `CoolingOff` with `usable_from`, the end of its wait (read back in
+    /// [`DestinationRequestView`]). Counted in the client's open requests like any.
+    pub async fn create_destination_request_cooling_off(
+        &self,
+        new: &NewDestinationRequest,
+        usable_from: OffsetDateTime,
+        idempotency: Option<&crate::IdempotencyKey>,
+        max_open: Option<u32>,
+    ) -> Result<Admission, StoreError> {
+        self.create_request(new, Some(usable_from), idempotency, max_open)
+            .await
+    }
+
+    async fn create_request(
+        &self,
+        new: &NewDestinationRequest,
+        usable_from: Option<OffsetDateTime>,
+        idempotency: Option<&crate::IdempotencyKey>,
+        max_open: Option<u32>,
+    ) -> Result<Admission, StoreError> {
         use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
         let record = DestinationRequest {
@@ -127,7 +187,10 @@ impl Store {
             destination: new.destination.clone(),
             label: new.label.clone(),
             action: new.action,
-            state: DestinationRequestState::Queued,
+            state: match usable_from {
+                Some(_) => DestinationRequestState::CoolingOff,
+                None => DestinationRequestState::Queued,
+            },
             created_at: new.created_at,
             updated_at: new.created_at,
             approval_id: None,
@@ -145,6 +208,9 @@ impl Store {
             COUNTED.into(),
             aws_sdk_dynamodb::types::AttributeValue::Bool(true),
         );
+        if let Some(usable_from) = usable_from {
+            item.insert(USABLE_FROM.into(), s(rfc3339(usable_from)));
+        }
         let key_text = new.id.to_string();
         let mut count = Update::builder()
             .table_name(&self.table)
@@ -225,11 +291,38 @@ impl Store {
         }
     }
 
+    /// The request with the end of its cooling-off, only if it belongs to `client`.
+    pub async fn get_destination_request_view(
+        &self,
+        client: &ClientId,
+        id: &DestinationRequestId,
+    ) -> Result<Option<DestinationRequestView>, StoreError> {
+        match self.get_raw(key(client_pk(client), request_sk(id))).await? {
+            Some(found) => item::from_item(found, ENTITY, &id.to_string()).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The client's requests, oldest first.
     pub async fn list_destination_requests(
         &self,
         client: &ClientId,
     ) -> Result<Vec<DestinationRequest>, StoreError> {
+        self.list_requests_as(client).await
+    }
+
+    /// The client's requests with the end of each one's cooling-off, oldest first.
+    pub async fn list_destination_request_views(
+        &self,
+        client: &ClientId,
+    ) -> Result<Vec<DestinationRequestView>, StoreError> {
+        self.list_requests_as(client).await
+    }
+
+    async fn list_requests_as<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &ClientId,
+    ) -> Result<Vec<T>, StoreError> {
         let pk = client_pk(client);
         self.query_client_prefix(client, "DESTREQ#")
             .await?

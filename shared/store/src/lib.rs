@@ -92,7 +92,9 @@ mod webhooks;
 
 pub use audit_chain::{AuditPage, ChainCheck};
 pub use clients::{ClientProfile, WalletMapping};
-pub use destinations::{DestinationRequest, NewDestinationRequest, RequestChanges};
+pub use destinations::{
+    DestinationRequest, DestinationRequestView, NewDestinationRequest, RequestChanges,
+};
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Remembered};
 pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges};

@@ -16,7 +16,7 @@
 use domain::{ClientId, DestinationRequestId, DestinationRequestState, OrderState, StateMachine};
 use time::OffsetDateTime;
 
-use crate::destinations::DestinationRequest;
+use crate::destinations::{DestinationRequest, DestinationRequestView};
 use crate::item::{self, Item, client_pk, get_n, get_s, key, n, s};
 use crate::orders::Order;
 use crate::schema::{OPEN_INDEX, TTL_ATTRIBUTE};
@@ -52,7 +52,7 @@ pub(crate) fn open_attributes(
 }
 
 impl Store {
-    /// Every destination request still `Queued`, `Submitted` or `PendingApproval`, of every
+    /// Every destination request still `CoolingOff`, `Queued`, `Submitted` or `PendingApproval`, of every
     /// client, client by client, each client's oldest first. All of them, in one list: the
     /// reconciler takes them a client and a page at a time instead
     /// ([`Store::next_client_open_requests`]). An index read (it may lag a moment behind a
@@ -116,9 +116,9 @@ const AFTER_ULIDS: char = '~';
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientOpenRequests {
     pub client_id: ClientId,
-    /// At most the page asked for, oldest first (an index read: callers re-read or write
-    /// conditionally before acting).
-    pub requests: Vec<DestinationRequest>,
+    /// At most the page asked for, oldest first, each with the end of its cooling-off (an index
+    /// read: callers re-read or write conditionally before acting).
+    pub requests: Vec<DestinationRequestView>,
     /// The client has more open requests than the page: the rest wait for a later run.
     pub more: bool,
     /// Where the next client starts: pass it to [`Store::next_client_open_requests`] (and keep it
@@ -184,7 +184,7 @@ impl Store {
         let more = grouped.len() > page;
         let mut requests = Vec::with_capacity(page);
         for found in grouped.into_iter().take(page) {
-            requests.push(item::from_item::<DestinationRequest>(
+            requests.push(item::from_item::<DestinationRequestView>(
                 found,
                 "destination request",
                 "open index",
@@ -257,7 +257,7 @@ pub(crate) const COUNTED: &str = "countedOpen";
 /// Outcome of [`Store::create_destination_request_within`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    /// Stored, `Queued`, and counted.
+    /// Stored (`Queued`, or `CoolingOff` when it waits), and counted.
     Created(DestinationRequest),
     /// The client already has `max_open` open requests: nothing was written.
     QuotaReached,

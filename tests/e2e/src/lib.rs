@@ -41,6 +41,9 @@ pub struct EnvOptions {
     pub tick_every: Option<Duration>,
     /// Route Dfns and DynamoDB calls through counting proxies (benchmark).
     pub count_calls: bool,
+    /// `DESTINATION_COOLING_OFF`: how long a client's new destination waits, vetoable, before it
+    /// goes to Dfns (default: no wait; the product's default is 24 hours).
+    pub destination_cooling_off: Duration,
 }
 
 impl Default for EnvOptions {
@@ -51,6 +54,7 @@ impl Default for EnvOptions {
             policies_modify: true,
             tick_every: None,
             count_calls: false,
+            destination_cooling_off: Duration::ZERO,
         }
     }
 }
@@ -175,6 +179,7 @@ impl Env {
         settings.event_bus_name = bus;
         // Tests drive the reconciler themselves: re-drive at once when they do.
         settings.reconcile_submitted_after = Duration::ZERO;
+        settings.destination_cooling_off = options.destination_cooling_off;
 
         let secrets = Secrets::fixed(
             SigningCredential::new(

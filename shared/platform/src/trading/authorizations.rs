@@ -2,9 +2,11 @@
 //! funds to one exchange.
 //!
 //! Authorizing puts the exchange's deposit address(es) on the platform's networks through the
-//! destination flow ([`crate::destinations::create_request`], `add`): the authorization is
-//! `Active` once every one of those requests is `Approved` by compliance, `Pending` before, and
-//! `Rejected` if one was rejected or failed. The status is derived from the destination requests
+//! destination flow ([`crate::destinations::create`] from
+//! [`crate::destinations::Origin::Exchange`], `add`: it cools off `EXCHANGE_COOLING_OFF`, none by
+//! default, before it goes to compliance): the authorization is `Active` once every one of those
+//! requests is `Approved` by compliance, `Pending` before (cooling off included), and `Rejected`
+//! if one was rejected, failed, cancelled or vetoed. The status is derived from the destination requests
 //! on every read (one partition query), so it can never disagree with them.
 //!
 //! Revoking is immediate for new orders (the execution run re-reads the authorization before every
@@ -119,7 +121,8 @@ pub fn status_of(
             Some(
                 state @ (DestinationRequestState::Rejected
                 | DestinationRequestState::Failed
-                | DestinationRequestState::Cancelled),
+                | DestinationRequestState::Cancelled
+                | DestinationRequestState::Vetoed),
             ) => {
                 let reason = d
                     .add_request_id
@@ -508,8 +511,14 @@ async fn ensure_requests(
             },
         };
         // Boxed: the request flow is a large future, and this one is nested in the revocation's.
-        let request = Box::pin(destinations::create_request(
-            app, &client, &input, request_id,
+        // An exchange's deposit address cools off `EXCHANGE_COOLING_OFF` (a removal never waits).
+        let request = Box::pin(destinations::create(
+            app,
+            destinations::Origin::Exchange,
+            &client,
+            &input,
+            request_id,
+            None,
         ))
         .await?;
         authorization = record_request(app, authorization, index, action, request.id).await?;
@@ -702,11 +711,13 @@ mod tests {
             AuthorizationStatus::Pending
         );
         for (state, expected) in [
+            (S::CoolingOff, AuthorizationStatus::Pending),
             (S::Queued, AuthorizationStatus::Pending),
             (S::PendingApproval, AuthorizationStatus::Pending),
             (S::Approved, AuthorizationStatus::Active),
             (S::Rejected, AuthorizationStatus::Rejected),
             (S::Failed, AuthorizationStatus::Rejected),
+            (S::Vetoed, AuthorizationStatus::Rejected),
         ] {
             assert_eq!(status_of(&a, &[request(id, state)]).0, expected, "{state}");
         }

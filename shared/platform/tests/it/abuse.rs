@@ -165,7 +165,9 @@ async fn beyond_its_quota_a_client_is_refused_with_a_429_and_nothing_is_stored()
         fingerprint: "f".into(),
     };
     let keyed =
-        destinations::create_request_keyed(&env.app, &client, &add(101), "over", Some(&key)).await;
+        destinations::create_request_keyed(&env.app, &client, &add(101), "over", Some(&key))
+            .await
+            .map(|view| view.request);
     assert!(is_quota_refusal(&keyed), "{keyed:?}");
 
     // Nothing stored: no request, no audit line, no idempotency record.
