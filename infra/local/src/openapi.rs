@@ -435,11 +435,17 @@ mod tests {
             &account,
         );
 
-        let request = serde_json::to_value(destination_request()).unwrap();
+        // As the routes answer it: with the end of its cooling-off.
+        let request = serde_json::to_value(store::DestinationRequestView {
+            request: destination_request(),
+            usable_from: Some(at(86_400)),
+        })
+        .unwrap();
         let created = response_schema(&doc, "post", "/v1/destination-requests", "201");
         assert_fits(&doc, &created, &request);
         // The flattened NetworkAddress: network and address sit beside the other fields.
         assert_eq!(request["network"], "EthereumSepolia");
+        assert!(request["usableFrom"].is_string(), "{request}");
 
         // The error shape, as `ApiError` actually writes it.
         let body = serde_json::to_value(

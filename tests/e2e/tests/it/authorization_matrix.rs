@@ -139,6 +139,8 @@ struct Fixture {
     b: String,
     /// A's queued destination request (cancellable).
     queued_request: String,
+    /// A's destination request still cooling off (vetoable).
+    cooling_off_request: String,
     /// The request adding A's exchange deposit address, pending approval.
     add_request: String,
     /// A's Kraken authorization, the one revoked: revoking it cancels A's scheduled Kraken
@@ -229,6 +231,17 @@ fn routes() -> Vec<Route> {
             path: "/v1/destination-requests/{id}",
             family: Family::ClientObject,
             call: |f, _| Call::to(format!("/v1/destination-requests/{}", f.queued_request)),
+        },
+        Route {
+            method: "POST",
+            path: "/v1/destination-requests/{id}/veto",
+            family: Family::ClientObject,
+            call: |f, _| {
+                Call::to(format!(
+                    "/v1/destination-requests/{}/veto",
+                    f.cooling_off_request
+                ))
+            },
         },
         // reporting
         Route {
@@ -493,6 +506,7 @@ async fn fixture(env: &Env) -> Fixture {
         "behind the pending one: {queued}"
     );
     let queued_request = queued["id"].as_str().expect("an id").to_owned();
+    let cooling_off_request = cooling_off_request(env, &a).await;
 
     let (status, order) = env
         .call_with_headers(
@@ -516,6 +530,7 @@ async fn fixture(env: &Env) -> Fixture {
         ("A's approval id", approval_id),
         ("A's destination address", address),
         ("A's queued request id", queued_request.clone()),
+        ("A's cooling-off request id", cooling_off_request.clone()),
         ("A's order id", order_id.clone()),
     ]);
     for (_, value) in &mut markers {
@@ -525,12 +540,46 @@ async fn fixture(env: &Env) -> Fixture {
         a,
         b,
         queued_request,
+        cooling_off_request,
         add_request,
         revoked_authorization: kraken_id,
         order: order_id,
         forged_approval,
         markers,
     }
+}
+
+/// A destination request of `client` cooling off for an hour, stored as the create route stores
+/// one under `DESTINATION_COOLING_OFF` (the matrix's environment has none, so that its other
+/// requests go to compliance at once). Its id.
+async fn cooling_off_request(env: &Env, client: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let new = store::NewDestinationRequest {
+        id: domain::DestinationRequestId::new(),
+        client_id: domain::ClientId::parse(client).expect("a client id"),
+        destination: domain::NetworkAddress::parse(
+            domain::Network::EthereumSepolia,
+            &random_address(),
+        )
+        .expect("an address"),
+        label: "A's cooling off".into(),
+        action: domain::DestinationAction::Add,
+        created_at: now,
+    };
+    let admitted = store::Store::new(env.dynamodb.clone(), env.table.clone())
+        .create_destination_request_cooling_off(
+            &new,
+            now + std::time::Duration::from_secs(3600),
+            None,
+            None,
+        )
+        .await
+        .expect("store the request");
+    assert!(
+        matches!(admitted, store::open_requests::Admission::Created(ref r) if r.state == domain::DestinationRequestState::CoolingOff),
+        "{admitted:?}"
+    );
+    new.id.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,4 +5,5 @@
 mod acceptance;
 mod authorization_matrix;
 mod burst;
+mod cooling_off;
 mod trading;
