@@ -49,6 +49,7 @@ const PROBES: &[(&str, &str, &str)] = &[
     ("destinations", "GET", "/v1/destination-requests"),
     ("reporting", "GET", "/v1/account"),
     ("trading", "GET", "/v1/trading-authorizations"),
+    ("withdrawals", "GET", "/v1/withdrawals"),
     ("operator", "GET", "/v1/operator/orders"),
 ];
 
@@ -59,7 +60,7 @@ const PROBES: &[(&str, &str, &str)] = &[
 )]
 struct Args {
     /// Functions to measure (default: every HTTP function with an unauthenticated path that
-    /// stays off AWS: signup, destinations, reporting, trading, operator).
+    /// stays off AWS: signup, destinations, reporting, trading, withdrawals, operator).
     functions: Vec<String>,
     /// Measured runs per binary (fresh process each), after one unmeasured warm-up run.
     #[arg(long, default_value_t = 15)]

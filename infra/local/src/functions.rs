@@ -39,6 +39,11 @@ pub const FUNCTIONS: &[Function] = &[
         secrets: trading::SECRETS,
     },
     Function {
+        name: "withdrawals",
+        router: withdrawals::router,
+        secrets: withdrawals::SECRETS,
+    },
+    Function {
         name: "operator",
         router: operator::router,
         secrets: operator::SECRETS,

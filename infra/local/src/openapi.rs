@@ -132,6 +132,11 @@ mod tests {
                 "201",
                 ("/v1/operator/orders/{id}/cancel", "post"),
             ),
+            (
+                "/v1/withdrawals",
+                "201",
+                ("/v1/withdrawals/{id}/cancel", "post"),
+            ),
         ] {
             let links = doc["paths"][path]["post"]["responses"][status]["links"]
                 .as_object()
@@ -404,6 +409,12 @@ mod tests {
                 timeframe_minutes: Some(1440),
                 action: "Block".into(),
                 pending_change: Some(pending_change),
+                usage: vec![platform::reporting::policies::LimitUsage {
+                    wallet_id: "wa-1".into(),
+                    network: "EthereumSepolia".into(),
+                    used: Some("2500".into()),
+                    headroom: Some("7500".into()),
+                }],
             }],
             pending_requests: vec![request.clone()],
             trading_authorizations: vec![AuthorizationView {
@@ -446,6 +457,29 @@ mod tests {
         // The flattened NetworkAddress: network and address sit beside the other fields.
         assert_eq!(request["network"], "EthereumSepolia");
         assert!(request["usableFrom"].is_string(), "{request}");
+
+        // A withdrawal, as created and as listed.
+        let withdrawal = platform::withdrawals::Withdrawal {
+            id: domain::OrderId::new(),
+            state: platform::withdrawals::WithdrawalState::PendingApproval,
+            network: domain::Network::EthereumSepolia,
+            to: "0x52908400098527886e0f7030069857d2e4169ee7".into(),
+            asset: "native".into(),
+            amount: domain::Amount::new(1_000_000_000_000_000_000),
+            created_at: at(20),
+            updated_at: at(21),
+            transfer_id: Some("xfr-1".into()),
+            approval_id: Some("ap-1".into()),
+            reason: Some("over the limit".into()),
+        };
+        let created = response_schema(&doc, "post", "/v1/withdrawals", "201");
+        assert_fits(&doc, &created, &serde_json::to_value(&withdrawal).unwrap());
+        let page = platform::withdrawals::WithdrawalPage {
+            items: vec![withdrawal],
+            next_cursor: Some(domain::OrderId::new().to_string()),
+        };
+        let listed = response_schema(&doc, "get", "/v1/withdrawals", "200");
+        assert_fits(&doc, &listed, &serde_json::to_value(&page).unwrap());
 
         // The error shape, as `ApiError` actually writes it.
         let body = serde_json::to_value(

@@ -38,6 +38,7 @@ pub mod trading;
 pub mod webhook;
 pub mod webhook_queue;
 pub mod whitelist;
+pub mod withdrawals;
 
 #[cfg(feature = "testing")]
 pub mod testing;

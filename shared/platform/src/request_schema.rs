@@ -31,6 +31,15 @@ pub fn evm_address(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A withdrawal's asset: `native`, or a token contract (an EVM address as [`evm_address`] takes).
+pub fn withdrawal_asset(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": "^(native|0x([0-9a-f]{40}|[0-9A-F]{40}))$",
+        "description": "`native` for the network's coin, or the token's contract address"
+    })
+}
+
 /// Characters `char::is_control` refuses (Unicode Cc).
 const CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
 /// Characters `str::trim` removes (Unicode White_Space outside Cc).

@@ -97,7 +97,7 @@ pub use destinations::{
 };
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, Remembered};
-pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges};
+pub use orders::{ClaimToken, ClaimedOrder, NewOrder, Order, OrderChanges, OrderKind};
 pub use webhooks::{KeptEvent, WebhookReceipt};
 
 /// Result of applying an event that may be late, repeated or out of order.

@@ -13,16 +13,37 @@ use crate::{Advance, Store, StoreError};
 const ENTITY: &str = "order";
 const DUE_PARTITION: &str = "DUE";
 
+/// Where an order sends the client's funds. Both kinds go through the same execution (claim,
+/// send with `externalId` = id, follow the transfer).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum OrderKind {
+    /// The trading desk's order to an exchange the client authorized.
+    #[default]
+    Exchange,
+    /// The client's own withdrawal to one of its approved destinations.
+    Withdrawal,
+}
+
 /// An order as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: OrderId,
     pub client_id: ClientId,
+    /// Absent on orders stored before withdrawals existed: `Exchange`.
+    #[serde(default)]
+    pub kind: OrderKind,
     pub network: Network,
-    /// Exchange (venue) name from the registry.
+    /// Exchange (venue) name from the registry (empty for a withdrawal).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub exchange: String,
-    /// Asset symbol or token contract, as the exchange registry names it.
+    /// A withdrawal's destination, canonical for its network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Asset symbol or token contract, as the exchange registry names it; for a withdrawal
+    /// `native` or the token's contract.
     pub asset: String,
     pub amount: Amount,
     #[serde(with = "time::serde::rfc3339")]
@@ -63,8 +84,11 @@ pub struct Order {
 pub struct NewOrder {
     pub id: OrderId,
     pub client_id: ClientId,
+    pub kind: OrderKind,
     pub network: Network,
     pub exchange: String,
+    /// A withdrawal's destination (canonical).
+    pub to: Option<String>,
     pub asset: String,
     pub amount: Amount,
     pub execute_at: OffsetDateTime,
@@ -98,6 +122,15 @@ pub struct OrderChanges {
     pub reason: Option<String>,
 }
 
+/// `gsi1sk` prefix of an order in its client's listing: the desk's orders and the client's
+/// withdrawals are listed apart.
+fn client_index_prefix(kind: OrderKind) -> &'static str {
+    match kind {
+        OrderKind::Exchange => "ORDER#",
+        OrderKind::Withdrawal => "WITHDRAWAL#",
+    }
+}
+
 fn order_key(id: &OrderId) -> Item {
     key(format!("ORDER#{id}"), "ORDER")
 }
@@ -119,8 +152,10 @@ impl Store {
         let record = Order {
             id: new.id,
             client_id: new.client_id.clone(),
+            kind: new.kind,
             network: new.network,
             exchange: new.exchange.clone(),
+            to: new.to.clone(),
             asset: new.asset.clone(),
             amount: new.amount,
             execute_at: new.execute_at,
@@ -139,7 +174,10 @@ impl Store {
         let mut item = item::to_item(&record, ENTITY, &key_text)?;
         item.extend(order_key(&new.id));
         item.insert("gsi1pk".into(), s(item::client_pk(&new.client_id)));
-        item.insert("gsi1sk".into(), s(format!("ORDER#{}", new.id)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{}{}", client_index_prefix(new.kind), new.id)),
+        );
         item.insert("duePk".into(), s(DUE_PARTITION));
         item.insert("dueAt".into(), n(epoch_millis(new.execute_at)));
         self.put_new(item, ENTITY, &key_text, idempotency, new.created_at)
@@ -174,6 +212,50 @@ impl Store {
             .into_iter()
             .map(|i| item::from_item(i, ENTITY, &pk))
             .collect()
+    }
+
+    /// A page of the client's withdrawals, newest first: at most `limit`, strictly older than
+    /// `before` when given (index read). Returns the page and whether older ones exist.
+    pub async fn list_withdrawals_for_client(
+        &self,
+        client: &ClientId,
+        before: Option<&OrderId>,
+        limit: usize,
+    ) -> Result<(Vec<Order>, bool), StoreError> {
+        let pk = item::client_pk(client);
+        let prefix = client_index_prefix(OrderKind::Withdrawal);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .scan_index_forward(false)
+            .expression_attribute_values(":pk", s(pk.clone()));
+        query = match before {
+            Some(before) => query
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high")
+                .expression_attribute_values(":low", s(prefix))
+                // Strictly before: ULIDs are fixed-length, so one less at the end is the bound.
+                .expression_attribute_values(":high", s(format!("{prefix}{before}"))),
+            None => query
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+        };
+        // One more than the page says whether there is a next one (and `before` itself, which
+        // the inclusive bound returns, is dropped).
+        let wanted = limit + 1 + usize::from(before.is_some());
+        let mut found: Vec<Order> = self
+            .query_all(query, Some(wanted))
+            .await?
+            .into_iter()
+            .map(|i| item::from_item(i, ENTITY, &pk))
+            .collect::<Result<_, _>>()?;
+        if let Some(before) = before {
+            found.retain(|o| o.id != *before);
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok((found, more))
     }
 
     /// Orders an execution run should try to claim at `now`: `Scheduled` ones whose time has

@@ -25,6 +25,7 @@ fn handlers() -> BTreeMap<String, BTreeSet<RouteKey>> {
         ("destinations", destinations::router),
         ("reporting", reporting::router),
         ("trading", trading::router),
+        ("withdrawals", withdrawals::router),
         ("operator", operator::router),
         ("dfns-webhook", dfns_webhook::router),
     ];
@@ -155,6 +156,7 @@ fn secrets_held() -> BTreeMap<&'static str, platform::SecretsHeld> {
         ("destinations", destinations::SECRETS),
         ("reporting", reporting::SECRETS),
         ("trading", trading::SECRETS),
+        ("withdrawals", withdrawals::SECRETS),
         ("operator", operator::SECRETS),
         ("dfns-webhook", dfns_webhook::SECRETS),
         ("order-execution", order_execution::SECRETS),

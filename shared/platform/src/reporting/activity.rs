@@ -444,12 +444,22 @@ pub fn from_audit(seq: u64, event: &AuditEvent, labels: &Labels) -> Option<Activ
         item.label = detail(&["label"]).or_else(|| labels.label_of(address.as_deref()));
         item.to = address;
     }
+    // A withdrawal's own lines say where, what and how much (the transfer's row says the rest).
+    if action.starts_with("withdrawal.") {
+        let address = detail(&["to"]);
+        item.label = labels.label_of(address.as_deref());
+        item.to = address;
+        item.amount = detail(&["amount"]);
+        item.asset = detail(&["asset"]);
+        item.direction = Some("Out".to_owned());
+    }
     item.reference = detail(&[
         "requestId",
         "destinationRequestId",
         "id",
         "policyId",
         "orderId",
+        "withdrawalId",
     ]);
     item.actor = Some(actor_text(&event.actor));
     item.reason = detail(&["reason"]);

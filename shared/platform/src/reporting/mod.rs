@@ -31,7 +31,7 @@ use crate::error::PlatformError;
 use crate::http::ApiError;
 use crate::trading::{self, AuthorizationView};
 use activity::{ActivityItem, ActivityPage, Cursor, Labels};
-use policies::{LiveLimit, PendingPolicyChange};
+use policies::{LimitUsage, LiveLimit, PendingPolicyChange};
 
 /// Rows read from one Dfns listing (one wallet's history or transfers) at most. A client account
 /// stays far below it; past it the oldest rows of that listing are not shown (logged).
@@ -252,6 +252,48 @@ pub fn approved_destinations(
         .collect()
 }
 
+/// Each limit with its use now in every wallet it governs, from the preview engine (a transfer of
+/// nothing to nobody: what the rules count in their windows, and the room left).
+fn with_usage(
+    mut limits: Vec<LiveLimit>,
+    policies: &[Policy],
+    wallets: &[WalletMapping],
+    transfers: &[Vec<dfns_client::TransferRequest>],
+    client: &ClientId,
+) -> Vec<LiveLimit> {
+    use crate::trading::preview::{self, PastTransfer, PreviewInput};
+    let tags = vec![client.wallet_tag()];
+    let now = time::OffsetDateTime::now_utc();
+    for (wallet, transfers) in wallets.iter().zip(transfers) {
+        let recent: Vec<PastTransfer> = transfers.iter().map(PastTransfer::from_transfer).collect();
+        let evaluation = preview::evaluate(&PreviewInput {
+            wallet_id: wallet.wallet_id.as_str(),
+            wallet_tags: &tags,
+            to: "",
+            value_usd: Some(crate::trading::usd::Usd::whole(0)),
+            policies,
+            recent_transfers: &recent,
+            now,
+        });
+        for limit in &mut limits {
+            let Some(rule) = evaluation
+                .rules
+                .iter()
+                .find(|r| r.policy_id == limit.policy_id)
+            else {
+                continue;
+            };
+            limit.usage.push(LimitUsage {
+                wallet_id: wallet.wallet_id.as_str().to_owned(),
+                network: wallet.address.network().as_str().to_owned(),
+                used: rule.used.clone(),
+                headroom: rule.headroom.clone().or_else(|| rule.limit.clone()),
+            });
+        }
+    }
+    limits
+}
+
 /// The client's recorded policies as they stand at Dfns now, narrowed to those that govern its
 /// wallets. A recorded policy Dfns no longer knows is skipped (logged).
 async fn live_policies(
@@ -296,9 +338,23 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
             .iter()
             .map(|w| async { dfns.wallet_assets(&dfns_wallet_id(w), true).await }),
     );
-    let (assets, policies) = futures::try_join!(
+    // The wallets' recent transfers: each limit's use in its window.
+    let transfers = futures::future::try_join_all(wallets.iter().map(|w| {
+        let dfns = &dfns;
+        async move {
+            let query = dfns_client::transfers::TransfersQuery {
+                page_size: Some(100),
+            };
+            dfns.list_transfers(&dfns_wallet_id(w), &query)
+                .take(crate::trading::orders::PREVIEW_TRANSFER_SCAN)
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    }));
+    let (assets, policies, transfers) = futures::try_join!(
         async { Ok(assets.await?) },
-        live_policies(&dfns, client, &recorded, &wallets)
+        live_policies(&dfns, client, &recorded, &wallets),
+        async { Ok(transfers.await?) }
     )?;
 
     let wallet_views = wallets
@@ -334,7 +390,13 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
             action: w.action,
             pending_change: w.pending_change,
         }),
-        limits: policies::limits(&policies),
+        limits: with_usage(
+            policies::limits(&policies),
+            &policies,
+            &wallets,
+            &transfers,
+            client,
+        ),
         pending_requests: pending,
         trading_authorizations,
     })

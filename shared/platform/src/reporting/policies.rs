@@ -72,6 +72,25 @@ pub struct LiveLimit {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_change: Option<PendingPolicyChange>,
+    /// Per wallet the limit governs: what is used in the current window and what is left now
+    /// (for the per-transfer limit, the most one transfer may be). Filled by the account view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<LimitUsage>,
+}
+
+/// One wallet's use of a limit now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitUsage {
+    pub wallet_id: String,
+    pub network: String,
+    /// Used in the window (velocity rules; USD or a count), before any new transfer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<String>,
+    /// Room left now: USD (amount rules) or transfers (count rule). Absent when it cannot be
+    /// computed (a past transfer without a price: Dfns then counts it against the limit too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<String>,
 }
 
 fn action_name(action: &PolicyAction) -> String {
@@ -147,6 +166,7 @@ pub fn limits(policies: &[Policy]) -> Vec<LiveLimit> {
                 timeframe_minutes,
                 action: action_name(&policy.action),
                 pending_change: pending_change(policy),
+                usage: Vec::new(),
             })
         })
         .collect();

@@ -43,10 +43,12 @@ use std::time::Instant;
 
 use dfns_client::transfers::{TransferAsset, TransfersQuery};
 use dfns_client::{DfnsClient, ExternalId, TransferId, TransferRequest, TransferStatus};
-use domain::{Actor, ClientId, DestinationRequestState, Network, OrderId, OrderState};
+use domain::{
+    Actor, ClientId, DestinationRequestState, Network, NetworkAddress, OrderId, OrderState,
+};
 use futures::StreamExt;
 use serde::Serialize;
-use store::{Advance, ClaimToken, Order, OrderChanges, StoreError};
+use store::{Advance, ClaimToken, Order, OrderChanges, OrderKind, StoreError};
 use time::OffsetDateTime;
 
 use super::TradingConfig;
@@ -73,6 +75,15 @@ pub fn audit_action(state: OrderState) -> &'static str {
         OrderState::Failed => "order.failed",
         OrderState::Rejected => "order.rejected",
         OrderState::Cancelled => "order.cancelled",
+    }
+}
+
+/// Audit action of an order of `kind` entering `state`: a withdrawal's lines say `withdrawal.…`,
+/// so the client's trail reads as what happened.
+pub fn audit_action_of(kind: OrderKind, state: OrderState) -> &'static str {
+    match kind {
+        OrderKind::Exchange => audit_action(state),
+        OrderKind::Withdrawal => crate::withdrawals::audit_action(state),
     }
 }
 
@@ -121,6 +132,19 @@ pub struct RunReport {
     pub errors: usize,
     /// Orders abandoned by the crash-injection hook.
     pub abandoned: usize,
+}
+
+/// What [`Executor::cancel_unsent`] did.
+#[derive(Debug)]
+pub enum CancelUnsent {
+    /// Cancelled: Dfns holds no transfer for it.
+    Cancelled(Box<Order>),
+    /// Dfns has its transfer: it follows it instead.
+    AlreadySent,
+    /// A run holds it (or it moved on) right now.
+    Busy,
+    /// Dfns could not say; nothing changed.
+    Unknown,
 }
 
 enum Outcome {
@@ -174,11 +198,27 @@ fn transfer_changes(transfer: &TransferRequest) -> OrderChanges {
     }
 }
 
+/// Where, and as what, an order's funds go: checked at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendTo {
+    pub destination: NetworkAddress,
+    pub kind: AssetKind,
+}
+
+impl From<&Deposit> for SendTo {
+    fn from(deposit: &Deposit) -> Self {
+        Self {
+            destination: deposit.destination.clone(),
+            kind: deposit.kind.clone(),
+        }
+    }
+}
+
 /// The body Dfns gets for an order.
-pub fn transfer_asset(deposit: &Deposit, order: &Order) -> TransferAsset {
-    let to = deposit.destination.address().canonical();
+pub fn transfer_asset(target: &SendTo, order: &Order) -> TransferAsset {
+    let to = target.destination.address().canonical();
     let amount = dfns_client::Amount::from(order.amount.get());
-    match &deposit.kind {
+    match &target.kind {
         AssetKind::Native => TransferAsset::Native {
             to,
             amount,
@@ -208,10 +248,24 @@ pub async fn client_wallet(
         .find(|w| w.address.network() == network))
 }
 
-/// Whether `order` may be sent now: the exchange takes its asset on its network, the client's
-/// authorization for the exchange is live, and the deposit address's `add` request is approved.
-/// `Ok(Err(..))` says why not.
+/// Whether `order` may be sent now, and where to. An exchange order: the exchange takes its asset
+/// on its network, the client's authorization for the exchange is live, and the deposit
+/// address's `add` request is approved. A withdrawal: its destination is still one of the
+/// client's approved destinations on its network. `Ok(Err(..))` says why not.
 pub async fn check_order(
+    app: &App,
+    config: &TradingConfig,
+    order: &Order,
+) -> Result<std::result::Result<SendTo, NotSent>> {
+    match order.kind {
+        OrderKind::Exchange => Ok(check_exchange_order(app, config, order)
+            .await?
+            .map(|deposit| SendTo::from(&deposit))),
+        OrderKind::Withdrawal => crate::withdrawals::check_at_send(app, order).await,
+    }
+}
+
+async fn check_exchange_order(
     app: &App,
     config: &TradingConfig,
     order: &Order,
@@ -365,6 +419,81 @@ impl Executor {
         Ok(report)
     }
 
+    /// Sends one order now, exactly as a run would (claim, checks, transfer, record): a client's
+    /// withdrawal is sent when it is made rather than at the next run. Whatever this attempt
+    /// cannot finish (Dfns throttling, a crash) the scheduled runs finish, as for any order.
+    pub async fn execute_now(&self, order: Order, request_id: &str) {
+        let id = order.id;
+        let outcome = self
+            .execute(order, OffsetDateTime::now_utc(), Instant::now(), request_id)
+            .await;
+        if !matches!(outcome, Outcome::Sent | Outcome::NotSent) {
+            tracing::info!(order = %id, "not sent at once; the next execution run takes it");
+        }
+    }
+
+    /// Cancels a claimed order that Dfns never received (a withdrawal whose first attempt Dfns
+    /// refused): takes the claim (refused while a run holds it), asks Dfns for a transfer with the
+    /// order's `externalId`, and only when Dfns confirms there is none moves it to `Cancelled`
+    /// under that claim. If Dfns has one, the order follows it and is not cancelled.
+    pub async fn cancel_unsent(
+        &self,
+        id: &OrderId,
+        reason: &str,
+        request_id: &str,
+    ) -> Result<CancelUnsent> {
+        let now = OffsetDateTime::now_utc();
+        let claimed = match self
+            .app
+            .store()
+            .claim_order(id, now, self.config.lease)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(StoreError::ConditionFailed { .. } | StoreError::NotFound { .. }) => {
+                return Ok(CancelUnsent::Busy);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let (order, claim) = (claimed.order, claimed.claim);
+        match self.find_transfer(&order).await {
+            Ok(Some(transfer)) => {
+                self.record_transfer(&order, &claim, &transfer, now, request_id)
+                    .await?;
+                Ok(CancelUnsent::AlreadySent)
+            }
+            Ok(None) => {
+                let changes = OrderChanges {
+                    reason: Some(reason.to_owned()),
+                    ..OrderChanges::default()
+                };
+                match self
+                    .app
+                    .store()
+                    .transition_order(
+                        id,
+                        OrderState::Claimed,
+                        OrderState::Cancelled,
+                        &changes,
+                        Some(&claim),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await
+                {
+                    Ok(cancelled) => Ok(CancelUnsent::Cancelled(Box::new(cancelled))),
+                    Err(StoreError::ConditionFailed { .. }) => Ok(CancelUnsent::Busy),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(order = %id, %error, "could not learn whether the order is at Dfns; not cancelled");
+                self.hand_back(&order, &claim, OffsetDateTime::now_utc())
+                    .await;
+                Ok(CancelUnsent::Unknown)
+            }
+        }
+    }
+
     async fn execute(
         &self,
         order: Order,
@@ -413,7 +542,7 @@ impl Executor {
             app,
             &order.client_id,
             system(),
-            audit_action(OrderState::Claimed),
+            audit_action_of(order.kind, OrderState::Claimed),
             run_id,
             serde_json::json!({
                 "orderId": order.id,
@@ -422,8 +551,8 @@ impl Executor {
             }),
         )
         .await?;
-        let deposit = match check_order(app, &self.config, &order).await? {
-            Ok(deposit) => deposit,
+        let target = match check_order(app, &self.config, &order).await? {
+            Ok(target) => target,
             Err(not_sent) => {
                 return self
                     .end_unsent(&order, &claim, not_sent, &now, run_id)
@@ -441,7 +570,7 @@ impl Executor {
         };
         let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
         let dfns = self.dfns().await?;
-        let asset = transfer_asset(&deposit, &order);
+        let asset = transfer_asset(&target, &order);
         let transfer = match dfns
             .transfer(&wallet_id, ExternalId::new(order.id.to_string()), asset)
             .await
@@ -517,22 +646,12 @@ impl Executor {
             .await
         {
             Ok(_) => {
-                record_order_change(
-                    app,
-                    &order.client_id,
-                    &order.id,
-                    target,
-                    &changes,
-                    system(),
-                    run_id,
-                )
-                .await?;
+                record_order_change(app, order, target, &changes, system(), run_id).await?;
             }
             Err(StoreError::ConditionFailed { .. }) => {
                 // A transfer webhook (or a successor run) moved the order first: apply ours only
                 // if it is newer.
-                apply_transfer(app, &order.id, &order.client_id, transfer, system(), run_id)
-                    .await?;
+                apply_transfer(app, order, transfer, system(), run_id).await?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -620,13 +739,25 @@ impl Executor {
         {
             Ok(_) => {
                 tracing::info!(order = %order.id, code = not_sent.code, "order not sent");
+                if order.kind == OrderKind::Withdrawal {
+                    crate::withdrawals::notify_state(
+                        &self.app,
+                        order,
+                        OrderState::Failed,
+                        Some(&not_sent.reason()),
+                    )
+                    .await?;
+                }
                 audit::record(
                     &self.app,
                     &order.client_id,
                     Actor::System {
                         id: COMPONENT.into(),
                     },
-                    "order.not_sent",
+                    match order.kind {
+                        OrderKind::Exchange => "order.not_sent",
+                        OrderKind::Withdrawal => crate::withdrawals::NOT_SENT,
+                    },
                     run_id,
                     serde_json::json!({
                         "orderId": order.id,
@@ -652,8 +783,7 @@ pub(crate) fn order_once_key(order: &OrderId, state: OrderState) -> String {
 
 async fn record_order_change(
     app: &App,
-    client: &ClientId,
-    order: &OrderId,
+    order: &Order,
     state: OrderState,
     changes: &OrderChanges,
     actor: Actor,
@@ -663,13 +793,13 @@ async fn record_order_change(
     // (the run, the webhook, a retry after a crash) report it.
     audit::record_once(
         app,
-        client,
-        &order_once_key(order, state),
+        &order.client_id,
+        &order_once_key(&order.id, state),
         actor,
-        audit_action(state),
+        audit_action_of(order.kind, state),
         request_id,
         serde_json::json!({
-            "orderId": order,
+            "orderId": order.id,
             "state": state,
             "transferId": changes.transfer_id,
             "approvalId": changes.approval_id,
@@ -677,13 +807,16 @@ async fn record_order_change(
         }),
     )
     .await?;
+    // The client hears of each state of its own withdrawals (once each: de-duplicated).
+    if order.kind == OrderKind::Withdrawal {
+        crate::withdrawals::notify_state(app, order, state, changes.reason.as_deref()).await?;
+    }
     Ok(())
 }
 
 async fn apply_transfer(
     app: &App,
-    order: &OrderId,
-    client: &ClientId,
+    order: &Order,
     transfer: &TransferRequest,
     actor: Actor,
     request_id: &str,
@@ -692,23 +825,23 @@ async fn apply_transfer(
     let changes = transfer_changes(transfer);
     match app
         .store()
-        .advance_order(order, target, &changes, OffsetDateTime::now_utc())
+        .advance_order(&order.id, target, &changes, OffsetDateTime::now_utc())
         .await
     {
         Ok(Advance::Applied(_)) => {
-            record_order_change(app, client, order, target, &changes, actor, request_id).await?;
+            record_order_change(app, order, target, &changes, actor, request_id).await?;
             Ok(true)
         }
         // Already there: an earlier report moved it, and may have stopped before its audit line.
         Ok(Advance::Stale(current)) if current.state == target => {
-            record_order_change(app, client, order, target, &changes, actor, request_id).await?;
+            record_order_change(app, order, target, &changes, actor, request_id).await?;
             Ok(false)
         }
         Ok(Advance::Stale(_)) => Ok(false),
         // A report that does not fit the order's lifecycle (e.g. it is still `Scheduled`): log
         // it rather than fail the delivery forever.
         Err(StoreError::IllegalTransition { from, to, .. }) => {
-            tracing::warn!(order = %order, %from, %to, "transfer event does not fit the order; ignored");
+            tracing::warn!(order = %order.id, %from, %to, "transfer event does not fit the order; ignored");
             Ok(false)
         }
         Err(e) => Err(e.into()),
@@ -741,15 +874,7 @@ pub async fn on_transfer_event(
         tracing::warn!(order = %order_id, wallet = %transfer.wallet_id, "a transfer names an order of another wallet; ignored");
         return Ok(false);
     }
-    apply_transfer(
-        app,
-        &order_id,
-        &order.client_id,
-        transfer,
-        actor,
-        request_id,
-    )
-    .await
+    apply_transfer(app, &order, transfer, actor, request_id).await
 }
 
 /// The fallback for lost webhooks: re-reads from Dfns the transfer of every order still in flight

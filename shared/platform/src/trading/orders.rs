@@ -185,7 +185,9 @@ pub async fn create_order(
         id: OrderId::new(),
         client_id: valid.client.clone(),
         network: valid.deposit.destination.network(),
+        kind: store::OrderKind::Exchange,
         exchange: valid.exchange.clone(),
+        to: None,
         asset: valid.deposit.asset.clone(),
         amount: valid.amount,
         execute_at: valid.execute_at.unwrap_or(now),
@@ -211,7 +213,10 @@ pub async fn create_order(
 }
 
 /// The order an earlier request with this key created (the same key with another body: 409).
-async fn remembered_order(app: &App, key: &store::IdempotencyKey) -> Result<Option<Order>> {
+pub(crate) async fn remembered_order(
+    app: &App,
+    key: &store::IdempotencyKey,
+) -> Result<Option<Order>> {
     match app.store().remembered(key).await? {
         store::Remembered::Nothing => Ok(None),
         store::Remembered::Created(id) => {
@@ -270,6 +275,8 @@ pub async fn list_orders(
         }
         None => app.store().scan_orders(state).await?,
     };
+    // The desk's orders; clients' withdrawals are listed with the client (`client_view`).
+    orders.retain(|o| o.kind == store::OrderKind::Exchange);
     orders.sort_by_key(|o| std::cmp::Reverse(o.id));
     Ok(orders)
 }
@@ -283,7 +290,13 @@ pub async fn cancel_order(
     request_id: &str,
 ) -> Result<Order> {
     let not_found = || PlatformError::NotFound("no such order".into());
-    let current = app.store().get_order(id).await?.ok_or_else(not_found)?;
+    let current = app
+        .store()
+        .get_order(id)
+        .await?
+        // A client's withdrawal is the client's to cancel, not the desk's.
+        .filter(|order| order.kind == store::OrderKind::Exchange)
+        .ok_or_else(not_found)?;
     if current.state != OrderState::Scheduled {
         return Err(PlatformError::Conflict(format!(
             "only a scheduled order can be cancelled; this one is {}",
@@ -341,10 +354,21 @@ pub async fn client_view(app: &App, client: &ClientId) -> Result<ClientView> {
     })?;
     account.trading_authorizations = authorizations::list(app, client).await?;
     let orders = list_orders(app, Some(client), None).await?;
-    Ok(ClientView { account, orders })
+    let withdrawals = crate::withdrawals::list(app, client, None, CLIENT_VIEW_WITHDRAWALS)
+        .await?
+        .items;
+    Ok(ClientView {
+        account,
+        orders,
+        withdrawals,
+    })
 }
 
-/// The desk's view of a client: the client's own account view, and the client's orders.
+/// The client's latest withdrawals shown in the desk's view of it.
+pub const CLIENT_VIEW_WITHDRAWALS: usize = 50;
+
+/// The desk's view of a client: the client's own account view, the client's orders, and its
+/// latest withdrawals.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientView {
@@ -352,6 +376,8 @@ pub struct ClientView {
     pub account: crate::reporting::AccountView,
     /// Newest first.
     pub orders: Vec<Order>,
+    /// The latest [`CLIENT_VIEW_WITHDRAWALS`], newest first.
+    pub withdrawals: Vec<crate::withdrawals::Withdrawal>,
 }
 
 /// The preview's answer: the policy evaluation plus the platform's own gate.

@@ -12,7 +12,9 @@ pub(crate) fn order(client: &domain::ClientId, execute_in: Duration) -> NewOrder
         id: OrderId::new(),
         client_id: client.clone(),
         network: Network::EthereumSepolia,
+        kind: store::OrderKind::Exchange,
         exchange: "Kraken".into(),
+        to: None,
         asset: "ETH".into(),
         amount: Amount::new(250_000_000_000_000_000),
         execute_at: t0() + execute_in,
@@ -278,4 +280,50 @@ async fn cancel_only_while_scheduled_and_webhooks_only_move_forward() {
     let listed = store.list_orders_for_client(&alice).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, new.id);
+}
+
+/// A client's withdrawals page newest first, each once, strictly before the cursor; the desk's
+/// orders and other clients' withdrawals are not among them.
+#[tokio::test]
+async fn withdrawals_page_newest_first_apart_from_orders() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let bob = client_id("bob");
+    let withdrawal = |client: &domain::ClientId| NewOrder {
+        kind: store::OrderKind::Withdrawal,
+        exchange: String::new(),
+        to: Some("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".into()),
+        asset: "native".into(),
+        ..order(client, Duration::ZERO)
+    };
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(store.create_order(&withdrawal(&alice)).await.unwrap().id);
+        // ULIDs made in one millisecond still sort by creation; the pause only keeps it obvious.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    store
+        .create_order(&order(&alice, Duration::ZERO))
+        .await
+        .unwrap();
+    store.create_order(&withdrawal(&bob)).await.unwrap();
+    created.reverse();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, more) = store
+            .list_withdrawals_for_client(&alice, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        assert!(page.iter().all(|o| o.kind == store::OrderKind::Withdrawal));
+        seen.extend(page.iter().map(|o| o.id));
+        if !more {
+            break;
+        }
+        cursor = page.last().map(|o| o.id);
+    }
+    assert_eq!(seen, created);
+    // The desk's listing of alice's orders holds the order only.
+    assert_eq!(store.list_orders_for_client(&alice).await.unwrap().len(), 1);
 }

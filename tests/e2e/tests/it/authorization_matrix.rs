@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use dfns_client::ApprovalId;
+use dfns_client::{ApprovalId, DecisionValue};
 use e2e::{Env, EnvOptions, sign_webhook};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -147,10 +147,25 @@ struct Fixture {
     /// orders only, and the desk's order (the one cancelled) is for Coinbase.
     revoked_authorization: String,
     order: String,
+    /// A's and B's approved destinations (withdrawals go there).
+    a_destination: String,
+    b_destination: String,
+    /// A's withdrawal, kept `Requested` (Dfns refuses transfers during the matrix): cancellable.
+    withdrawal: String,
     /// A's pending approval as Dfns would report it resolved: what a forged delivery carries.
     forged_approval: Value,
     /// Everything of A's that no other caller may see: (what, value), values lowercase.
     markers: Vec<(&'static str, String)>,
+}
+
+/// A withdrawal of 1 wei to the caller's own approved destination (B's when B calls).
+fn withdrawal_body(f: &Fixture, caller: Caller) -> Value {
+    let to = if caller == Caller::OtherClient {
+        &f.b_destination
+    } else {
+        &f.a_destination
+    };
+    json!({"network": "EthereumSepolia", "to": to, "asset": "native", "amount": "1"})
 }
 
 /// One request.
@@ -293,6 +308,41 @@ fn routes() -> Vec<Route> {
                     f.revoked_authorization
                 ))
             },
+        },
+        // withdrawals
+        Route {
+            method: "POST",
+            path: "/v1/withdrawals",
+            family: Family::ClientScope,
+            call: |f, caller| {
+                Call::to("/v1/withdrawals")
+                    .json(withdrawal_body(f, caller))
+                    .header("idempotency-key", ulid::Ulid::new().to_string())
+            },
+        },
+        Route {
+            method: "GET",
+            path: "/v1/withdrawals",
+            family: Family::ClientScope,
+            call: |_, _| Call::to("/v1/withdrawals?limit=100"),
+        },
+        Route {
+            method: "POST",
+            path: "/v1/withdrawals/preview",
+            family: Family::ClientScope,
+            call: |f, caller| Call::to("/v1/withdrawals/preview").json(withdrawal_body(f, caller)),
+        },
+        Route {
+            method: "GET",
+            path: "/v1/withdrawals/{id}",
+            family: Family::ClientObject,
+            call: |f, _| Call::to(format!("/v1/withdrawals/{}", f.withdrawal)),
+        },
+        Route {
+            method: "POST",
+            path: "/v1/withdrawals/{id}/cancel",
+            family: Family::ClientObject,
+            call: |f, _| Call::to(format!("/v1/withdrawals/{}/cancel", f.withdrawal)),
         },
         // operator
         Route {
@@ -448,6 +498,38 @@ async fn fixture(env: &Env) -> Fixture {
     let b = client_id("bob");
     let account = env.open_account(&a).await;
     env.open_account(&b).await;
+    // Each an approved destination first (the policy-change slot is free), then Dfns refuses
+    // every transfer for the rest of the matrix, so withdrawals stay `Requested`.
+    let mut approved = Vec::new();
+    for client in [&a, &b] {
+        let address = random_address();
+        let (status, created) = env.request_destination(client, &address, "own").await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().expect("an id");
+        let pending = env.wait_for_state(client, id, &["PendingApproval"]).await;
+        env.decide(&pending, DecisionValue::Approved).await;
+        env.wait_for_state(client, id, &["Approved"]).await;
+        approved.push(address);
+    }
+    let (a_destination, b_destination) = (approved[0].clone(), approved[1].clone());
+    env.control(
+        Method::POST,
+        "faults",
+        &json!({"pathPattern": "/wallets/*/transfers", "method": "POST", "status": 503, "rate": 1.0}),
+    )
+    .await;
+    let (status, withdrawal) = env
+        .call_with_headers(
+            Method::POST,
+            "/v1/withdrawals",
+            Some(&env.token(&a)),
+            Some(&json!({"network": "EthereumSepolia", "to": a_destination, "asset": "native", "amount": "1"})),
+            &[("idempotency-key", "fixture")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{withdrawal}");
+    assert_eq!(withdrawal["state"], "Requested", "{withdrawal}");
+    let withdrawal = withdrawal["id"].as_str().expect("an id").to_owned();
     let mut markers = vec![("A's client id", a.clone())];
     for wallet in account["wallets"].as_array().expect("wallets") {
         let id = wallet["walletId"].as_str().expect("a wallet id");
@@ -532,6 +614,8 @@ async fn fixture(env: &Env) -> Fixture {
         ("A's queued request id", queued_request.clone()),
         ("A's cooling-off request id", cooling_off_request.clone()),
         ("A's order id", order_id.clone()),
+        ("A's withdrawal id", withdrawal.clone()),
+        ("A's approved destination", a_destination.clone()),
     ]);
     for (_, value) in &mut markers {
         *value = value.to_lowercase();
@@ -544,6 +628,9 @@ async fn fixture(env: &Env) -> Fixture {
         add_request,
         revoked_authorization: kraken_id,
         order: order_id,
+        a_destination,
+        b_destination,
+        withdrawal,
         forged_approval,
         markers,
     }
@@ -721,6 +808,8 @@ async fn every_route_answers_every_caller_as_expected_and_leaks_nothing() {
     for route in table.iter().filter(|r| {
         matches!(r.family, Family::ClientScope | Family::ClientObject)
             && matches!(r.method, "POST" | "PUT" | "PATCH" | "DELETE")
+            // A preview changes nothing (a dashboard previews as the client types).
+            && !r.path.ends_with("/preview")
     }) {
         // Spend A's minute, and call within it.
         if time::OffsetDateTime::now_utc().second() > 50 {

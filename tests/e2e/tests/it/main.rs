@@ -7,3 +7,4 @@ mod authorization_matrix;
 mod burst;
 mod cooling_off;
 mod trading;
+mod withdrawals;
