@@ -158,14 +158,17 @@ impl StateMachine for DestinationRequestState {
 ///     │            │            │               │                  └────────► Failed
 ///     │            │            │               └──► Rejected | Failed | Confirmed
 ///     │            │            └──► Broadcasted | Confirmed | Rejected | Failed
-///     │            └──► Failed (checks refused), or any later state (webhook overtook us)
+///     │            ├──► Failed (checks refused), or any later state (webhook overtook us)
+///     │            └──► Cancelled (only once Dfns confirms it holds no transfer for it)
 ///     └──► Cancelled
 /// ```
 ///
 /// `Claimed`: an execution run holds a lease on the order and may be calling Dfns. A run that died
 /// leaves the order `Claimed` with an expired lease; the next run re-claims it (same state, new
 /// lease — not a transition) and re-submits with the same `externalId`. Cancellation is possible
-/// only while `Scheduled`: once claimed, the transfer may already exist at Dfns. Because the
+/// while `Scheduled`, or from `Claimed` by whoever holds the claim once Dfns confirms there is no
+/// transfer with the order's `externalId` (a withdrawal the client cancels after Dfns refused the
+/// first attempt): once claimed, the transfer may already exist at Dfns. Because the
 /// transfer's webhooks can arrive before our own `Submitted` write, `Claimed` may move straight to
 /// any later state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -238,7 +241,13 @@ impl StateMachine for OrderState {
             (Scheduled, Claimed | Cancelled)
                 | (
                     Claimed,
-                    Submitted | PendingApproval | Broadcasted | Confirmed | Failed | Rejected
+                    Submitted
+                        | PendingApproval
+                        | Broadcasted
+                        | Confirmed
+                        | Failed
+                        | Rejected
+                        | Cancelled
                 )
                 | (
                     Submitted,
