@@ -34,7 +34,10 @@ fn random_address() -> String {
 
 /// The scheduled reconciler as it runs at `now` (the platform's clock), with what the reconciler
 /// function holds (the signing credential).
-async fn reconcile_at(env: &Env, now: OffsetDateTime) -> platform::reconcile::ReconcileReport {
+pub(crate) async fn reconcile_at(
+    env: &Env,
+    now: OffsetDateTime,
+) -> platform::reconcile::ReconcileReport {
     let app = env.stack.app.holding_only(platform::SecretsHeld::SIGNING);
     let limits = platform::reconcile::RunLimits::of(&app);
     let report = platform::reconcile::run_at(&app, limits, now)
@@ -45,7 +48,7 @@ async fn reconcile_at(env: &Env, now: OffsetDateTime) -> platform::reconcile::Re
 }
 
 /// Moves the emulated clock (Dfns' time) on by `by`.
-async fn advance_dfns_clock(env: &Env, by: Duration) {
+pub(crate) async fn advance_dfns_clock(env: &Env, by: Duration) {
     env.control(
         Method::POST,
         "clock/advance",
@@ -55,7 +58,7 @@ async fn advance_dfns_clock(env: &Env, by: Duration) {
 }
 
 /// Whether any policy or change request at Dfns carries `address`.
-fn dfns_has_seen(env: &Env, address: &str) -> bool {
+pub(crate) fn dfns_has_seen(env: &Env, address: &str) -> bool {
     let needle = address.to_lowercase();
     env.emulator.app().with_state(|state| {
         state
@@ -68,7 +71,7 @@ fn dfns_has_seen(env: &Env, address: &str) -> bool {
     })
 }
 
-fn usable_from(request: &Value) -> OffsetDateTime {
+pub(crate) fn usable_from(request: &Value) -> OffsetDateTime {
     let text = request["usableFrom"]
         .as_str()
         .unwrap_or_else(|| panic!("no usableFrom on {request}"));

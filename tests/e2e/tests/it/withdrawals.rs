@@ -260,6 +260,51 @@ async fn a_withdrawal_within_the_limits_confirms_with_exactly_one_transfer() {
     assert_eq!(transfers_in_emulator(&env).await, 1);
 }
 
+/// The whole path: a new destination cools off (withdrawing to it meanwhile is a 409, and Dfns
+/// has not seen it); once the wait has ended (the emulated clock and the platform's clock
+/// advanced) the reconciler submits it, an officer approves it, and a withdrawal to it confirms
+/// with exactly one transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_cooling_off_and_approval_a_withdrawal_confirms() {
+    use crate::cooling_off::{advance_dfns_clock, dfns_has_seen, reconcile_at, usable_from};
+    const COOLING: Duration = Duration::from_secs(24 * 3600);
+    let env = Env::start(EnvOptions {
+        destination_cooling_off: COOLING,
+        ..EnvOptions::default()
+    })
+    .await;
+    let gina = client_id("gina");
+    let wallet_id = funded_client(&env, &gina).await;
+    let cold = random_address();
+    let (status, created) = env.request_destination(&gina, &cold, "cold wallet").await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["state"], "CoolingOff", "{created}");
+    let request = created["id"].as_str().expect("id").to_owned();
+
+    let (status, body) = withdraw(&env, &gina, "early", &withdrawal(&cold, SMALL)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "still cooling off: {body}");
+    let (_, preview) = env
+        .post("/v1/withdrawals/preview", &gina, &withdrawal(&cold, SMALL))
+        .await;
+    assert_eq!(preview["destinationApproved"], false, "{preview}");
+    assert!(!dfns_has_seen(&env, &cold));
+
+    advance_dfns_clock(&env, COOLING).await;
+    reconcile_at(&env, usable_from(&created)).await;
+    let pending = env
+        .wait_for_state(&gina, &request, &["PendingApproval"])
+        .await;
+    env.decide(&pending, DecisionValue::Approved).await;
+    env.wait_for_state(&gina, &request, &["Approved"]).await;
+
+    let (status, made) = withdraw(&env, &gina, "now", &withdrawal(&cold, SMALL)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().expect("id").to_owned();
+    wait_for_withdrawal(&env, &gina, &id, "Confirmed").await;
+    assert_eq!(transfers_for(&env, &wallet_id, &id).await.len(), 1);
+    assert_eq!(transfers_in_emulator(&env).await, 1);
+}
+
 /// Over the per-transfer limit with `RequestApproval`: Dfns holds it, an officer denies it, and it
 /// ends `Rejected` with the officer's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
