@@ -1,5 +1,6 @@
-//! `reconciler`: applies what lost webhooks would have and submits queued destination requests
-//! whose client has a free slot. See [`platform::reconcile`].
+//! `reconciler`: applies what lost webhooks would have, queues destination requests whose
+//! cooling-off has ended, and submits queued ones whose client has a free slot. See
+//! [`platform::reconcile`].
 //!
 //! Invoked by EventBridge in two ways ([`Trigger`]): on its schedule (a whole pass), and by the
 //! platform's own `destination_request.{approved,rejected,failed}` events, which free that

@@ -6,8 +6,8 @@
 //! [`crate::destinations::Origin::Exchange`], `add`: it cools off `EXCHANGE_COOLING_OFF`, none by
 //! default, before it goes to compliance): the authorization is `Active` once every one of those
 //! requests is `Approved` by compliance, `Pending` before (cooling off included), and `Rejected`
-//! if one was rejected, failed, cancelled or vetoed. The status is derived from the destination requests
-//! on every read (one partition query), so it can never disagree with them.
+//! if one was rejected, failed, cancelled or vetoed. The status is derived from the destination
+//! requests on every read (one partition query), so it can never disagree with them.
 //!
 //! Revoking is immediate for new orders (the execution run re-reads the authorization before every
 //! send), cancels at once the client's orders for that exchange still `Scheduled` (not yet claimed
