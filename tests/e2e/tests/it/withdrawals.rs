@@ -520,7 +520,7 @@ async fn two_hundred_withdrawals_under_half_429s_make_two_hundred_transfers() {
         let calls = (0..EACH).map(|i| {
             let key = format!("burst-{i}");
             async move {
-                let (status, body) = withdraw(&env, subject, &key, &withdrawal(cold, "1")).await;
+                let (status, body) = withdraw(env, subject, &key, &withdrawal(cold, "1")).await;
                 assert_eq!(status, StatusCode::CREATED, "{body}");
                 body["id"].as_str().expect("id").to_owned()
             }
@@ -569,5 +569,5 @@ async fn two_hundred_withdrawals_under_half_429s_make_two_hundred_transfers() {
         total += count;
     }
     assert_eq!(total, CLIENTS * EACH, "one transfer per withdrawal");
-    assert_eq!(transfers_in_emulator(&env).await as usize, CLIENTS * EACH);
+    assert_eq!(transfers_in_emulator(env).await as usize, CLIENTS * EACH);
 }
