@@ -662,7 +662,8 @@ pub async fn preview(
 }
 
 /// The preview engine over a wallet's live policies (only those in `only` when given), its recent
-/// transfers and the asset's current USD quote, for `amount` of `target`'s asset.
+/// transfers and the asset's current USD quote, for `amount` of `target`'s asset. The desk's order
+/// preview uses it too, over every policy.
 pub async fn evaluate(
     app: &App,
     wallet: &store::WalletMapping,

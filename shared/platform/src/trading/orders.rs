@@ -6,10 +6,7 @@
 //! execution run at send time, so an authorization revoked after the order was placed still stops
 //! it, and the order records why.
 
-use dfns_client::policies::{PoliciesQuery, PolicyStatus};
-use dfns_client::transfers::TransfersQuery;
 use domain::{Actor, Amount, ClientId, Network, OrderId, OrderState};
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use store::{NewOrder, Order, StoreError};
 use time::OffsetDateTime;
@@ -18,9 +15,8 @@ use time::format_description::well_known::Rfc3339;
 use super::TradingConfig;
 use super::authorizations::{self, AuthorizationStatus};
 use super::execution::{audit_action, client_wallet};
-use super::preview::{self, PastTransfer, Preview, PreviewInput};
-use super::registry::{AssetKind, Deposit};
-use super::usd::Usd;
+use super::preview::Preview;
+use super::registry::Deposit;
 use crate::App;
 use crate::audit;
 use crate::error::{PlatformError, Result};
@@ -410,31 +406,9 @@ pub async fn preview_order(
     let wallet = client_wallet(app, &valid.client, network)
         .await?
         .ok_or_else(|| PlatformError::Conflict(format!("the client has no wallet on {network}")))?;
-    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
-    let dfns = app.dfns_reader().await?;
-    let policies_query = PoliciesQuery {
-        status: Some(PolicyStatus::Active),
-        page_size: Some(100),
-    };
-    let transfers_query = TransfersQuery {
-        page_size: Some(100),
-    };
-    let (wallet_info, assets, policies, transfers, authorization) = futures::try_join!(
-        async { Ok::<_, PlatformError>(dfns.get_wallet(&wallet_id).await?) },
-        async { Ok(dfns.wallet_assets(&wallet_id, false).await?) },
-        async {
-            Ok(dfns
-                .list_policies(&policies_query)
-                .try_collect::<Vec<_>>()
-                .await?)
-        },
-        async {
-            Ok(dfns
-                .list_transfers(&wallet_id, &transfers_query)
-                .take(PREVIEW_TRANSFER_SCAN)
-                .try_collect::<Vec<_>>()
-                .await?)
-        },
+    let target = super::execution::SendTo::from(&valid.deposit);
+    let (evaluation, authorization) = futures::try_join!(
+        crate::withdrawals::evaluate(app, &wallet, &target, valid.amount, None),
         async {
             let current = app
                 .store()
@@ -449,31 +423,7 @@ pub async fn preview_order(
             })
         },
     )?;
-    let price = assets
-        .assets
-        .iter()
-        .find(|a| match (&a.kind, &valid.deposit.kind) {
-            (dfns_client::wallets::AssetKind::Native, AssetKind::Native) => true,
-            (
-                dfns_client::wallets::AssetKind::Erc20 { contract },
-                AssetKind::Erc20 { contract: ours },
-            ) => contract.eq_ignore_ascii_case(ours),
-            _ => false,
-        })
-        .and_then(|a| Usd::price_from_quotes(a.quotes.as_ref()));
-    let value_usd =
-        price.and_then(|p| Usd::value_of(valid.amount.get(), valid.deposit.decimals, p));
-    let recent: Vec<PastTransfer> = transfers.iter().map(PastTransfer::from_transfer).collect();
     let to = valid.deposit.destination.address().canonical();
-    let evaluation = preview::evaluate(&PreviewInput {
-        wallet_id: wallet_id.as_str(),
-        wallet_tags: &wallet_info.tags,
-        to: &to,
-        value_usd,
-        policies: &policies,
-        recent_transfers: &recent,
-        now: OffsetDateTime::now_utc(),
-    });
     Ok(PreviewView {
         client_id: valid.client.to_string(),
         exchange: valid.exchange,
@@ -481,7 +431,7 @@ pub async fn preview_order(
         asset: valid.deposit.asset.clone(),
         amount: valid.amount,
         to,
-        wallet_id: wallet_id.as_str().to_owned(),
+        wallet_id: wallet.wallet_id.as_str().to_owned(),
         authorization,
         policies: evaluation,
     })
