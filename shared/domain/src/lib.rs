@@ -15,7 +15,10 @@ pub mod network;
 pub mod schema;
 pub mod state;
 
-pub use address::{Address, AddressError, EvmAddress, NetworkAddress};
+pub use address::{
+    Address, AddressError, BitcoinAddress, BitcoinAddressKind, BitcoinParams, EvmAddress,
+    NetworkAddress, SolanaAddress,
+};
 pub use amount::{Amount, AmountError};
 pub use audit::{Actor, AuditAction, AuditEvent};
 pub use ids::{ClientId, DestinationRequestId, IdError, OrderId, WalletId};

@@ -10,6 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum NetworkFamily {
     /// Ethereum and its derivatives: `0x` + 20 bytes of hex, EIP-55 checksummed mixed case.
     Evm,
+    /// Bitcoin: base58check P2PKH/P2SH with the network's version bytes, or segwit bech32 (v0) /
+    /// bech32m (v1 and later) with the network's human-readable part.
+    Bitcoin,
+    /// Solana: base58 of a 32-byte public key, case-sensitive.
+    Solana,
 }
 
 /// A Dfns network we support. Serialised as the Dfns string (`"EthereumSepolia"`).
@@ -29,6 +34,11 @@ pub enum Network {
     OptimismSepolia,
     Polygon,
     PolygonAmoy,
+    Bitcoin,
+    BitcoinTestnet4,
+    BitcoinSignet,
+    Solana,
+    SolanaDevnet,
 }
 
 /// The string is not a network we support.
@@ -37,7 +47,7 @@ pub enum Network {
 pub struct UnknownNetwork(pub String);
 
 impl Network {
-    pub const ALL: [Network; 11] = [
+    pub const ALL: [Network; 16] = [
         Network::Ethereum,
         Network::EthereumSepolia,
         Network::EthereumHoodi,
@@ -49,6 +59,11 @@ impl Network {
         Network::OptimismSepolia,
         Network::Polygon,
         Network::PolygonAmoy,
+        Network::Bitcoin,
+        Network::BitcoinTestnet4,
+        Network::BitcoinSignet,
+        Network::Solana,
+        Network::SolanaDevnet,
     ];
 
     /// The Dfns wire name.
@@ -65,6 +80,11 @@ impl Network {
             Network::OptimismSepolia => "OptimismSepolia",
             Network::Polygon => "Polygon",
             Network::PolygonAmoy => "PolygonAmoy",
+            Network::Bitcoin => "Bitcoin",
+            Network::BitcoinTestnet4 => "BitcoinTestnet4",
+            Network::BitcoinSignet => "BitcoinSignet",
+            Network::Solana => "Solana",
+            Network::SolanaDevnet => "SolanaDevnet",
         }
     }
 
@@ -77,20 +97,45 @@ impl Network {
     }
 
     pub fn family(self) -> NetworkFamily {
-        NetworkFamily::Evm
+        match self {
+            Network::Ethereum
+            | Network::EthereumSepolia
+            | Network::EthereumHoodi
+            | Network::Base
+            | Network::BaseSepolia
+            | Network::ArbitrumOne
+            | Network::ArbitrumSepolia
+            | Network::Optimism
+            | Network::OptimismSepolia
+            | Network::Polygon
+            | Network::PolygonAmoy => NetworkFamily::Evm,
+            Network::Bitcoin | Network::BitcoinTestnet4 | Network::BitcoinSignet => {
+                NetworkFamily::Bitcoin
+            }
+            Network::Solana | Network::SolanaDevnet => NetworkFamily::Solana,
+        }
     }
 
     /// Symbol of the native asset, as used to key USD prices.
     pub fn native_symbol(self) -> &'static str {
-        match self {
-            Network::Polygon | Network::PolygonAmoy => "POL",
-            _ => "ETH",
+        match self.family() {
+            NetworkFamily::Evm => match self {
+                Network::Polygon | Network::PolygonAmoy => "POL",
+                _ => "ETH",
+            },
+            NetworkFamily::Bitcoin => "BTC",
+            NetworkFamily::Solana => "SOL",
         }
     }
 
-    /// Decimals of the native asset (wei-like smallest unit).
+    /// Decimals of the native asset: wei (18) on EVM networks, satoshis (8) on Bitcoin, lamports
+    /// (9) on Solana.
     pub fn native_decimals(self) -> u8 {
-        18
+        match self.family() {
+            NetworkFamily::Evm => 18,
+            NetworkFamily::Bitcoin => 8,
+            NetworkFamily::Solana => 9,
+        }
     }
 
     pub fn is_testnet(self) -> bool {
@@ -101,6 +146,8 @@ impl Network {
                 | Network::ArbitrumOne
                 | Network::Optimism
                 | Network::Polygon
+                | Network::Bitcoin
+                | Network::Solana
         )
     }
 }
@@ -151,9 +198,41 @@ mod tests {
             Network::parse("ethereumsepolia"),
             Err(UnknownNetwork("ethereumsepolia".into()))
         );
-        assert!(Network::parse("Solana").is_err());
+        assert!(Network::parse("solana").is_err());
         assert!(Network::parse("").is_err());
         assert!(serde_json::from_str::<Network>("\"EthereumGoerli\"").is_err());
+        // Retired test networks Dfns still lists are refused (docs/dfns.md §3.2).
+        assert!(Network::parse("BitcoinTestnet3").is_err());
+        assert!(Network::parse("Tron").is_err());
+    }
+
+    #[test]
+    fn families_and_native_assets() {
+        for (network, family, symbol, decimals, testnet) in [
+            (Network::Ethereum, NetworkFamily::Evm, "ETH", 18, false),
+            (Network::Bitcoin, NetworkFamily::Bitcoin, "BTC", 8, false),
+            (
+                Network::BitcoinTestnet4,
+                NetworkFamily::Bitcoin,
+                "BTC",
+                8,
+                true,
+            ),
+            (
+                Network::BitcoinSignet,
+                NetworkFamily::Bitcoin,
+                "BTC",
+                8,
+                true,
+            ),
+            (Network::Solana, NetworkFamily::Solana, "SOL", 9, false),
+            (Network::SolanaDevnet, NetworkFamily::Solana, "SOL", 9, true),
+        ] {
+            assert_eq!(network.family(), family, "{network}");
+            assert_eq!(network.native_symbol(), symbol, "{network}");
+            assert_eq!(network.native_decimals(), decimals, "{network}");
+            assert_eq!(network.is_testnet(), testnet, "{network}");
+        }
     }
 
     #[test]

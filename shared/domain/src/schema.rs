@@ -50,6 +50,11 @@ impl JsonSchema for Network {
 }
 
 const EVM_ADDRESS_PATTERN: &str = "^0x[0-9a-fA-F]{40}$";
+/// Base58 (P2PKH, P2SH: 25 bytes) or a lower-case segwit address of the mainnet or test prefix.
+pub const BITCOIN_ADDRESS_PATTERN: &str =
+    "^([123mn][1-9A-HJ-NP-Za-km-z]{25,34}|(bc|tb)1[02-9ac-hj-np-z]{8,87})$";
+/// Base58 of 32 bytes: 32 to 44 characters of the base58 alphabet.
+pub const SOLANA_ADDRESS_PATTERN: &str = "^[1-9A-HJ-NP-Za-km-z]{32,44}$";
 
 impl JsonSchema for EvmAddress {
     fn schema_name() -> Cow<'static, str> {
@@ -69,8 +74,22 @@ impl JsonSchema for Address {
         "Address".into()
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        // Every family we support today is EVM.
-        EvmAddress::json_schema(generator)
+        json_schema!({
+            "anyOf": [
+                EvmAddress::json_schema(generator),
+                {
+                    "type": "string",
+                    "pattern": BITCOIN_ADDRESS_PATTERN,
+                    "description": "Bitcoin: base58check P2PKH/P2SH as given, or bech32/bech32m (bc1…, tb1…) in lower case"
+                },
+                {
+                    "type": "string",
+                    "pattern": SOLANA_ADDRESS_PATTERN,
+                    "description": "Solana: base58 of 32 bytes, case-sensitive, exactly as given"
+                }
+            ],
+            "description": "an address in its network's stored form"
+        })
     }
 }
 

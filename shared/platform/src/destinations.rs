@@ -1135,7 +1135,7 @@ mod tests {
                     "add",
                 ),
             ),
-            ("unknown network", input("Solana", good, "x", "add")),
+            ("unknown network", input("Tron", good, "x", "add")),
             ("network not offered", input("Ethereum", good, "x", "add")),
             ("empty label", input("EthereumSepolia", good, "  ", "add")),
             (

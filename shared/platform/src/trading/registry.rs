@@ -435,7 +435,7 @@ mod tests {
             Err(RegistryError::ExchangeName(_))
         ));
         assert!(matches!(
-            ExchangeRegistry::from_json(r#"{"X": {"Solana": {}}}"#),
+            ExchangeRegistry::from_json(r#"{"X": {"Tron": {}}}"#),
             Err(RegistryError::Network { .. })
         ));
         assert_eq!(ExchangeRegistry::from_json("{}"), Err(RegistryError::Empty));
