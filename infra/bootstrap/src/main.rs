@@ -47,9 +47,10 @@ struct Args {
     /// Officer decisions an approval needs.
     #[arg(long, env = "COMPLIANCE_QUORUM", default_value_t = 1)]
     quorum: u32,
-    /// Approvals expire after this many minutes (default: never).
-    #[arg(long, env = "COMPLIANCE_AUTO_REJECT_MINUTES")]
-    auto_reject_minutes: Option<u32>,
+    /// Approvals expire after this many minutes (default 72 hours, as the platform's own
+    /// policies; 0: never).
+    #[arg(long, env = "COMPLIANCE_AUTO_REJECT_MINUTES", default_value_t = 4320)]
+    auto_reject_minutes: u32,
     /// Name of the Policies:Modify policy (how later runs find it).
     #[arg(long, default_value = DEFAULT_POLICY_NAME)]
     policy_name: String,
@@ -138,7 +139,7 @@ async fn run(args: Args) -> Result<(), BootstrapError> {
             .filter(|o| !o.is_empty())
             .collect(),
         quorum: args.quorum,
-        auto_reject_minutes: args.auto_reject_minutes,
+        auto_reject_minutes: (args.auto_reject_minutes != 0).then_some(args.auto_reject_minutes),
         policy_name: args.policy_name,
         webhook_url: args.webhook_url,
         dry_run: args.dry_run,

@@ -29,6 +29,7 @@ pub use error::{PlatformError, Result};
 pub use settings::PlatformSettings;
 
 pub mod audit;
+pub mod compliance;
 pub mod destinations;
 pub mod notify;
 pub mod onboarding;

@@ -30,6 +30,9 @@ pub mod kinds {
     /// The client vetoed a destination during its cooling-off: it never went to Dfns.
     pub const DESTINATION_VETOED: &str = "destination_request.vetoed";
     pub const DEPOSIT_RECEIVED: &str = "deposit.received";
+    /// Compliance decided (approved, denied) an approval on the client's destination request,
+    /// withdrawal or order, or it expired undecided: who decided, what, why and when.
+    pub const APPROVAL_RESOLVED: &str = "compliance.approval_resolved";
 }
 
 /// Something to tell a client.
@@ -102,10 +105,20 @@ async fn publish(app: &App, notification: &Notification) -> std::result::Result<
             .unwrap_or_default(),
         "detail": notification.detail,
     });
+    publish_event(app, EVENT_SOURCE, &notification.kind, &detail).await
+}
+
+/// Puts one event on the notification bus (`EVENT_BUS_NAME`).
+pub async fn publish_event(
+    app: &App,
+    source: &str,
+    detail_type: &str,
+    detail: &serde_json::Value,
+) -> std::result::Result<(), String> {
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
         .event_bus_name(&app.settings().event_bus_name)
-        .source(EVENT_SOURCE)
-        .detail_type(&notification.kind)
+        .source(source)
+        .detail_type(detail_type)
         .detail(detail.to_string())
         .build();
     let output = app

@@ -7,7 +7,9 @@
 //!   ([`destinations::end_cooling_off`]) and submit the client's next request; one still cooling
 //!   off is left alone (nothing of it goes to Dfns);
 //! - `PendingApproval`: read the approval at Dfns; if it was decided, apply it exactly as the
-//!   webhook would (forward only, so racing a late webhook is harmless);
+//!   webhook would (forward only, so racing a late webhook is harmless; the officers' decisions
+//!   land in the client's audit chain once); if not, alert the officers if nobody has, and remind
+//!   them once half of its time to expiry has passed ([`crate::compliance::alert_officers`]);
 //! - `Submitted` for longer than `RECONCILE_SUBMITTED_AFTER_SECONDS`: the Dfns call's outcome was
 //!   lost (timeout, crash); re-drive it ([`destinations::drive_submitted`] adopts a change request
 //!   already pending on the policy instead of sending a second one);
@@ -234,6 +236,10 @@ async fn reconcile_client(
                             destinations::outcome_of_approval(&approval.status, None).is_some();
                         if decided {
                             webhook::on_approval(app, &approval, actor(), run_id).await?;
+                        } else {
+                            // The officers' alert (if its webhook was lost) and the reminder
+                            // half-way to the expiry.
+                            crate::compliance::alert_officers(app, &approval, now).await?;
                         }
                         Ok::<_, crate::PlatformError>(decided)
                     }

@@ -7,7 +7,7 @@
 //! | `LIMITS_ACTION` | `WHITELIST_ACTION` | the same for the tier's limit policies |
 //! | `COMPLIANCE_APPROVERS` | none | comma-separated Dfns user ids of the compliance officers (needed by `RequestApproval`) |
 //! | `COMPLIANCE_QUORUM` | `1` | decisions needed |
-//! | `COMPLIANCE_AUTO_REJECT_MINUTES` | none | approvals expire after this many minutes |
+//! | `COMPLIANCE_AUTO_REJECT_MINUTES` | `4320` (72 hours) | an approval not decided within this many minutes expires (Dfns auto-rejects it; the client is notified like any decision); `0`: never |
 //! | `LIMIT_TIERS` | built in (`standard`, `unlimited`) | JSON `{"<tier>": {"amountLimitUsd"?, "amountVelocity"?: {"limitUsd","timeframeMinutes"}, "countVelocity"?: {"limit","timeframeMinutes"}}}` |
 //! | `DEFAULT_TIER` | `standard` | tier of a client not named in `CLIENT_TIERS` |
 //! | `CLIENT_TIERS` | none | JSON `{"<clientId>": "<tier>"}` |
@@ -127,6 +127,10 @@ pub const QUEUED_REQUEST_TTL: &str = "QUEUED_REQUEST_TTL";
 pub const RECONCILE_TIME_BUDGET_SECONDS: &str = "RECONCILE_TIME_BUDGET_SECONDS";
 pub const DESTINATION_COOLING_OFF: &str = "DESTINATION_COOLING_OFF";
 pub const EXCHANGE_COOLING_OFF: &str = "EXCHANGE_COOLING_OFF";
+
+/// Minutes before an undecided approval expires, unless `COMPLIANCE_AUTO_REJECT_MINUTES` says
+/// otherwise: 72 hours, so a forgotten decision never blocks a client's queue for good.
+pub const DEFAULT_AUTO_REJECT_MINUTES: u32 = 72 * 60;
 
 /// The product's cooling-off of a client's new destination.
 pub const DEFAULT_DESTINATION_COOLING_OFF: Duration = Duration::from_secs(24 * 3600);
@@ -295,8 +299,11 @@ impl PlatformSettings {
         let compliance = ComplianceGroup {
             approvers: list(COMPLIANCE_APPROVERS),
             quorum: number(COMPLIANCE_QUORUM, 1, 100)?.unwrap_or(1) as u32,
-            auto_reject_minutes: number(COMPLIANCE_AUTO_REJECT_MINUTES, 1, 43_200)?
-                .map(|n| n as u32),
+            auto_reject_minutes: match number(COMPLIANCE_AUTO_REJECT_MINUTES, 0, 43_200)? {
+                None => Some(DEFAULT_AUTO_REJECT_MINUTES),
+                Some(0) => None,
+                Some(n) => Some(n as u32),
+            },
         };
         let needs_approvers =
             [whitelist_action, limits_action].contains(&PolicyActionSetting::RequestApproval);
@@ -418,6 +425,22 @@ mod tests {
         assert_eq!(s.whitelist_action, PolicyActionSetting::Block);
         assert_eq!(s.limits_action, PolicyActionSetting::Block);
         assert_eq!(s.event_bus_name, "default");
+        // Approvals expire after 72 hours unless told otherwise; 0 = never.
+        assert_eq!(s.compliance.auto_reject_minutes, Some(4320));
+        assert_eq!(
+            settings(&[(COMPLIANCE_AUTO_REJECT_MINUTES, "0")])
+                .unwrap()
+                .compliance
+                .auto_reject_minutes,
+            None
+        );
+        assert_eq!(
+            settings(&[(COMPLIANCE_AUTO_REJECT_MINUTES, "90")])
+                .unwrap()
+                .compliance
+                .auto_reject_minutes,
+            Some(90)
+        );
         assert_eq!(
             s.dfns_rate_limit,
             Some(dfns_client::RateLimit {

@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 
 use crate::App;
 use crate::audit::{self, actions};
+use crate::compliance;
 use crate::destinations;
 use crate::error::{PlatformError, Result};
 use crate::notify::{self, Notice, kinds};
@@ -227,22 +228,30 @@ async fn apply_deferring(
             on_approval(app, &approval, from_dfns(), request_id).await
         }
         EventData::ApprovalPending(approval) => {
-            let Activity::PoliciesModify { change_request } = &approval.activity else {
-                return Ok(WebhookOutcome::Ignored);
-            };
-            let Some(request) = app
-                .store()
-                .find_destination_request_by_change_request_id(change_request.id.as_str())
-                .await?
-            else {
-                return Ok(WebhookOutcome::Ignored);
-            };
-            let mut change = (**change_request).clone();
-            change
-                .approval_id
-                .get_or_insert_with(|| approval.id.clone());
-            destinations::mark_pending(app, &request, &change, request_id).await?;
-            Ok(WebhookOutcome::Processed)
+            if let Activity::PoliciesModify { change_request } = &approval.activity {
+                let Some(request) = app
+                    .store()
+                    .find_destination_request_by_change_request_id(change_request.id.as_str())
+                    .await?
+                else {
+                    return Ok(WebhookOutcome::Ignored);
+                };
+                let mut change = (**change_request).clone();
+                change
+                    .approval_id
+                    .get_or_insert_with(|| approval.id.clone());
+                destinations::mark_pending(app, &request, &change, request_id).await?;
+            }
+            // The officers hear of it, with the platform's context (once per approval).
+            let alerted =
+                compliance::alert_officers(app, approval, OffsetDateTime::now_utc()).await?;
+            Ok(
+                if alerted.pending || matches!(approval.activity, Activity::PoliciesModify { .. }) {
+                    WebhookOutcome::Processed
+                } else {
+                    WebhookOutcome::Ignored
+                },
+            )
         }
         EventData::BlockchainEventDetected(chain_event) => {
             if chain_event.direction != Direction::In {
@@ -423,42 +432,30 @@ pub async fn attach_recently_kept(app: &App, request_id: &str, limit: usize) -> 
     Ok(attached)
 }
 
-/// Applies an approval's state to the destination request waiting on it, if any.
+/// Applies a decided approval to what it decides: the destination request waiting on it moves
+/// (forward only), and every officer decision (or the expiry) lands in the client's audit chain
+/// and is notified, once ([`compliance::record_resolution`]). A transfer's approval moves its
+/// order through the transfer's own events; here only the decisions are recorded.
 pub async fn on_approval(
     app: &App,
     approval: &Approval,
     fallback_actor: Actor,
     request_id: &str,
 ) -> Result<WebhookOutcome> {
-    let store = app.store();
-    let mut request = store
-        .find_destination_request_by_approval_id(approval.id.as_str())
-        .await?;
-    if request.is_none() {
-        if let Activity::PoliciesModify { change_request } = &approval.activity {
-            request = store
-                .find_destination_request_by_change_request_id(change_request.id.as_str())
-                .await?;
-        }
+    let Some(subject) = compliance::subject_of(app.store(), approval).await? else {
+        tracing::info!(approval = %approval.id, "approval not tied to a platform object");
+        return Ok(WebhookOutcome::Ignored);
+    };
+    compliance::record_resolution(app, &subject, approval, request_id).await?;
+    if let compliance::Subject::Destination(request) = &subject {
+        let actor = approval
+            .decisions
+            .last()
+            .map(|d| Actor::Compliance {
+                id: d.user_id.to_string(),
+            })
+            .unwrap_or(fallback_actor);
+        destinations::resolve_from_approval(app, request, approval, actor, request_id).await?;
     }
-    let Some(request) = request else {
-        tracing::info!(approval = %approval.id, "approval not tied to a destination request");
-        return Ok(WebhookOutcome::Ignored);
-    };
-    // Re-read from the table: the index may lag behind the request's latest state.
-    let Some(request) = store
-        .get_destination_request(&request.client_id, &request.id)
-        .await?
-    else {
-        return Ok(WebhookOutcome::Ignored);
-    };
-    let actor = approval
-        .decisions
-        .last()
-        .map(|d| Actor::Compliance {
-            id: d.user_id.to_string(),
-        })
-        .unwrap_or(fallback_actor);
-    destinations::resolve_from_approval(app, &request, approval, actor, request_id).await?;
     Ok(WebhookOutcome::Processed)
 }

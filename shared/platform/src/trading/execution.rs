@@ -874,12 +874,35 @@ pub async fn on_transfer_event(
         tracing::warn!(order = %order_id, wallet = %transfer.wallet_id, "a transfer names an order of another wallet; ignored");
         return Ok(false);
     }
-    apply_transfer(app, &order, transfer, actor, request_id).await
+    let moved = apply_transfer(app, &order, transfer, actor, request_id).await?;
+    // A transfer an officer held has been decided (or its approval expired): record the
+    // decisions even if the approval's own event is lost (once each, whoever reports it).
+    let approval = transfer
+        .approval_id
+        .as_ref()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| order.approval_id.clone());
+    if let Some(approval) = approval
+        && order_state_of(transfer) != OrderState::PendingApproval
+    {
+        let dfns = app.dfns_reader().await?;
+        crate::compliance::follow_approval(
+            app,
+            &dfns,
+            &approval,
+            OffsetDateTime::now_utc(),
+            request_id,
+        )
+        .await?;
+    }
+    Ok(moved)
 }
 
 /// The fallback for lost webhooks: re-reads from Dfns the transfer of every order still in flight
 /// (`Submitted`, `PendingApproval`, `Broadcasted`) that has not changed for `quiet_for`, and
-/// applies it like an event. Returns how many orders moved.
+/// applies it like an event (an officer's decision on a held one is recorded from its approval).
+/// For an order still held, the officers' alert and reminder go out if they have not
+/// ([`crate::compliance::alert_officers`]). Returns how many orders moved.
 pub async fn refresh_in_flight(
     app: &App,
     dfns: &DfnsClient,
@@ -910,6 +933,21 @@ pub async fn refresh_in_flight(
                 };
                 if on_transfer_event(app, &transfer, actor, request_id).await? {
                     moved += 1;
+                }
+                // Still held: the officers hear of it (and are reminded half-way to its expiry)
+                // even if the approval's own event was lost.
+                if let Some(approval) = &transfer.approval_id
+                    && order_state_of(&transfer) == OrderState::PendingApproval
+                    && let Err(error) = crate::compliance::follow_approval(
+                        app,
+                        dfns,
+                        approval.as_str(),
+                        now,
+                        request_id,
+                    )
+                    .await
+                {
+                    tracing::warn!(order = %order.id, %error, "could not follow a held order's approval");
                 }
             }
             Err(error) => {

@@ -5,6 +5,7 @@
 mod acceptance;
 mod authorization_matrix;
 mod burst;
+mod compliance;
 mod cooling_off;
 mod trading;
 mod withdrawals;

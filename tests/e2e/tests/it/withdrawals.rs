@@ -13,22 +13,22 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const TWO_ETH: &str = "2000000000000000000";
-const HALF_ETH: &str = "500000000000000000";
+pub(crate) const HALF_ETH: &str = "500000000000000000";
 /// 0.001 ETH: 3 USD at the test price, within every test limit.
 const SMALL: &str = "1000000000000000";
 const WAIT: Duration = Duration::from_secs(30);
 
-fn client_id(prefix: &str) -> String {
+pub(crate) fn client_id(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-fn random_address() -> String {
+pub(crate) fn random_address() -> String {
     let bytes: [u8; 20] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
     format!("0x{}", hex::encode(bytes))
 }
 
 /// Opens `subject`'s account and deposits 2 ETH into its wallet; the wallet id.
-async fn funded_client(env: &Env, subject: &str) -> String {
+pub(crate) async fn funded_client(env: &Env, subject: &str) -> String {
     let account = env.open_account(subject).await;
     let wallet_id = account["wallets"][0]["walletId"]
         .as_str()
@@ -44,7 +44,7 @@ async fn funded_client(env: &Env, subject: &str) -> String {
 }
 
 /// Adds `address` for `subject` and has an officer approve it.
-async fn approved_destination(env: &Env, subject: &str, address: &str) {
+pub(crate) async fn approved_destination(env: &Env, subject: &str, address: &str) {
     let (status, created) = env
         .request_destination(subject, address, "cold wallet")
         .await;
@@ -59,12 +59,17 @@ async fn approved_destination(env: &Env, subject: &str, address: &str) {
     env.wait_for_state(subject, &id, &["Approved"]).await;
 }
 
-fn withdrawal(to: &str, amount: &str) -> Value {
+pub(crate) fn withdrawal(to: &str, amount: &str) -> Value {
     json!({"network": "EthereumSepolia", "to": to, "asset": "native", "amount": amount})
 }
 
 /// `POST /v1/withdrawals` as `subject` with `key`.
-async fn withdraw(env: &Env, subject: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn withdraw(
+    env: &Env,
+    subject: &str,
+    key: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     env.call_with_headers(
         Method::POST,
         "/v1/withdrawals",
@@ -81,7 +86,7 @@ async fn withdrawal_of(env: &Env, subject: &str, id: &str) -> Value {
     body
 }
 
-async fn wait_for_withdrawal(env: &Env, subject: &str, id: &str, state: &str) -> Value {
+pub(crate) async fn wait_for_withdrawal(env: &Env, subject: &str, id: &str, state: &str) -> Value {
     const FINAL: [&str; 4] = ["Confirmed", "Failed", "Rejected", "Cancelled"];
     wait_until(WAIT, || async {
         let current = withdrawal_of(env, subject, id).await;

@@ -1,0 +1,256 @@
+//! Issue 18's acceptance (the compliance officers' workflow), end to end through HTTP against the
+//! local stack, the Dfns emulator and the AWS stand-ins: an officer's decision on a transfer in
+//! the client's audit chain (from the webhook, and from the in-flight refresh when the webhooks are
+//! lost), expiry at 72 hours of the emulated clock, the officers' alert and reminder on the bus.
+//! Run with `cargo xtask exec -- cargo test -p e2e --test it compliance::`.
+
+use std::time::Duration;
+
+use dfns_client::webhooks::{UpdateWebhook, WebhookStatus};
+use dfns_client::{ApprovalId, DecisionValue};
+use e2e::{Env, EnvOptions, wait_until};
+use futures::TryStreamExt;
+use platform::settings::{PolicyActionSetting, Tier};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::cooling_off::advance_dfns_clock;
+use crate::withdrawals::{
+    HALF_ETH, approved_destination, client_id, funded_client, random_address, wait_for_withdrawal,
+    withdraw, withdrawal,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+const REASON: &str = "larger than this client's usual withdrawals";
+
+/// Over a 1000 USD per-transfer limit with `RequestApproval` (ETH at 3000 USD).
+async fn env() -> Env {
+    let env = Env::start(EnvOptions {
+        whitelist_action: PolicyActionSetting::RequestApproval,
+        tier: Tier {
+            amount_limit_usd: Some(1000),
+            ..Tier::default()
+        },
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    env
+}
+
+/// A withdrawal of 0.5 ETH (1500 USD) to an approved destination, held by the limit for an
+/// officer: (withdrawal id, approval id).
+async fn held_withdrawal(env: &Env, subject: &str) -> (String, String) {
+    funded_client(env, subject).await;
+    let cold = random_address();
+    approved_destination(env, subject, &cold).await;
+    let (status, created) = withdraw(env, subject, "held", &withdrawal(&cold, HALF_ETH)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let held = wait_for_withdrawal(env, subject, &id, "PendingApproval").await;
+    let approval = held["approvalId"].as_str().expect("approval id").to_owned();
+    (id, approval)
+}
+
+/// The client's audit entries with `action` about a withdrawal, once at least `count` are there.
+async fn audit_lines(env: &Env, subject: &str, action: &str, count: usize) -> Vec<Value> {
+    wait_until(WAIT, || async {
+        let (_, trail) = env.get("/v1/audit?limit=200", subject).await;
+        let lines: Vec<Value> = trail["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == action && e["event"]["details"]["subject"] == "withdrawal"
+            })
+            .map(|e| e["event"].clone())
+            .collect();
+        (lines.len() >= count).then_some(lines)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{subject}'s trail never had {count} `{action}` line(s)"))
+}
+
+/// The client's notification of `kind` whose detail has `approvalId`.
+async fn notification(env: &Env, subject: &str, kind: &str, approval: &str) -> Value {
+    wait_until(WAIT, || async {
+        let (_, notes) = env.get("/v1/notifications?limit=100", subject).await;
+        notes["items"]
+            .as_array()?
+            .iter()
+            .find(|n| n["kind"] == kind && n["detail"]["approvalId"] == approval)
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("{subject} was never notified `{kind}` for {approval}"))
+}
+
+fn officer_id(env: &Env, index: usize) -> String {
+    env.emulator.bootstrap().officers[index].user_id.clone()
+}
+
+/// An officer denies a held withdrawal: the client's audit chain says who, what, why and when,
+/// the client is notified, and a second report of the same approval records nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_officers_denial_of_a_transfer_is_in_the_clients_audit_chain_with_the_reason() {
+    let env = env().await;
+    let dana = client_id("dana");
+    let (id, approval) = held_withdrawal(&env, &dana).await;
+    env.officer(0)
+        .decide_approval(
+            &ApprovalId::new(approval.clone()),
+            DecisionValue::Denied,
+            Some(REASON),
+        )
+        .await
+        .expect("the officer denies");
+    wait_for_withdrawal(&env, &dana, &id, "Rejected").await;
+
+    let lines = audit_lines(&env, &dana, "compliance.decision", 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    let officer = officer_id(&env, 0);
+    assert_eq!(line["actor"], json!({"type": "compliance", "id": officer}));
+    let details = &line["details"];
+    assert_eq!(details["approvalId"], approval.as_str());
+    assert_eq!(details["subject"], "withdrawal");
+    assert_eq!(details["subjectId"], id.as_str());
+    assert_eq!(details["officer"], officer.as_str());
+    assert_eq!(details["decision"], "Denied");
+    assert_eq!(details["reason"], REASON);
+    assert!(details["decidedAt"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let note = notification(&env, &dana, "compliance.approval_resolved", &approval).await;
+    assert_eq!(note["detail"]["status"], "Denied", "{note}");
+    assert_eq!(note["detail"]["decisions"][0]["reason"], REASON, "{note}");
+
+    // The same approval reported again (a redelivery, the reconciler): nothing more.
+    let app = env.stack.app.holding_only(platform::SecretsHeld::SIGNING);
+    let decided = env
+        .service()
+        .get_approval(&ApprovalId::new(approval.clone()))
+        .await
+        .expect("the approval");
+    platform::webhook::on_approval(
+        &app,
+        &decided,
+        domain::Actor::System { id: "test".into() },
+        "again",
+    )
+    .await
+    .expect("applied again");
+    platform::compliance::follow_approval(
+        &app,
+        &app.dfns_reader().await.expect("reader"),
+        &approval,
+        OffsetDateTime::now_utc(),
+        "again",
+    )
+    .await
+    .expect("followed again");
+    let (_, trail) = env.get("/v1/audit?limit=200", &dana).await;
+    let decisions = trail["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["event"]["action"] == "compliance.decision"
+                && e["event"]["details"]["subject"] == "withdrawal"
+        })
+        .count();
+    assert_eq!(decisions, 1, "one line per decision: {trail}");
+}
+
+/// With every webhook lost (the webhook disabled), the in-flight refresh records the officer's
+/// decision on a held transfer all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_whose_webhooks_are_lost_is_recorded_by_the_in_flight_refresh() {
+    let env = env().await;
+    let erin = client_id("erin");
+    let (id, approval) = held_withdrawal(&env, &erin).await;
+    let service = env.service();
+    let webhooks: Vec<_> = service
+        .list_webhooks()
+        .try_collect()
+        .await
+        .expect("webhooks");
+    for webhook in &webhooks {
+        service
+            .update_webhook(
+                &webhook.id,
+                &UpdateWebhook {
+                    status: Some(WebhookStatus::Disabled),
+                    ..UpdateWebhook::default()
+                },
+            )
+            .await
+            .expect("disable the webhook");
+    }
+    env.officer(0)
+        .decide_approval(
+            &ApprovalId::new(approval.clone()),
+            DecisionValue::Denied,
+            Some(REASON),
+        )
+        .await
+        .expect("the officer denies");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, still) = env.get(&format!("/v1/withdrawals/{id}"), &erin).await;
+    assert_eq!(
+        still["state"], "PendingApproval",
+        "no webhook arrived: {still}"
+    );
+
+    let app = env.stack.app.holding_only(platform::SecretsHeld::SIGNING);
+    let dfns = app.dfns().await.expect("signing client");
+    platform::trading::refresh_in_flight(
+        &app,
+        &dfns,
+        time::Duration::ZERO,
+        OffsetDateTime::now_utc(),
+        "refresh",
+    )
+    .await
+    .expect("the refresh");
+    wait_for_withdrawal(&env, &erin, &id, "Rejected").await;
+    let lines = audit_lines(&env, &erin, "compliance.decision", 1).await;
+    assert_eq!(lines[0]["details"]["reason"], REASON, "{lines:?}");
+    assert_eq!(lines[0]["details"]["decision"], "Denied", "{lines:?}");
+    notification(&env, &erin, "compliance.approval_resolved", &approval).await;
+}
+
+/// Nobody decides: at 72 hours of the emulated clock (the default), Dfns expires the approval,
+/// the withdrawal is rejected, the expiry is in the client's trail and the client is notified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approval_left_alone_expires_at_72_hours_and_the_client_is_notified() {
+    let env = env().await;
+    let fay = client_id("fay");
+    let (id, approval) = held_withdrawal(&env, &fay).await;
+    let read = env
+        .service()
+        .get_approval(&ApprovalId::new(approval.clone()))
+        .await
+        .expect("the approval");
+    let (created, expires) = (
+        read.date_created.expect("dateCreated"),
+        read.expiration_date.expect("an expiry by default"),
+    );
+    assert_eq!(expires - created, time::Duration::hours(72));
+
+    advance_dfns_clock(&env, Duration::from_secs(71 * 3600)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, before) = env.get(&format!("/v1/withdrawals/{id}"), &fay).await;
+    assert_eq!(before["state"], "PendingApproval", "not yet: {before}");
+
+    advance_dfns_clock(&env, Duration::from_secs(3600)).await;
+    wait_for_withdrawal(&env, &fay, &id, "Rejected").await;
+    let note = notification(&env, &fay, "compliance.approval_resolved", &approval).await;
+    assert_eq!(note["detail"]["status"], "Expired", "{note}");
+    let lines = audit_lines(&env, &fay, "compliance.approval_expired", 1).await;
+    assert_eq!(lines[0]["details"]["approvalId"], approval.as_str());
+}
