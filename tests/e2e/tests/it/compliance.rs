@@ -254,3 +254,154 @@ async fn an_approval_left_alone_expires_at_72_hours_and_the_client_is_notified()
     let lines = audit_lines(&env, &fay, "compliance.approval_expired", 1).await;
     assert_eq!(lines[0]["details"]["approvalId"], approval.as_str());
 }
+
+/// Events of `source` put on the stack's bus from now on, forwarded to a fresh queue (as the
+/// template's rule forwards the officers' events to their SNS topic).
+async fn capture_bus(env: &Env, source: &str) -> String {
+    let queue = env
+        .sqs
+        .create_queue()
+        .queue_name(format!("e2e-officers-{}", ulid::Ulid::new()))
+        .send()
+        .await
+        .expect("create the capture queue");
+    let url = queue.queue_url().expect("queue url").to_owned();
+    let arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    let bus = env.stack.app.settings().event_bus_name.clone();
+    let events = env.stack.app.eventbridge();
+    let rule = format!("officers-{}", ulid::Ulid::new());
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(json!({"source": [source]}).to_string())
+        .send()
+        .await
+        .expect("put the rule");
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("put the target");
+    url
+}
+
+/// Every event captured so far on `queue`, waiting until one matches `wanted`.
+async fn captured_event(
+    env: &Env,
+    queue: &str,
+    seen: &mut Vec<Value>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(event) = seen.iter().find(|e| wanted(e)) {
+            return event.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such event among {seen:#?}"
+        );
+        let received = env
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for message in received.messages() {
+            if let Some(body) = message.body() {
+                seen.push(serde_json::from_str(body).expect("an event"));
+            }
+        }
+    }
+}
+
+/// When an approval is pending, the officers' event is on the bus with the platform's context
+/// (a destination request's client, label and address; a withdrawal's amount in USD and its
+/// destination's label), and a reminder follows half-way to the expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
+    let env = env().await;
+    let queue = capture_bus(&env, platform::compliance::OFFICERS_EVENT_SOURCE).await;
+    let gus = client_id("gus");
+    let (id, approval) = held_withdrawal(&env, &gus).await;
+    let mut seen = Vec::new();
+
+    let destination = captured_event(&env, &queue, &mut seen, |e| {
+        e["detail-type"] == "compliance.approval_pending"
+            && e["detail"]["subject"] == "destination_request"
+    })
+    .await;
+    let detail = &destination["detail"];
+    assert_eq!(detail["clientId"], gus.as_str(), "{detail}");
+    assert_eq!(detail["label"], "cold wallet", "{detail}");
+    assert_eq!(detail["change"]["action"], "add", "{detail}");
+    assert_eq!(detail["change"]["network"], "EthereumSepolia", "{detail}");
+    assert!(
+        detail["change"]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("0x"))
+    );
+    assert_eq!(detail["requestedBy"]["kind"], "client", "{detail}");
+
+    let held = captured_event(&env, &queue, &mut seen, |e| {
+        e["detail-type"] == "compliance.approval_pending" && e["detail"]["approvalId"] == approval
+    })
+    .await;
+    let detail = &held["detail"];
+    assert_eq!(detail["subject"], "withdrawal", "{detail}");
+    assert_eq!(detail["subjectId"], id.as_str(), "{detail}");
+    assert_eq!(detail["clientId"], gus.as_str(), "{detail}");
+    assert_eq!(detail["transfer"]["amount"], HALF_ETH, "{detail}");
+    assert_eq!(detail["transfer"]["usd"], "1500", "{detail}");
+    assert_eq!(
+        detail["transfer"]["destinationLabel"], "cold wallet",
+        "{detail}"
+    );
+    assert!(detail["expiresAt"].as_str().is_some(), "{detail}");
+
+    // Half of the 72 hours later (both clocks), the in-flight refresh reminds the officers, once.
+    advance_dfns_clock(&env, Duration::from_secs(36 * 3600 + 60)).await;
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(36) + time::Duration::minutes(2);
+    let app = env.stack.app.holding_only(platform::SecretsHeld::SIGNING);
+    let dfns = app.dfns().await.expect("signing client");
+    for _ in 0..2 {
+        platform::trading::refresh_in_flight(&app, &dfns, time::Duration::ZERO, later, "refresh")
+            .await
+            .expect("the refresh");
+    }
+    captured_event(&env, &queue, &mut seen, |e| {
+        e["detail-type"] == "compliance.approval_reminder" && e["detail"]["approvalId"] == approval
+    })
+    .await;
+    let reminders = seen
+        .iter()
+        .filter(|e| e["detail-type"] == "compliance.approval_reminder")
+        .count();
+    assert_eq!(reminders, 1, "one reminder: {seen:#?}");
+}
