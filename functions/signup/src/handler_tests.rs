@@ -42,7 +42,7 @@ async fn opening_twice_answers_the_same_account() {
     assert_eq!(first["status"], "Open");
     assert_eq!(first["clientId"], client);
     assert_eq!(first["wallets"].as_array().unwrap().len(), 1);
-    assert!(first["policies"]["whitelist"].is_string());
+    assert!(first["policies"]["whitelist-ethereumsepolia"].is_string());
     let second = crate::handle(&env.app, request(Some(&token))).await;
     let second: Value = serde_json::from_slice(second.body().as_ref()).unwrap();
     assert_eq!(first, second);

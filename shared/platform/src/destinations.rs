@@ -176,12 +176,11 @@ fn next_request_id() -> DestinationRequestId {
     DestinationRequestId::from_ulid(generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
 }
 
-/// The client's whitelist policy, or 409 when the account is not open yet.
-async fn whitelist_policy_id(app: &App, client: &ClientId) -> Result<PolicyId> {
-    app.store()
-        .client_policies(client)
-        .await?
-        .remove(policy_kinds::WHITELIST)
+/// The whitelist policy of the client's wallet on `network` (a destination is whitelisted only
+/// for its own network's wallet), or 409 when the account is not open yet.
+async fn whitelist_policy_id(app: &App, client: &ClientId, network: Network) -> Result<PolicyId> {
+    let recorded = app.store().client_policies(client).await?;
+    policy_kinds::whitelist_of(&recorded, network)
         .map(PolicyId::new)
         .ok_or_else(|| {
             PlatformError::Conflict("the account is not open yet: POST /v1/accounts first".into())
@@ -238,7 +237,7 @@ pub async fn create(
     if app.store().open_destination_request_count(client).await? >= max_open {
         return Err(quota_reached(max_open));
     }
-    whitelist_policy_id(app, client).await?;
+    whitelist_policy_id(app, client, valid.destination.network()).await?;
     let id = next_request_id();
     let now = OffsetDateTime::now_utc();
     let new = NewDestinationRequest {
@@ -270,7 +269,7 @@ pub async fn create(
     };
     let created = match admitted {
         Ok(store::open_requests::Admission::Created(created)) => DestinationRequestView {
-            request: created,
+            request: *created,
             usable_from,
         },
         Ok(store::open_requests::Admission::QuotaReached) => return Err(quota_reached(max_open)),
@@ -787,7 +786,7 @@ pub async fn drive_submitted(
     request_id: &str,
 ) -> Result<()> {
     let client = &request.client_id;
-    let policy_id = whitelist_policy_id(app, client).await?;
+    let policy_id = whitelist_policy_id(app, client, request.destination.network()).await?;
     let dfns = app.dfns().await?;
     let policy = dfns.get_policy(&policy_id).await?;
     if let Some(pending) = policy.pending_change_request.as_deref() {

@@ -1,10 +1,18 @@
 //! Flow 1 (docs/design.md), onboarding: open (or resume) a client's managed account.
 //!
-//! One wallet per configured network, tagged `client:<id>` (for discovery); the client's
-//! `TransactionRecipientWhitelist` policy (empty, so nothing can leave until a destination is
-//! approved) and the tier's limit policies, all bound to the client's wallets by id
+//! One wallet per configured network, tagged `client:<id>` (for discovery), and one set of policies
+//! per wallet: a `TransactionRecipientWhitelist` policy (empty, so nothing can leave until a
+//! destination is approved) and the tier's limit policies, each bound to that one wallet by id
 //! (`filters.walletId.in`), so that no tag or wallet metadata change can take a wallet out of its
-//! rules (docs/design.md, "Dfns objects per client"); the mapping in DynamoDB.
+//! rules (docs/design.md, "Dfns objects per client"), and an address approved on one network is
+//! whitelisted only for that network's wallet (an EVM address is valid on every EVM network, but
+//! who controls it may differ from one to the next); the mapping in DynamoDB.
+//!
+//! Policies are recorded by kind and network (`whitelist-ethereumsepolia`, see
+//! [`policy_kinds::on_network`]). A client opened before that has one set of policies bound to
+//! all its wallets, recorded by bare kind (`whitelist`); it keeps it (onboarding adds no
+//! per-network set beside it, which would block everything with its empty whitelist), and
+//! [`policy_kinds::whitelist_of`] finds it for every network.
 //!
 //! The policies are created only once every wallet is created and mapped (their ids are the
 //! filter): a call that finds a wallet step still held by another creates no policy and answers
@@ -53,10 +61,37 @@ pub const WAIT_FOR_OTHERS: Duration = Duration::from_secs(8);
 
 /// Policy kinds, as recorded with [`store::Store::record_client_policy`].
 pub mod policy_kinds {
+    use std::collections::BTreeMap;
+
+    use domain::Network;
+
     pub const WHITELIST: &str = "whitelist";
     pub const AMOUNT_LIMIT: &str = "amount-limit";
     pub const AMOUNT_VELOCITY: &str = "amount-velocity";
     pub const COUNT_VELOCITY: &str = "count-velocity";
+
+    /// The recorded kind of the client's policy of `kind` bound to its wallet on `network`:
+    /// `whitelist-ethereumsepolia` (the store takes `[a-z0-9-]`, at most 40).
+    pub fn on_network(kind: &str, network: Network) -> String {
+        format!("{kind}-{}", network.as_str().to_ascii_lowercase())
+    }
+
+    /// The id of the whitelist policy that governs the client's wallet on `network`, from its
+    /// recorded policies: the network's own, or the one shared by all its wallets of a client
+    /// opened before whitelists were per network. `None`: the account is not open.
+    pub fn whitelist_of(recorded: &BTreeMap<String, String>, network: Network) -> Option<&str> {
+        recorded
+            .get(&on_network(WHITELIST, network))
+            .or_else(|| recorded.get(WHITELIST))
+            .map(String::as_str)
+    }
+
+    /// Whether any whitelist policy is recorded (the account's policies exist).
+    pub fn has_whitelist(recorded: &BTreeMap<String, String>) -> bool {
+        recorded
+            .keys()
+            .any(|k| k == WHITELIST || k.starts_with("whitelist-"))
+    }
 }
 
 /// Whether every onboarding step is done.
@@ -87,7 +122,9 @@ pub struct AccountState {
     pub status: AccountStatus,
     pub tier: String,
     pub wallets: Vec<WalletView>,
-    /// Dfns policy id by kind (`whitelist`, `amount-limit`, …).
+    /// Dfns policy id by kind and network (`whitelist-ethereumsepolia`,
+    /// `amount-limit-ethereumsepolia`, …: one set per wallet; bare `whitelist`, … for a client
+    /// opened when one set served all its wallets).
     pub policies: BTreeMap<String, String>,
 }
 
@@ -101,20 +138,38 @@ pub fn policy_name(client: &ClientId, kind: &str) -> String {
     format!("{} {kind}", client.wallet_tag())
 }
 
-/// The policies a client gets: the whitelist, then one per limit its tier sets, each bound to
-/// `wallets` (the client's wallet ids) by `filters.walletId.in`.
+/// The policies a client gets for each of its `wallets` (network and id): the whitelist, then one
+/// per limit its tier sets, each bound to that wallet alone by `filters.walletId.in`, under its
+/// recorded kind ([`policy_kinds::on_network`]).
 pub fn client_policy_bodies(
     settings: &PlatformSettings,
     client: &ClientId,
     tier: &Tier,
-    wallets: &[WalletId],
+    wallets: &[(Network, WalletId)],
+) -> Vec<(String, PolicyBody)> {
+    wallets
+        .iter()
+        .flat_map(|(network, wallet)| {
+            wallet_policy_bodies(settings, client, tier, wallet)
+                .into_iter()
+                .map(|(kind, mut body)| {
+                    let kind = policy_kinds::on_network(kind, *network);
+                    body.name = policy_name(client, &kind);
+                    (kind, body)
+                })
+        })
+        .collect()
+}
+
+/// One wallet's policies by bare kind.
+fn wallet_policy_bodies(
+    settings: &PlatformSettings,
+    client: &ClientId,
+    tier: &Tier,
+    wallet: &WalletId,
 ) -> Vec<(&'static str, PolicyBody)> {
     let filters = PolicyFilters {
-        wallet_id: Some(InList::new(
-            wallets
-                .iter()
-                .map(|id| dfns_client::WalletId::new(id.as_str())),
-        )),
+        wallet_id: Some(InList::new([dfns_client::WalletId::new(wallet.as_str())])),
         ..PolicyFilters::default()
     };
     let action = |setting: PolicyActionSetting| match setting {
@@ -257,17 +312,25 @@ pub async fn open_account(app: &App, client: &ClientId, request_id: &str) -> Res
         // so they wait until every wallet exists (the caller answers `Opening`).
         return account_state(app, client, tier_name, false).await;
     }
-    let wallet_ids: Vec<WalletId> = store
+    let wallets: Vec<(Network, WalletId)> = store
         .list_wallets(client)
         .await?
         .into_iter()
-        .map(|m| m.wallet_id)
+        .map(|m| (m.address.network(), m.wallet_id))
         .collect();
     let recorded = store.client_policies(client).await?;
-    for (kind, body) in client_policy_bodies(app.settings(), client, &tier, &wallet_ids) {
-        if recorded.contains_key(kind) {
+    // A client opened with one set of policies for all its wallets keeps it (module docs).
+    let shared_set = recorded.contains_key(policy_kinds::WHITELIST);
+    let bodies = if shared_set {
+        Vec::new()
+    } else {
+        client_policy_bodies(app.settings(), client, &tier, &wallets)
+    };
+    for (kind, body) in bodies {
+        if recorded.contains_key(&kind) {
             continue;
         }
+        let kind = kind.as_str();
         let step = format!("policy:{kind}");
         let created = run_step(app, client, &step, &owner, deadline, |resumed| {
             create_policy(app, client, kind, body.clone(), resumed, request_id)
@@ -447,7 +510,7 @@ async fn find_wallet_by_external_id(
 async fn create_policy(
     app: &App,
     client: &ClientId,
-    kind: &'static str,
+    kind: &str,
     body: PolicyBody,
     resumed: bool,
     request_id: &str,
@@ -510,40 +573,106 @@ mod tests {
         settings.whitelist_action = action;
         settings.limits_action = action;
         settings.compliance.approvers = vec!["us-officer-1".into(), "us-officer-2".into()];
+        // Approvals that never expire: the bodies below carry no `autoRejectTimeout`.
+        settings.compliance.auto_reject_minutes = None;
         settings
     }
 
-    fn wallets(ids: &[&str]) -> Vec<WalletId> {
-        ids.iter().map(|id| WalletId::parse(id).unwrap()).collect()
+    fn wallets(ids: &[(Network, &str)]) -> Vec<(Network, WalletId)> {
+        ids.iter()
+            .map(|(network, id)| (*network, WalletId::parse(id).unwrap()))
+            .collect()
     }
 
     #[test]
-    fn the_whitelist_starts_empty_and_binds_the_clients_wallets_by_id() {
+    fn each_wallet_gets_its_own_empty_whitelist_bound_to_it_alone() {
         let client = ClientId::parse("alice").unwrap();
         let bodies = client_policy_bodies(
             &settings(PolicyActionSetting::Block),
             &client,
             &Tier::default(),
             &wallets(&[
-                "wa-alice-00000-0000000000000001",
-                "wa-alice-00000-0000000000000002",
+                (Network::EthereumSepolia, "wa-alice-00000-0000000000000001"),
+                (Network::BaseSepolia, "wa-alice-00000-0000000000000002"),
+                (Network::SolanaDevnet, "wa-alice-00000-0000000000000003"),
             ]),
         );
-        assert_eq!(bodies.len(), 1);
-        let (kind, body) = &bodies[0];
-        assert_eq!(*kind, policy_kinds::WHITELIST);
+        let kinds: Vec<&str> = bodies.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
-            serde_json::to_value(body).unwrap(),
+            kinds,
+            [
+                "whitelist-ethereumsepolia",
+                "whitelist-basesepolia",
+                "whitelist-solanadevnet"
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&bodies[1].1).unwrap(),
             json!({
-                "name": "client:alice whitelist",
+                "name": "client:alice whitelist-basesepolia",
                 "activityKind": "Wallets:Sign",
                 "rule": {"kind": "TransactionRecipientWhitelist", "configuration": {"addresses": []}},
                 "action": {"kind": "Block"},
-                "filters": {"walletId": {"in": [
-                    "wa-alice-00000-0000000000000001", "wa-alice-00000-0000000000000002"
-                ]}}
+                "filters": {"walletId": {"in": ["wa-alice-00000-0000000000000002"]}}
             })
         );
+        for (i, (_, body)) in bodies.iter().enumerate() {
+            let filter = serde_json::to_value(&body.filters).unwrap();
+            assert_eq!(
+                filter["walletId"]["in"],
+                json!([format!("wa-alice-00000-000000000000000{}", i + 1)])
+            );
+        }
+    }
+
+    #[test]
+    fn a_networks_whitelist_is_its_own_or_the_shared_one_of_an_older_client() {
+        let own: BTreeMap<String, String> = [
+            ("whitelist-ethereumsepolia".to_owned(), "plc-eth".to_owned()),
+            ("whitelist-basesepolia".to_owned(), "plc-base".to_owned()),
+            (
+                "amount-limit-basesepolia".to_owned(),
+                "plc-limit".to_owned(),
+            ),
+        ]
+        .into();
+        assert_eq!(
+            policy_kinds::whitelist_of(&own, Network::EthereumSepolia),
+            Some("plc-eth")
+        );
+        assert_eq!(
+            policy_kinds::whitelist_of(&own, Network::BaseSepolia),
+            Some("plc-base")
+        );
+        // No wallet there: no whitelist (never another network's).
+        assert_eq!(policy_kinds::whitelist_of(&own, Network::Ethereum), None);
+        assert!(policy_kinds::has_whitelist(&own));
+        let shared: BTreeMap<String, String> =
+            [("whitelist".to_owned(), "plc-shared".to_owned())].into();
+        assert_eq!(
+            policy_kinds::whitelist_of(&shared, Network::BaseSepolia),
+            Some("plc-shared")
+        );
+        assert!(policy_kinds::has_whitelist(&shared));
+        assert!(!policy_kinds::has_whitelist(&BTreeMap::new()));
+        // Every kind on every network fits the store's kind rule ([a-z0-9-], at most 40).
+        for network in Network::ALL {
+            for kind in [
+                policy_kinds::WHITELIST,
+                policy_kinds::AMOUNT_LIMIT,
+                policy_kinds::AMOUNT_VELOCITY,
+                policy_kinds::COUNT_VELOCITY,
+            ] {
+                let recorded = policy_kinds::on_network(kind, network);
+                assert!(recorded.len() <= 40, "{recorded}");
+                assert!(
+                    recorded
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                    "{recorded}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -564,19 +693,19 @@ mod tests {
             &settings(PolicyActionSetting::RequestApproval),
             &client,
             &tier,
-            &wallets(&["wa-bob00-00000-0000000000000001"]),
+            &wallets(&[(Network::EthereumSepolia, "wa-bob00-00000-0000000000000001")]),
         );
         let wire: Vec<serde_json::Value> = bodies
             .iter()
             .map(|(_, b)| serde_json::to_value(b).unwrap())
             .collect();
         assert_eq!(
-            bodies.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            bodies.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
             [
-                "whitelist",
-                "amount-limit",
-                "amount-velocity",
-                "count-velocity"
+                "whitelist-ethereumsepolia",
+                "amount-limit-ethereumsepolia",
+                "amount-velocity-ethereumsepolia",
+                "count-velocity-ethereumsepolia"
             ]
         );
         assert_eq!(

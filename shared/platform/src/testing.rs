@@ -53,6 +53,8 @@ pub struct TestOptions {
     /// to Dfns at once; the product's default is 24 hours for a client's own destination).
     pub destination_cooling_off: Duration,
     pub exchange_cooling_off: Duration,
+    /// `PLATFORM_NETWORKS` (default: `EthereumSepolia` alone).
+    pub networks: Vec<domain::Network>,
 }
 
 impl Default for TestOptions {
@@ -68,6 +70,7 @@ impl Default for TestOptions {
             held: SecretsHeld::ALL,
             destination_cooling_off: Duration::ZERO,
             exchange_cooling_off: Duration::ZERO,
+            networks: vec![domain::Network::EthereumSepolia],
         }
     }
 }
@@ -234,6 +237,7 @@ impl TestEnv {
         settings.reconcile_submitted_after = options.reconcile_submitted_after;
         settings.destination_cooling_off = options.destination_cooling_off;
         settings.exchange_cooling_off = options.exchange_cooling_off;
+        settings.networks = options.networks.clone();
         // The emulator is local and only injected faults throttle: no client-side limit.
         settings.dfns_rate_limit = None;
 

@@ -132,7 +132,7 @@ impl Store {
             .create_destination_request_within(new, idempotency, None)
             .await?
         {
-            Admission::Created(created) => Ok(created),
+            Admission::Created(created) => Ok(*created),
             Admission::QuotaReached => Err(StoreError::ConditionFailed {
                 entity: ENTITY,
                 key: new.id.to_string(),
@@ -241,7 +241,7 @@ impl Store {
                 )?);
             }
             let err = match transaction.send().await {
-                Ok(_) => return Ok(Admission::Created(record)),
+                Ok(_) => return Ok(Admission::Created(Box::new(record))),
                 Err(err) => err,
             };
             let Some(codes) = item::cancellation_codes(&err) else {

@@ -258,7 +258,7 @@ pub(crate) const COUNTED: &str = "countedOpen";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
     /// Stored (`Queued`, or `CoolingOff` when it waits), and counted.
-    Created(DestinationRequest),
+    Created(Box<DestinationRequest>),
     /// The client already has `max_open` open requests: nothing was written.
     QuotaReached,
 }

@@ -229,12 +229,7 @@ pub async fn authorize_keyed(
             "exchange `{exchange}` has no deposit address on this platform's networks"
         )));
     }
-    if !app
-        .store()
-        .client_policies(client)
-        .await?
-        .contains_key(policy_kinds::WHITELIST)
-    {
+    if !policy_kinds::has_whitelist(&app.store().client_policies(client).await?) {
         return Err(PlatformError::Conflict(
             "the account is not open yet: POST /v1/accounts first".into(),
         ));

@@ -93,7 +93,9 @@ async fn live_whitelist(env: &TestEnv, client: &ClientId) -> Vec<String> {
     let policies = env.app.store().client_policies(client).await.unwrap();
     let policy = env
         .service()
-        .get_policy(&PolicyId::new(policies["whitelist"].clone()))
+        .get_policy(&PolicyId::new(
+            policies["whitelist-ethereumsepolia"].clone(),
+        ))
         .await
         .unwrap();
     match policy.rule {

@@ -39,7 +39,9 @@ async fn live_whitelist(env: &TestEnv, client: &ClientId) -> Vec<String> {
     let policies = env.app.store().client_policies(client).await.unwrap();
     let policy = env
         .service()
-        .get_policy(&PolicyId::new(policies["whitelist"].clone()))
+        .get_policy(&PolicyId::new(
+            policies["whitelist-ethereumsepolia"].clone(),
+        ))
         .await
         .unwrap();
     match policy.rule {
@@ -450,8 +452,9 @@ async fn the_reconciler_adopts_a_change_request_whose_answer_was_lost_instead_of
         .submit_destination_request(&client, &id, time::OffsetDateTime::now_utc())
         .await
         .unwrap();
-    let policy_id =
-        PolicyId::new(store.client_policies(&client).await.unwrap()["whitelist"].clone());
+    let policy_id = PolicyId::new(
+        store.client_policies(&client).await.unwrap()["whitelist-ethereumsepolia"].clone(),
+    );
     let service = env.service();
     let mut body = service.get_policy(&policy_id).await.unwrap().body();
     body.rule = PolicyRule::recipient_whitelist([ADDRESSES[2].to_owned()]);
@@ -558,4 +561,96 @@ async fn a_removal_takes_the_address_out_of_the_live_policy() {
         .unwrap();
     assert_eq!(again.state, DestinationRequestState::Approved);
     assert_eq!(again.reason.as_deref(), Some("already in effect"));
+}
+
+/// Issue 15: one whitelist per wallet. An EVM address approved for `EthereumSepolia` goes into
+/// that wallet's whitelist only: the client's `BaseSepolia` wallet keeps its own (empty) one, so
+/// Dfns blocks a transfer from it to the address, while the Sepolia wallet may send there.
+#[tokio::test]
+async fn an_address_approved_on_one_evm_network_is_whitelisted_only_for_that_networks_wallet() {
+    use dfns_client::transfers::TransferAsset;
+    use domain::Network;
+    use platform::onboarding::policy_kinds;
+
+    let env = TestEnv::start(TestOptions {
+        networks: vec![Network::EthereumSepolia, Network::BaseSepolia],
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "two-networks").await;
+    let store = env.app.store();
+    let policies = store.client_policies(&client).await.unwrap();
+    let wallets = store.list_wallets(&client).await.unwrap();
+    assert_eq!(wallets.len(), 2);
+    let whitelist_of =
+        |network: Network| PolicyId::new(policy_kinds::whitelist_of(&policies, network).unwrap());
+    assert_ne!(
+        whitelist_of(Network::EthereumSepolia),
+        whitelist_of(Network::BaseSepolia)
+    );
+    // Each wallet's policies bind it alone.
+    let service = env.service();
+    for wallet in &wallets {
+        let policy = service
+            .get_policy(&whitelist_of(wallet.address.network()))
+            .await
+            .unwrap();
+        let bound: Vec<&str> = policy
+            .filters
+            .as_ref()
+            .and_then(|f| f.wallet_id.as_ref())
+            .map(|ids| ids.values.iter().map(|id| id.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(bound, [wallet.wallet_id.as_str()], "{}", policy.name);
+    }
+
+    let approved = destinations::create_request(&env.app, &client, &add(ADDRESSES[1]), "r1")
+        .await
+        .unwrap();
+    assert_eq!(approved.state, DestinationRequestState::Approved);
+    let live = |network: Network| {
+        let service = &service;
+        let id = whitelist_of(network);
+        async move {
+            match service.get_policy(&id).await.unwrap().rule {
+                PolicyRule::TransactionRecipientWhitelist { configuration } => {
+                    configuration.addresses
+                }
+                other => panic!("unexpected rule {other:?}"),
+            }
+        }
+    };
+    assert_eq!(live(Network::EthereumSepolia).await, [ADDRESSES[1]]);
+    assert!(live(Network::BaseSepolia).await.is_empty());
+
+    // Dfns agrees: from the Base wallet the address is blocked, from the Sepolia one it is not.
+    for wallet in &wallets {
+        let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+        env.control(
+            reqwest::Method::POST,
+            "deposits",
+            serde_json::json!({"walletId": wallet_id.as_str(), "kind": "Native", "amount": "10000000000000000000"}),
+        )
+        .await;
+        let outcome = service
+            .transfer_without_external_id(
+                &wallet_id,
+                TransferAsset::Native {
+                    to: ADDRESSES[1].to_owned(),
+                    amount: dfns_client::Amount::from(1_000u128),
+                    memo: None,
+                    priority: None,
+                },
+            )
+            .await
+            .expect("Dfns answers the transfer");
+        let from_base = wallet.address.network() == Network::BaseSepolia;
+        assert_eq!(
+            outcome.is_rejected(),
+            from_base,
+            "{}: {:?}",
+            wallet.address.network(),
+            outcome.transfer()
+        );
+    }
 }

@@ -113,7 +113,10 @@ async fn ten_concurrent_openings_make_one_wallet_and_one_whitelist_policy() {
         "one whitelist policy binds {tag}'s wallet by id"
     );
     assert_eq!(whitelists[0].filters.as_ref().unwrap().wallet_tags, None);
-    assert_eq!(account["policies"]["whitelist"], whitelists[0].id.as_str());
+    assert_eq!(
+        account["policies"]["whitelist-ethereumsepolia"],
+        whitelists[0].id.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -180,7 +183,7 @@ async fn five_concurrent_requests_all_end_approved_and_in_the_dfns_policy() {
     let env = Env::start(EnvOptions::default()).await;
     let alice = client_id("alice");
     let account = env.open_account(&alice).await;
-    let policy_id = account["policies"]["whitelist"]
+    let policy_id = account["policies"]["whitelist-ethereumsepolia"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -261,7 +264,7 @@ async fn addresses_are_validated_and_sent_lowercase() {
     let env = Env::start(EnvOptions::default()).await;
     let alice = client_id("alice");
     let account = env.open_account(&alice).await;
-    let policy_id = account["policies"]["whitelist"]
+    let policy_id = account["policies"]["whitelist-ethereumsepolia"]
         .as_str()
         .unwrap()
         .to_owned();
