@@ -225,3 +225,46 @@ pub fn native_asset(network: &str) -> (String, u32) {
     };
     (symbol.to_owned(), decimals)
 }
+
+/// The address of a new wallet on a Bitcoin or Solana network, from its public key: a segwit v0
+/// (P2WPKH-shaped) bech32 address with the network's prefix (`bc`, `tb`), its program the first
+/// 20 bytes of sha-256 of the key (the emulator signs nothing on chain: only the form matters);
+/// on Solana, base58 of 32 bytes (sha-256 of the key). `None` for the other families.
+pub fn derived_address(network: &str, public_key: &[u8]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(public_key);
+    if network.starts_with("Solana") {
+        return Some(bs58::encode(digest).into_string());
+    }
+    let hrp = match network {
+        "Bitcoin" => bech32::hrp::BC,
+        "BitcoinTestnet3" | "BitcoinTestnet4" | "BitcoinSignet" => bech32::hrp::TB,
+        _ => return None,
+    };
+    bech32::segwit::encode_v0(hrp, &digest[..20]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitcoin_and_solana_wallets_get_addresses_of_their_network() {
+        let key = [2u8; 33];
+        let main = derived_address("Bitcoin", &key).unwrap();
+        let test = derived_address("BitcoinTestnet4", &key).unwrap();
+        assert!(
+            main.starts_with("bc1q") && test.starts_with("tb1q"),
+            "{main} {test}"
+        );
+        let (hrp, version, program) = bech32::segwit::decode(&test).unwrap();
+        assert_eq!(
+            (hrp.as_str(), version.to_u8(), program.len()),
+            ("tb", 0, 20)
+        );
+        let sol = derived_address("SolanaDevnet", &key).unwrap();
+        assert_eq!(bs58::decode(&sol).into_vec().unwrap().len(), 32);
+        assert_eq!(derived_address("EthereumSepolia", &key), None);
+        assert_eq!(derived_address("Tron", &key), None);
+    }
+}

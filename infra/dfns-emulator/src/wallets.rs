@@ -141,13 +141,17 @@ pub async fn create(
         }
     }
     let key = keys::generate_wallet_key();
+    // Key curve follows the network family; EVM, Bitcoin and Solana addresses are derived (see
+    // crate docs), other families get none.
+    let derived = hex::decode(&key.public_key_hex)
+        .ok()
+        .and_then(|public| networks::derived_address(&body.network, &public));
     let (scheme, curve, address) = if body.network.starts_with("Solana") {
-        // Key curve follows the network family; only EVM addresses are derived (see crate docs).
-        ("EdDSA", "ed25519", None)
+        ("EdDSA", "ed25519", derived)
     } else if networks::is_evm(&body.network) {
         ("ECDSA", "secp256k1", Some(key.evm_address))
     } else {
-        ("ECDSA", "secp256k1", None)
+        ("ECDSA", "secp256k1", derived)
     };
     let wallet = app.with_state(|s| {
         let wallet = Wallet {
