@@ -554,7 +554,7 @@ mod tests {
     #[test]
     fn invalid_values_are_named() {
         for (name, vars) in [
-            (PLATFORM_NETWORKS, vec![(PLATFORM_NETWORKS, "Solana")]),
+            (PLATFORM_NETWORKS, vec![(PLATFORM_NETWORKS, "Tron")]),
             (WHITELIST_ACTION, vec![(WHITELIST_ACTION, "Allow")]),
             (
                 COMPLIANCE_APPROVERS,
