@@ -104,10 +104,11 @@ impl Origin {
 /// Body of `POST /v1/destination-requests`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = crate::request_schema::destination_rules)]
 pub struct DestinationInput {
     #[schemars(schema_with = "crate::request_schema::offered_network")]
     pub network: String,
-    #[schemars(schema_with = "crate::request_schema::evm_address")]
+    #[schemars(schema_with = "crate::request_schema::address")]
     pub address: String,
     #[schemars(schema_with = "crate::request_schema::label")]
     pub label: String,

@@ -95,14 +95,15 @@ impl From<OrderState> for WithdrawalState {
 /// Body of `POST /v1/withdrawals` and of its preview.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = crate::request_schema::withdrawal_rules)]
 pub struct WithdrawalInput {
     /// One of the platform's networks.
     #[schemars(schema_with = "crate::request_schema::offered_network")]
     pub network: String,
     /// One of the caller's approved destinations on that network.
-    #[schemars(schema_with = "crate::request_schema::evm_address")]
+    #[schemars(schema_with = "crate::request_schema::address")]
     pub to: String,
-    /// `native`, or the token's contract address.
+    /// `native`, or the token's contract address (EVM) or mint (Solana); Bitcoin has no tokens.
     #[schemars(schema_with = "crate::request_schema::withdrawal_asset")]
     pub asset: String,
     /// In the asset's smallest units, a decimal integer string.
@@ -139,6 +140,10 @@ pub fn validate(networks: &[Network], input: &WithdrawalInput) -> Result<ValidWi
         NetworkAddress::parse(network, &input.to).map_err(|e| bad(format!("to: {e}")))?;
     let asset = if input.asset == NATIVE {
         AssetKind::Native
+    } else if network.family() == domain::NetworkFamily::Bitcoin {
+        return Err(bad(format!(
+            "asset: {network} has no tokens, only `{NATIVE}`"
+        )));
     } else {
         let contract =
             Address::parse(network, &input.asset).map_err(|e| bad(format!("asset: {e}")))?;
@@ -790,6 +795,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn bitcoin_has_no_tokens_and_solana_tokens_are_mints() {
+        let networks = [Network::BitcoinTestnet4, Network::SolanaDevnet];
+        let tb = "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7";
+        let sol = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+        validate(&networks, &input("BitcoinTestnet4", tb, "native", "1")).unwrap();
+        // An address is not a token on Bitcoin (the document allows only `native` there).
+        assert!(matches!(
+            validate(&networks, &input("BitcoinTestnet4", tb, tb, "1")),
+            Err(PlatformError::BadRequest(m)) if m.contains("no tokens")
+        ));
+        let spl = validate(&networks, &input("SolanaDevnet", sol, sol, "1")).unwrap();
+        assert_eq!(spl.asset_text(), sol);
     }
 
     fn request(
