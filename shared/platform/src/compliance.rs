@@ -12,8 +12,9 @@
 //! - [`record_resolution`]: a decided approval in the client's audit chain: one
 //!   `compliance.decision` line per officer decision (officer, decision, reason, time) and a
 //!   `compliance.approval_expired` line for an expiry, each once however often the approval is
-//!   reported (webhook, reconciler, in-flight refresh); the client is notified once
-//!   (`compliance.approval_resolved`).
+//!   reported (webhook, reconciler, in-flight refresh); the client of a withdrawal or order is
+//!   notified once (`compliance.approval_resolved`; a destination request's client is notified by
+//!   the request's own `destination_request.approved` / `.rejected`).
 //! - [`alert_officers`]: the officers' event on the bus (source [`OFFICERS_EVENT_SOURCE`]) when an
 //!   approval is pending, and a reminder once half of its time to expiry has passed; each once per
 //!   approval.
@@ -433,6 +434,12 @@ pub async fn record_resolution(
             }),
         )
         .await?;
+    }
+    // A destination request's client hears of the outcome from the request itself
+    // (`destination_request.approved` / `.rejected`, with the officer's reason); a transfer's
+    // client from this notice, whatever the order's kind.
+    if matches!(subject, Subject::Destination(_)) {
+        return Ok(recorded);
     }
     notify::notify(
         app,

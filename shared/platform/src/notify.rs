@@ -30,8 +30,9 @@ pub mod kinds {
     /// The client vetoed a destination during its cooling-off: it never went to Dfns.
     pub const DESTINATION_VETOED: &str = "destination_request.vetoed";
     pub const DEPOSIT_RECEIVED: &str = "deposit.received";
-    /// Compliance decided (approved, denied) an approval on the client's destination request,
-    /// withdrawal or order, or it expired undecided: who decided, what, why and when.
+    /// Compliance decided (approved, denied) an approval on the client's withdrawal or order, or
+    /// it expired undecided: who decided, what, why and when. (A destination request's outcome is
+    /// its own `destination_request.*` notice.)
     pub const APPROVAL_RESOLVED: &str = "compliance.approval_resolved";
 }
 
