@@ -358,7 +358,8 @@ mod tests {
     /// Every optional field filled, so every key the type can write is checked.
     fn account_view() -> platform::reporting::AccountView {
         use platform::reporting::{
-            AccountView, ApprovedDestination, Balance, WalletView, WhitelistPolicyView,
+            AccountView, ApprovedDestination, Balance, NetworkWhitelistView, WalletView,
+            WhitelistPolicyView,
             policies::{LiveLimit, PendingPolicyChange},
         };
         use platform::trading::authorizations::{
@@ -401,6 +402,21 @@ mod tests {
                 action: "Block".into(),
                 pending_change: Some(pending_change.clone()),
             }),
+            whitelists: vec![NetworkWhitelistView {
+                network: "EthereumSepolia".into(),
+                wallet_id: "wa-5pfuu-9euek-h0odgb6snva8ph3k".into(),
+                policy_id: "po-1".into(),
+                action: "Block".into(),
+                pending_change: Some(pending_change.clone()),
+                shared: false,
+                approved_destinations: vec![ApprovedDestination {
+                    address: "0x52908400098527886e0f7030069857d2e4169ee7".into(),
+                    label: Some("cold storage".into()),
+                    network: Some("EthereumSepolia".into()),
+                    request_id: Some(request.id.to_string()),
+                    approved_at: Some(at(10)),
+                }],
+            }],
             limits: vec![LiveLimit {
                 policy_id: "po-2".into(),
                 kind: "TransactionAmountVelocity",

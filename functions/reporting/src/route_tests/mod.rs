@@ -129,6 +129,16 @@ async fn account_reads_approved_destinations_and_limits_from_the_live_policies()
     assert_eq!(destinations[0]["requestId"], approved.to_string());
     assert_eq!(account["whitelistPolicy"]["policyId"], whitelist.as_str());
     assert_eq!(account["whitelistPolicy"]["action"], "RequestApproval");
+    // Per network: the wallet's own whitelist and what it allows.
+    let whitelists = account["whitelists"].as_array().unwrap();
+    assert_eq!(whitelists.len(), 1, "{account:#}");
+    assert_eq!(whitelists[0]["network"], "EthereumSepolia");
+    assert_eq!(whitelists[0]["walletId"], account["wallets"][0]["walletId"]);
+    assert_eq!(whitelists[0]["policyId"], whitelist.as_str());
+    assert_eq!(
+        whitelists[0]["approvedDestinations"],
+        account["approvedDestinations"]
+    );
     let limits = account["limits"].as_array().unwrap();
     assert_eq!(limits.len(), 1);
     assert_eq!(limits[0]["kind"], "TransactionAmountLimit");
@@ -140,9 +150,10 @@ async fn account_reads_approved_destinations_and_limits_from_the_live_policies()
     // though the store still holds DESK's request as approved.
     h.set_whitelist(&whitelist, vec![OTHER.to_owned()]).await;
     let account = h.get_json(&token, "/v1/account").await;
+    // Listed on the Sepolia wallet's own whitelist: a Sepolia destination, without a label.
     assert_eq!(
         account["approvedDestinations"],
-        json!([{ "address": OTHER }])
+        json!([{ "address": OTHER, "network": "EthereumSepolia" }])
     );
 
     // Another client's policy, even if recorded against alice, is not shown to her.
@@ -160,7 +171,7 @@ async fn account_reads_approved_destinations_and_limits_from_the_live_policies()
     assert_eq!(account["whitelistPolicy"]["policyId"], whitelist.as_str());
     assert_eq!(
         account["approvedDestinations"],
-        json!([{ "address": OTHER }])
+        json!([{ "address": OTHER, "network": "EthereumSepolia" }])
     );
 }
 

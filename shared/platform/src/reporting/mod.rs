@@ -168,6 +168,24 @@ pub struct WhitelistPolicyView {
     pub pending_change: Option<PendingPolicyChange>,
 }
 
+/// The whitelist that governs the client's wallet on one network, with the destinations it allows
+/// from that wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkWhitelistView {
+    pub network: String,
+    pub wallet_id: String,
+    pub policy_id: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingPolicyChange>,
+    /// `true` when this whitelist governs every wallet of the client (an account opened when one
+    /// set of policies served all its wallets): an address it lists is allowed on each of them.
+    pub shared: bool,
+    /// The addresses it allows from this wallet, in the policy's order.
+    pub approved_destinations: Vec<ApprovedDestination>,
+}
+
 /// `GET /v1/account`.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -179,10 +197,17 @@ pub struct AccountView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     pub wallets: Vec<WalletView>,
+    /// Every destination some whitelist of the client allows, each with its network (an address
+    /// approved on several networks is listed once per network); per wallet in `whitelists`.
     pub approved_destinations: Vec<ApprovedDestination>,
+    /// The whitelist of the client's first wallet (its only one for a single-network client).
     /// Absent while onboarding has not created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whitelist_policy: Option<WhitelistPolicyView>,
+    /// Per wallet (network), the whitelist that governs it and what it allows.
+    pub whitelists: Vec<NetworkWhitelistView>,
+    /// Each limit with its use in every wallet it governs (one wallet for a set of policies per
+    /// wallet).
     pub limits: Vec<LiveLimit>,
     /// Destination requests not yet resolved (queued, submitted, pending approval).
     pub pending_requests: Vec<DestinationRequest>,
@@ -250,6 +275,70 @@ pub fn approved_destinations(
             }
         })
         .collect()
+}
+
+/// Per wallet, the whitelist that governs it (bound to it, or shared by every wallet of the
+/// client) and the destinations it allows from that wallet: for a wallet's own whitelist, each
+/// joined with the client's approved `add` on that network only; for a shared one, on any network
+/// (as one whitelist served them all).
+pub fn network_whitelists(
+    whitelists: &[policies::LiveWhitelist],
+    wallets: &[WalletMapping],
+    requests: &[DestinationRequest],
+) -> Vec<NetworkWhitelistView> {
+    wallets
+        .iter()
+        .filter_map(|wallet| {
+            let id = wallet.wallet_id.as_str();
+            let network = wallet.address.network();
+            let whitelist = whitelists
+                .iter()
+                .find(|w| w.is_only_for(id))
+                .or_else(|| whitelists.iter().find(|w| w.governs(id)))?;
+            let shared = !whitelist.is_only_for(id);
+            let mut approved = if shared {
+                approved_destinations(&whitelist.addresses, requests)
+            } else {
+                let on_network: Vec<DestinationRequest> = requests
+                    .iter()
+                    .filter(|r| r.destination.network() == network)
+                    .cloned()
+                    .collect();
+                approved_destinations(&whitelist.addresses, &on_network)
+            };
+            if !shared {
+                for destination in &mut approved {
+                    destination.network = Some(network.as_str().to_owned());
+                }
+            }
+            Some(NetworkWhitelistView {
+                network: network.as_str().to_owned(),
+                wallet_id: id.to_owned(),
+                policy_id: whitelist.policy_id.clone(),
+                action: whitelist.action.clone(),
+                pending_change: whitelist.pending_change.clone(),
+                shared,
+                approved_destinations: approved,
+            })
+        })
+        .collect()
+}
+
+/// Every approved destination of the client: each wallet's own whitelist's, then a shared
+/// whitelist's once (an address listed on several networks' whitelists once per network).
+pub fn all_approved_destinations(per_network: &[NetworkWhitelistView]) -> Vec<ApprovedDestination> {
+    let mut seen_shared = Vec::new();
+    let mut all = Vec::new();
+    for whitelist in per_network {
+        if whitelist.shared {
+            if seen_shared.contains(&whitelist.policy_id) {
+                continue;
+            }
+            seen_shared.push(whitelist.policy_id.clone());
+        }
+        all.extend(whitelist.approved_destinations.iter().cloned());
+    }
+    all
 }
 
 /// Each limit with its use now in every wallet it governs, from the preview engine (a transfer of
@@ -368,11 +457,23 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
             net_worth: assets.net_worth.clone(),
         })
         .collect();
-    let whitelist = policies::whitelist(&policies);
-    let approved = whitelist
-        .as_ref()
-        .map(|w| approved_destinations(&w.addresses, &requests))
-        .unwrap_or_default();
+    let live_whitelists = policies::whitelists(&policies);
+    let whitelists = network_whitelists(&live_whitelists, &wallets, &requests);
+    let approved = all_approved_destinations(&whitelists);
+    let whitelist = whitelists
+        .first()
+        .map(|w| WhitelistPolicyView {
+            policy_id: w.policy_id.clone(),
+            action: w.action.clone(),
+            pending_change: w.pending_change.clone(),
+        })
+        .or_else(|| {
+            live_whitelists.first().map(|w| WhitelistPolicyView {
+                policy_id: w.policy_id.clone(),
+                action: w.action.clone(),
+                pending_change: w.pending_change.clone(),
+            })
+        });
     let trading_authorizations = trading::authorizations::views(&authorizations, &requests);
     let mut pending: Vec<DestinationRequest> = requests
         .into_iter()
@@ -385,11 +486,8 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
         tier: profile.tier,
         wallets: wallet_views,
         approved_destinations: approved,
-        whitelist_policy: whitelist.map(|w| WhitelistPolicyView {
-            policy_id: w.policy_id,
-            action: w.action,
-            pending_change: w.pending_change,
-        }),
+        whitelist_policy: whitelist,
+        whitelists,
         limits: with_usage(
             policies::limits(&policies),
             &policies,
@@ -756,6 +854,193 @@ mod tests {
             [
                 (B, None, None),
                 (A, Some("Desk, main"), Some("EthereumSepolia"))
+            ]
+        );
+    }
+
+    const SOL: &str = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+    const WA_SEPOLIA: &str = "wa-alice-00000-0000000000000001";
+    const WA_BASE: &str = "wa-alice-00000-0000000000000002";
+    const WA_SOLANA: &str = "wa-alice-00000-0000000000000003";
+
+    fn on(network: Network, mut request: DestinationRequest, address: &str) -> DestinationRequest {
+        request.destination = NetworkAddress::parse(network, address).unwrap();
+        request
+    }
+
+    fn wallet(network: Network, id: &str, address: &str) -> WalletMapping {
+        WalletMapping {
+            client_id: ClientId::parse("alice").unwrap(),
+            wallet_id: domain::WalletId::parse(id).unwrap(),
+            address: NetworkAddress::parse(network, address).unwrap(),
+            created_at: datetime!(2026-01-01 00:00 UTC),
+        }
+    }
+
+    fn three_wallets() -> Vec<WalletMapping> {
+        vec![
+            wallet(Network::EthereumSepolia, WA_SEPOLIA, A),
+            wallet(Network::BaseSepolia, WA_BASE, A),
+            wallet(Network::SolanaDevnet, WA_SOLANA, SOL),
+        ]
+    }
+
+    fn policy(id: &str, rule: serde_json::Value, filters: serde_json::Value) -> Policy {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": id, "status": "Active", "activityKind": "Wallets:Sign",
+            "rule": rule, "action": { "kind": "Block" }, "filters": filters
+        }))
+        .unwrap()
+    }
+
+    fn whitelist_on(id: &str, wallet: &str, addresses: &[&str]) -> Policy {
+        policy(
+            id,
+            serde_json::json!({ "kind": "TransactionRecipientWhitelist",
+                "configuration": { "addresses": addresses } }),
+            serde_json::json!({ "walletId": { "in": [wallet] } }),
+        )
+    }
+
+    #[test]
+    fn each_network_shows_its_own_whitelist_with_that_networks_approvals() {
+        use DestinationAction::*;
+        use DestinationRequestState::*;
+        let requests = vec![
+            on(
+                Network::EthereumSepolia,
+                request(B, "sepolia cold", Add, Approved, 1),
+                B,
+            ),
+            on(
+                Network::SolanaDevnet,
+                request(B, "desk", Add, Approved, 2),
+                SOL,
+            ),
+        ];
+        let policies = vec![
+            whitelist_on("plc-sepolia", WA_SEPOLIA, &[B]),
+            // B is listed on Base by other means: shown there without the Sepolia label.
+            whitelist_on("plc-base", WA_BASE, &[B]),
+            whitelist_on("plc-solana", WA_SOLANA, &[SOL]),
+        ];
+        let live = policies::whitelists(&policies);
+        let views = network_whitelists(&live, &three_wallets(), &requests);
+        let summary: Vec<_> = views
+            .iter()
+            .map(|w| {
+                (
+                    w.network.as_str(),
+                    w.policy_id.as_str(),
+                    w.shared,
+                    w.approved_destinations
+                        .iter()
+                        .map(|d| (d.address.as_str(), d.label.as_deref(), d.network.as_deref()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "EthereumSepolia",
+                    "plc-sepolia",
+                    false,
+                    vec![(B, Some("sepolia cold"), Some("EthereumSepolia"))]
+                ),
+                (
+                    "BaseSepolia",
+                    "plc-base",
+                    false,
+                    vec![(B, None, Some("BaseSepolia"))]
+                ),
+                (
+                    "SolanaDevnet",
+                    "plc-solana",
+                    false,
+                    vec![(SOL, Some("desk"), Some("SolanaDevnet"))]
+                ),
+            ]
+        );
+        // The flat list: every network's, each with its network.
+        let all: Vec<_> = all_approved_destinations(&views)
+            .into_iter()
+            .map(|d| (d.address, d.network))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (B.to_owned(), Some("EthereumSepolia".to_owned())),
+                (B.to_owned(), Some("BaseSepolia".to_owned())),
+                (SOL.to_owned(), Some("SolanaDevnet".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shared_whitelist_is_shown_on_every_network_and_listed_once() {
+        use DestinationAction::*;
+        use DestinationRequestState::*;
+        let requests = vec![request(B, "cold", Add, Approved, 1)];
+        let shared = policy(
+            "plc-shared",
+            serde_json::json!({ "kind": "TransactionRecipientWhitelist",
+                "configuration": { "addresses": [B] } }),
+            serde_json::json!({ "walletId": { "in": [WA_SEPOLIA, WA_BASE, WA_SOLANA] } }),
+        );
+        let live = policies::whitelists(&[shared]);
+        let views = network_whitelists(&live, &three_wallets(), &requests);
+        assert_eq!(views.len(), 3);
+        assert!(
+            views
+                .iter()
+                .all(|w| w.shared && w.policy_id == "plc-shared")
+        );
+        let all = all_approved_destinations(&views);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].label.as_deref(), Some("cold"));
+    }
+
+    #[test]
+    fn a_limit_bound_to_one_wallet_reports_that_wallet_only() {
+        let amount = |id: &str, wallet: &str| {
+            policy(
+                id,
+                serde_json::json!({ "kind": "TransactionCountVelocity",
+                    "configuration": { "limit": 5, "timeframe": 60 } }),
+                serde_json::json!({ "walletId": { "in": [wallet] } }),
+            )
+        };
+        let policies = vec![
+            amount("plc-count-sepolia", WA_SEPOLIA),
+            amount("plc-count-solana", WA_SOLANA),
+        ];
+        let wallets = three_wallets();
+        let limits = with_usage(
+            policies::limits(&policies),
+            &policies,
+            &wallets,
+            &[Vec::new(), Vec::new(), Vec::new()],
+            &ClientId::parse("alice").unwrap(),
+        );
+        let usage: Vec<_> = limits
+            .iter()
+            .map(|l| {
+                (
+                    l.policy_id.as_str(),
+                    l.usage
+                        .iter()
+                        .map(|u| (u.wallet_id.as_str(), u.network.as_str()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            usage,
+            [
+                ("plc-count-sepolia", vec![(WA_SEPOLIA, "EthereumSepolia")]),
+                ("plc-count-solana", vec![(WA_SOLANA, "SolanaDevnet")]),
             ]
         );
     }

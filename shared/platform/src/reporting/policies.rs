@@ -52,6 +52,23 @@ pub struct LiveWhitelist {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_change: Option<PendingPolicyChange>,
+    /// The wallets its filter names (`walletId.in`): one for a set of policies per wallet; empty
+    /// when it governs the client's wallets by tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wallet_ids: Vec<String>,
+}
+
+impl LiveWhitelist {
+    /// Whether it governs the client's wallet `wallet_id`: named by its filter, or every wallet
+    /// of the client when it filters by tag.
+    pub fn governs(&self, wallet_id: &str) -> bool {
+        self.wallet_ids.is_empty() || self.wallet_ids.iter().any(|id| id == wallet_id)
+    }
+
+    /// Whether it is bound to exactly `wallet_id` (one set of policies per wallet).
+    pub fn is_only_for(&self, wallet_id: &str) -> bool {
+        self.wallet_ids.len() == 1 && self.wallet_ids[0] == wallet_id
+    }
 }
 
 /// One limit, as the limit policy states it.
@@ -117,18 +134,34 @@ fn pending_change(policy: &Policy) -> Option<PendingPolicyChange> {
         })
 }
 
-/// The client's whitelist: the first of `policies` (already narrowed with [`governs_client`])
-/// whose rule is `TransactionRecipientWhitelist`. `None` when there is none (onboarding not done).
+/// The client's first whitelist: the first of `policies` (already narrowed with
+/// [`governs_client`]) whose rule is `TransactionRecipientWhitelist`. `None` when there is none
+/// (onboarding not done). With one set of policies per wallet, see [`whitelists`].
 pub fn whitelist(policies: &[Policy]) -> Option<LiveWhitelist> {
-    policies.iter().find_map(|policy| match &policy.rule {
-        PolicyRule::TransactionRecipientWhitelist { configuration } => Some(LiveWhitelist {
-            policy_id: policy.id.as_str().to_owned(),
-            addresses: configuration.addresses.clone(),
-            action: action_name(&policy.action),
-            pending_change: pending_change(policy),
-        }),
-        _ => None,
-    })
+    whitelists(policies).into_iter().next()
+}
+
+/// Every whitelist among `policies` (already narrowed with [`governs_client`]), in their order,
+/// each with the wallets it is bound to.
+pub fn whitelists(policies: &[Policy]) -> Vec<LiveWhitelist> {
+    policies
+        .iter()
+        .filter_map(|policy| match &policy.rule {
+            PolicyRule::TransactionRecipientWhitelist { configuration } => Some(LiveWhitelist {
+                policy_id: policy.id.as_str().to_owned(),
+                addresses: configuration.addresses.clone(),
+                action: action_name(&policy.action),
+                pending_change: pending_change(policy),
+                wallet_ids: policy
+                    .filters
+                    .as_ref()
+                    .and_then(|f| f.wallet_id.as_ref())
+                    .map(|ids| ids.values.iter().map(|id| id.as_str().to_owned()).collect())
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every limit among `policies` (already narrowed with [`governs_client`]), ordered by rule kind
