@@ -315,6 +315,9 @@ impl StandIn {
 pub struct StandIns {
     pub dynamodb: StandIn,
     pub moto: StandIn,
+    /// The installed DynamoDB Local (`DynamoDBLocal.jar` and `DynamoDBLocal_lib/`), for tests that
+    /// run one of their own (to restart it, say).
+    dynamodb_dir: PathBuf,
 }
 
 impl StandIns {
@@ -347,6 +350,7 @@ impl StandIns {
         Ok(StandIns {
             dynamodb: dynamodb.context("DynamoDB Local did not start")?,
             moto: moto.context("moto did not start")?,
+            dynamodb_dir: installed.dynamodb_dir.clone(),
         })
     }
 
@@ -378,6 +382,12 @@ impl StandIns {
             // The development exchange registry, asked for: without `EXCHANGES` the trading
             // functions refuse to start (its deposit addresses are placeholders nobody owns).
             ("EXCHANGES", "dev".to_owned()),
+            // Where DynamoDB Local is installed, for a test that starts (and restarts) its own,
+            // on disk, rather than the shared in-memory one above (tests/e2e's fault day).
+            (
+                "DYNAMODB_LOCAL_DIR",
+                self.dynamodb_dir.display().to_string(),
+            ),
         ]
     }
 

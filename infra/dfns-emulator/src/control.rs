@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::clock::iso;
 use crate::errors::{ApiError, ApiResult};
 use crate::extract::DfnsJson;
-use crate::faults::{FaultRule, FaultSpec};
+use crate::faults::{FaultRule, FaultSpec, WebhookFaultSpec, WebhookFaults};
 use crate::keys::is_evm_address;
 use crate::ledger::{self, AssetKey, Deposit, TokenInfo, parse_amount};
 use crate::permissions;
@@ -243,6 +243,30 @@ pub async fn clear_faults(AxState(app): AxState<SharedApp>) -> Json<Value> {
     Json(json!({ "cleared": true }))
 }
 
+/// `PUT /emulator/webhook-faults` `{"dropRate"?,"duplicateRate"?,"lostAnswerRate"?,
+/// "reorderDelayMs"?,"reorderRate"?,"seed"?}`: replaces the webhook delivery faults.
+pub async fn set_webhook_faults(
+    AxState(app): AxState<SharedApp>,
+    DfnsJson(spec): DfnsJson<WebhookFaultSpec>,
+) -> ApiResult<Json<Value>> {
+    let faults = WebhookFaults::from_spec(spec.clone())?;
+    *app.webhook_faults.lock().unwrap_or_else(|p| p.into_inner()) = Some(faults);
+    Ok(Json(json!({
+        "dropRate": spec.drop_rate,
+        "duplicateRate": spec.duplicate_rate,
+        "lostAnswerRate": spec.lost_answer_rate,
+        "reorderDelayMs": spec.reorder_delay_ms,
+        "reorderRate": spec.reorder_rate.unwrap_or(1.0),
+    })))
+}
+
+/// `DELETE /emulator/webhook-faults`: deliveries are made as they come again (retries already
+/// scheduled go on).
+pub async fn clear_webhook_faults(AxState(app): AxState<SharedApp>) -> Json<Value> {
+    *app.webhook_faults.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    Json(json!({ "cleared": true }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantBody {
@@ -286,6 +310,8 @@ pub async fn stats(AxState(app): AxState<SharedApp>) -> Json<Value> {
             "webhookEvents": s.webhook_events.len(),
             "auditLogs": s.audit.len(),
             "lifecycle": lifecycle_json(s.lifecycle),
+            "faults": app.fault_counts.to_json(),
+            "webhookFaults": app.webhook_fault_counts.to_json(),
         }))
     })
 }

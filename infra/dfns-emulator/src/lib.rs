@@ -29,7 +29,7 @@
 //! | [`policy`] | policies v2 (`/v2/policies`), the engine ([`DfnsPolicyEngine`], the default), approvals (`/v2/policy-approvals`), `Policies:Modify` change requests; the [`policy::PolicyEngine`] hook |
 //! | [`webhooks`] | CRUD, ping, events, HMAC-signed delivery with retries |
 //! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
-//! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded |
+//! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded; webhook deliveries dropped, duplicated, delayed or their answers lost, seeded |
 //! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
 //! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for the amount and velocity rules |
 //! | [`state`], [`clock`], [`errors`], [`pagination`] | shared state under one lock, the emulated clock, the error body, page tokens |
@@ -97,8 +97,9 @@
 //! | `POST /emulator/transfers/{id}/advance` | one lifecycle step → the transfer (409 if terminal or awaiting approval) |
 //! | `POST /emulator/transfers/{id}/fail` `{"reason"?}` | forces a non-terminal transfer to `Failed` |
 //! | `POST /emulator/faults` `{"pathPattern","method"?,"status"?:429\|500\|503,"rate","retryAfterSeconds"?,"latencyMs"?,"seed"?}` → `{"id"}`; `DELETE /emulator/faults` | fault injection; `*` = one path segment, `**` = the rest; the first matching rule applies |
+//! | `PUT /emulator/webhook-faults` `{"dropRate"?,"duplicateRate"?,"lostAnswerRate"?,"reorderDelayMs"?,"reorderRate"?,"seed"?}`; `DELETE /emulator/webhook-faults` | webhook delivery faults, per attempt (rates in `[0, 1]`, default 0): dropped (never reaches the receiver: a failed attempt, retried with a new id and `retryOf`), duplicated (the same body and signature posted twice), answer lost (the receiver got it, the attempt is recorded as `Timeout` and retried), delayed up to `reorderDelayMs` before posting (`reorderRate` of attempts, default 1) so later events overtake earlier ones |
 //! | `POST /emulator/permissions` `{"userId","operations":[…]}` | grants extra operations (a new permission assigned to the user) |
-//! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle"}` (`transfers` = distinct transfers ever created) |
+//! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle","faults":{"answered":{"429","500","503"},"delayed"},"webhookFaults":{"dropped","duplicated","delayed","answersLost"}}` (`transfers` = distinct transfers ever created; fault counts since start) |
 //!
 //! ## Choices where Dfns is silent (docs/dfns.md §11)
 //!
@@ -370,6 +371,10 @@ pub fn router(app: SharedApp) -> Router {
         .route(
             "/faults",
             post(control::add_fault).delete(control::clear_faults),
+        )
+        .route(
+            "/webhook-faults",
+            put(control::set_webhook_faults).delete(control::clear_webhook_faults),
         )
         .route("/permissions", post(control::grant_permissions))
         .route("/stats", get(control::stats))

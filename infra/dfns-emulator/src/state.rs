@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::audit::AuditEntry;
 use crate::auth::{Challenge, Credential, User, UserAction};
 use crate::clock::Clock;
-use crate::faults::FaultRule;
+use crate::faults::{FaultCounts, FaultRule, WebhookFaultCounts, WebhookFaults};
 use crate::ledger::Ledger;
 use crate::permissions::{Assignment, Permission};
 use crate::policy::{DfnsPolicyEngine, PolicyData, PolicyEngine};
@@ -126,6 +126,12 @@ pub struct App {
     pub http: reqwest::Client,
     pub engine: Arc<dyn PolicyEngine>,
     pub faults: Mutex<Vec<FaultRule>>,
+    /// What the API faults injected so far.
+    pub fault_counts: FaultCounts,
+    /// Webhook delivery faults (`None`: deliveries are made as they come).
+    pub webhook_faults: Mutex<Option<WebhookFaults>>,
+    /// What the webhook delivery faults injected so far.
+    pub webhook_fault_counts: WebhookFaultCounts,
     /// Key for the HS256 bearer JWTs and challenge identifiers this emulator issues.
     pub jwt_secret: [u8; 32],
 }
@@ -148,6 +154,9 @@ impl App {
             http,
             engine: engine.unwrap_or_else(|| Arc::new(DfnsPolicyEngine)),
             faults: Mutex::new(Vec::new()),
+            fault_counts: FaultCounts::default(),
+            webhook_faults: Mutex::new(None),
+            webhook_fault_counts: WebhookFaultCounts::default(),
             jwt_secret,
         }
     }

@@ -3,6 +3,8 @@
 //! Every delivery attempt is its own stored event with a new `whe-…` id; a retry carries
 //! `retryOf` (the previous attempt's id) and an incremented `deliveryAttempt`. The body is
 //! serialised once and signed as `X-DFNS-WEBHOOK-SIGNATURE: sha256=<hex HMAC-SHA256(secret, body)>`.
+//! Injected delivery faults ([`crate::faults::WebhookFaults`]) act on each attempt: a dropped
+//! attempt or a lost answer is a failed attempt like any other, retried on the same schedule.
 
 use axum::Extension;
 use axum::Json;
@@ -221,7 +223,7 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
         let Some((url, secret, body)) = prepared else {
             return;
         };
-        let (status, error) = post_signed(&app, &url, &secret, body).await;
+        let (status, error) = attempt(&app, url, secret, body).await;
         let succeeded = status.starts_with('2');
         let retry_delay = app.with_state(|s| {
             let now = s.now();
@@ -266,6 +268,46 @@ pub async fn deliver(app: SharedApp, first_event_id: String) {
             None => return,
         }
     }
+}
+
+/// One delivery attempt under the injected webhook faults (`PUT /emulator/webhook-faults`):
+/// returns (status, error) as stored on the event.
+async fn attempt(
+    app: &SharedApp,
+    url: String,
+    secret: String,
+    body: Vec<u8>,
+) -> (String, Option<String>) {
+    let faults = crate::faults::draw_webhook_faults(app);
+    if let Some(delay) = faults.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.drop {
+        return (
+            "ConnectionError".to_owned(),
+            Some(
+                "the connection failed before the receiver got the delivery (injected)".to_owned(),
+            ),
+        );
+    }
+    if let Some(after) = faults.duplicate {
+        // The same delivery, posted a second time beside the first; its answer counts for nothing.
+        let (app, url, secret, body) = (app.clone(), url.clone(), secret.clone(), body.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            post_signed(&app, &url, &secret, body).await;
+        });
+    }
+    let (status, error) = post_signed(app, &url, &secret, body).await;
+    if faults.lose_answer {
+        return (
+            "Timeout".to_owned(),
+            Some(format!(
+                "the receiver's answer (HTTP {status}) never came back (injected)"
+            )),
+        );
+    }
+    (status, error)
 }
 
 /// POSTs a signed body; returns (status, error) as stored on the event.

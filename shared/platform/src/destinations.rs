@@ -23,8 +23,9 @@
 //!   receiver does not): at once on AWS, where the notification's event on the bus triggers it,
 //!   else on its next scheduled run.
 //! - A Dfns failure that may pass (429, 5xx, timeout) leaves the request `Submitted` with the slot
-//!   held; the reconciler re-drives it ([`drive_submitted`] is safe to repeat: it adopts a change
-//!   request already pending on the policy instead of sending a second one).
+//!   held; the reconciler re-drives it ([`redrive_submitted`] is safe to repeat: it adopts a change
+//!   request already pending on the policy instead of sending a second one, and the decision on
+//!   one an officer already decided, whose answer or record was lost).
 //!
 //! Abuse resistance (one client must not degrade the platform for the others):
 //! - **Quota**: a client has at most `MAX_OPEN_DESTINATION_REQUESTS` requests open (`CoolingOff`,
@@ -786,6 +787,29 @@ pub async fn drive_submitted(
     request: &DestinationRequest,
     request_id: &str,
 ) -> Result<()> {
+    drive(app, request, request_id, false).await
+}
+
+/// The reconciler's [`drive_submitted`] of a request left `Submitted`: an earlier send may have
+/// reached Dfns, with its answer (or our record of it) lost — a timeout, a crash, DynamoDB failing
+/// right after Dfns took it — and an officer may have decided it since, so that nothing is
+/// pending on the policy any more. That decision is adopted ([`decided_earlier_send`]): the
+/// request records the approval and settles as the officer decided, rather than reading an
+/// approved change as "already in effect" or sending a denied one to the officers again.
+pub async fn redrive_submitted(
+    app: &App,
+    request: &DestinationRequest,
+    request_id: &str,
+) -> Result<()> {
+    drive(app, request, request_id, true).await
+}
+
+async fn drive(
+    app: &App,
+    request: &DestinationRequest,
+    request_id: &str,
+    sent_before: bool,
+) -> Result<()> {
     let client = &request.client_id;
     let policy_id = whitelist_policy_id(app, client, request.destination.network()).await?;
     let dfns = app.dfns().await?;
@@ -803,6 +827,12 @@ pub async fn drive_submitted(
         .await;
     };
     let address = request.destination.address();
+    let proposal = whitelist::apply_change(&configuration.addresses, request.action, address);
+    if sent_before
+        && let Some(approval) = decided_earlier_send(&dfns, request, &policy_id, &proposal).await?
+    {
+        return adopt_decision(app, request, &approval, request_id).await;
+    }
     if whitelist::already_in_effect(&configuration.addresses, request.action, address) {
         return settle(
             app,
@@ -817,11 +847,7 @@ pub async fn drive_submitted(
         .await;
     }
     let mut body = policy.body();
-    body.rule = PolicyRule::recipient_whitelist(whitelist::apply_change(
-        &configuration.addresses,
-        request.action,
-        address,
-    ));
+    body.rule = PolicyRule::recipient_whitelist(proposal);
     match dfns.update_policy(&policy_id, &body).await {
         Ok(UpdateOutcome::Pending(change)) => mark_pending(app, request, &change, request_id).await,
         Ok(UpdateOutcome::Applied(_)) => {
@@ -862,6 +888,104 @@ pub async fn drive_submitted(
             .await
         }
     }
+}
+
+/// How long before a request entered `Submitted` a change request of its may be dated (Dfns'
+/// clock against ours).
+const EARLIER_SEND_CLOCK_MARGIN: time::Duration = time::Duration::minutes(5);
+/// Approvals looked through, newest first, for an earlier send of a request.
+const EARLIER_SEND_LOOKBACK: usize = 500;
+
+/// The decided approval of a change this request sent earlier: on the client's whitelist policy,
+/// created since the request entered `Submitted` (less [`EARLIER_SEND_CLOCK_MARGIN`]), proposing
+/// exactly `proposal` — what the request would send now, from the live whitelist: if that change
+/// was applied, the live list is its proposal already; if it was refused, the live list is the
+/// one it was computed from. While the request holds the client's slot no other request of the
+/// platform changes this policy, so such a change is this request's.
+async fn decided_earlier_send(
+    dfns: &dfns_client::DfnsClient,
+    request: &DestinationRequest,
+    policy_id: &PolicyId,
+    proposal: &[String],
+) -> Result<Option<dfns_client::Approval>> {
+    use futures::StreamExt;
+    let since = request.updated_at - EARLIER_SEND_CLOCK_MARGIN;
+    let wanted: std::collections::BTreeSet<&str> = proposal.iter().map(String::as_str).collect();
+    let mut approvals = dfns
+        .list_approvals(&dfns_client::ApprovalsQuery::default())
+        .take(EARLIER_SEND_LOOKBACK);
+    while let Some(approval) = approvals.next().await {
+        let approval = approval?;
+        // Newest first: the rest is older still.
+        if approval.date_created.is_some_and(|created| created < since) {
+            break;
+        }
+        let dfns_client::Activity::PoliciesModify { change_request } = &approval.activity else {
+            continue;
+        };
+        if approval.status == ApprovalStatus::Pending
+            || change_request.entity_id != policy_id.as_str()
+            || change_request.date_created < since
+        {
+            continue;
+        }
+        let proposed = match change_request.proposed_policy().map(|p| p.rule) {
+            Ok(PolicyRule::TransactionRecipientWhitelist { configuration }) => {
+                configuration.addresses
+            }
+            _ => continue,
+        };
+        if proposed
+            .iter()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            == wanted
+        {
+            return Ok(Some(approval));
+        }
+    }
+    Ok(None)
+}
+
+/// Records the approval of an earlier send on the request (`PendingApproval`), then settles it as
+/// the approval was decided, with the deciding officer as actor.
+async fn adopt_decision(
+    app: &App,
+    request: &DestinationRequest,
+    approval: &dfns_client::Approval,
+    request_id: &str,
+) -> Result<()> {
+    let dfns_client::Activity::PoliciesModify { change_request } = &approval.activity else {
+        return Ok(());
+    };
+    let mut change = (**change_request).clone();
+    change
+        .approval_id
+        .get_or_insert_with(|| approval.id.clone());
+    tracing::warn!(
+        request = %request.id,
+        approval = %approval.id,
+        status = %approval.status,
+        "an earlier send of this request was decided at Dfns; adopting its decision"
+    );
+    mark_pending(app, request, &change, request_id).await?;
+    let Some(pending) = app
+        .store()
+        .get_destination_request(&request.client_id, &request.id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let actor = approval
+        .decisions
+        .last()
+        .map(|d| Actor::Compliance {
+            id: d.user_id.to_string(),
+        })
+        .unwrap_or(Actor::System {
+            id: "destination-requests".into(),
+        });
+    resolve_from_approval(app, &pending, approval, actor, request_id).await
 }
 
 pub(crate) async fn mark_pending(

@@ -11,8 +11,9 @@
 //!   land in the client's audit chain once); if not, alert the officers if nobody has, and remind
 //!   them once half of its time to expiry has passed ([`crate::compliance::alert_officers`]);
 //! - `Submitted` for longer than `RECONCILE_SUBMITTED_AFTER_SECONDS`: the Dfns call's outcome was
-//!   lost (timeout, crash); re-drive it ([`destinations::drive_submitted`] adopts a change request
-//!   already pending on the policy instead of sending a second one);
+//!   lost (timeout, crash, a failed write); re-drive it ([`destinations::redrive_submitted`]
+//!   adopts a change request already pending on the policy instead of sending a second one, and
+//!   the decision on one an officer already decided);
 //! - `Queued` for longer than `QUEUED_REQUEST_TTL`: expire it ([`destinations::expire_queued`]);
 //!   any other `Queued`: submit the client's next request if its slot is free (also for every
 //!   client whose approval this run applied).
@@ -256,7 +257,7 @@ async fn reconcile_client(
             },
             DestinationRequestState::Submitted if request.updated_at < stale_before => {
                 report.submissions_redriven += 1;
-                destinations::drive_submitted(app, request, run_id).await
+                destinations::redrive_submitted(app, request, run_id).await
             }
             DestinationRequestState::Queued if destinations::queued_too_long(app, request, now) => {
                 destinations::expire_queued(app, request, actor(), run_id)

@@ -6,9 +6,11 @@
 //! has its own table, event bus, emulator and stack, so tests run in parallel.
 //!
 //! [`counting`] is a counting HTTP proxy, used by the benchmark to count Dfns and DynamoDB calls
-//! per route.
+//! per route. [`dynamodb_local`] runs a DynamoDB Local of a test's own, on disk, which the test can
+//! restart ([`EnvOptions::dynamodb_endpoint`] points an environment at it).
 
 pub mod counting;
+pub mod dynamodb_local;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -41,6 +43,15 @@ pub struct EnvOptions {
     pub tick_every: Option<Duration>,
     /// Route Dfns and DynamoDB calls through counting proxies (benchmark).
     pub count_calls: bool,
+    /// Another DynamoDB than the stand-in's (`AWS_ENDPOINT_URL_DYNAMODB`): the table is created
+    /// there and the stack uses it, with the deployed SDK timeouts (a [`dynamodb_local`] the test
+    /// restarts). Not with `count_calls`.
+    pub dynamodb_endpoint: Option<String>,
+    /// The emulator's webhook retry delays (default: 200 and 500 ms, three attempts).
+    pub webhook_retry_delays: Option<Vec<Duration>>,
+    /// `RECONCILE_SUBMITTED_AFTER_SECONDS` (default: zero, so a test's reconciler run re-drives a
+    /// `Submitted` request at once; deployed: 60 s).
+    pub reconcile_submitted_after: Duration,
     /// `DESTINATION_COOLING_OFF`: how long a client's new destination waits, vetoable, before it
     /// goes to Dfns (default: no wait; the product's default is 24 hours).
     pub destination_cooling_off: Duration,
@@ -54,6 +65,9 @@ impl Default for EnvOptions {
             policies_modify: true,
             tick_every: None,
             count_calls: false,
+            dynamodb_endpoint: None,
+            webhook_retry_delays: None,
+            reconcile_submitted_after: Duration::ZERO,
             destination_cooling_off: Duration::ZERO,
         }
     }
@@ -95,12 +109,41 @@ impl Env {
             eventbridge,
             table,
             bus,
-        } = FreshAws::create("e2e").await;
-        let emulator = spawn_emulator().await;
+        } = match &options.dynamodb_endpoint {
+            None => FreshAws::create("e2e").await,
+            Some(endpoint) => fresh_aws_at(endpoint).await,
+        };
+        let emulator = match &options.webhook_retry_delays {
+            None => spawn_emulator().await,
+            Some(delays) => dfns_emulator::spawn(dfns_emulator::Options {
+                webhook_retry_delays: delays.clone(),
+                ..dfns_emulator::Options::default()
+            })
+            .await
+            .expect("start the Dfns emulator"),
+        };
         let bootstrap = emulator.bootstrap().clone();
 
         let mut proxies = Vec::new();
-        let (dfns_url, dfns_calls, dynamodb, dynamodb_calls) = if options.count_calls {
+        let (dfns_url, dfns_calls, dynamodb, dynamodb_calls) = if let Some(endpoint) =
+            &options.dynamodb_endpoint
+        {
+            assert!(
+                !options.count_calls,
+                "count_calls uses the stand-in's DynamoDB"
+            );
+            // As deployed: bounded, with the connect, attempt and call deadlines.
+            let deployed = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .endpoint_url(endpoint)
+                    .http_client(platform_config::aws::bounded_https_client(
+                        platform_config::aws::MAX_IN_FLIGHT,
+                    ))
+                    .timeout_config(platform_config::aws::timeouts())
+                    .build(),
+            );
+            (emulator.base_url(), None, deployed, None)
+        } else if options.count_calls {
             let dfns = counting::Proxy::start(&emulator.base_url(), counting::Keying::DfnsRoute)
                 .await
                 .expect("Dfns proxy");
@@ -177,8 +220,8 @@ impl Env {
         settings.tiers = std::collections::BTreeMap::from([("e2e".to_owned(), options.tier)]);
         settings.default_tier = "e2e".into();
         settings.event_bus_name = bus;
-        // Tests drive the reconciler themselves: re-drive at once when they do.
-        settings.reconcile_submitted_after = Duration::ZERO;
+        // Tests drive the reconciler themselves: by default, re-drive at once when they do.
+        settings.reconcile_submitted_after = options.reconcile_submitted_after;
         settings.destination_cooling_off = options.destination_cooling_off;
 
         let secrets = Secrets::fixed(
@@ -409,6 +452,42 @@ impl Env {
             .expect("the stack answers");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// [`FreshAws::create`], with the table in the DynamoDB at `endpoint` (the event bus stays in
+/// the stand-in).
+async fn fresh_aws_at(endpoint: &str) -> FreshAws {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").is_ok(),
+        "AWS_ENDPOINT_URL_EVENTBRIDGE is not set: run through `cargo xtask test`"
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let eventbridge = aws_sdk_eventbridge::Client::new(&sdk);
+    let table = format!("e2e-{}", ulid::Ulid::new());
+    store::schema::create_table(&dynamodb, &table)
+        .await
+        .expect("create the test table");
+    let bus = format!("e2e-{}", ulid::Ulid::new());
+    eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("create the test event bus");
+    FreshAws {
+        sdk,
+        dynamodb,
+        eventbridge,
+        table,
+        bus,
     }
 }
 

@@ -50,6 +50,14 @@ async fn injected_429_carries_retry_after_and_is_repeatable_with_a_seed() {
     let started = Instant::now();
     assert_eq!(h.sa.get(&path).await.status, StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(150));
+
+    // What was injected, counted (clearing the rules keeps the counts).
+    let fifty_fifty = first.iter().filter(|s| **s == 503).count() as u64;
+    let counts = h.control(Method::GET, "/stats", json!(null)).await["faults"].clone();
+    assert_eq!(counts["answered"]["429"], 1, "{counts}");
+    assert_eq!(counts["answered"]["503"], 2 * fifty_fifty, "{counts}");
+    assert_eq!(counts["answered"]["500"], 0, "{counts}");
+    assert_eq!(counts["delayed"], 1, "{counts}");
 }
 
 #[tokio::test]

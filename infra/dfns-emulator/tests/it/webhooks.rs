@@ -285,3 +285,184 @@ async fn disabled_and_deleted_webhooks_receive_nothing() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+/// Registers a webhook for `wallet.created` at a receiver answering 200; the webhook id.
+async fn hooked(h: &Harness) -> (String, Arc<Mutex<Vec<Delivery>>>) {
+    let (url, seen) = receiver(StatusCode::OK).await;
+    let created =
+        h.sa.signed(
+            Method::POST,
+            "/webhooks",
+            &json!({ "url": url, "events": ["wallet.created"] }),
+        )
+        .await
+        .ok();
+    (created["id"].as_str().unwrap().to_owned(), seen)
+}
+
+async fn webhook_fault_stats(h: &Harness) -> Value {
+    h.control(Method::GET, "/stats", json!(null)).await["webhookFaults"].clone()
+}
+
+#[tokio::test]
+async fn a_dropped_delivery_never_arrives_and_is_retried_with_a_new_id() {
+    let h = Harness::with(Options {
+        webhook_retry_delays: vec![Duration::from_millis(30); 4],
+        ..Options::default()
+    })
+    .await;
+    let (webhook_id, seen) = hooked(&h).await;
+    h.control(
+        Method::PUT,
+        "/webhook-faults",
+        json!({ "dropRate": 1.0, "seed": 1 }),
+    )
+    .await;
+    h.create_wallet(json!({ "network": "EthereumSepolia" }))
+        .await;
+
+    // Five attempts, each recorded failed, none of them at the receiver.
+    let mut events = Value::Null;
+    for _ in 0..100 {
+        events =
+            h.sa.get(&format!(
+                "/webhooks/{webhook_id}/events?deliveryFailed=true"
+            ))
+            .await
+            .ok();
+        if events["items"].as_array().unwrap().len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let items = events["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 5, "every attempt dropped: {events}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the receiver"
+    );
+    for item in &items {
+        assert_eq!(item["status"], "ConnectionError", "{item}");
+        assert!(
+            item["error"].as_str().unwrap().contains("injected"),
+            "{item}"
+        );
+    }
+    // Newest first: each retry points at the attempt before it.
+    for pair in items.windows(2) {
+        assert_eq!(pair[0]["retryOf"], pair[1]["id"]);
+        assert_eq!(
+            pair[0]["deliveryAttempt"].as_u64().unwrap(),
+            pair[1]["deliveryAttempt"].as_u64().unwrap() + 1
+        );
+    }
+    assert_eq!(webhook_fault_stats(&h).await["dropped"], 5);
+
+    // Cleared: the next event is delivered at once.
+    h.control(Method::DELETE, "/webhook-faults", json!({}))
+        .await;
+    h.create_wallet(json!({ "network": "EthereumSepolia" }))
+        .await;
+    let got = wait_for(&seen, 1, |_| true).await;
+    assert_eq!(got[0].json()["deliveryAttempt"], 1);
+    assert_eq!(webhook_fault_stats(&h).await["dropped"], 5);
+}
+
+#[tokio::test]
+async fn a_duplicated_delivery_arrives_twice_identical_and_a_lost_answer_is_retried() {
+    let h = Harness::with(Options {
+        webhook_retry_delays: vec![Duration::from_millis(30)],
+        ..Options::default()
+    })
+    .await;
+    let (webhook_id, seen) = hooked(&h).await;
+    h.control(
+        Method::PUT,
+        "/webhook-faults",
+        json!({ "duplicateRate": 1.0, "reorderDelayMs": 20, "seed": 2 }),
+    )
+    .await;
+    h.create_wallet(json!({ "network": "EthereumSepolia" }))
+        .await;
+    let copies = wait_for(&seen, 2, |_| true).await;
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].body, copies[1].body, "the same body");
+    assert_eq!(
+        copies[0].signature, copies[1].signature,
+        "the same signature"
+    );
+    let stats = webhook_fault_stats(&h).await;
+    assert_eq!(stats["duplicated"], 1, "{stats}");
+
+    // The receiver gets the delivery but its answer is lost: Dfns records a timeout and delivers
+    // again with a new id, which the receiver gets too.
+    seen.lock().unwrap().clear();
+    h.control(
+        Method::PUT,
+        "/webhook-faults",
+        json!({ "lostAnswerRate": 1.0, "seed": 3 }),
+    )
+    .await;
+    h.create_wallet(json!({ "network": "EthereumSepolia" }))
+        .await;
+    let both = wait_for(&seen, 2, |_| true).await;
+    let (first, retry) = (both[0].json(), both[1].json());
+    assert_eq!(retry["retryOf"], first["id"], "{retry}");
+    assert_eq!(retry["deliveryAttempt"], 2);
+    assert_eq!(retry["data"], first["data"]);
+    let stored =
+        h.sa.get(&format!(
+            "/webhooks/{webhook_id}/events/{}",
+            first["id"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(stored["status"], "Timeout", "{stored}");
+    assert_eq!(stored["deliveryFailed"], true);
+    assert_eq!(webhook_fault_stats(&h).await["answersLost"], 2);
+}
+
+#[tokio::test]
+async fn delayed_deliveries_overtake_earlier_ones() {
+    let h = Harness::start().await;
+    let (_, seen) = hooked(&h).await;
+    h.control(
+        Method::PUT,
+        "/webhook-faults",
+        json!({ "reorderDelayMs": 400, "seed": 4 }),
+    )
+    .await;
+    let mut created = Vec::new();
+    for _ in 0..6 {
+        let wallet = h
+            .create_wallet(json!({ "network": "EthereumSepolia" }))
+            .await;
+        created.push(wallet["id"].as_str().unwrap().to_owned());
+    }
+    let arrived: Vec<String> = wait_for(&seen, 6, |_| true)
+        .await
+        .iter()
+        .map(|d| {
+            d.json()["data"]["wallet"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted_arrived = arrived.clone();
+    sorted_arrived.sort();
+    let mut sorted_created = created.clone();
+    sorted_created.sort();
+    assert_eq!(sorted_arrived, sorted_created, "each event arrives once");
+    assert_ne!(arrived, created, "later events overtook earlier ones");
+    assert!(webhook_fault_stats(&h).await["delayed"].as_u64().unwrap() >= 5);
+
+    let response = h
+        .control
+        .put(format!("{}/emulator/webhook-faults", h.base()))
+        .json(&json!({ "dropRate": 2.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}

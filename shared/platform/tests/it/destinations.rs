@@ -485,6 +485,119 @@ async fn the_reconciler_adopts_a_change_request_whose_answer_was_lost_instead_of
 }
 
 #[tokio::test]
+async fn the_reconciler_adopts_the_decision_on_a_change_whose_answer_was_lost_and_sends_nothing_again()
+ {
+    let env = TestEnv::start(TestOptions {
+        policies_modify: true,
+        webhooks: false,
+        reconcile_submitted_after: std::time::Duration::ZERO,
+        ..TestOptions::default()
+    })
+    .await;
+    let service = env.service();
+    let change_approvals = || async {
+        futures::TryStreamExt::try_collect::<Vec<_>>(
+            service.list_approvals(&dfns_client::ApprovalsQuery::default()),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| matches!(a.activity, dfns_client::Activity::PoliciesModify { .. }))
+        .count()
+    };
+    for (name, decision, address, settles) in [
+        (
+            "lost-denied",
+            DecisionValue::Denied,
+            ADDRESSES[1],
+            DestinationRequestState::Rejected,
+        ),
+        (
+            "lost-approved",
+            DecisionValue::Approved,
+            ADDRESSES[4],
+            DestinationRequestState::Approved,
+        ),
+    ] {
+        let client = opened(&env, name).await;
+        let store = env.app.store();
+        // A request taken to `Submitted`; its update reached Dfns, but the answer (or the write of
+        // `PendingApproval`) was lost, and an officer decided the change before the reconciler
+        // came by: nothing is pending on the policy any more.
+        let id = domain::DestinationRequestId::new();
+        store
+            .create_destination_request(&store::NewDestinationRequest {
+                id,
+                client_id: client.clone(),
+                destination: domain::NetworkAddress::parse(
+                    domain::Network::EthereumSepolia,
+                    address,
+                )
+                .unwrap(),
+                label: "Exchange".into(),
+                action: domain::DestinationAction::Add,
+                created_at: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        let submitted = store
+            .submit_destination_request(&client, &id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        let policy_id = PolicyId::new(
+            store.client_policies(&client).await.unwrap()["whitelist-ethereumsepolia"].clone(),
+        );
+        let mut body = service.get_policy(&policy_id).await.unwrap().body();
+        body.rule = PolicyRule::recipient_whitelist([address.to_owned()]);
+        let change = match service.update_policy(&policy_id, &body).await.unwrap() {
+            dfns_client::UpdateOutcome::Pending(change) => change,
+            other => panic!("expected a change request, got {other:?}"),
+        };
+        let approval = change.approval_id.clone().expect("an approval id");
+        env.officer(0)
+            .decide_approval(&approval, decision.clone(), Some("checked"))
+            .await
+            .unwrap();
+        let asked = change_approvals().await;
+
+        let report = reconcile::run(&env.app).await.unwrap();
+        assert_eq!(report.submissions_redriven, 1, "{name}: {report:?}");
+        assert_eq!(report.failures, 0, "{name}: {report:?}");
+        let settled = request(&env, &submitted).await;
+        assert_eq!(settled.state, settles, "{name}: {settled:?}");
+        assert_eq!(
+            settled.approval_id.as_deref(),
+            Some(approval.as_str()),
+            "{name}: the request records the officer's approval"
+        );
+        assert_ne!(
+            settled.reason.as_deref(),
+            Some("already in effect"),
+            "{name}: {settled:?}"
+        );
+        assert_eq!(
+            change_approvals().await,
+            asked,
+            "{name}: the decided change is not sent to the officers again"
+        );
+        let events = store.list_audit_events(&client, None, 100).await.unwrap();
+        let decided = events
+            .entries
+            .iter()
+            .filter_map(|e| e.event().ok())
+            .find(|e| {
+                e.details["requestId"] == id.to_string()
+                    && e.details["state"] == settles.to_string()
+            })
+            .unwrap_or_else(|| panic!("{name}: no audit line for the decision"));
+        assert!(
+            matches!(decided.actor, domain::Actor::Compliance { .. }),
+            "{name}: the officer decided it: {decided:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_reconciler_resends_a_submission_that_never_reached_dfns() {
     let env = TestEnv::start(TestOptions {
         policies_modify: true,

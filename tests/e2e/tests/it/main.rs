@@ -7,5 +7,6 @@ mod authorization_matrix;
 mod burst;
 mod compliance;
 mod cooling_off;
+mod fault_day;
 mod trading;
 mod withdrawals;
