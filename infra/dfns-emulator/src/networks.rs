@@ -244,9 +244,79 @@ pub fn derived_address(network: &str, public_key: &[u8]) -> Option<String> {
     bech32::segwit::encode_v0(hrp, &digest[..20]).ok()
 }
 
+/// Whether `address` is a valid recipient on `network`: EVM `0x` + 40 hex digits; on Bitcoin
+/// networks a segwit address (bech32 v0, bech32m v1+, checksum verified) with the network's
+/// prefix or a base58check P2PKH/P2SH with its version bytes; on Solana base58 of 32 bytes (case
+/// matters: a letter's case changed is another key, or none). `None`: a family the emulator does
+/// not check.
+pub fn is_valid_address(network: &str, address: &str) -> Option<bool> {
+    if is_evm(network) {
+        return Some(crate::keys::is_evm_address(address));
+    }
+    if network.starts_with("Solana") {
+        return Some(
+            bs58::decode(address)
+                .into_vec()
+                .is_ok_and(|bytes| bytes.len() == 32),
+        );
+    }
+    let (hrp, versions) = match network {
+        "Bitcoin" => (bech32::hrp::BC, [0x00, 0x05]),
+        "BitcoinTestnet3" | "BitcoinTestnet4" | "BitcoinSignet" => (bech32::hrp::TB, [0x6f, 0xc4]),
+        _ => return None,
+    };
+    if let Ok((found, _, _)) = bech32::segwit::decode(address) {
+        return Some(found == hrp);
+    }
+    Some(
+        bs58::decode(address)
+            .with_check(None)
+            .into_vec()
+            .is_ok_and(|payload| payload.len() == 21 && versions.contains(&payload[0])),
+    )
+}
+
+/// The fee of a native transfer on `network`, in its smallest unit: 21 000 gas at 1 gwei on EVM
+/// networks, 1 410 satoshis on Bitcoin (141 vbytes at 10 sat/vB), 5 000 lamports on Solana (one
+/// signature).
+pub fn native_transfer_fee(network: &str) -> u128 {
+    const GAS_PRICE_WEI: u128 = 1_000_000_000;
+    match network {
+        n if n.starts_with("Solana") => 5_000,
+        n if n.starts_with("Bitcoin") && !n.starts_with("BitcoinCash") => 1_410,
+        _ => 21_000 * GAS_PRICE_WEI,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipients_are_checked_per_family() {
+        let sol = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+        let tb = "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7";
+        let bc = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+        assert_eq!(is_valid_address("SolanaDevnet", sol), Some(true));
+        assert_eq!(is_valid_address("SolanaDevnet", &sol[..30]), Some(false));
+        assert_eq!(is_valid_address("SolanaDevnet", tb), Some(false));
+        assert_eq!(is_valid_address("BitcoinTestnet4", tb), Some(true));
+        assert_eq!(is_valid_address("BitcoinTestnet4", bc), Some(false));
+        assert_eq!(is_valid_address("Bitcoin", bc), Some(true));
+        assert_eq!(
+            is_valid_address("BitcoinTestnet4", "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"),
+            Some(true)
+        );
+        assert_eq!(
+            is_valid_address("Bitcoin", "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"),
+            Some(false)
+        );
+        assert_eq!(is_valid_address("BitcoinTestnet4", sol), Some(false));
+        assert_eq!(is_valid_address("Tron", sol), None);
+        assert_eq!(native_transfer_fee("SolanaDevnet"), 5_000);
+        assert_eq!(native_transfer_fee("BitcoinTestnet4"), 1_410);
+        assert_eq!(native_transfer_fee("EthereumSepolia"), 21_000_000_000_000);
+    }
 
     #[test]
     fn bitcoin_and_solana_wallets_get_addresses_of_their_network() {

@@ -61,9 +61,9 @@ pub enum Lifecycle {
     Manual,
 }
 
-/// Gas used by the emulated chain, times a 1 gwei gas price, is the fee in wei.
+/// Gas used by the emulated chain, times a 1 gwei gas price, is the fee in wei (an ERC-20
+/// transfer; native fees per network: [`networks::native_transfer_fee`]).
 const GAS_PRICE_WEI: u128 = 1_000_000_000;
-const NATIVE_GAS: u128 = 21_000;
 const ERC20_GAS: u128 = 65_000;
 
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ impl Transfer {
 
     fn fee_for_asset(&self) -> u128 {
         match self.asset {
-            AssetKey::Native => NATIVE_GAS * GAS_PRICE_WEI,
+            AssetKey::Native => networks::native_transfer_fee(&self.network),
             AssetKey::Erc20(_) => ERC20_GAS * GAS_PRICE_WEI,
         }
     }
@@ -218,7 +218,7 @@ fn validate(network: &str, body: &Value) -> ApiResult<TransferInput> {
         return Err(ApiError::bad_request("externalId must not be empty"));
     }
     let evm = networks::is_evm(network);
-    if evm && !is_evm_address(to) {
+    if networks::is_valid_address(network, to) == Some(false) {
         return Err(ApiError::bad_request(format!(
             "to is not a valid {network} address: {to:?}"
         )));

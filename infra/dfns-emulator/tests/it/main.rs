@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod common;
+mod families;
 mod faults_permissions_audit;
 mod policy_engine;
 mod policy_hook;
