@@ -505,6 +505,14 @@ async fn ensure_requests(
                 DestinationAction::Remove => "remove".into(),
             },
         };
+        // Keyed by the authorization, the destination and the action: a call that died between
+        // creating the request and recording it here (DynamoDB down, a timeout), retried, gets
+        // the same request back instead of a second one (found by the fault day).
+        let key = store::IdempotencyKey {
+            scope: format!("client:{client}:trading-authorization:{}", authorization.id),
+            key: format!("{index}:{}", input.action),
+            fingerprint: format!("{}:{}:{}", input.network, input.address, input.action),
+        };
         // Boxed: the request flow is a large future, and this one is nested in the revocation's.
         // An exchange's deposit address cools off `EXCHANGE_COOLING_OFF` (a removal never waits).
         let request = Box::pin(destinations::create(
@@ -513,7 +521,7 @@ async fn ensure_requests(
             &client,
             &input,
             request_id,
-            None,
+            Some(&key),
         ))
         .await?;
         authorization = record_request(app, authorization, index, action, request.id).await?;
