@@ -634,8 +634,19 @@ async fn activity_csv_and_audit_trail_show_everything() {
             .any(|r| &r[column("kind")] == "destination_request.approved")
     );
 
-    let (status, audit) = env.get("/v1/audit?limit=100", &alice).await;
-    assert_eq!(status, StatusCode::OK, "{audit}");
+    // The activity's deposit row is Dfns' history; the trail's line comes from the deposit's
+    // webhook, through the queue and its consumer: wait for it.
+    let audit = wait_until(Duration::from_secs(30), || async {
+        let (status, audit) = env.get("/v1/audit?limit=100", &alice).await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        let deposited = audit["entries"]
+            .as_array()?
+            .iter()
+            .any(|e| e["event"]["action"] == "deposit.received");
+        deposited.then_some(audit)
+    })
+    .await
+    .expect("the deposit's line in the audit trail");
     assert_eq!(audit["verification"]["verified"], true, "{audit}");
     let actions: Vec<&str> = audit["entries"]
         .as_array()
