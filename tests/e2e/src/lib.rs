@@ -37,6 +37,8 @@ pub struct EnvOptions {
     pub whitelist_action: PolicyActionSetting,
     /// The tier every client gets (default: no limits).
     pub tier: Tier,
+    /// `PLATFORM_NETWORKS`, as deployed (default: EthereumSepolia alone).
+    pub networks: Option<String>,
     /// An org-wide `Policies:Modify` policy decided by the compliance officers, as deployed.
     pub policies_modify: bool,
     /// Run the scheduled functions this often (default: only when a test asks).
@@ -62,6 +64,7 @@ impl Default for EnvOptions {
         Self {
             whitelist_action: PolicyActionSetting::Block,
             tier: Tier::default(),
+            networks: None,
             policies_modify: true,
             tick_every: None,
             count_calls: false,
@@ -213,7 +216,11 @@ impl Env {
             _ => None,
         })
         .expect("base settings");
-        let mut settings = PlatformSettings::with_base(base, |_| None).expect("settings");
+        let networks = options.networks.clone();
+        let mut settings = PlatformSettings::with_base(base, |name| {
+            (name == "PLATFORM_NETWORKS").then(|| networks.clone()).flatten()
+        })
+        .expect("settings");
         settings.whitelist_action = options.whitelist_action;
         settings.limits_action = options.whitelist_action;
         settings.compliance.approvers = officers;

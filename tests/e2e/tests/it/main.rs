@@ -8,5 +8,6 @@ mod burst;
 mod compliance;
 mod cooling_off;
 mod fault_day;
+mod networks;
 mod trading;
 mod withdrawals;

@@ -1,0 +1,279 @@
+//! Issue 15's acceptance (Bitcoin and Solana beside EVM), end to end through HTTP against the
+//! local stack, the Dfns emulator and the AWS stand-ins, with
+//! `PLATFORM_NETWORKS=EthereumSepolia,BitcoinTestnet4,SolanaDevnet`. Run with
+//! `cargo xtask exec -- cargo test -p e2e --test it networks::`.
+
+use dfns_client::transfers::{TransferAsset, TransfersQuery};
+use dfns_client::{DecisionValue, PolicyId, WalletId};
+use e2e::{Env, EnvOptions};
+use futures::TryStreamExt;
+use platform::settings::Tier;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::withdrawals::{client_id, random_address, wait_for_withdrawal, withdraw};
+
+const ONE_SOL: &str = "1000000000";
+
+/// A Solana address nobody holds: base58 of 32 random bytes.
+fn random_solana_address() -> String {
+    let bytes: [u8; 32] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
+    domain::SolanaAddress::from_bytes(bytes).as_str().to_owned()
+}
+
+/// `address` with one letter's case changed, still a Solana address (32 bytes: another key).
+fn case_changed(address: &str) -> String {
+    (0..address.len())
+        .filter(|&i| address.as_bytes()[i].is_ascii_alphabetic())
+        .map(|i| {
+            let c = address.as_bytes()[i] as char;
+            let other = if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            let mut changed = address.to_owned();
+            changed.replace_range(i..=i, &other.to_string());
+            changed
+        })
+        .find(|changed| domain::SolanaAddress::parse(changed).is_ok())
+        .expect("some letter's other case is base58 of 32 bytes")
+}
+
+/// Adds `address` on `network` for `subject` and has an officer approve it.
+async fn approved_on(env: &Env, subject: &str, network: &str, address: &str) {
+    let (status, created) = env
+        .post(
+            "/v1/destination-requests",
+            subject,
+            &json!({"network": network, "address": address, "label": "cold", "action": "add"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let pending = env
+        .wait_for_state(subject, &id, &["PendingApproval", "Approved"])
+        .await;
+    if pending["state"] == "PendingApproval" {
+        env.decide(&pending, DecisionValue::Approved).await;
+    }
+    env.wait_for_state(subject, &id, &["Approved"]).await;
+}
+
+fn wallet_on<'a>(account: &'a Value, network: &str) -> &'a Value {
+    account["wallets"]
+        .as_array()
+        .expect("wallets")
+        .iter()
+        .find(|w| w["network"] == network)
+        .unwrap_or_else(|| panic!("no {network} wallet: {account:#}"))
+}
+
+/// A native transfer straight at Dfns with the platform's service account: is it blocked?
+async fn blocked_at_dfns(env: &Env, wallet: &str, to: &str, amount: u128) -> bool {
+    env.service()
+        .transfer_without_external_id(
+            &WalletId::new(wallet),
+            TransferAsset::Native {
+                to: to.to_owned(),
+                amount: dfns_client::Amount::from(amount),
+                memo: None,
+                priority: None,
+            },
+        )
+        .await
+        .expect("Dfns answers the transfer")
+        .is_rejected()
+}
+
+/// Three wallets, each bound to its own policies; a Solana destination approved and a withdrawal
+/// to it confirmed; the same address with one letter's case changed refused by the platform and
+/// blocked by Dfns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_families_each_wallet_with_its_own_policies_and_a_solana_withdrawal() {
+    let env = Env::start(EnvOptions {
+        networks: Some("EthereumSepolia,BitcoinTestnet4,SolanaDevnet".into()),
+        tier: Tier {
+            amount_limit_usd: Some(100_000),
+            ..Tier::default()
+        },
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00", "BTC": "90000.00", "SOL": "150.00"}}),
+    )
+    .await;
+    let alice = client_id("alice");
+    env.open_account(&alice).await;
+
+    // Three wallets, each with an address of its network's form.
+    let (_, account) = env.get("/v1/account", &alice).await;
+    let wallets = account["wallets"].as_array().expect("wallets");
+    assert_eq!(wallets.len(), 3, "{account:#}");
+    let sepolia = wallet_on(&account, "EthereumSepolia");
+    let bitcoin = wallet_on(&account, "BitcoinTestnet4");
+    let solana = wallet_on(&account, "SolanaDevnet");
+    assert!(sepolia["address"].as_str().unwrap().starts_with("0x"));
+    assert!(bitcoin["address"].as_str().unwrap().starts_with("tb1"));
+    domain::SolanaAddress::parse(solana["address"].as_str().unwrap()).expect("a Solana address");
+
+    // Each bound to its own policies: one whitelist per wallet, named by that wallet alone at
+    // Dfns, and each limit used by its own wallet only.
+    let whitelists = account["whitelists"].as_array().expect("whitelists");
+    assert_eq!(whitelists.len(), 3, "{account:#}");
+    let mut policy_ids = Vec::new();
+    for whitelist in whitelists {
+        assert_eq!(whitelist["shared"], false, "{whitelist}");
+        let wallet = wallet_on(&account, whitelist["network"].as_str().unwrap());
+        assert_eq!(whitelist["walletId"], wallet["walletId"]);
+        let id = whitelist["policyId"].as_str().unwrap();
+        let policy = env
+            .service()
+            .get_policy(&PolicyId::new(id))
+            .await
+            .expect("the whitelist at Dfns");
+        let bound: Vec<&str> = policy
+            .filters
+            .as_ref()
+            .and_then(|f| f.wallet_id.as_ref())
+            .map(|ids| ids.values.iter().map(|w| w.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(bound, [wallet["walletId"].as_str().unwrap()], "{id}");
+        policy_ids.push(id.to_owned());
+    }
+    policy_ids.sort();
+    policy_ids.dedup();
+    assert_eq!(policy_ids.len(), 3, "three distinct whitelists");
+    let limits = account["limits"].as_array().expect("limits");
+    assert_eq!(limits.len(), 3, "one amount limit per wallet: {account:#}");
+    let mut limited: Vec<&str> = limits
+        .iter()
+        .map(|l| {
+            let usage = l["usage"].as_array().expect("usage");
+            assert_eq!(usage.len(), 1, "a limit bound to one wallet: {l}");
+            usage[0]["walletId"].as_str().unwrap()
+        })
+        .collect();
+    limited.sort_unstable();
+    let mut all: Vec<&str> = wallets
+        .iter()
+        .map(|w| w["walletId"].as_str().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(limited, all);
+
+    // A Solana destination, approved, then a withdrawal of 1 SOL to it.
+    let solana_wallet = solana["walletId"].as_str().unwrap().to_owned();
+    env.control(
+        Method::POST,
+        "deposits",
+        &json!({"walletId": solana_wallet, "kind": "Native", "amount": "5000000000"}),
+    )
+    .await;
+    let cold = random_solana_address();
+    approved_on(&env, &alice, "SolanaDevnet", &cold).await;
+    let (_, account) = env.get("/v1/account", &alice).await;
+    let solana_list = account["whitelists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["network"] == "SolanaDevnet")
+        .expect("the Solana whitelist");
+    assert_eq!(
+        solana_list["approvedDestinations"][0]["address"],
+        cold.as_str()
+    );
+    for other in ["EthereumSepolia", "BitcoinTestnet4"] {
+        let list = account["whitelists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["network"] == other)
+            .unwrap();
+        assert_eq!(list["approvedDestinations"], json!([]), "{other}");
+    }
+
+    let body = |to: &str| json!({"network": "SolanaDevnet", "to": to, "asset": "native", "amount": ONE_SOL});
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, created) = withdraw(&env, &alice, &key, &body(&cold)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_withdrawal(&env, &alice, &id, "Confirmed").await;
+    let sent: Vec<_> = env
+        .service()
+        .list_transfers(&WalletId::new(&solana_wallet), &TransfersQuery::default())
+        .try_collect()
+        .await
+        .expect("the Solana wallet's transfers");
+    let sent: Vec<_> = sent
+        .into_iter()
+        .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(id.as_str()))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        serde_json::to_value(&sent[0].request_body).unwrap()["to"],
+        cold.as_str()
+    );
+
+    // The same address with one letter's case changed: another key, never approved.
+    let changed = case_changed(&cold);
+    assert_ne!(changed, cold);
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, refused) = withdraw(&env, &alice, &key, &body(&changed)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    // Sent straight to Dfns: the whitelist's exact match blocks it; the approved one passes.
+    assert!(blocked_at_dfns(&env, &solana_wallet, &changed, 1_000).await);
+    assert!(!blocked_at_dfns(&env, &solana_wallet, &cold, 1_000).await);
+}
+
+/// An EVM address approved on one EVM network is not usable from the client's wallet on another:
+/// the platform refuses the withdrawal (400) and Dfns blocks the transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evm_address_approved_on_one_network_is_not_usable_from_another() {
+    let env = Env::start(EnvOptions {
+        networks: Some("EthereumSepolia,BaseSepolia".into()),
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let bob = client_id("bob");
+    env.open_account(&bob).await;
+    let (_, account) = env.get("/v1/account", &bob).await;
+    for network in ["EthereumSepolia", "BaseSepolia"] {
+        let wallet = wallet_on(&account, network)["walletId"].as_str().unwrap();
+        env.control(
+            Method::POST,
+            "deposits",
+            &json!({"walletId": wallet, "kind": "Native", "amount": "2000000000000000000"}),
+        )
+        .await;
+    }
+    let cold = random_address();
+    approved_on(&env, &bob, "EthereumSepolia", &cold).await;
+
+    let body = |network: &str| json!({"network": network, "to": cold, "asset": "native", "amount": "1000"});
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, refused) = withdraw(&env, &bob, &key, &body("BaseSepolia")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, created) = withdraw(&env, &bob, &key, &body("EthereumSepolia")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    wait_for_withdrawal(&env, &bob, created["id"].as_str().unwrap(), "Confirmed").await;
+
+    let base = wallet_on(&account, "BaseSepolia")["walletId"]
+        .as_str()
+        .unwrap();
+    let sepolia = wallet_on(&account, "EthereumSepolia")["walletId"]
+        .as_str()
+        .unwrap();
+    assert!(blocked_at_dfns(&env, base, &cold, 1_000).await);
+    assert!(!blocked_at_dfns(&env, sepolia, &cold, 1_000).await);
+}
