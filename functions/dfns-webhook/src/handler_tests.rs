@@ -109,6 +109,7 @@ async fn with_the_placeholder_or_a_short_secret_nothing_is_applied() {
                 execute_at: time::OffsetDateTime::now_utc(),
                 created_by: "desk-1".into(),
                 created_at: time::OffsetDateTime::now_utc(),
+                needs_confirmation: false,
             })
             .await
             .unwrap();

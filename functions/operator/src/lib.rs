@@ -7,17 +7,21 @@
 //! | `GET /v1/operator/orders?clientId&status` | [`list_orders`] |
 //! | `POST /v1/operator/orders/preview` | [`preview_order`] |
 //! | `POST /v1/operator/orders/{id}/cancel` | [`cancel_order`] |
+//! | `POST /v1/operator/orders/{id}/confirm` | [`confirm_order`] |
 //! | `GET /v1/operator/clients/{id}` | [`client_view`] |
 
 use aide::axum::routing::{get_with, post_with};
 use axum::extract::State;
+use axum::http::StatusCode;
 use domain::{ClientId, OrderId, OrderState};
 use platform::App;
 use platform::http::{
     self, ApiError, Created, FunctionRouter, IdempotentJson, Items, Json, Operator, Path, Query,
     RequestId,
 };
-use platform::trading::orders::{self, ClientView, OrderInput, OrderPreviewInput, PreviewView};
+use platform::trading::orders::{
+    self, ClientView, ConfirmRefused, OrderInput, OrderPreviewInput, PreviewView,
+};
 use serde::Deserialize;
 use store::Order;
 
@@ -59,6 +63,17 @@ pub fn router() -> FunctionRouter {
             "/v1/operator/orders/{id}/cancel",
             post_with(cancel_order, |op| {
                 http::errors(op.summary("Cancel an order while it is still Scheduled"), &[409])
+            }),
+        )
+        .api_route(
+            "/v1/operator/orders/{id}/confirm",
+            post_with(confirm_order, |op| {
+                http::errors(
+                    op.summary(
+                        "Confirm another operator's order that needs a second pair of eyes (four eyes)",
+                    ),
+                    &[403, 404, 409],
+                )
             }),
         )
         .api_route(
@@ -144,6 +159,34 @@ pub async fn cancel_order(
 ) -> Result<Json<Order>, ApiError> {
     let cancelled = orders::cancel_order(&app, &operator, &id, &request_id).await?;
     Ok(Json(cancelled))
+}
+
+/// `POST /v1/operator/orders/{id}/confirm` → 200 with the order, now confirmed and due at its
+/// `executeAt` (four eyes: an order over `FOUR_EYES_USD`, or of unknown value, waits for this).
+/// Repeating it answers the confirmed order. 403 `own_order` when the caller created the order;
+/// 409 `confirmation_not_needed` for an order that needs none, `conflict` once it was cancelled.
+pub async fn confirm_order(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Operator(operator): Operator,
+    Path(OrderPath { id }): Path<OrderPath>,
+) -> Result<Json<Order>, ApiError> {
+    match orders::confirm_order(&app, &operator, &id, &request_id).await? {
+        Ok(order) => Ok(Json(order)),
+        Err(ConfirmRefused::OwnOrder) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "own_order",
+            "the order's creator cannot confirm it: another operator must",
+        )),
+        Err(ConfirmRefused::NotNeeded) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "confirmation_not_needed",
+            "this order needs no second operator's confirmation",
+        )),
+        Err(ConfirmRefused::NotScheduled(state)) => Err(ApiError::conflict(format!(
+            "only a scheduled order can be confirmed; this one is {state}"
+        ))),
+    }
 }
 
 /// The `{id}` of a client.

@@ -22,6 +22,7 @@
 //! | `RECONCILE_TIME_BUDGET_SECONDS` | `180` | a reconciler run starts no new client after this long (the Lambda timeout is 240 s); the next run resumes with the next client |
 //! | `DESTINATION_COOLING_OFF` | `24h` | how long a client's destination `add` waits (`CoolingOff`, vetoable by the client) before it goes to Dfns for compliance; `0` turns it off. A number and a unit (`s`, `m`, `h`, `d`), or `0`. Removals never wait |
 //! | `EXCHANGE_COOLING_OFF` | `0` | the same for an exchange's deposit address added through a trading authorization |
+//! | `FOUR_EYES_USD` | none (off) | a desk order worth more than this many US dollars (or whose value cannot be determined) needs a second operator's confirmation (`POST /v1/operator/orders/{id}/confirm`) before it is due |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -127,6 +128,7 @@ pub const QUEUED_REQUEST_TTL: &str = "QUEUED_REQUEST_TTL";
 pub const RECONCILE_TIME_BUDGET_SECONDS: &str = "RECONCILE_TIME_BUDGET_SECONDS";
 pub const DESTINATION_COOLING_OFF: &str = "DESTINATION_COOLING_OFF";
 pub const EXCHANGE_COOLING_OFF: &str = "EXCHANGE_COOLING_OFF";
+pub const FOUR_EYES_USD: &str = "FOUR_EYES_USD";
 
 /// Minutes before an undecided approval expires, unless `COMPLIANCE_AUTO_REJECT_MINUTES` says
 /// otherwise: 72 hours, so a forgotten decision never blocks a client's queue for good.
@@ -199,6 +201,9 @@ pub struct PlatformSettings {
     pub destination_cooling_off: Duration,
     /// The same for an exchange's deposit address added by a trading authorization.
     pub exchange_cooling_off: Duration,
+    /// A desk order worth more than this many US dollars, or whose value cannot be determined,
+    /// waits for a second operator's confirmation before it is due (`None`: no such check).
+    pub four_eyes_usd: Option<u64>,
 }
 
 /// The built-in tier table: a conservative `standard` and an `unlimited` one.
@@ -390,6 +395,7 @@ impl PlatformSettings {
             destination_cooling_off: cooling_off(DESTINATION_COOLING_OFF)?
                 .unwrap_or(DEFAULT_DESTINATION_COOLING_OFF),
             exchange_cooling_off: cooling_off(EXCHANGE_COOLING_OFF)?.unwrap_or(Duration::ZERO),
+            four_eyes_usd: number(FOUR_EYES_USD, 0, u64::MAX)?,
         })
     }
 
@@ -463,6 +469,20 @@ mod tests {
         assert_eq!(s.reconcile_time_budget, Duration::from_secs(180));
         assert_eq!(s.destination_cooling_off, Duration::from_secs(24 * 3600));
         assert_eq!(s.exchange_cooling_off, Duration::ZERO);
+        assert_eq!(s.four_eyes_usd, None);
+    }
+
+    #[test]
+    fn four_eyes() {
+        let s = settings(&[(FOUR_EYES_USD, "25000")]).unwrap();
+        assert_eq!(s.four_eyes_usd, Some(25_000));
+        assert!(matches!(
+            settings(&[(FOUR_EYES_USD, "ten thousand")]),
+            Err(ConfigError::Invalid {
+                name: FOUR_EYES_USD,
+                ..
+            })
+        ));
     }
 
     #[test]

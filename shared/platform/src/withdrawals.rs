@@ -346,6 +346,7 @@ async fn store_new(
         execute_at: now,
         created_by: format!("client:{client}"),
         created_at: now,
+        needs_confirmation: false,
     };
     match app.store().create_order_keyed(&new, idempotency).await {
         Ok(order) => Ok(order),

@@ -1,5 +1,6 @@
 //! Operator orders: scheduled transfers to an exchange, claimed by execution runs under a lease.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{Amount, ClientId, Network, OrderId, OrderState, StateMachine};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -77,6 +78,20 @@ pub struct Order {
     /// Why it failed, was rejected or was not sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Four eyes: the order waits for a second operator's confirmation before it is due (an
+    /// execution run will not claim it until `confirmedBy` is set).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_confirmation: bool,
+    /// The operator (not the creator) who confirmed an order that needed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<domain::schema::Rfc3339>")]
+    pub confirmed_at: Option<OffsetDateTime>,
 }
 
 /// Input to [`Store::create_order`]; the order starts `Scheduled`.
@@ -94,6 +109,9 @@ pub struct NewOrder {
     pub execute_at: OffsetDateTime,
     pub created_by: String,
     pub created_at: OffsetDateTime,
+    /// Stored out of the due index until another operator confirms it
+    /// ([`Store::confirm_order`]).
+    pub needs_confirmation: bool,
 }
 
 /// Proof of holding an order's lease. Transitions out of `Claimed` made with it fail once another
@@ -169,6 +187,9 @@ impl Store {
             transfer_id: None,
             approval_id: None,
             reason: None,
+            needs_confirmation: new.needs_confirmation,
+            confirmed_by: None,
+            confirmed_at: None,
         };
         let key_text = new.id.to_string();
         let mut item = item::to_item(&record, ENTITY, &key_text)?;
@@ -178,8 +199,12 @@ impl Store {
             "gsi1sk".into(),
             s(format!("{}{}", client_index_prefix(new.kind), new.id)),
         );
-        item.insert("duePk".into(), s(DUE_PARTITION));
-        item.insert("dueAt".into(), n(epoch_millis(new.execute_at)));
+        // An order waiting for a second operator is out of the execution run's reach until
+        // confirmed.
+        if !new.needs_confirmation {
+            item.insert("duePk".into(), s(DUE_PARTITION));
+            item.insert("dueAt".into(), n(epoch_millis(new.execute_at)));
+        }
         self.put_new(item, ENTITY, &key_text, idempotency, new.created_at)
             .await?;
         Ok(record)
@@ -302,8 +327,11 @@ impl Store {
                  leaseExpiresAt = :leaseEnd, updatedAt = :nowText ADD claimCount :one",
             )
             .condition_expression(
-                "attribute_exists(pk) AND dueAt <= :nowMs AND (#state = :scheduled OR #state = :claimed)",
+                "attribute_exists(pk) AND dueAt <= :nowMs AND (#state = :scheduled OR #state = :claimed) \
+                 AND (attribute_not_exists(needsConfirmation) OR needsConfirmation = :false \
+                 OR attribute_exists(confirmedBy))",
             )
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":claimed", s(OrderState::Claimed.as_str()))
             .expression_attribute_values(":scheduled", s(OrderState::Scheduled.as_str()))
@@ -326,6 +354,54 @@ impl Store {
                     }
                     Some(due) => format!("not due until {due} ms"),
                     None => format!("in state {state}, not claimable"),
+                }
+            })),
+        }
+    }
+
+    /// Four eyes: `operator`'s confirmation of a `Scheduled` order that needs one, which puts it
+    /// in the due index at its `executeAt`. Refused ([`StoreError::ConditionFailed`]) when the
+    /// order needs none, is already confirmed, is no longer `Scheduled`, or was created by
+    /// `operator` (the creator can never be the second pair of eyes).
+    pub async fn confirm_order(
+        &self,
+        id: &OrderId,
+        operator: &str,
+        execute_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Order, StoreError> {
+        let key_text = id.to_string();
+        let update = self
+            .client
+            .update_item()
+            .update_expression(
+                "SET confirmedBy = :operator, confirmedAt = :now, updatedAt = :now, \
+                 duePk = :due, dueAt = :dueMs",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND #state = :scheduled AND needsConfirmation = :true \
+                 AND attribute_not_exists(confirmedBy) AND createdBy <> :operator",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":scheduled", s(OrderState::Scheduled.as_str()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":operator", s(operator))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":due", s(DUE_PARTITION))
+            .expression_attribute_values(":dueMs", n(epoch_millis(execute_at)));
+        match self.conditional_update(order_key(id), update).await {
+            Ok(new) => item::from_item(new, ENTITY, &key_text),
+            Err(refused) => Err(refused.into_error(ENTITY, &key_text, |current| {
+                let state = get_s(current, "state").unwrap_or("none");
+                match get_s(current, "confirmedBy") {
+                    Some(by) => format!("already confirmed by {by}"),
+                    None if state != OrderState::Scheduled.as_str() => {
+                        format!("in state {state}, not confirmable")
+                    }
+                    None if get_s(current, "createdBy") == Some(operator) => {
+                        "created by the same operator".to_owned()
+                    }
+                    None => "needs no confirmation".to_owned(),
                 }
             })),
         }

@@ -57,6 +57,9 @@ pub struct EnvOptions {
     /// `DESTINATION_COOLING_OFF`: how long a client's new destination waits, vetoable, before it
     /// goes to Dfns (default: no wait; the product's default is 24 hours).
     pub destination_cooling_off: Duration,
+    /// `FOUR_EYES_USD` (default: off): a desk order worth more, or of unknown value, waits for a
+    /// second operator's confirmation.
+    pub four_eyes_usd: Option<u64>,
 }
 
 impl Default for EnvOptions {
@@ -72,6 +75,7 @@ impl Default for EnvOptions {
             webhook_retry_delays: None,
             reconcile_submitted_after: Duration::ZERO,
             destination_cooling_off: Duration::ZERO,
+            four_eyes_usd: None,
         }
     }
 }
@@ -230,6 +234,7 @@ impl Env {
         // Tests drive the reconciler themselves: by default, re-drive at once when they do.
         settings.reconcile_submitted_after = options.reconcile_submitted_after;
         settings.destination_cooling_off = options.destination_cooling_off;
+        settings.four_eyes_usd = options.four_eyes_usd;
 
         let secrets = Secrets::fixed(
             SigningCredential::new(

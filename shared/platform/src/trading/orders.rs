@@ -5,6 +5,11 @@
 //! it may actually be sent (authorization live, deposit address approved) is decided by the
 //! execution run at send time, so an authorization revoked after the order was placed still stops
 //! it, and the order records why.
+//!
+//! Four eyes (`FOUR_EYES_USD`): an order worth more than that, at the asset's current Dfns quote
+//! for the client's wallet, or whose value cannot be determined (fail closed), is stored
+//! `needsConfirmation` and out of the execution run's reach until another operator than its
+//! creator confirms it ([`confirm_order`]).
 
 use domain::{Actor, Amount, ClientId, Network, OrderId, OrderState};
 use serde::{Deserialize, Serialize};
@@ -16,7 +21,8 @@ use super::TradingConfig;
 use super::authorizations::{self, AuthorizationStatus};
 use super::execution::{audit_action, client_wallet};
 use super::preview::Preview;
-use super::registry::Deposit;
+use super::registry::{AssetKind, Deposit};
+use super::usd::Usd;
 use crate::App;
 use crate::audit;
 use crate::error::{PlatformError, Result};
@@ -176,6 +182,13 @@ pub async fn create_order(
         return Ok(order);
     }
     require_client(app, &valid.client).await?;
+    let needs_confirmation = match app.settings().four_eyes_usd {
+        None => false,
+        Some(threshold) => match order_value_usd(app, &valid).await {
+            Some(value) => value > Usd::whole(threshold),
+            None => true,
+        },
+    };
     let now = OffsetDateTime::now_utc();
     let new = NewOrder {
         id: OrderId::new(),
@@ -189,6 +202,7 @@ pub async fn create_order(
         execute_at: valid.execute_at.unwrap_or(now),
         created_by: operator.to_owned(),
         created_at: now,
+        needs_confirmation,
     };
     let order = match app.store().create_order_keyed(&new, idempotency).await {
         Ok(order) => order,
@@ -234,6 +248,18 @@ async fn record_created(
     valid: &ValidOrder,
     request_id: &str,
 ) -> Result<()> {
+    let mut details = serde_json::json!({
+        "orderId": order.id,
+        "exchange": order.exchange,
+        "network": order.network,
+        "asset": order.asset,
+        "amount": order.amount,
+        "to": valid.deposit.destination.address().canonical(),
+        "executeAt": order.execute_at.format(&Rfc3339).unwrap_or_default(),
+    });
+    if order.needs_confirmation {
+        details["needsConfirmation"] = true.into();
+    }
     audit::record_once(
         app,
         &order.client_id,
@@ -243,13 +269,146 @@ async fn record_created(
         },
         audit_action(OrderState::Scheduled),
         request_id,
+        details,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The order's value in US dollars at the asset's current quote in the client's wallet on the
+/// order's network (Dfns, read-only); `None` when it cannot be determined (no wallet there, the
+/// wallet does not list the asset, no quote, Dfns unreachable).
+async fn order_value_usd(app: &App, valid: &ValidOrder) -> Option<Usd> {
+    let network = valid.deposit.destination.network();
+    let wallet = match client_wallet(app, &valid.client, network).await {
+        Ok(Some(wallet)) => wallet,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "four eyes: the client's wallet could not be read");
+            return None;
+        }
+    };
+    let dfns = match app.dfns_reader().await {
+        Ok(dfns) => dfns,
+        Err(error) => {
+            tracing::warn!(%error, "four eyes: no Dfns reader");
+            return None;
+        }
+    };
+    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+    let assets = match dfns.wallet_assets(&wallet_id, false).await {
+        Ok(assets) => assets,
+        Err(error) => {
+            tracing::warn!(%error, "four eyes: the wallet's assets could not be read");
+            return None;
+        }
+    };
+    let held = assets
+        .assets
+        .iter()
+        .find(|a| match (&a.kind, &valid.deposit.kind) {
+            (dfns_client::wallets::AssetKind::Native, AssetKind::Native) => true,
+            (
+                dfns_client::wallets::AssetKind::Erc20 { contract },
+                AssetKind::Erc20 { contract: ours },
+            ) => contract.eq_ignore_ascii_case(ours),
+            _ => false,
+        })?;
+    let price = Usd::price_from_quotes(held.quotes.as_ref())?;
+    Usd::value_of(valid.amount.get(), held.decimals, price)
+}
+
+/// Audit action of an order's confirmation by a second operator (four eyes).
+pub const CONFIRMED_BY_SECOND_OPERATOR: &str = "order.confirmed_by_second_operator";
+
+/// Why [`confirm_order`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmRefused {
+    /// The operator created the order: the second pair of eyes must be another's.
+    OwnOrder,
+    /// The order needs no confirmation.
+    NotNeeded,
+    /// The order is no longer `Scheduled` (cancelled) and was never confirmed.
+    NotScheduled(OrderState),
+}
+
+/// `POST /v1/operator/orders/{id}/confirm`: another operator than the creator confirms an order
+/// that needs it; it becomes due at its `executeAt`. Idempotent: an order already confirmed is
+/// answered as it is (and the confirmation's audit line finished if an earlier call could not).
+pub async fn confirm_order(
+    app: &App,
+    operator: &str,
+    id: &OrderId,
+    request_id: &str,
+) -> Result<std::result::Result<Order, ConfirmRefused>> {
+    let not_found = || PlatformError::NotFound("no such order".into());
+    for _ in 0..3 {
+        let current = app
+            .store()
+            .get_order(id)
+            .await?
+            .filter(|order| order.kind == store::OrderKind::Exchange)
+            .ok_or_else(not_found)?;
+        if current.confirmed_by.is_some() {
+            record_confirmed(app, &current, request_id).await?;
+            return Ok(Ok(current));
+        }
+        if !current.needs_confirmation {
+            return Ok(Err(ConfirmRefused::NotNeeded));
+        }
+        if current.created_by == operator {
+            return Ok(Err(ConfirmRefused::OwnOrder));
+        }
+        if current.state != OrderState::Scheduled {
+            return Ok(Err(ConfirmRefused::NotScheduled(current.state)));
+        }
+        match app
+            .store()
+            .confirm_order(id, operator, current.execute_at, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(confirmed) => {
+                record_confirmed(app, &confirmed, request_id).await?;
+                return Ok(Ok(confirmed));
+            }
+            // Confirmed or cancelled meanwhile: read it again.
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(StoreError::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Contention {
+        operation: "confirm order",
+        attempts: 3,
+    }
+    .into())
+}
+
+/// The confirmation in the client's audit trail, once, with both operators.
+async fn record_confirmed(app: &App, order: &Order, request_id: &str) -> Result<()> {
+    let Some(confirmed_by) = &order.confirmed_by else {
+        return Ok(());
+    };
+    audit::record_once(
+        app,
+        &order.client_id,
+        &format!("order:{}:confirmed", order.id),
+        Actor::Operator {
+            id: confirmed_by.clone(),
+        },
+        CONFIRMED_BY_SECOND_OPERATOR,
+        request_id,
         serde_json::json!({
             "orderId": order.id,
+            "createdBy": order.created_by,
+            "confirmedBy": confirmed_by,
+            "confirmedAt": order
+                .confirmed_at
+                .and_then(|t| t.format(&Rfc3339).ok()),
             "exchange": order.exchange,
             "network": order.network,
             "asset": order.asset,
             "amount": order.amount,
-            "to": valid.deposit.destination.address().canonical(),
             "executeAt": order.execute_at.format(&Rfc3339).unwrap_or_default(),
         }),
     )

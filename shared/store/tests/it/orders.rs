@@ -20,6 +20,7 @@ pub(crate) fn order(client: &domain::ClientId, execute_in: Duration) -> NewOrder
         execute_at: t0() + execute_in,
         created_by: "operator-1".into(),
         created_at: t0() - Duration::hours(1),
+        needs_confirmation: false,
     }
 }
 
@@ -215,6 +216,58 @@ async fn not_yet_due_orders_cannot_be_claimed_and_unknown_ones_are_not_found() {
     assert!(matches!(
         store.create_order(&new).await,
         Err(StoreError::Conflict { .. })
+    ));
+}
+
+/// Four eyes: an order that needs a second operator is out of the due index and cannot be
+/// claimed until another operator than its creator confirms it; a confirmation happens once.
+#[tokio::test]
+async fn an_order_needing_confirmation_is_not_due_until_another_operator_confirms() {
+    let store = fresh_store().await;
+    let alice = client_id("alice");
+    let new = NewOrder {
+        needs_confirmation: true,
+        ..order(&alice, Duration::ZERO)
+    };
+    let created = store.create_order(&new).await.unwrap();
+    assert!(created.needs_confirmation);
+    assert_eq!(created.confirmed_by, None);
+    let later = t0() + Duration::hours(1);
+    assert!(due_ids(&store, later).await.is_empty());
+    assert!(matches!(
+        store.claim_order(&new.id, later, LEASE).await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    // The creator cannot be the second pair of eyes.
+    assert!(matches!(
+        store
+            .confirm_order(&new.id, "operator-1", new.execute_at, t0())
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    let confirmed = store
+        .confirm_order(&new.id, "operator-2", new.execute_at, t0())
+        .await
+        .unwrap();
+    assert_eq!(confirmed.confirmed_by.as_deref(), Some("operator-2"));
+    assert_eq!(confirmed.confirmed_at, Some(t0()));
+    assert_eq!(store.get_order(&new.id).await.unwrap(), Some(confirmed));
+    assert!(matches!(
+        store
+            .confirm_order(&new.id, "operator-3", new.execute_at, t0())
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert_eq!(due_ids(&store, later).await, vec![new.id]);
+    store.claim_order(&new.id, later, LEASE).await.unwrap();
+    // An order that needs no confirmation cannot be confirmed.
+    let plain = order(&alice, Duration::ZERO);
+    store.create_order(&plain).await.unwrap();
+    assert!(matches!(
+        store
+            .confirm_order(&plain.id, "operator-2", plain.execute_at, t0())
+            .await,
+        Err(StoreError::ConditionFailed { .. })
     ));
 }
 

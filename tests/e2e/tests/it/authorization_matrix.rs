@@ -147,6 +147,9 @@ struct Fixture {
     /// orders only, and the desk's order (the one cancelled) is for Coinbase.
     revoked_authorization: String,
     order: String,
+    /// An order for A by another operator than the desk's, waiting for a second operator
+    /// (four eyes, the value unknown: no prices in the matrix): the desk may confirm it.
+    unconfirmed_order: String,
     /// A's and B's approved destinations (withdrawals go there).
     a_destination: String,
     b_destination: String,
@@ -378,6 +381,17 @@ fn routes() -> Vec<Route> {
             call: |f, _| Call::to(format!("/v1/operator/orders/{}/cancel", f.order)),
         },
         Route {
+            method: "POST",
+            path: "/v1/operator/orders/{id}/confirm",
+            family: Family::Operator,
+            call: |f, _| {
+                Call::to(format!(
+                    "/v1/operator/orders/{}/confirm",
+                    f.unconfirmed_order
+                ))
+            },
+        },
+        Route {
             method: "GET",
             path: "/v1/operator/clients/{id}",
             family: Family::Operator,
@@ -604,6 +618,20 @@ async fn fixture(env: &Env) -> Fixture {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["state"], "Scheduled", "{order}");
     let order_id = order["id"].as_str().expect("an id").to_owned();
+    let (status, unconfirmed) = env
+        .call_with_headers(
+            Method::POST,
+            "/v1/operator/orders",
+            Some(&env.operator_token("desk-2")),
+            Some(
+                &json!({"clientId": a, "exchange": "Coinbase", "asset": "ETH", "amount": HALF_ETH}),
+            ),
+            &[("idempotency-key", &ulid::Ulid::new().to_string())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{unconfirmed}");
+    assert_eq!(unconfirmed["needsConfirmation"], true, "{unconfirmed}");
+    let unconfirmed_order = unconfirmed["id"].as_str().expect("an id").to_owned();
 
     markers.extend([
         ("A's Coinbase authorization id", authorization_id),
@@ -614,6 +642,7 @@ async fn fixture(env: &Env) -> Fixture {
         ("A's queued request id", queued_request.clone()),
         ("A's cooling-off request id", cooling_off_request.clone()),
         ("A's order id", order_id.clone()),
+        ("A's unconfirmed order id", unconfirmed_order.clone()),
         ("A's withdrawal id", withdrawal.clone()),
         ("A's approved destination", a_destination.clone()),
     ]);
@@ -628,6 +657,7 @@ async fn fixture(env: &Env) -> Fixture {
         add_request,
         revoked_authorization: kraken_id,
         order: order_id,
+        unconfirmed_order,
         a_destination,
         b_destination,
         withdrawal,
@@ -695,7 +725,12 @@ async fn every_route_answers_every_caller_as_expected_and_leaks_nothing() {
         "expectations for routes no function serves: {stale:?}"
     );
 
-    let env = Env::start(EnvOptions::default()).await;
+    // Four eyes on: the desk's confirmation route has an order to confirm.
+    let env = Env::start(EnvOptions {
+        four_eyes_usd: Some(1_000),
+        ..EnvOptions::default()
+    })
+    .await;
     assert_eq!(
         env.stack.routes(),
         served,

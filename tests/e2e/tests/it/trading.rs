@@ -768,3 +768,142 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     assert_eq!(sent_for, expected, "every order sent, none twice");
     assert_eq!(transfers_in_emulator(&env).await, ORDERS as u64);
 }
+
+/// `POST /v1/operator/orders/{id}/confirm` as operator `desk`; the status and the body.
+async fn confirm(env: &Env, desk: &str, id: &str) -> (StatusCode, Value) {
+    env.call(
+        Method::POST,
+        &format!("/v1/operator/orders/{id}/confirm"),
+        Some(&env.operator_token(desk)),
+        None,
+    )
+    .await
+}
+
+/// Issue 18's four eyes: with `FOUR_EYES_USD` at 1000 and ETH at 3000 USD, the desk's 0.5 ETH
+/// order (1500 USD) is not sent by an execution run until a second operator confirms it; its
+/// creator cannot; a 0.1 ETH order (300 USD) is sent as before; an order whose value cannot be
+/// determined (no quote yet) needs confirmation too. The confirmation is in the client's audit
+/// chain with both operators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
+    let env = Env::start(EnvOptions {
+        four_eyes_usd: Some(1000),
+        ..EnvOptions::default()
+    })
+    .await;
+    let alice = client_id("alice");
+    let wallet_id = funded_client(&env, &alice).await;
+    active_authorization(&env, &alice).await;
+
+    // No quote for ETH yet: the value is unknown, so the order needs confirmation (fail closed).
+    let unknown = place_order(&env, &alice, "100000000000000000").await;
+    assert_eq!(unknown["needsConfirmation"], true, "{unknown}");
+    let (status, cancelled) = env
+        .call(
+            Method::POST,
+            &format!(
+                "/v1/operator/orders/{}/cancel",
+                unknown["id"].as_str().expect("id")
+            ),
+            Some(&env.operator_token("desk-1")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let big = place_order(&env, &alice, HALF_ETH).await;
+    let big_id = big["id"].as_str().expect("order id").to_owned();
+    assert_eq!(big["needsConfirmation"], true, "1500 USD > 1000: {big}");
+    let small = place_order(&env, &alice, "100000000000000000").await;
+    let small_id = small["id"].as_str().expect("order id").to_owned();
+    assert!(
+        small["needsConfirmation"].is_null(),
+        "300 USD needs no second operator: {small}"
+    );
+
+    // The run sends the small order only.
+    let report = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the run completes");
+    assert_eq!(report["sent"], 1, "{report}");
+    wait_for_order(&env, &alice, &small_id, "Confirmed").await;
+    assert!(
+        transfers_for_order(&env, &wallet_id, &big_id)
+            .await
+            .is_empty()
+    );
+
+    // Its creator cannot confirm it, and another run still leaves it alone.
+    let (status, refused) = confirm(&env, "desk-1", &big_id).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["code"], "own_order", "{refused}");
+    let report = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the run completes");
+    assert_eq!(report["claimed"], 0, "{report}");
+    let waiting = order_of(&env, &alice, &big_id).await;
+    assert_eq!(waiting["state"], "Scheduled", "{waiting}");
+    assert_eq!(waiting["needsConfirmation"], true, "{waiting}");
+    assert!(waiting["confirmedBy"].is_null(), "{waiting}");
+    assert!(
+        transfers_for_order(&env, &wallet_id, &big_id)
+            .await
+            .is_empty()
+    );
+
+    // An order that needs no confirmation cannot be confirmed.
+    let (status, refused) = confirm(&env, "desk-2", &small_id).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "confirmation_not_needed",
+        "{refused}"
+    );
+
+    // A second operator confirms it (twice: the same answer), and the next run sends it.
+    let (status, confirmed) = confirm(&env, "desk-2", &big_id).await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    assert_eq!(confirmed["confirmedBy"], "desk-2", "{confirmed}");
+    let (status, again) = confirm(&env, "desk-2", &big_id).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, confirmed);
+    let listed = order_of(&env, &alice, &big_id).await;
+    assert_eq!(listed["confirmedBy"], "desk-2", "{listed}");
+    let report = env
+        .stack
+        .run_job("order-execution")
+        .await
+        .expect("the run completes");
+    assert_eq!(report["sent"], 1, "{report}");
+    wait_for_order(&env, &alice, &big_id, "Confirmed").await;
+    assert_eq!(
+        transfers_for_order(&env, &wallet_id, &big_id).await.len(),
+        1
+    );
+
+    // The client's audit chain says who placed it and who confirmed it, once.
+    let (status, trail) = env.get("/v1/audit?limit=200", &alice).await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    let lines: Vec<&Value> = trail["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries: {trail}"))
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["action"] == "order.confirmed_by_second_operator")
+        .collect();
+    assert_eq!(lines.len(), 1, "{trail}");
+    let details = &lines[0]["details"];
+    assert_eq!(details["orderId"], big_id.as_str(), "{details}");
+    assert_eq!(details["createdBy"], "desk-1", "{details}");
+    assert_eq!(details["confirmedBy"], "desk-2", "{details}");
+}
