@@ -4,6 +4,11 @@
 //!   `client:<id>` or the policy's tag filter), what is asked (destinations added or removed, a
 //!   limit changed, or a transfer's destination and amount in USD), and which policy asks.
 //! - [`decide`] approves or denies, signed with the **officer's own** Dfns credential.
+//! - [`pending_in_context`] and [`show`] put the platform's side beside Dfns' (issue 18):
+//!   `platform::compliance::context_of` read from the platform's table (client, request, order or
+//!   withdrawal id, who asked and when, the label, the exact change with its network, a transfer's
+//!   amount in the asset and in USD, how long it has waited and when it expires); [`show`] adds
+//!   the client's recent activity with that destination.
 //!
 //! [`Officer::new`] refuses service-account credentials (the token says whose it is): the
 //! platform's promise is that the service account never approves anything.
@@ -18,9 +23,12 @@ use dfns_client::{
     DfnsClient, KeySigner, Policy, PolicyBody, PolicyId, SecretString,
 };
 use futures::TryStreamExt as _;
+use platform::compliance::{ApprovalContext, context_of};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
+use store::Store;
+use time::OffsetDateTime;
 
 /// Wallet tag carrying the client id: `client:<clientId>` (docs/design.md, "Dfns objects per
 /// client").
@@ -36,6 +44,20 @@ pub enum ComplianceError {
     Credentials(String),
     #[error("Dfns: {0}")]
     Dfns(#[from] dfns_client::Error),
+    #[error("the platform's table: {0}")]
+    Platform(String),
+}
+
+impl From<platform::PlatformError> for ComplianceError {
+    fn from(error: platform::PlatformError) -> Self {
+        ComplianceError::Platform(error.to_string())
+    }
+}
+
+impl From<store::StoreError> for ComplianceError {
+    fn from(error: store::StoreError) -> Self {
+        ComplianceError::Platform(error.to_string())
+    }
 }
 
 /// An officer's Dfns credential: bearer token, credential id, private key (PKCS#8 PEM).
@@ -129,7 +151,8 @@ impl Officer {
 }
 
 /// A pending approval, described for a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PendingView {
     pub approval_id: ApprovalId,
     /// `Policies:Modify`, `Wallets:Sign`, …
@@ -260,16 +283,32 @@ pub fn describe_policy_change(
 
 /// Lists pending approvals with their context (reads the policies and wallets they name).
 pub async fn pending(dfns: &DfnsClient) -> Result<Vec<PendingView>, ComplianceError> {
-    let approvals: Vec<Approval> = dfns
+    let approvals = pending_approvals(dfns).await?;
+    let mut policies = BTreeMap::new();
+    let mut views = Vec::new();
+    for approval in &approvals {
+        views.push(describe(dfns, &mut policies, approval).await);
+    }
+    Ok(views)
+}
+
+async fn pending_approvals(dfns: &DfnsClient) -> Result<Vec<Approval>, ComplianceError> {
+    Ok(dfns
         .list_approvals(&ApprovalsQuery {
             status: Some(ApprovalStatus::Pending),
             ..Default::default()
         })
         .try_collect()
-        .await?;
-    let mut policies: BTreeMap<PolicyId, Option<Policy>> = BTreeMap::new();
-    let mut views = Vec::new();
-    for approval in approvals {
+        .await?)
+}
+
+/// One approval as Dfns shows it, in words (reads the policies and wallet it names).
+async fn describe(
+    dfns: &DfnsClient,
+    policies: &mut BTreeMap<PolicyId, Option<Policy>>,
+    approval: &Approval,
+) -> PendingView {
+    {
         let mut summary = Vec::new();
         let mut client = None;
         let activity;
@@ -277,7 +316,7 @@ pub async fn pending(dfns: &DfnsClient) -> Result<Vec<PendingView>, ComplianceEr
             Activity::PoliciesModify { change_request } => {
                 activity = "Policies:Modify".to_owned();
                 let target = PolicyId::new(change_request.entity_id.as_str());
-                let current = policy(dfns, &mut policies, &target).await;
+                let current = policy(dfns, policies, &target).await;
                 let proposed = change_request.proposed_policy().ok();
                 let archive =
                     change_request.proposed_status() == Some(dfns_client::PolicyStatus::Archived);
@@ -338,14 +377,14 @@ pub async fn pending(dfns: &DfnsClient) -> Result<Vec<PendingView>, ComplianceEr
         }
         let mut asking = Vec::new();
         for evaluation in approval.policy_evaluations.iter().filter(|e| e.triggered) {
-            let name = policy(dfns, &mut policies, &evaluation.policy_id)
+            let name = policy(dfns, policies, &evaluation.policy_id)
                 .await
                 .map(|p| p.name)
                 .unwrap_or_else(|| "(unreadable)".into());
             let reason = evaluation.reason.clone().unwrap_or_default();
             asking.push(format!("{name} ({}): {reason}", evaluation.policy_id));
         }
-        views.push(PendingView {
+        PendingView {
             approval_id: approval.id.clone(),
             activity,
             client,
@@ -353,9 +392,319 @@ pub async fn pending(dfns: &DfnsClient) -> Result<Vec<PendingView>, ComplianceEr
             policies: asking,
             initiator: approval.initiator_id.to_string(),
             expires: approval.expiration_date.map(|d| d.to_string()),
+        }
+    }
+}
+
+/// An approval as Dfns shows it beside what the platform knows of it (`platform`: `None` when
+/// it decides nothing of the platform's, e.g. an organisation-wide policy change).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InContext {
+    pub dfns: PendingView,
+    pub platform: Option<ApprovalContext>,
+}
+
+impl std::fmt::Display for InContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.dfns)?;
+        match &self.platform {
+            Some(context) => write!(f, "\n{}", PlatformLines(context)),
+            None => write!(
+                f,
+                "\n    platform: (no request, order or withdrawal of the platform's)"
+            ),
+        }
+    }
+}
+
+/// The platform's context, as lines under an approval.
+struct PlatformLines<'a>(&'a ApprovalContext);
+
+impl std::fmt::Display for PlatformLines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.0;
+        writeln!(
+            f,
+            "    platform: client {}  {} {} ({})",
+            c.client_id,
+            c.subject.replace('_', " "),
+            c.subject_id,
+            c.state
+        )?;
+        writeln!(
+            f,
+            "    asked by {} {} at {}",
+            c.requested_by.kind, c.requested_by.id, c.requested_at
+        )?;
+        if let Some(label) = &c.label {
+            writeln!(f, "    label: {label}")?;
+        }
+        if let Some(change) = &c.change {
+            writeln!(
+                f,
+                "    change: {} {} on {}",
+                change.action, change.address, change.network
+            )?;
+        }
+        if let Some(t) = &c.transfer {
+            let symbol = t.symbol.as_deref().unwrap_or(&t.asset);
+            let decimals = t
+                .decimals
+                .map(|d| format!(", {d} decimals"))
+                .unwrap_or_default();
+            let usd = t
+                .usd
+                .as_deref()
+                .map(|u| format!(" = USD {u}"))
+                .unwrap_or_else(|| " (USD value unknown)".into());
+            writeln!(
+                f,
+                "    transfer: {} {symbol} (smallest units{decimals}){usd} on {} to {}{}",
+                t.amount,
+                t.network,
+                t.to.as_deref().unwrap_or("?"),
+                t.destination_label
+                    .as_deref()
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default()
+            )?;
+        }
+        let waited = c.waited_seconds;
+        write!(
+            f,
+            "    waited {}h{:02}m; expires {}",
+            waited / 3600,
+            (waited % 3600) / 60,
+            c.expires_at.as_deref().unwrap_or("never")
+        )?;
+        for d in &c.decisions {
+            write!(
+                f,
+                "\n    decision: {} {} at {}{}",
+                d.officer,
+                d.decision,
+                d.at,
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The pending approvals, each with the platform's context read from `store` (the platform's
+/// table) at `now`.
+pub async fn pending_in_context(
+    dfns: &DfnsClient,
+    store: &Store,
+    now: OffsetDateTime,
+) -> Result<Vec<InContext>, ComplianceError> {
+    let approvals = pending_approvals(dfns).await?;
+    let mut policies = BTreeMap::new();
+    let mut listed = Vec::new();
+    for approval in &approvals {
+        listed.push(InContext {
+            dfns: describe(dfns, &mut policies, approval).await,
+            platform: context_of(store, approval, now).await?,
         });
     }
-    Ok(views)
+    Ok(listed)
+}
+
+/// One event of the client's with the approval's destination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityLine {
+    /// RFC 3339.
+    pub at: String,
+    /// `destination_request`, `withdrawal` or `order`.
+    pub kind: &'static str,
+    pub id: String,
+    pub state: String,
+    /// What it was, in words.
+    pub what: String,
+}
+
+impl std::fmt::Display for ActivityLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}  {} {} ({}): {}",
+            self.at,
+            self.kind.replace('_', " "),
+            self.id,
+            self.state,
+            self.what
+        )
+    }
+}
+
+/// One approval in full: [`InContext`] and the client's recent activity with its destination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shown {
+    #[serde(flatten)]
+    pub approval: InContext,
+    /// Newest first, at most [`RECENT_ACTIVITY`].
+    pub recent_activity: Vec<ActivityLine>,
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.approval)?;
+        if self.approval.platform.is_some() {
+            write!(f, "\n    recent activity with this destination:")?;
+            if self.recent_activity.is_empty() {
+                write!(f, "\n      none")?;
+            }
+            for line in &self.recent_activity {
+                write!(f, "\n      {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many of the client's events with the destination [`show`] lists.
+pub const RECENT_ACTIVITY: usize = 20;
+
+/// Approval `id` (pending or not) in full: Dfns' side, the platform's context, and the client's
+/// recent activity with that destination (its requests naming the address on that network, its
+/// withdrawals to it, the desk's orders to the same exchange).
+pub async fn show(
+    dfns: &DfnsClient,
+    store: &Store,
+    id: &ApprovalId,
+    now: OffsetDateTime,
+) -> Result<Shown, ComplianceError> {
+    let approval = dfns.get_approval(id).await?;
+    let mut policies = BTreeMap::new();
+    let view = describe(dfns, &mut policies, &approval).await;
+    let context = context_of(store, &approval, now).await?;
+    let recent_activity = match &context {
+        Some(context) => recent_activity(store, context).await?,
+        None => Vec::new(),
+    };
+    Ok(Shown {
+        approval: InContext {
+            dfns: view,
+            platform: context,
+        },
+        recent_activity,
+    })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn recent_activity(
+    store: &Store,
+    context: &ApprovalContext,
+) -> Result<Vec<ActivityLine>, ComplianceError> {
+    let client = domain::ClientId::parse(&context.client_id)
+        .map_err(|e| ComplianceError::Platform(format!("client id: {e}")))?;
+    // The destination: a change's address, or a transfer's recipient; both on one network.
+    let (network, address) = match (&context.change, &context.transfer) {
+        (Some(change), _) => (change.network.clone(), Some(change.address.clone())),
+        (None, Some(transfer)) => (transfer.network.clone(), transfer.to.clone()),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let same_address = |network_of: &str, to: &str| {
+        network_of == network
+            && address
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(to))
+    };
+    let exchange = (context.subject == "order")
+        .then(|| context.label.clone())
+        .flatten();
+    let mut lines: Vec<(OffsetDateTime, ActivityLine)> = Vec::new();
+    for request in store.list_destination_requests(&client).await? {
+        if !same_address(
+            &request.destination.network().to_string(),
+            &request.destination.address().canonical(),
+        ) {
+            continue;
+        }
+        let action = match request.action {
+            domain::DestinationAction::Add => "add",
+            domain::DestinationAction::Remove => "remove",
+        };
+        lines.push((
+            request.created_at,
+            ActivityLine {
+                at: rfc3339(request.created_at),
+                kind: "destination_request",
+                id: request.id.to_string(),
+                state: request.state.to_string(),
+                what: format!(
+                    "{action} {} on {} labelled {:?}{}",
+                    request.destination.address().canonical(),
+                    request.destination.network(),
+                    request.label,
+                    request
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            },
+        ));
+    }
+    let (withdrawals, _) = store
+        .list_withdrawals_for_client(&client, None, 100)
+        .await?;
+    let orders = store.list_orders_for_client(&client).await?;
+    for order in withdrawals.into_iter().chain(orders) {
+        let matches = match order.kind {
+            store::OrderKind::Withdrawal => order
+                .to
+                .as_deref()
+                .is_some_and(|to| same_address(&order.network.to_string(), to)),
+            store::OrderKind::Exchange => {
+                exchange.as_deref() == Some(order.exchange.as_str())
+                    && order.network.to_string() == network
+            }
+        };
+        if !matches {
+            continue;
+        }
+        let (kind, whom) = match order.kind {
+            store::OrderKind::Withdrawal => ("withdrawal", format!("client {}", order.client_id)),
+            store::OrderKind::Exchange => ("order", format!("desk {}", order.created_by)),
+        };
+        lines.push((
+            order.created_at,
+            ActivityLine {
+                at: rfc3339(order.created_at),
+                kind,
+                id: order.id.to_string(),
+                state: order.state.to_string(),
+                what: format!(
+                    "{} {} (smallest units) on {} by {whom}{}",
+                    order.amount,
+                    order.asset,
+                    order.network,
+                    order
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            },
+        ));
+    }
+    lines.sort_by_key(|line| std::cmp::Reverse(line.0));
+    Ok(lines
+        .into_iter()
+        .take(RECENT_ACTIVITY)
+        .map(|(_, line)| line)
+        .collect())
 }
 
 async fn policy(
@@ -441,3 +790,8 @@ mod tests {
 // too (~45 MB of CI disk each) for nothing.
 #[cfg(test)]
 mod officer_tests;
+
+// The platform's context beside Dfns' (`pending_in_context`, `show`), against the emulator and
+// the platform's table on the stand-ins.
+#[cfg(test)]
+mod context_tests;

@@ -3,6 +3,9 @@
 //! Credentials: `--credentials-file` (JSON `{"token","credId","privateKeyPem"}`) or
 //! `DFNS_OFFICER_TOKEN` + `DFNS_OFFICER_CREDENTIAL_ID` + `DFNS_OFFICER_PRIVATE_KEY_PEM` (or
 //! `--private-key-file`). Service-account credentials are refused.
+//!
+//! The platform's context (`pending`, `show`) is read from its DynamoDB table (`--table-name` /
+//! `TABLE_NAME`; AWS credentials from the usual chain, reads only).
 
 use std::process::ExitCode;
 
@@ -33,14 +36,31 @@ struct Args {
     /// The platform's service-account user id: credentials for it are refused.
     #[arg(long, env = "DFNS_SERVICE_ACCOUNT_USER_ID")]
     service_account_user_id: Option<String>,
+    /// The platform's DynamoDB table, for the platform's side of each approval (without it,
+    /// `pending` shows Dfns' side only and `show` refuses).
+    #[arg(long, env = "TABLE_NAME")]
+    table_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pending approvals with client, what is asked and which policy asks.
-    Pending,
+    /// Pending approvals: Dfns' side (client, what is asked, which policy asks) and the
+    /// platform's (request, order or withdrawal; who asked and when; label; exact change or
+    /// amount in the asset and USD; waited and expiry).
+    Pending {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One approval in full, with the client's recent activity with that destination.
+    Show {
+        approval_id: String,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve one approval.
     Approve {
         approval_id: String,
@@ -92,20 +112,70 @@ fn credentials(args: &Args) -> Result<OfficerCredentials, ComplianceError> {
     })
 }
 
+fn to_json(value: &impl serde::Serialize) -> Result<String, ComplianceError> {
+    serde_json::to_string_pretty(value).map_err(|e| ComplianceError::Platform(format!("JSON: {e}")))
+}
+
 async fn run(args: Args) -> Result<(), ComplianceError> {
     let officer = Officer::new(
         &args.dfns_base_url,
         &credentials(&args)?,
         args.service_account_user_id.as_deref(),
     )?;
+    let store = match &args.table_name {
+        Some(table) => Some(store::Store::new(
+            platform_config::aws::dynamodb_client().await,
+            table.clone(),
+        )),
+        None => None,
+    };
+    let now = time::OffsetDateTime::now_utc();
     match &args.command {
-        Command::Pending => {
-            let views = compliance::pending(&officer.dfns).await?;
-            if views.is_empty() {
-                println!("no pending approvals");
+        Command::Pending { json } => match &store {
+            Some(store) => {
+                let listed = compliance::pending_in_context(&officer.dfns, store, now).await?;
+                if *json {
+                    println!("{}", to_json(&listed)?);
+                } else {
+                    if listed.is_empty() {
+                        println!("no pending approvals");
+                    }
+                    for entry in listed {
+                        println!("{entry}\n");
+                    }
+                }
             }
-            for view in views {
-                println!("{view}\n");
+            None => {
+                let views = compliance::pending(&officer.dfns).await?;
+                if *json {
+                    println!("{}", to_json(&views)?);
+                } else {
+                    if views.is_empty() {
+                        println!("no pending approvals");
+                    }
+                    for view in views {
+                        println!("{view}\n");
+                    }
+                }
+            }
+        },
+        Command::Show { approval_id, json } => {
+            let store = store.as_ref().ok_or_else(|| {
+                ComplianceError::Platform(
+                    "`show` needs the platform's table: --table-name or TABLE_NAME".into(),
+                )
+            })?;
+            let shown = compliance::show(
+                &officer.dfns,
+                store,
+                &ApprovalId::new(approval_id.as_str()),
+                now,
+            )
+            .await?;
+            if *json {
+                println!("{}", to_json(&shown)?);
+            } else {
+                println!("{shown}");
             }
         }
         Command::Approve {
