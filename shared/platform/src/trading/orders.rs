@@ -349,15 +349,15 @@ pub async fn confirm_order(
             .await?
             .filter(|order| order.kind == store::OrderKind::Exchange)
             .ok_or_else(not_found)?;
-        if current.confirmed_by.is_some() {
-            record_confirmed(app, &current, request_id).await?;
-            return Ok(Ok(current));
-        }
         if !current.needs_confirmation {
             return Ok(Err(ConfirmRefused::NotNeeded));
         }
         if current.created_by == operator {
             return Ok(Err(ConfirmRefused::OwnOrder));
+        }
+        if current.confirmed_by.is_some() {
+            record_confirmed(app, &current, request_id).await?;
+            return Ok(Ok(current));
         }
         if current.state != OrderState::Scheduled {
             return Ok(Err(ConfirmRefused::NotScheduled(current.state)));

@@ -877,6 +877,12 @@ async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
     let (status, again) = confirm(&env, "desk-2", &big_id).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, confirmed);
+    let (status, refused) = confirm(&env, "desk-1", &big_id).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "still not the creator's: {refused}"
+    );
     let listed = order_of(&env, &alice, &big_id).await;
     assert_eq!(listed["confirmedBy"], "desk-2", "{listed}");
     let report = env
