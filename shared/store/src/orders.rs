@@ -448,7 +448,12 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Order, StoreError> {
         let key_text = id.to_string();
-        if !expected.can_transition_to(to) || to == OrderState::Claimed {
+        // Cancelling a claimed order (it may be at Dfns) is the claim holder's alone, fenced by its
+        // token below: a cancel that took the claim and asked Dfns first. (Transfer reports move a
+        // claimed order forward without the claim: they only say what Dfns did.)
+        let unfenced =
+            expected == OrderState::Claimed && to == OrderState::Cancelled && claim.is_none();
+        if !expected.can_transition_to(to) || to == OrderState::Claimed || unfenced {
             return Err(StoreError::IllegalTransition {
                 entity: ENTITY,
                 key: key_text,

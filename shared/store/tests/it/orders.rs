@@ -278,6 +278,8 @@ async fn cancel_only_while_scheduled_and_webhooks_only_move_forward() {
     let new = order(&alice, -Duration::minutes(1));
     store.create_order(&new).await.unwrap();
     let claimed = store.claim_order(&new.id, t0(), LEASE).await.unwrap();
+    // A claimed order may be at Dfns: only the claim's holder may end it (and a cancel must ask
+    // Dfns first), so a cancel without the claim is refused.
     assert!(matches!(
         store
             .transition_order(
