@@ -222,7 +222,9 @@ impl Env {
         .expect("base settings");
         let networks = options.networks.clone();
         let mut settings = PlatformSettings::with_base(base, |name| {
-            (name == "PLATFORM_NETWORKS").then(|| networks.clone()).flatten()
+            (name == "PLATFORM_NETWORKS")
+                .then(|| networks.clone())
+                .flatten()
         })
         .expect("settings");
         settings.whitelist_action = options.whitelist_action;
