@@ -523,29 +523,50 @@ where
     }
 }
 
-/// A signed-to-be Dfns delivery reporting a 1-wei native deposit to `wallet` in transaction `tx`
-/// (each call is a new delivery, with its own event id).
-pub fn deposit_delivery(wallet: &str, tx: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": format!("whe-{}", ulid::Ulid::new().to_string().to_lowercase()),
-        "kind": "wallet.blockchainevent.detected",
-        "date": "2026-01-01T00:01:00.000Z",
-        "timestampSent": time::OffsetDateTime::now_utc().unix_timestamp(),
-        "deliveryAttempt": 1,
-        "data": {"blockchainEvent": {
-            "walletId": wallet,
-            "direction": "In",
-            "network": "EthereumSepolia",
-            "blockNumber": 7,
-            "txHash": tx,
-            "index": "0",
-            "timestamp": "2026-01-01T00:00:00.000Z",
-            "kind": "NativeTransfer",
-            "from": "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
-            "to": "0x8617e340b3d01fa5f11f306f4090fd50e238070e",
-            "value": "1",
-            "metadata": {"asset": {"symbol": "ETH", "decimals": 18}}
-        }},
-    }))
-    .unwrap()
+/// A fresh client id: `<prefix>-<ulid in lower case>`.
+pub fn client_id(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
+
+/// A random EVM address, lower case (ULIDs carry 80 random bits: distinct enough for tests).
+pub fn random_address() -> String {
+    let bytes: [u8; 20] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl Env {
+    /// Opens `subject`'s account and deposits 2 ETH into its wallet; the wallet id.
+    pub async fn funded_client(&self, subject: &str) -> String {
+        let account = self.open_account(subject).await;
+        let wallet_id = account["wallets"][0]["walletId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no wallet: {account}"))
+            .to_owned();
+        self.control(
+            Method::POST,
+            "deposits",
+            &json!({"walletId": wallet_id, "kind": "Native", "amount": "2000000000000000000"}),
+        )
+        .await;
+        wallet_id
+    }
+
+    /// `GET /emulator/stats` → `transfers`: distinct transfers ever created in this emulator.
+    pub async fn transfers_in_emulator(&self) -> u64 {
+        let stats: Value = self
+            .http
+            .get(format!("{}/emulator/stats", self.emulator.base_url()))
+            .send()
+            .await
+            .expect("the emulator answers")
+            .json()
+            .await
+            .expect("stats JSON");
+        stats["transfers"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no transfers count: {stats}"))
+    }
+}
+
+/// A Dfns delivery (to be signed) reporting a 1-wei native deposit to a wallet.
+pub use platform::testing::deposit_delivery;

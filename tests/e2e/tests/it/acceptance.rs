@@ -9,27 +9,13 @@ use auth::dev_issuer::{DevIssuer, SigningAlgorithm};
 use dfns_client::policies::{PoliciesQuery, PolicyStatus};
 use dfns_client::wallets::WalletsQuery;
 use dfns_client::{DecisionValue, ExternalId, PolicyId, PolicyRule, TransferAsset, WalletId};
-use e2e::{Env, EnvOptions, sign_webhook, wait_until};
+use e2e::{Env, EnvOptions, client_id, random_address, sign_webhook, wait_until};
 use futures::TryStreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// EIP-55 test vector (mixed case, valid checksum).
 const CHECKSUMMED: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-
-fn random_address() -> String {
-    let bytes: [u8; 20] = std::array::from_fn(|_| rand_byte());
-    format!("0x{}", hex::encode(bytes))
-}
-
-fn rand_byte() -> u8 {
-    // ULIDs carry 80 random bits; enough for distinct test addresses.
-    (ulid::Ulid::new().random() & 0xff) as u8
-}
-
-fn client_id(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
 
 async fn whitelist_addresses(env: &Env, policy_id: &str) -> Vec<String> {
     let policy = env

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use dfns_client::{ApprovalId, DecisionValue};
-use e2e::{Env, EnvOptions, sign_webhook};
+use e2e::{Env, EnvOptions, client_id, random_address, sign_webhook};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -435,15 +435,6 @@ fn webhook_event(kind: &str, data: Value) -> Vec<u8> {
         "data": data,
     }))
     .expect("JSON")
-}
-
-fn random_address() -> String {
-    let bytes: [u8; 20] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
-    format!("0x{}", hex::encode(bytes))
-}
-
-fn client_id(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
 /// The token `caller` presents on a route of `family`. The bad tokens carry the claims of whoever

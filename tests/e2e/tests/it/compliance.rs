@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 
 use crate::cooling_off::advance_dfns_clock;
 use crate::withdrawals::{
-    HALF_ETH, approved_destination, client_id, funded_client, random_address, wait_for_withdrawal,
-    withdraw, withdrawal,
+    HALF_ETH, approved_destination, wait_for_withdrawal, withdraw, withdrawal,
 };
+use e2e::{client_id, random_address};
 
 const WAIT: Duration = Duration::from_secs(30);
 const REASON: &str = "larger than this client's usual withdrawals";
@@ -47,7 +47,7 @@ async fn env() -> Env {
 /// A withdrawal of 0.5 ETH (1500 USD) to an approved destination, held by the limit for an
 /// officer: (withdrawal id, approval id).
 async fn held_withdrawal(env: &Env, subject: &str) -> (String, String) {
-    funded_client(env, subject).await;
+    env.funded_client(subject).await;
     let cold = random_address();
     approved_destination(env, subject, &cold).await;
     let (status, created) = withdraw(env, subject, "held", &withdrawal(&cold, HALF_ETH)).await;

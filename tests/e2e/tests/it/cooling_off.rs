@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use dfns_client::DecisionValue;
-use e2e::{Env, EnvOptions};
+use e2e::{Env, EnvOptions, client_id, random_address};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -21,15 +21,6 @@ async fn env() -> Env {
         ..EnvOptions::default()
     })
     .await
-}
-
-fn client_id(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
-fn random_address() -> String {
-    let bytes: [u8; 20] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
-    format!("0x{}", hex::encode(bytes))
 }
 
 /// The scheduled reconciler as it runs at `now` (the platform's clock), with what the reconciler

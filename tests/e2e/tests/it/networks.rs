@@ -11,7 +11,8 @@ use platform::settings::Tier;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::withdrawals::{client_id, random_address, wait_for_withdrawal, withdraw};
+use crate::withdrawals::{wait_for_withdrawal, withdraw};
+use e2e::{client_id, random_address};
 
 const ONE_SOL: &str = "1000000000";
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dfns_client::transfers::{TransferAsset, TransfersQuery};
 use dfns_client::{Amount, ApprovalId, DecisionValue, ExternalId, WalletId};
-use e2e::{Env, EnvOptions, wait_until};
+use e2e::{Env, EnvOptions, client_id, wait_until};
 use futures::TryStreamExt;
 use platform::settings::{PolicyActionSetting, Tier};
 use reqwest::{Method, StatusCode};
@@ -16,46 +16,9 @@ use serde_json::{Value, json};
 
 /// The built-in registry's Coinbase deposit address on Ethereum Sepolia (ETH).
 const COINBASE: &str = "0xc0ba5e0000000000000000000000000000000001";
-const TWO_ETH: &str = "2000000000000000000";
 const HALF_ETH: &str = "500000000000000000";
 /// How long an asynchronous effect (webhook, approval) may take before a test gives up.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn client_id(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
-/// Opens `subject`'s account and deposits 2 ETH into its wallet; the wallet id.
-async fn funded_client(env: &Env, subject: &str) -> String {
-    let account = env.open_account(subject).await;
-    let wallet_id = account["wallets"][0]["walletId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no wallet: {account}"))
-        .to_owned();
-    env.control(
-        Method::POST,
-        "deposits",
-        &json!({"walletId": wallet_id, "kind": "Native", "amount": TWO_ETH}),
-    )
-    .await;
-    wallet_id
-}
-
-/// `GET /emulator/stats` → `transfers` (distinct transfers ever created in this emulator).
-async fn transfers_in_emulator(env: &Env) -> u64 {
-    let stats: Value = env
-        .http
-        .get(format!("{}/emulator/stats", env.emulator.base_url()))
-        .send()
-        .await
-        .expect("the emulator answers")
-        .json()
-        .await
-        .expect("stats JSON");
-    stats["transfers"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no transfers count: {stats}"))
-}
 
 /// `POST /v1/trading-authorizations {exchange}` as `subject`; the status and the authorization.
 async fn authorize(env: &Env, subject: &str, exchange: &str) -> (StatusCode, Value) {
@@ -168,7 +131,7 @@ async fn transfers_for_order(env: &Env, wallet_id: &str, order_id: &str) -> Vec<
 async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_client() {
     let env = Env::start(EnvOptions::default()).await;
     let alice = client_id("alice");
-    let wallet_id = funded_client(&env, &alice).await;
+    let wallet_id = env.funded_client(&alice).await;
 
     // The client authorizes Coinbase: pending until compliance approves its deposit address.
     let (status, created) = authorize(&env, &alice, "Coinbase").await;
@@ -248,7 +211,7 @@ async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_clien
     assert_eq!(order["clientId"], alice.as_str());
     assert_eq!(order["amount"], HALF_ETH);
     assert_eq!(
-        transfers_in_emulator(&env).await,
+        env.transfers_in_emulator().await,
         0,
         "nothing sent before the run"
     );
@@ -295,7 +258,7 @@ async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_clien
         sent[0]
     );
     assert_eq!(sent[0]["requestBody"]["amount"], HALF_ETH, "{}", sent[0]);
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 
     // The client sees it in its activity.
     let item = wait_until(WAIT, || async {
@@ -329,7 +292,7 @@ async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_clien
         .await
         .expect("the second run completes");
     assert_eq!(again["claimed"], 0, "{again}");
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
     assert_eq!(
         order_of(&env, &alice, &order_id).await["state"],
         "Confirmed"
@@ -342,12 +305,12 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
 
     // Never authorized.
     let bob = client_id("bob");
-    let bob_wallet = funded_client(&env, &bob).await;
+    let bob_wallet = env.funded_client(&bob).await;
 
     // Authorized, approved, then revoked: the address is still on the Dfns whitelist while its
     // removal waits for compliance, so only the platform's own check can stop the order.
     let carol = client_id("carol");
-    let carol_wallet = funded_client(&env, &carol).await;
+    let carol_wallet = env.funded_client(&carol).await;
     let active = active_authorization(&env, &carol).await;
     let carol_authorization = active["id"].as_str().expect("id").to_owned();
     let (status, revoked) = env
@@ -371,7 +334,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
 
     // Authorized, but compliance has not decided yet.
     let dave = client_id("dave");
-    let dave_wallet = funded_client(&env, &dave).await;
+    let dave_wallet = env.funded_client(&dave).await;
     let (status, pending) = authorize(&env, &dave, "Coinbase").await;
     assert_eq!(status, StatusCode::CREATED, "{pending}");
     pending_add_request(&env, &dave, &pending).await;
@@ -420,7 +383,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
         );
     }
     assert_eq!(
-        transfers_in_emulator(&env).await,
+        env.transfers_in_emulator().await,
         0,
         "no transfer in the emulator at all"
     );
@@ -432,7 +395,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
         .await
         .expect("the second run completes");
     assert_eq!(again["claimed"], 0, "{again}");
-    assert_eq!(transfers_in_emulator(&env).await, 0);
+    assert_eq!(env.transfers_in_emulator().await, 0);
 }
 
 /// `POST /v1/operator/orders` as the desk for each `(client, amount)`; the order ids, in order.
@@ -499,7 +462,7 @@ async fn an_order_over_the_per_transfer_limit_waits_for_an_officer_then_confirms
     )
     .await;
     let erin = client_id("erin");
-    let wallet_id = funded_client(&env, &erin).await;
+    let wallet_id = env.funded_client(&erin).await;
     active_authorization(&env, &erin).await;
 
     // 0.5 ETH = 1500 USD, over the 1000 USD per-transfer limit.
@@ -560,14 +523,14 @@ async fn an_order_over_the_per_transfer_limit_waits_for_an_officer_then_confirms
     assert_eq!(sent[0]["status"], "Confirmed", "{}", sent[0]);
     let denied = transfers_for_order(&env, &wallet_id, &ids[1]).await;
     assert_eq!(denied[0]["status"], "Rejected", "{}", denied[0]);
-    assert_eq!(transfers_in_emulator(&env).await, 2);
+    assert_eq!(env.transfers_in_emulator().await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_one_transfer() {
     let env = Env::start(EnvOptions::default()).await;
     let frank = client_id("frank");
-    let wallet_id = funded_client(&env, &frank).await;
+    let wallet_id = env.funded_client(&frank).await;
     active_authorization(&env, &frank).await;
     let order = place_order(&env, &frank, HALF_ETH).await;
     let order_id = order["id"].as_str().expect("order id").to_owned();
@@ -595,7 +558,7 @@ async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_on
         .await
         .expect("Dfns accepts the transfer")
         .into_transfer();
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
     let orphan = order_of(&env, &frank, &order_id).await;
     assert!(
         orphan["transferId"].is_null() || orphan["transferId"] == accepted.id.as_str(),
@@ -632,7 +595,7 @@ async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_on
         1,
         "exactly one transfer for the order: {sent:?}"
     );
-    assert_eq!(transfers_in_emulator(&env).await, 1, "exactly one transfer");
+    assert_eq!(env.transfers_in_emulator().await, 1, "exactly one transfer");
 
     let again = env
         .stack
@@ -640,14 +603,14 @@ async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_on
         .await
         .expect("the next run completes");
     assert_eq!(again["claimed"], 0, "{again}");
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_overlapping_runs_send_each_order_exactly_once() {
     let env = Env::start(EnvOptions::default()).await;
     let grace = client_id("grace");
-    let wallet_id = funded_client(&env, &grace).await;
+    let wallet_id = env.funded_client(&grace).await;
     active_authorization(&env, &grace).await;
     let amounts: Vec<String> = (0..10u128)
         .map(|i| (10_000_000_000_000_000 + i).to_string())
@@ -677,7 +640,7 @@ async fn two_overlapping_runs_send_each_order_exactly_once() {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(sent_for, expected, "one transfer per order, none twice");
-    assert_eq!(transfers_in_emulator(&env).await, 10);
+    assert_eq!(env.transfers_in_emulator().await, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -687,7 +650,7 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     let mut clients = Vec::new();
     for name in ["heidi", "ivan", "judy", "kim"] {
         let client = client_id(name);
-        let wallet_id = funded_client(&env, &client).await;
+        let wallet_id = env.funded_client(&client).await;
         active_authorization(&env, &client).await;
         clients.push((client, wallet_id));
     }
@@ -766,7 +729,7 @@ async fn with_half_of_dfns_calls_throttled_200_due_orders_all_end_confirmed_none
     expected.sort();
     assert_eq!(sent_for.len(), ORDERS, "one transfer per order");
     assert_eq!(sent_for, expected, "every order sent, none twice");
-    assert_eq!(transfers_in_emulator(&env).await, ORDERS as u64);
+    assert_eq!(env.transfers_in_emulator().await, ORDERS as u64);
 }
 
 /// `POST /v1/operator/orders/{id}/confirm` as operator `desk`; the status and the body.
@@ -793,7 +756,7 @@ async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
     })
     .await;
     let alice = client_id("alice");
-    let wallet_id = funded_client(&env, &alice).await;
+    let wallet_id = env.funded_client(&alice).await;
     active_authorization(&env, &alice).await;
 
     // No quote for ETH yet: the value is unknown, so the order needs confirmation (fail closed).

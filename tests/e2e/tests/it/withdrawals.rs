@@ -6,42 +6,16 @@ use std::time::Duration;
 
 use dfns_client::transfers::{TransferAsset, TransfersQuery};
 use dfns_client::{Amount, ApprovalId, DecisionValue, ExternalId, WalletId};
-use e2e::{Env, EnvOptions, wait_until};
+use e2e::{Env, EnvOptions, client_id, random_address, wait_until};
 use futures::{StreamExt, TryStreamExt};
 use platform::settings::{PolicyActionSetting, Tier};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const TWO_ETH: &str = "2000000000000000000";
 pub(crate) const HALF_ETH: &str = "500000000000000000";
 /// 0.001 ETH: 3 USD at the test price, within every test limit.
 const SMALL: &str = "1000000000000000";
 const WAIT: Duration = Duration::from_secs(30);
-
-pub(crate) fn client_id(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
-pub(crate) fn random_address() -> String {
-    let bytes: [u8; 20] = std::array::from_fn(|_| (ulid::Ulid::new().random() & 0xff) as u8);
-    format!("0x{}", hex::encode(bytes))
-}
-
-/// Opens `subject`'s account and deposits 2 ETH into its wallet; the wallet id.
-pub(crate) async fn funded_client(env: &Env, subject: &str) -> String {
-    let account = env.open_account(subject).await;
-    let wallet_id = account["wallets"][0]["walletId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no wallet: {account}"))
-        .to_owned();
-    env.control(
-        Method::POST,
-        "deposits",
-        &json!({"walletId": wallet_id, "kind": "Native", "amount": TWO_ETH}),
-    )
-    .await;
-    wallet_id
-}
 
 /// Adds `address` for `subject` and has an officer approve it.
 pub(crate) async fn approved_destination(env: &Env, subject: &str, address: &str) {
@@ -116,19 +90,6 @@ async fn transfers_for(env: &Env, wallet_id: &str, external_id: &str) -> Vec<Val
         .collect()
 }
 
-async fn transfers_in_emulator(env: &Env) -> u64 {
-    let stats: Value = env
-        .http
-        .get(format!("{}/emulator/stats", env.emulator.base_url()))
-        .send()
-        .await
-        .expect("the emulator answers")
-        .json()
-        .await
-        .expect("stats JSON");
-    stats["transfers"].as_u64().expect("transfers count")
-}
-
 fn actions(trail: &Value) -> Vec<String> {
     trail["entries"]
         .as_array()
@@ -159,7 +120,7 @@ async fn a_withdrawal_within_the_limits_confirms_with_exactly_one_transfer() {
     )
     .await;
     let alice = client_id("alice");
-    let wallet_id = funded_client(&env, &alice).await;
+    let wallet_id = env.funded_client(&alice).await;
     let cold = random_address();
     approved_destination(&env, &alice, &cold).await;
 
@@ -201,7 +162,7 @@ async fn a_withdrawal_within_the_limits_confirms_with_exactly_one_transfer() {
     let sent = transfers_for(&env, &wallet_id, &id).await;
     assert_eq!(sent.len(), 1, "exactly one transfer: {sent:?}");
     assert_eq!(sent[0]["requestBody"]["to"], cold.as_str());
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 
     let (_, listed) = env.get("/v1/withdrawals", &alice).await;
     assert_eq!(listed["items"][0]["id"], id.as_str(), "{listed}");
@@ -262,7 +223,7 @@ async fn a_withdrawal_within_the_limits_confirms_with_exactly_one_transfer() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
 /// The whole path: a new destination cools off (withdrawing to it meanwhile is a 409, and Dfns
@@ -279,7 +240,7 @@ async fn after_cooling_off_and_approval_a_withdrawal_confirms() {
     })
     .await;
     let gina = client_id("gina");
-    let wallet_id = funded_client(&env, &gina).await;
+    let wallet_id = env.funded_client(&gina).await;
     let cold = random_address();
     let (status, created) = env.request_destination(&gina, &cold, "cold wallet").await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -307,7 +268,7 @@ async fn after_cooling_off_and_approval_a_withdrawal_confirms() {
     let id = made["id"].as_str().expect("id").to_owned();
     wait_for_withdrawal(&env, &gina, &id, "Confirmed").await;
     assert_eq!(transfers_for(&env, &wallet_id, &id).await.len(), 1);
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
 /// Over the per-transfer limit with `RequestApproval`: Dfns holds it, an officer denies it, and it
@@ -330,7 +291,7 @@ async fn over_the_limit_an_officer_denies_it_and_it_is_rejected_with_the_reason(
     )
     .await;
     let bob = client_id("bob");
-    let wallet_id = funded_client(&env, &bob).await;
+    let wallet_id = env.funded_client(&bob).await;
     let cold = random_address();
     approved_destination(&env, &bob, &cold).await;
     let (_, preview) = env
@@ -371,7 +332,7 @@ async fn over_the_limit_an_officer_denies_it_and_it_is_rejected_with_the_reason(
 async fn refused_withdrawals_store_and_send_nothing() {
     let env = Env::start(EnvOptions::default()).await;
     let carol = client_id("carol");
-    let wallet_id = funded_client(&env, &carol).await;
+    let wallet_id = env.funded_client(&carol).await;
 
     let stranger = random_address();
     let (status, body) = withdraw(&env, &carol, "k1", &withdrawal(&stranger, SMALL)).await;
@@ -432,7 +393,7 @@ async fn refused_withdrawals_store_and_send_nothing() {
         .expect("the run completes");
     assert_eq!(withdrawal_of(&env, &carol, &id).await["state"], "Cancelled");
     assert!(transfers_for(&env, &wallet_id, &id).await.is_empty());
-    assert_eq!(transfers_in_emulator(&env).await, 0);
+    assert_eq!(env.transfers_in_emulator().await, 0);
 }
 
 /// A crash after Dfns accepted the transfer (before it was recorded): the next run finds the
@@ -441,7 +402,7 @@ async fn refused_withdrawals_store_and_send_nothing() {
 async fn a_crash_after_dfns_accepted_leaves_one_transfer() {
     let env = Env::start(EnvOptions::default()).await;
     let erin = client_id("erin");
-    let wallet_id = funded_client(&env, &erin).await;
+    let wallet_id = env.funded_client(&erin).await;
     let cold = random_address();
     approved_destination(&env, &erin, &cold).await;
     env.control(
@@ -494,7 +455,7 @@ async fn a_crash_after_dfns_accepted_leaves_one_transfer() {
         .expect("the run completes");
     wait_for_withdrawal(&env, &erin, &id, "Confirmed").await;
     assert_eq!(transfers_for(&env, &wallet_id, &id).await.len(), 1);
-    assert_eq!(transfers_in_emulator(&env).await, 1);
+    assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
 /// 200 withdrawals while Dfns answers half of the transfer calls with 429: every one is sent
@@ -507,7 +468,7 @@ async fn two_hundred_withdrawals_under_half_429s_make_two_hundred_transfers() {
     let mut clients = Vec::new();
     for n in 0..CLIENTS {
         let subject = client_id(&format!("busy{n}"));
-        let wallet = funded_client(&env, &subject).await;
+        let wallet = env.funded_client(&subject).await;
         let cold = random_address();
         approved_destination(&env, &subject, &cold).await;
         clients.push((subject, wallet, cold));
@@ -574,5 +535,5 @@ async fn two_hundred_withdrawals_under_half_429s_make_two_hundred_transfers() {
         total += count;
     }
     assert_eq!(total, CLIENTS * EACH, "one transfer per withdrawal");
-    assert_eq!(transfers_in_emulator(env).await as usize, CLIENTS * EACH);
+    assert_eq!(env.transfers_in_emulator().await as usize, CLIENTS * EACH);
 }
