@@ -349,23 +349,12 @@ async fn store_new(
         created_at: now,
         needs_confirmation: false,
     };
-    match app.store().create_order_keyed(&new, idempotency).await {
-        Ok(order) => Ok(order),
-        // A concurrent request with the same key stored its withdrawal first: answer that one.
-        Err(StoreError::Conflict {
-            entity: store::idempotency::IDEMPOTENCY_ENTITY,
-            ..
-        }) => match idempotency {
-            Some(key) => crate::trading::orders::remembered_order(app, key)
-                .await?
-                .filter(|order| order.client_id == *client)
-                .ok_or_else(|| {
-                    PlatformError::Internal("idempotency key recorded without its order".into())
-                }),
-            None => Err(PlatformError::Internal("conflict without a key".into())),
-        },
-        Err(error) => Err(error.into()),
+    let order = crate::trading::orders::create_or_remembered(app, &new, idempotency).await?;
+    // The key is scoped to the client, so its order is the client's; checked all the same.
+    if order.client_id != *client {
+        return Err(PlatformError::Internal("idempotency key of another".into()));
     }
+    Ok(order)
 }
 
 /// The request in the client's trail and notifications, once each.

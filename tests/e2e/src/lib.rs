@@ -551,6 +551,26 @@ impl Env {
         wallet_id
     }
 
+    /// The transfers of `wallet_id` at Dfns carrying `external_id` (an order's or withdrawal's id),
+    /// as JSON.
+    pub async fn transfers_for(&self, wallet_id: &str, external_id: &str) -> Vec<Value> {
+        use futures::TryStreamExt;
+        let transfers: Vec<_> = self
+            .service()
+            .list_transfers(
+                &dfns_client::WalletId::new(wallet_id),
+                &dfns_client::transfers::TransfersQuery::default(),
+            )
+            .try_collect()
+            .await
+            .expect("list the wallet's transfers");
+        transfers
+            .into_iter()
+            .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(external_id))
+            .map(|t| serde_json::to_value(t).expect("transfer JSON"))
+            .collect()
+    }
+
     /// `GET /emulator/stats` → `transfers`: distinct transfers ever created in this emulator.
     pub async fn transfers_in_emulator(&self) -> u64 {
         let stats: Value = self

@@ -204,22 +204,31 @@ pub async fn create_order(
         created_at: now,
         needs_confirmation,
     };
-    let order = match app.store().create_order_keyed(&new, idempotency).await {
-        Ok(order) => order,
-        // A concurrent request with the same key stored its order first: answer that one.
+    let order = create_or_remembered(app, &new, idempotency).await?;
+    record_created(app, &order, &valid, request_id).await?;
+    Ok(order)
+}
+
+/// Stores `new` with its idempotency key; when a concurrent request with the same key stored its
+/// order first, that order (desk orders and withdrawals alike).
+pub(crate) async fn create_or_remembered(
+    app: &App,
+    new: &NewOrder,
+    idempotency: Option<&store::IdempotencyKey>,
+) -> Result<Order> {
+    match app.store().create_order_keyed(new, idempotency).await {
+        Ok(order) => Ok(order),
         Err(StoreError::Conflict {
             entity: store::idempotency::IDEMPOTENCY_ENTITY,
             ..
         }) => match idempotency {
             Some(key) => remembered_order(app, key).await?.ok_or_else(|| {
                 PlatformError::Internal("idempotency key recorded without its order".into())
-            })?,
-            None => return Err(PlatformError::Internal("conflict without a key".into())),
+            }),
+            None => Err(PlatformError::Internal("conflict without a key".into())),
         },
-        Err(error) => return Err(error.into()),
-    };
-    record_created(app, &order, &valid, request_id).await?;
-    Ok(order)
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The order an earlier request with this key created (the same key with another body: 409).

@@ -112,21 +112,6 @@ async fn order_of(env: &Env, client: &str, id: &str) -> Value {
         .unwrap_or_else(|| panic!("order {id} not listed for {client}: {body}"))
 }
 
-/// The emulator's transfers out of `wallet_id` whose `externalId` is `order_id`.
-async fn transfers_for_order(env: &Env, wallet_id: &str, order_id: &str) -> Vec<Value> {
-    let transfers: Vec<_> = env
-        .service()
-        .list_transfers(&WalletId::new(wallet_id), &TransfersQuery::default())
-        .try_collect()
-        .await
-        .expect("list the wallet's transfers");
-    transfers
-        .into_iter()
-        .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(order_id))
-        .map(|t| serde_json::to_value(t).expect("transfer JSON"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_client() {
     let env = Env::start(EnvOptions::default()).await;
@@ -243,7 +228,7 @@ async fn authorized_exchange_order_is_sent_once_confirmed_and_shown_to_the_clien
         .to_owned();
 
     // Exactly one transfer, carrying the order id, to the exchange, for the amount.
-    let sent = transfers_for_order(&env, &wallet_id, &order_id).await;
+    let sent = env.transfers_for(&wallet_id, &order_id).await;
     assert_eq!(
         sent.len(),
         1,
@@ -378,7 +363,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
             "{client}: no transfer: {order}"
         );
         assert!(
-            transfers_for_order(&env, wallet, order_id).await.is_empty(),
+            env.transfers_for(wallet, order_id).await.is_empty(),
             "{client}: nothing sent for {order_id}"
         );
     }
@@ -514,14 +499,14 @@ async fn an_order_over_the_per_transfer_limit_waits_for_an_officer_then_confirms
     );
     for id in &ids {
         assert_eq!(
-            transfers_for_order(&env, &wallet_id, id).await.len(),
+            env.transfers_for(&wallet_id, id).await.len(),
             1,
             "one transfer for {id}"
         );
     }
-    let sent = transfers_for_order(&env, &wallet_id, &ids[0]).await;
+    let sent = env.transfers_for(&wallet_id, &ids[0]).await;
     assert_eq!(sent[0]["status"], "Confirmed", "{}", sent[0]);
-    let denied = transfers_for_order(&env, &wallet_id, &ids[1]).await;
+    let denied = env.transfers_for(&wallet_id, &ids[1]).await;
     assert_eq!(denied[0]["status"], "Rejected", "{}", denied[0]);
     assert_eq!(env.transfers_in_emulator().await, 2);
 }
@@ -589,7 +574,7 @@ async fn a_run_that_died_after_dfns_accepted_is_finished_by_the_next_run_with_on
         accepted.id.as_str(),
         "the order records the transfer Dfns had accepted: {finished}"
     );
-    let sent = transfers_for_order(&env, &wallet_id, &order_id).await;
+    let sent = env.transfers_for(&wallet_id, &order_id).await;
     assert_eq!(
         sent.len(),
         1,
@@ -799,11 +784,7 @@ async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
         .expect("the run completes");
     assert_eq!(report["sent"], 1, "{report}");
     wait_for_order(&env, &alice, &small_id, "Confirmed").await;
-    assert!(
-        transfers_for_order(&env, &wallet_id, &big_id)
-            .await
-            .is_empty()
-    );
+    assert!(env.transfers_for(&wallet_id, &big_id).await.is_empty());
 
     // Its creator cannot confirm it, and another run still leaves it alone.
     let (status, refused) = confirm(&env, "desk-1", &big_id).await;
@@ -819,11 +800,7 @@ async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
     assert_eq!(waiting["state"], "Scheduled", "{waiting}");
     assert_eq!(waiting["needsConfirmation"], true, "{waiting}");
     assert!(waiting["confirmedBy"].is_null(), "{waiting}");
-    assert!(
-        transfers_for_order(&env, &wallet_id, &big_id)
-            .await
-            .is_empty()
-    );
+    assert!(env.transfers_for(&wallet_id, &big_id).await.is_empty());
 
     // An order that needs no confirmation cannot be confirmed.
     let (status, refused) = confirm(&env, "desk-2", &small_id).await;
@@ -855,10 +832,7 @@ async fn an_order_over_the_four_eyes_amount_waits_for_a_second_operator() {
         .expect("the run completes");
     assert_eq!(report["sent"], 1, "{report}");
     wait_for_order(&env, &alice, &big_id, "Confirmed").await;
-    assert_eq!(
-        transfers_for_order(&env, &wallet_id, &big_id).await.len(),
-        1
-    );
+    assert_eq!(env.transfers_for(&wallet_id, &big_id).await.len(), 1);
 
     // The client's audit chain says who placed it and who confirmed it, once.
     let (status, trail) = env.get("/v1/audit?limit=200", &alice).await;

@@ -75,21 +75,6 @@ pub(crate) async fn wait_for_withdrawal(env: &Env, subject: &str, id: &str, stat
     .unwrap_or_else(|| panic!("withdrawal {id} never reached {state}"))
 }
 
-/// The wallet's transfers at Dfns carrying `external_id`.
-async fn transfers_for(env: &Env, wallet_id: &str, external_id: &str) -> Vec<Value> {
-    let transfers: Vec<_> = env
-        .service()
-        .list_transfers(&WalletId::new(wallet_id), &TransfersQuery::default())
-        .try_collect()
-        .await
-        .expect("list the wallet's transfers");
-    transfers
-        .into_iter()
-        .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(external_id))
-        .map(|t| serde_json::to_value(t).expect("transfer JSON"))
-        .collect()
-}
-
 fn actions(trail: &Value) -> Vec<String> {
     trail["entries"]
         .as_array()
@@ -159,7 +144,7 @@ async fn a_withdrawal_within_the_limits_confirms_with_exactly_one_transfer() {
 
     let confirmed = wait_for_withdrawal(&env, &alice, &id, "Confirmed").await;
     assert!(confirmed["transferId"].is_string(), "{confirmed}");
-    let sent = transfers_for(&env, &wallet_id, &id).await;
+    let sent = env.transfers_for(&wallet_id, &id).await;
     assert_eq!(sent.len(), 1, "exactly one transfer: {sent:?}");
     assert_eq!(sent[0]["requestBody"]["to"], cold.as_str());
     assert_eq!(env.transfers_in_emulator().await, 1);
@@ -267,7 +252,7 @@ async fn after_cooling_off_and_approval_a_withdrawal_confirms() {
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let id = made["id"].as_str().expect("id").to_owned();
     wait_for_withdrawal(&env, &gina, &id, "Confirmed").await;
-    assert_eq!(transfers_for(&env, &wallet_id, &id).await.len(), 1);
+    assert_eq!(env.transfers_for(&wallet_id, &id).await.len(), 1);
     assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
@@ -319,7 +304,7 @@ async fn over_the_limit_an_officer_denies_it_and_it_is_rejected_with_the_reason(
     let rejected = wait_for_withdrawal(&env, &bob, &id, "Rejected").await;
     let reason = rejected["reason"].as_str().unwrap_or_default();
     assert!(!reason.is_empty(), "a rejection says why: {rejected}");
-    let sent = transfers_for(&env, &wallet_id, &id).await;
+    let sent = env.transfers_for(&wallet_id, &id).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["status"], "Rejected");
 }
@@ -392,7 +377,7 @@ async fn refused_withdrawals_store_and_send_nothing() {
         .await
         .expect("the run completes");
     assert_eq!(withdrawal_of(&env, &carol, &id).await["state"], "Cancelled");
-    assert!(transfers_for(&env, &wallet_id, &id).await.is_empty());
+    assert!(env.transfers_for(&wallet_id, &id).await.is_empty());
     assert_eq!(env.transfers_in_emulator().await, 0);
 }
 
@@ -454,7 +439,7 @@ async fn a_crash_after_dfns_accepted_leaves_one_transfer() {
         .await
         .expect("the run completes");
     wait_for_withdrawal(&env, &erin, &id, "Confirmed").await;
-    assert_eq!(transfers_for(&env, &wallet_id, &id).await.len(), 1);
+    assert_eq!(env.transfers_for(&wallet_id, &id).await.len(), 1);
     assert_eq!(env.transfers_in_emulator().await, 1);
 }
 
