@@ -246,3 +246,73 @@ async fn a_held_withdrawal_reads_with_its_amount_in_the_asset_and_in_usd() {
     assert_eq!(kinds, ["withdrawal", "destination_request"], "{shown}");
     assert_eq!(shown.recent_activity[0].id, held.id.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_desk_order_reads_with_its_amount_in_usd_and_its_exchange() {
+    use platform::trading::orders::{self, OrderInput};
+    use platform::trading::{Executor, TradingConfig, authorizations};
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        whitelist_action: PolicyActionSetting::RequestApproval,
+        tier: Tier {
+            amount_limit_usd: Some(1000),
+            ..Tier::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let client = opened(&env, "desk-held").await;
+    let wallet = env.app.store().list_wallets(&client).await.unwrap()[0]
+        .wallet_id
+        .clone();
+    env.control(
+        reqwest::Method::POST,
+        "deposits",
+        json!({"walletId": wallet.as_str(), "kind": "Native", "amount": "2000000000000000000"}),
+    )
+    .await;
+    env.control(
+        reqwest::Method::PUT,
+        "prices",
+        json!({"prices": {"ETH": "3000.00"}}),
+    )
+    .await;
+    let config = TradingConfig::default();
+    authorizations::authorize(&env.app, &config, &client, "Kraken", "authorize")
+        .await
+        .unwrap();
+    // 0.5 ETH = 1500 USD, above the 1000 USD per-transfer limit: Dfns holds it for an officer.
+    let order = orders::create_order(
+        &env.app,
+        &config,
+        "desk-1",
+        &OrderInput {
+            client_id: client.to_string(),
+            exchange: "Kraken".into(),
+            asset: "ETH".into(),
+            amount: "500000000000000000".into(),
+            execute_at: None,
+            network: None,
+        },
+        "create",
+        None,
+    )
+    .await
+    .unwrap();
+    Executor::new(&env.app, &config)
+        .run(OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .await
+        .unwrap();
+
+    let entry = listed(&env, &order.id.to_string()).await;
+    let context = entry.platform.as_ref().unwrap();
+    assert_eq!(context.subject, "order");
+    assert_eq!(context.client_id, client.to_string());
+    let transfer = context.transfer.as_ref().expect("the transfer");
+    assert_eq!(transfer.amount, "500000000000000000");
+    assert_eq!(transfer.usd.as_deref(), Some("1500"), "{transfer:?}");
+    let text = entry.to_string();
+    assert!(text.contains("= USD 1500"), "{text}");
+    assert!(text.contains(&format!("order {}", order.id)), "{text}");
+    assert!(text.contains("desk-1"), "who asked: {text}");
+}

@@ -1180,17 +1180,34 @@ pub async fn resolve_from_approval(
     let reason = match to {
         DestinationRequestState::Approved => None,
         DestinationRequestState::Failed => Some("the approved change could not be applied".into()),
-        _ => Some(
-            approval
-                .decisions
-                .iter()
-                .rev()
-                .find_map(|d| d.reason.clone())
-                .unwrap_or_else(|| format!("approval {}", approval.status)),
-        ),
+        _ => Some(rejection_reason(approval)),
     };
     settle_once(app, request, to, reason, actor, request_id).await?;
     Ok(())
+}
+
+/// What the client reads when a change is not made: the officer's own words when a denial gave
+/// some, else what happened in plain terms (an expiry is nobody's decision, and says so).
+pub fn rejection_reason(approval: &dfns_client::Approval) -> String {
+    if let Some(reason) = approval
+        .decisions
+        .iter()
+        .rev()
+        .find_map(|d| d.reason.clone())
+    {
+        return reason;
+    }
+    match (&approval.status, approval.expiration_date) {
+        (ApprovalStatus::Expired, Some(at)) => format!(
+            "expired: no compliance officer decided before {}",
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+        (ApprovalStatus::Expired, None) => {
+            "expired: no compliance officer decided within the approval's time limit".into()
+        }
+        _ => "denied by a compliance officer (no reason given)".into(),
+    }
 }
 
 #[cfg(test)]
@@ -1301,6 +1318,51 @@ mod tests {
                 Some(&ChangeRequestStatus::Failed)
             ),
             Some(S::Failed)
+        );
+    }
+    fn resolved(
+        status: &str,
+        expires: Option<&str>,
+        reasons: &[Option<&str>],
+    ) -> dfns_client::Approval {
+        let decisions: Vec<_> = reasons
+            .iter()
+            .map(|r| serde_json::json!({"userId": "us-officer", "date": "2024-01-02T00:00:00Z", "value": "Denied", "reason": r}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "ap-1",
+            "initiatorId": "us-1",
+            "status": status,
+            "activity": {"kind": "Wallets:Sign"},
+            "decisions": decisions,
+            "expirationDate": expires,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_client_reads_why_a_change_was_not_made() {
+        // The officer's words win.
+        assert_eq!(
+            rejection_reason(&resolved(
+                "Denied",
+                None,
+                &[Some("sanctioned counterparty")]
+            )),
+            "sanctioned counterparty"
+        );
+        // An expiry is nobody's decision: it says so, and when.
+        assert_eq!(
+            rejection_reason(&resolved("Expired", Some("2024-01-04T00:00:00Z"), &[])),
+            "expired: no compliance officer decided before 2024-01-04T00:00:00Z"
+        );
+        assert_eq!(
+            rejection_reason(&resolved("Expired", None, &[])),
+            "expired: no compliance officer decided within the approval's time limit"
+        );
+        assert_eq!(
+            rejection_reason(&resolved("Denied", None, &[None])),
+            "denied by a compliance officer (no reason given)"
         );
     }
 }
