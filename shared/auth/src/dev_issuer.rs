@@ -29,6 +29,8 @@ use serde_json::{Map, Value, json};
 
 use crate::settings::default_jwks_url;
 
+pub mod code_flow;
+
 /// Signature algorithm of a development issuer's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningAlgorithm {
@@ -187,8 +189,8 @@ impl DevIssuer {
     }
 
     /// The OpenID discovery document (`{issuer}/.well-known/openid-configuration`), pointing at
-    /// `{issuer}/.well-known/jwks.json`. The authorization and token endpoints are listed because
-    /// the format requires them; the development issuer mints tokens directly instead.
+    /// `{issuer}/.well-known/jwks.json` and at the endpoints of the authorization code flow with
+    /// PKCE ([`code_flow`]) under `{issuer}/oauth2/`, where whoever serves the issuer serves them.
     pub fn discovery_document(&self) -> Value {
         let base = self.issuer.trim_end_matches('/');
         json!({
@@ -196,11 +198,17 @@ impl DevIssuer {
             "jwks_uri": default_jwks_url(&self.issuer),
             "authorization_endpoint": format!("{base}/oauth2/authorize"),
             "token_endpoint": format!("{base}/oauth2/token"),
-            "response_types_supported": ["code", "token"],
+            "end_session_endpoint": format!("{base}/oauth2/logout"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            // A public client (a single-page app): PKCE instead of a secret.
+            "token_endpoint_auth_methods_supported": ["none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [self.public_jwk["alg"]],
-            "scopes_supported": ["openid", "profile", "email"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf"],
+            "scopes_supported": ["openid", "profile"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "preferred_username"],
         })
     }
 
@@ -489,6 +497,24 @@ mod tests {
             "https://tenant.eu.auth0.com/.well-known/jwks.json"
         );
         assert_eq!(doc["id_token_signing_alg_values_supported"][0], "RS256");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "https://tenant.eu.auth0.com/oauth2/authorize"
+        );
+        assert_eq!(
+            doc["token_endpoint"],
+            "https://tenant.eu.auth0.com/oauth2/token"
+        );
+        assert_eq!(
+            doc["end_session_endpoint"],
+            "https://tenant.eu.auth0.com/oauth2/logout"
+        );
+        assert_eq!(doc["response_types_supported"], json!(["code"]));
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", "refresh_token"])
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! link time down. The tests still run in parallel inside it.
 
 mod abuse;
+mod code_flow;
 mod common;
 mod key_cache;
 mod verification;
