@@ -98,13 +98,14 @@ pub struct Env {
     _proxies: Vec<counting::Proxy>,
 }
 
-/// The org-wide `Policies:Modify` policy: every policy change waits for one officer.
+/// The org-wide `Policies:Modify` policy: every policy change waits for one officer, and is
+/// rejected after the deployed default time (as bootstrap creates it).
 pub fn policies_modify_policy(officers: &[String]) -> PolicyBody {
     PolicyBody::compliance_review(
         "compliance approves every policy change",
         officers.iter().map(|id| UserId::new(id.clone())),
         1,
-        None,
+        Some(platform::settings::DEFAULT_AUTO_REJECT_MINUTES),
     )
 }
 

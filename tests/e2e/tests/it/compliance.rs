@@ -385,6 +385,23 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
     );
     assert!(detail["expiresAt"].as_str().is_some(), "{detail}");
 
+    // A second destination that no officer decides: its approval is the reconciler's to watch.
+    let (status, created) = env
+        .request_destination(&gus, &random_address(), "left waiting")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let waiting = env
+        .wait_for_state(
+            &gus,
+            created["id"].as_str().expect("id"),
+            &["PendingApproval"],
+        )
+        .await;
+    let request_approval = waiting["approvalId"]
+        .as_str()
+        .expect("the request shows its approval")
+        .to_owned();
+
     // Half of the 72 hours later (both clocks), the in-flight refresh reminds the officers, once.
     advance_dfns_clock(&env, Duration::from_secs(36 * 3600 + 60)).await;
     let later = OffsetDateTime::now_utc() + time::Duration::hours(36) + time::Duration::minutes(2);
@@ -399,9 +416,23 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
         e["detail-type"] == "compliance.approval_reminder" && e["detail"]["approvalId"] == approval
     })
     .await;
-    let reminders = seen
-        .iter()
-        .filter(|e| e["detail-type"] == "compliance.approval_reminder")
-        .count();
-    assert_eq!(reminders, 1, "one reminder: {seen:#?}");
+    // Two reconciler runs: one reminder for the waiting destination.
+    for _ in 0..2 {
+        crate::cooling_off::reconcile_at(&env, later).await;
+    }
+    captured_event(&env, &queue, &mut seen, |e| {
+        e["detail-type"] == "compliance.approval_reminder"
+            && e["detail"]["approvalId"] == request_approval.as_str()
+    })
+    .await;
+    for watched in [approval.as_str(), request_approval.as_str()] {
+        let reminders = seen
+            .iter()
+            .filter(|e| {
+                e["detail-type"] == "compliance.approval_reminder"
+                    && e["detail"]["approvalId"] == watched
+            })
+            .count();
+        assert_eq!(reminders, 1, "one reminder for {watched}: {seen:#?}");
+    }
 }
