@@ -311,7 +311,7 @@ function PlacedOrder({ order }: { order: Order }) {
     2000,
   );
   return (
-    <div class="card" aria-live="polite" aria-labelledby="placed-title">
+    <div class="card" role="region" aria-live="polite" aria-labelledby="placed-title">
       <h2 id="placed-title">Order {order.id}</h2>
       <View load={load}>
         {(o) => (

@@ -223,7 +223,7 @@ function Tracker({ id }: { id: string }) {
   const { api } = useSession();
   const [load] = useLoad(() => api.get<Withdrawal>(`/v1/withdrawals/${id}`), [id], 2000);
   return (
-    <div class="card" aria-live="polite" aria-labelledby="tracking-title">
+    <div class="card" role="region" aria-live="polite" aria-labelledby="tracking-title">
       <h2 id="tracking-title">Withdrawal {id}</h2>
       <View load={load}>
         {(w) => (

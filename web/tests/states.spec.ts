@@ -1,0 +1,43 @@
+import { expect, test } from '@playwright/test';
+import { expectAccessible, open, signIn, uniqueId } from './platform';
+
+// What the API can answer besides success has a place on screen: its error message and request
+// id, and a 401 that asks to sign in again (answers stubbed in the browser, the rest is real).
+test('an API error shows its message and request id; a 401 asks to sign in again', async ({ page }) => {
+  await signIn(page, uniqueId('pw-states'));
+  await expect(page.getByRole('button', { name: 'Open my account' })).toBeVisible();
+
+  await page.route('**/v1/trading-authorizations', (route) =>
+    route.fulfill({
+      status: 503,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'dfns_unavailable', message: 'Dfns is not answering; try again shortly.', requestId: 'req-123' } }),
+    }),
+  );
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Trading' }).click();
+  const alert = page.getByRole('alert');
+  await expect(alert).toContainText('Error 503 (dfns_unavailable): Dfns is not answering; try again shortly.');
+  await expect(alert).toContainText('Request id: req-123');
+  await expectAccessible(page, 'error state');
+
+  await page.route('**/v1/notifications*', (route) =>
+    route.fulfill({
+      status: 401,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'unauthorized', message: 'The token has expired.', requestId: 'req-401' } }),
+    }),
+  );
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Notifications' }).click();
+  await expect(page.getByText('Your session has ended.')).toBeVisible();
+  await page.getByRole('button', { name: 'Sign in again' }).click();
+  await expect(page.getByLabel('Username')).toBeVisible();
+});
+
+test('the desk pages are a separate chunk, and a client never sees them', async ({ page }) => {
+  const scripts: string[] = [];
+  page.on('request', (r) => r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname));
+  await signIn(page, uniqueId('pw-client-only'));
+  await open(page, 'Activity');
+  await expect(page.getByRole('link', { name: 'New order' })).toHaveCount(0);
+  expect(scripts.length).toBe(1);
+});
