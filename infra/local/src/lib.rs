@@ -8,8 +8,12 @@
 //!   code, and handed to the function's `handle`, the very function its Lambda `main` calls. An
 //!   unknown route answers 404 in the platform's error shape.
 //! - **Identity**: a development OIDC issuer ([`auth::dev_issuer`]) whose issuer URL is the stack's
-//!   base URL: `/.well-known/openid-configuration` and `/.well-known/jwks.json`. Its key can live
-//!   in a file ([`IssuerKey::File`]) so `cargo xtask token` mints tokens the running stack accepts.
+//!   base URL: `/.well-known/openid-configuration` and `/.well-known/jwks.json`, and the
+//!   authorization code flow with PKCE under `/oauth2/` ([`oidc`]: a login page asking for a
+//!   username, `desk-*` signs in as an operator). Its key can live in a file
+//!   ([`IssuerKey::File`]) so `cargo xtask token` mints tokens the running stack accepts.
+//! - **Dashboard** ([`web`]): the built single-page app (`PLATFORM_WEB_DIR`, default `web/dist`)
+//!   at `/`, and `/config.json` naming the issuer and client id it signs in with.
 //! - **`GET /openapi.json`**: an OpenAPI 3.1 document built from the same route table
 //!   ([`openapi`]).
 //! - **Scheduler**: the scheduled functions ([`functions::jobs`]) run every
@@ -32,8 +36,13 @@
 
 pub mod functions;
 pub mod gateway;
+pub mod oidc;
 pub mod openapi;
 pub mod queue;
+pub mod web;
+
+#[cfg(test)]
+mod dashboard_tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +50,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenSpec};
+use auth::dev_issuer::code_flow::{CodeFlow, CodeFlowSettings};
+use auth::dev_issuer::{DevIssuer, SigningAlgorithm, TokenShape, TokenSpec};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
@@ -236,7 +246,6 @@ impl Drop for RunningStack {
 
 #[derive(Clone)]
 struct Shared {
-    issuer: Arc<DevIssuer>,
     openapi: Arc<serde_json::Value>,
 }
 
@@ -275,8 +284,14 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     file.write_all(contents.as_bytes())
 }
 
-/// Starts the stack on the current tokio runtime.
+/// Starts the stack on the current tokio runtime, with the dashboard settings of the environment
+/// ([`web::Dashboard::from_env`]).
 pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
+    spawn_with(config, web::Dashboard::from_env()).await
+}
+
+/// Starts the stack serving `dashboard`.
+pub async fn spawn_with(config: Config, dashboard: web::Dashboard) -> anyhow::Result<RunningStack> {
     let routes = functions::routes();
     let listener = match config.listen {
         Listen::Addr(addr) => tokio::net::TcpListener::bind(addr)
@@ -327,24 +342,29 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningStack> {
         functions::serving(&app).route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
     );
     let shared = Shared {
-        issuer: issuer.clone(),
         openapi: Arc::new(serde_json::to_value(&document)?),
     };
-    let router = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(|State(s): State<Shared>| async move { axum::Json(s.issuer.discovery_document()) }),
-        )
-        .route(
-            "/.well-known/jwks.json",
-            get(|State(s): State<Shared>| async move { axum::Json(s.issuer.jwks()) }),
-        )
+    let mut flow_settings = CodeFlowSettings::new(
+        dashboard.client_id.clone(),
+        base_url.clone(),
+        // Exactly the tokens the stack's authenticator is configured to accept.
+        TokenShape::Oidc {
+            audience: info.audience.clone(),
+            roles_claim: info.role_claim.clone(),
+        },
+        info.operator_role.clone(),
+    );
+    flow_settings.access_token_lifetime = dashboard.access_token_lifetime;
+    let code_flow = Arc::new(CodeFlow::new(issuer.clone(), flow_settings));
+    let stack_routes = Router::new()
         .route(
             "/openapi.json",
             get(|State(s): State<Shared>| async move { axum::Json((*s.openapi).clone()) }),
         )
         .with_state(shared)
+        .merge(oidc::router(issuer.clone(), code_flow))
         .merge(functions_router);
+    let router = web::compose(stack_routes, &dashboard, &base_url);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
