@@ -4,7 +4,7 @@
 //! | route | handler |
 //! |---|---|
 //! | `GET /v1/account` | [`account`]: wallets, balances, approved destinations (live Dfns whitelist) with labels, limits (live limit policies), pending requests, trading authorizations |
-//! | `GET /v1/activity?limit&cursor&format` | [`activity_page`]: transfers, deposits and governance events, newest first; `format=csv` exports the same rows |
+//! | `GET /v1/activity?limit&cursor&format` | [`activity_page`]: transfers, deposits and governance events, newest first, from the activity read model (no Dfns call); `format=csv` exports the same rows, page by page |
 //! | `GET /v1/audit?limit&cursor` | [`audit`]: the client's hash-chained audit trail with its verification |
 //! | `GET /v1/notifications?limit&cursor` | [`notifications`]: the client's notifications, newest first |
 
@@ -74,39 +74,87 @@ pub async fn account(
     Ok(Json(view))
 }
 
-/// `GET /v1/activity`: a page of JSON, or CSV (everything unless `limit` or `cursor` pages it).
+/// `GET /v1/activity`: a page of JSON, or CSV (everything unless `limit` or `cursor` pages it,
+/// up to [`CSV_MAX_BYTES`] per response).
 pub async fn activity_page(
     State(app): State<App>,
     Client(client): Client,
     Query(query): Query<ActivityQuery>,
 ) -> Result<Activity, ApiError> {
-    let rows = reporting::activity_rows(&app, &client)
-        .await
-        .map_err(reporting::ReportingError::log)?;
     let limit = PageLimit::get(query.limit);
     if query.format.unwrap_or_default() == Format::Json {
-        return Ok(Activity::Page(activity::page(
-            &rows,
-            query.cursor.as_ref(),
-            limit,
-        )));
+        let page = reporting::activity(&app, &client, query.cursor.as_ref(), limit)
+            .await
+            .map_err(reporting::ReportingError::log)?;
+        return Ok(Activity::Page(page));
     }
-    let page = if query.limit.is_some() || query.cursor.is_some() {
-        activity::page(&rows, query.cursor.as_ref(), limit)
-    } else {
-        activity::ActivityPage {
-            items: rows,
-            next_cursor: None,
+    let rows = (query.limit.is_some() || query.cursor.is_some()).then_some(limit);
+    let (text, next_cursor) = export_csv(&app, &client, query.cursor, rows, CSV_MAX_BYTES)
+        .await
+        .map_err(|e| match e {
+            ExportError::Reporting(e) => e.log(),
+            ExportError::Csv(e) => {
+                tracing::error!(error = %e, "CSV export failed");
+                ApiError::internal()
+            }
+        })?;
+    Ok(Activity::Csv { text, next_cursor })
+}
+
+/// The most CSV one response carries: under Lambda's 6 MB response payload (with room for the
+/// headers). An export beyond it answers this much and the next page's cursor in
+/// [`NEXT_CURSOR_HEADER`]; the client asks again with it.
+pub const CSV_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Reporting(#[from] reporting::ReportingError),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+}
+
+/// The CSV export, read from the activity read model a page ([`platform::reporting::MAX_PAGE_SIZE`]
+/// rows) at a time and written as it is read: `rows` rows at most (`None`: all), stopping after
+/// the page that passes `max_bytes`. Returns the text and the cursor of what is left.
+pub async fn export_csv(
+    app: &App,
+    client: &domain::ClientId,
+    mut cursor: Option<activity::Cursor>,
+    rows: Option<usize>,
+    max_bytes: usize,
+) -> Result<(String, Option<String>), ExportError> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    writer.write_record(activity::CSV_HEADER)?;
+    let mut left = rows.unwrap_or(usize::MAX);
+    let next = loop {
+        let size = left.min(reporting::MAX_PAGE_SIZE);
+        let page = reporting::activity(app, client, cursor.as_ref(), size).await?;
+        for row in &page.items {
+            writer.write_record(row.csv_record())?;
         }
+        left -= size.min(left);
+        let Some(next) = page.next_cursor else {
+            break None;
+        };
+        writer.flush().map_err(csv::Error::from)?;
+        if left == 0 || writer.get_ref().len() >= max_bytes {
+            break Some(next);
+        }
+        cursor = Some(activity::Cursor::decode(&next).map_err(|_| {
+            ExportError::Reporting(reporting::ReportingError::Platform(
+                platform::PlatformError::Internal("our own cursor does not decode".into()),
+            ))
+        })?);
     };
-    let text = to_csv(&page.items).map_err(|e| {
-        tracing::error!(error = %e, "CSV export failed");
-        ApiError::internal()
-    })?;
-    Ok(Activity::Csv {
-        text,
-        next_cursor: page.next_cursor,
-    })
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    // Every field is a Rust string, so the bytes are UTF-8.
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), next))
 }
 
 /// `GET /v1/activity`'s answer: a JSON page or a CSV export.

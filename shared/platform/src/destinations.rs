@@ -1031,6 +1031,7 @@ pub(crate) async fn mark_pending(
             }),
         )
         .await?;
+        keep_whitelist_snapshot(app, request).await;
     }
     Ok(())
 }
@@ -1128,7 +1129,23 @@ async fn settle_once(
     .await?;
     // A trading authorization waiting on this address becomes active (or rejected) with it.
     crate::trading::on_destination_resolved(app, &updated, request_id).await?;
+    keep_whitelist_snapshot(app, request).await;
     Ok(moved)
+}
+
+/// The account view's copy of the client's whitelist on the request's network, re-read now that
+/// the request moved its policy (or its pending change). Best effort: the reconciler refreshes it
+/// too, and the view reads Dfns for a policy it has no copy of.
+async fn keep_whitelist_snapshot(app: &App, request: &DestinationRequest) {
+    let client = &request.client_id;
+    let refreshed = async {
+        let policy_id = whitelist_policy_id(app, client, request.destination.network()).await?;
+        crate::reporting::read_model::refresh_policy_snapshot(app, client, policy_id.as_str()).await
+    }
+    .await;
+    if let Err(error) = refreshed {
+        tracing::warn!(%error, client = %client, request = %request.id, "kept whitelist not refreshed");
+    }
 }
 
 async fn settle(

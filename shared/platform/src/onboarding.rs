@@ -538,6 +538,16 @@ async fn create_policy(
         .store()
         .record_client_policy(client, kind, policy.id.as_str())
         .await?;
+    // The account view's copy (it reads Dfns for a policy it has none of).
+    if recorded == policy.id.as_str() {
+        crate::reporting::read_model::keep_policy_snapshot(
+            app.store(),
+            client,
+            &policy,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    }
     audit::record(
         app,
         client,

@@ -275,6 +275,21 @@ async fn reconcile_client(
             tracing::warn!(%error, request = %request.id, "reconciling a destination request failed");
         }
     }
+    // A change of the client's policy may be under way at Dfns (or was decided while its webhook
+    // was lost): refresh the policies the account view keeps.
+    let changing = page.requests.iter().any(|r| {
+        matches!(
+            r.state,
+            DestinationRequestState::PendingApproval | DestinationRequestState::Submitted
+        )
+    });
+    if changing
+        && let Err(error) =
+            crate::reporting::read_model::refresh_client_policies(app, &page.client_id).await
+    {
+        report.failures += 1;
+        tracing::warn!(%error, client = %page.client_id, "refreshing the kept policies failed");
+    }
     if queue {
         report.clients_with_queue += 1;
         if let Err(error) = destinations::submit_queued(app, &page.client_id, run_id).await {

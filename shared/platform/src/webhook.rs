@@ -254,16 +254,22 @@ async fn apply_deferring(
             )
         }
         EventData::BlockchainEventDetected(chain_event) => {
-            if chain_event.direction != Direction::In {
-                return Ok(WebhookOutcome::Ignored);
-            }
             let Ok(wallet_id) = WalletId::parse(chain_event.wallet_id.as_str()) else {
                 return Ok(WebhookOutcome::Ignored);
             };
             let Some(mapping) = app.store().find_wallet(&wallet_id).await? else {
+                if chain_event.direction != Direction::In {
+                    return Ok(WebhookOutcome::Ignored);
+                }
                 return keep_unmapped(app, &wallet_id, event, raw, request_id).await;
             };
             let client = mapping.client_id;
+            // The client's activity row, either direction (an `Out` one of our own transfer is
+            // folded into the transfer's row).
+            crate::reporting::read_model::record_chain(app.store(), &client, chain_event).await?;
+            if chain_event.direction != Direction::In {
+                return Ok(WebhookOutcome::Processed);
+            }
             let (asset_kind, contract, from) = match &chain_event.kind {
                 dfns_client::wallets::BlockchainEventKind::NativeTransfer { from, .. } => {
                     ("Native", None, from.clone())
@@ -327,6 +333,13 @@ async fn apply_deferring(
                 return Ok(WebhookOutcome::Ignored);
             };
             crate::trading::on_transfer_event(app, transfer, from_dfns(), request_id).await?;
+            // The client's activity row, moved forward only.
+            crate::reporting::read_model::record_transfer(
+                app.store(),
+                &mapping.client_id,
+                transfer,
+            )
+            .await?;
             // Once per transfer status: Dfns may report one status in several events.
             audit::record_once_or_defer(
                 app,

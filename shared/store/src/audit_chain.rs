@@ -30,9 +30,9 @@ const EVENT_PREFIX: &str = "AUDIT#EVENT#";
 const EVENT_PREFIX_END: &str = "AUDIT#EVENT$";
 const ONCE_PREFIX: &str = "AUDIT#ONCE#";
 
-/// Lines per transaction in a batch append: two items each (event, once-marker) and the head,
-/// within DynamoDB's 100 items per transaction.
-const BATCH_LINES: usize = 40;
+/// Lines per transaction in a batch append: up to three items each (event, once-marker, activity
+/// row) and the head, within DynamoDB's 100 items per transaction.
+const BATCH_LINES: usize = 33;
 /// Gives up after this many lost races in a row (each attempt re-reads the head).
 const APPEND_ATTEMPTS: u32 = 200;
 const BACKOFF_BASE: Duration = Duration::from_millis(4);
@@ -152,6 +152,10 @@ impl Store {
                 marker.insert("seq".into(), n(entry.seq));
                 transaction = transaction.transact_items(self.create_if_absent(marker)?);
             }
+            // The activity row (read model) lands with its entry, or not at all.
+            if let Some(row) = crate::activity::audit_row(&pk, entry.seq, event, &entry.body) {
+                transaction = transaction.transact_items(self.put_row(row)?);
+            }
             match transaction.send().await {
                 Ok(_) => return Ok(Some(entry)),
                 Err(err) => {
@@ -202,6 +206,7 @@ impl Store {
                 let (mut seq, mut prev_hash) = head.map_or((0, GENESIS_HASH), |h| (h.seq, h.hash));
                 let first_prev_seq = seq;
                 let mut transaction = self.client.transact_write_items();
+                let mut rows = Vec::new();
                 for (event, once_key) in chunk {
                     let entry = ChainEntry::seal(seq + 1, &prev_hash, event);
                     let mut marker: Item = key(pk.clone(), format!("{ONCE_PREFIX}{once_key}"));
@@ -209,6 +214,12 @@ impl Store {
                     transaction = transaction
                         .transact_items(self.create_if_absent(event_item(&pk, &entry))?)
                         .transact_items(self.create_if_absent(marker)?);
+                    rows.extend(crate::activity::audit_row(
+                        &pk,
+                        entry.seq,
+                        event,
+                        &entry.body,
+                    ));
                     seq = entry.seq;
                     prev_hash = entry.hash_bytes().ok_or_else(|| StoreError::Corrupt {
                         entity: "audit chain",
@@ -237,6 +248,10 @@ impl Store {
                         .update(move_head.build().map_err(builder_error)?)
                         .build(),
                 );
+                // After the head, so the markers keep their odd positions.
+                for row in rows {
+                    transaction = transaction.transact_items(self.put_row(row)?);
+                }
                 let err = match transaction.send().await {
                     Ok(_) => {
                         appended += chunk.len();
@@ -518,6 +533,19 @@ enum HeadRead {
 
 fn broken(seq: u64, reason: ChainBreak) -> ChainVerdict {
     ChainVerdict::Broken { seq, reason }
+}
+
+impl Store {
+    /// A transaction item writing an activity row as is: its key is the entry's, so a repeat
+    /// writes the same row.
+    fn put_row(&self, row: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(row))
+            .build()
+            .map_err(builder_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
 }
 
 /// The stored form of a sealed entry.

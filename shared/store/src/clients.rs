@@ -174,7 +174,7 @@ pub(crate) fn builder_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreErro
 }
 
 const POLICY_REF: &str = "client policy";
-const POLICY_REF_PREFIX: &str = "POLICYREF#";
+pub(crate) const POLICY_REF_PREFIX: &str = "POLICYREF#";
 
 /// Whether `kind` is a usable policy kind name: 1..=40 of `[a-z0-9-]`.
 fn valid_policy_kind(kind: &str) -> bool {

@@ -23,6 +23,9 @@
 //! | audit event | `CLIENT#<clientId>` | `AUDIT#EVENT#<seq, 20 digits>` | | | | |
 //! | audit once-marker (an event recorded at most once) | `CLIENT#<clientId>` | `AUDIT#ONCE#<key>` | | | | |
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
+//! | activity row (read model of `GET /v1/activity`, [`activity`]) | `CLIENT#<clientId>` | `ACT#<epoch ns, 20 digits>#<row id>` | | | | |
+//! | activity fold marker (a transfer and its own `Out` history entry) | `CLIENT#<clientId>` | `ACTTX#<walletId>#<txHash>` | | | | |
+//! | a Dfns policy of the client as last read (account view) | `CLIENT#<clientId>` | `POLICYSNAP#<policyId>` | | | | |
 //! | deposit kept for a wallet no client holds yet (expires after 32 days) | `UNMAPPED#<walletId>` | `EVENT#<eventId>` | | | | `OPEN#UNMAPPED` / `<epoch ms, 15 digits>#<walletId>#<eventId>` |
 //!
 //! Access patterns:
@@ -74,6 +77,7 @@
 //!
 //! Time is always passed in (`now`), never read here, so callers can use an emulated clock.
 
+pub mod activity;
 mod audit_batch;
 mod audit_chain;
 mod clients;

@@ -268,6 +268,14 @@ impl Harness {
         .await;
     }
 
+    /// What the writers (webhook consumer, executor) would have recorded of the client's Dfns
+    /// side, which these tests seed straight at the emulator: the backfill writes the same rows.
+    pub async fn sync_activity(&self, client: &ClientId) {
+        platform::reporting::read_model::backfill_client(&self.app, client)
+            .await
+            .expect("activity backfilled");
+    }
+
     pub async fn deposit(&self, wallet_id: &str, amount: &str, from: &str) -> Value {
         self.control(
             reqwest::Method::POST,

@@ -146,9 +146,19 @@ async fn account_reads_approved_destinations_and_limits_from_the_live_policies()
     assert_eq!(limits[0]["currency"], "USD");
     assert_eq!(limits[0]["action"], "Block");
 
-    // The list is read from Dfns, not from our records: a change applied at Dfns shows at once,
+    // The policies are read from the copies the platform keeps (no Dfns call per policy): a
+    // change made at Dfns behind the platform's back shows once they are refreshed (the
+    // reconciler's pass, or the platform's next change of that policy), from the policy itself,
     // though the store still holds DESK's request as approved.
     h.set_whitelist(&whitelist, vec![OTHER.to_owned()]).await;
+    let account = h.get_json(&token, "/v1/account").await;
+    assert_eq!(
+        account["approvedDestinations"][0]["address"], DESK,
+        "the kept copy"
+    );
+    platform::reporting::read_model::refresh_client_policies(&h.app, &alice.client)
+        .await
+        .unwrap();
     let account = h.get_json(&token, "/v1/account").await;
     // Listed on the Sepolia wallet's own whitelist: a Sepolia destination, without a label.
     assert_eq!(
@@ -186,6 +196,9 @@ async fn activity_merges_deposit_transfer_and_destination_change_and_exports_the
         .await;
     h.approve_destination(&alice, DESK, TRICKY_LABEL).await;
     let transfer = h.send(&alice, DESK, "1000000000000000000").await;
+    h.sync_activity(&alice.client).await;
+    // A second backfill writes nothing new (same keys): no row appears twice below.
+    h.sync_activity(&alice.client).await;
 
     let token = h.token("alice");
     let page = h.get_json(&token, "/v1/activity?limit=200").await;
@@ -332,6 +345,8 @@ async fn a_client_never_sees_another_clients_data() {
         .await;
     h.approve_destination(&alice, DESK, "alice's desk").await;
     h.send(&alice, DESK, "1000000000000000000").await;
+    h.sync_activity(&alice.client).await;
+    h.sync_activity(&bob.client).await;
     h.app
         .store()
         .append_notification(&store::notifications::NewNotification {
@@ -654,15 +669,22 @@ async fn dfns_unavailable_is_503_and_throttled_is_429_with_nothing_leaked() {
     assert!(!text.contains("wa-"), "{text}");
     h.clear_faults().await;
 
-    h.inject_fault("/wallets/*/history", 429).await;
-    let response = h.get(Some(&token), "/v1/activity").await;
+    h.inject_fault("/wallets/*/assets", 429).await;
+    let response = h.get(Some(&token), "/v1/account").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error_code(&response), "throttled");
-    h.clear_faults().await;
-
-    // Once Dfns is back, the same request succeeds.
+    // The activity is read from the read model: Dfns throttling its history changes nothing.
+    h.inject_fault("/wallets/*/history", 429).await;
+    h.inject_fault("/wallets/*/transfers", 429).await;
     assert_eq!(
         h.get(Some(&token), "/v1/activity").await.status(),
+        StatusCode::OK
+    );
+    h.clear_faults().await;
+
+    // Once Dfns is back, the account answers again.
+    assert_eq!(
+        h.get(Some(&token), "/v1/account").await.status(),
         StatusCode::OK
     );
 }
@@ -678,6 +700,7 @@ async fn a_transfer_held_by_the_whitelist_shows_as_pending() {
     // OTHER was never approved: the whitelist holds the transfer for compliance.
     let held = h.request_transfer(&alice, OTHER, "1000").await;
     assert!(held.approval_id.is_some(), "{held:?}");
+    h.sync_activity(&alice.client).await;
 
     let page = h.get_json(&h.token("alice"), "/v1/activity").await;
     let row = items(&page)

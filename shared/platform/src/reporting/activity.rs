@@ -509,6 +509,19 @@ pub struct Cursor {
 pub struct InvalidCursor;
 
 impl Cursor {
+    /// The watermark after the row `(at_nanos, id)`.
+    pub fn new(at_nanos: i128, id: String) -> Self {
+        Self { at_nanos, id }
+    }
+
+    pub fn at_nanos(&self) -> i128 {
+        self.at_nanos
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     fn after(item: &ActivityItem) -> Self {
         Self {
             at_nanos: item.occurred_at.unix_timestamp_nanos(),

@@ -1,11 +1,15 @@
 //! Flow 3, reporting: what a client sees of its account. Read-only; every read is scoped to the
 //! client named by the verified token, so another client's data cannot be reached.
 //!
-//! - [`account`]: wallets with balances (Dfns assets), approved destinations read from the **live**
-//!   Dfns whitelist policy (joined with the client's labels), limits from the live limit policies,
-//!   pending destination requests (DynamoDB) and trading authorizations.
-//! - [`activity`]: on-chain history, transfers and governance events merged newest first, paged
-//!   with a stable watermark cursor ([`activity::Cursor`]); the same rows back the CSV export.
+//! - [`account`]: wallets with balances (Dfns assets: the only Dfns read, one per wallet), approved
+//!   destinations from the client's Dfns whitelist policy (joined with the client's labels), limits
+//!   from its limit policies (both as kept in DynamoDB when the platform changes them and refreshed
+//!   by the reconciler, [`read_model::refresh_policy_snapshot`]; a policy without a snapshot is
+//!   read from Dfns once and kept), each limit's use from the transfers of the read model in its
+//!   window, pending destination requests and trading authorizations.
+//! - [`activity`]: on-chain history, transfers and governance events newest first, read a page at
+//!   a time from the activity read model ([`read_model`], [`store::activity`]) with a stable
+//!   watermark cursor ([`activity::Cursor`]); no Dfns call. The same rows back the CSV export.
 //! - [`audit_trail`]: the client's hash-chained audit trail, paged, with its verification.
 //! - [`notifications`]: what the platform told the client, newest first.
 //!
@@ -15,13 +19,11 @@
 pub mod activity;
 pub mod policies;
 pub mod query;
+pub mod read_model;
 
-use std::collections::BTreeMap;
-
-use dfns_client::wallets::{AssetKind, HistoryQuery};
-use dfns_client::{DfnsClient, Policy, PolicyId};
+use dfns_client::Policy;
+use dfns_client::wallets::AssetKind;
 use domain::{ClientId, DestinationAction, DestinationRequestState, StateMachine};
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use store::{DestinationRequest, WalletMapping};
 use time::OffsetDateTime;
@@ -30,12 +32,9 @@ use crate::App;
 use crate::error::PlatformError;
 use crate::http::ApiError;
 use crate::trading::{self, AuthorizationView};
-use activity::{ActivityItem, ActivityPage, Cursor, Labels};
+use activity::{ActivityPage, Cursor, Labels};
 use policies::{LimitUsage, LiveLimit, PendingPolicyChange};
 
-/// Rows read from one Dfns listing (one wallet's history or transfers) at most. A client account
-/// stays far below it; past it the oldest rows of that listing are not shown (logged).
-pub const MAX_ROWS_PER_SOURCE: usize = 10_000;
 /// Default and largest page sizes of the paged routes.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 200;
@@ -383,22 +382,34 @@ fn with_usage(
     limits
 }
 
-/// The client's recorded policies as they stand at Dfns now, narrowed to those that govern its
-/// wallets. A recorded policy Dfns no longer knows is skipped (logged).
-async fn live_policies(
-    dfns: &DfnsClient,
+/// The client's recorded policies, from the snapshots kept in DynamoDB; a policy without one (an
+/// account opened before they were kept) is read from Dfns and kept. Narrowed to those that govern
+/// its wallets. A recorded policy Dfns no longer knows is skipped (logged). Returns the policies
+/// and how many Dfns reads it took.
+async fn kept_policies(
+    app: &App,
     client: &ClientId,
-    recorded: &BTreeMap<String, String>,
+    records: &store::activity::PolicyRecords,
     wallets: &[WalletMapping],
 ) -> Result<Vec<Policy>> {
-    let fetched = futures::future::try_join_all(recorded.values().map(|id| async move {
-        match dfns.get_policy(&PolicyId::new(id.as_str())).await {
+    let mut ids: Vec<&String> = records.recorded.values().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let fetched = futures::future::try_join_all(ids.into_iter().map(|id| async move {
+        let kept = records
+            .snapshots
+            .get(id)
+            .and_then(|body| serde_json::from_str::<Policy>(body).ok());
+        if let Some(policy) = kept {
+            return Ok(Some(policy));
+        }
+        match read_model::refresh_policy_snapshot(app, client, id).await {
             Ok(policy) => Ok(Some(policy)),
-            Err(e) if e.status() == Some(404) => {
+            Err(PlatformError::Dfns(e)) if e.status() == Some(404) => {
                 tracing::warn!(policy_id = %id, "recorded policy not found at Dfns");
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(ReportingError::from(e)),
         }
     }))
     .await?;
@@ -411,6 +422,39 @@ async fn live_policies(
         .collect())
 }
 
+/// Each wallet's transfers in the longest window of the client's velocity limits, from the
+/// activity read model (none read when no limit has a window).
+async fn recent_transfers(
+    app: &App,
+    client: &ClientId,
+    limits: &[LiveLimit],
+    wallets: &[WalletMapping],
+    now: OffsetDateTime,
+) -> Result<Vec<Vec<dfns_client::TransferRequest>>> {
+    let mut per_wallet = vec![Vec::new(); wallets.len()];
+    let Some(minutes) = limits.iter().filter_map(|l| l.timeframe_minutes).max() else {
+        return Ok(per_wallet);
+    };
+    let since = now - time::Duration::minutes(i64::from(minutes));
+    let rows = app
+        .store()
+        .activity_transfers_since(client, since.unix_timestamp_nanos())
+        .await?;
+    for row in rows {
+        let Ok(transfer) = serde_json::from_str::<dfns_client::TransferRequest>(&row.body) else {
+            tracing::error!(row = %row.row_id, "stored transfer row does not parse");
+            continue;
+        };
+        if let Some(at) = wallets
+            .iter()
+            .position(|w| w.wallet_id.as_str() == transfer.wallet_id.as_str())
+        {
+            per_wallet[at].push(transfer);
+        }
+    }
+    Ok(per_wallet)
+}
+
 /// `GET /v1/account`.
 pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
     let store = app.store();
@@ -418,32 +462,26 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
     let (wallets, requests, recorded, authorizations) = futures::try_join!(
         store.list_wallets(client),
         store.list_destination_requests(client),
-        store.client_policies(client),
+        store.client_policies_with_snapshots(client),
         store.list_trading_authorizations(client),
     )?;
     let dfns = app.dfns_reader().await?;
+    // The only Dfns read of the view: each wallet's balances.
     let assets = futures::future::try_join_all(
         wallets
             .iter()
             .map(|w| async { dfns.wallet_assets(&dfns_wallet_id(w), true).await }),
     );
-    // The wallets' recent transfers: each limit's use in its window.
-    let transfers = futures::future::try_join_all(wallets.iter().map(|w| {
-        let dfns = &dfns;
-        async move {
-            let query = dfns_client::transfers::TransfersQuery {
-                page_size: Some(100),
-            };
-            dfns.list_transfers(&dfns_wallet_id(w), &query)
-                .take(crate::trading::orders::PREVIEW_TRANSFER_SCAN)
-                .try_collect::<Vec<_>>()
-                .await
-        }
-    }));
-    let (assets, policies, transfers) = futures::try_join!(
-        async { Ok(assets.await?) },
-        live_policies(&dfns, client, &recorded, &wallets),
-        async { Ok(transfers.await?) }
+    let now = OffsetDateTime::now_utc();
+    let policies_and_transfers = async {
+        let policies = kept_policies(app, client, &recorded, &wallets).await?;
+        let transfers =
+            recent_transfers(app, client, &policies::limits(&policies), &wallets, now).await?;
+        Ok::<_, ReportingError>((policies, transfers))
+    };
+    let (assets, (policies, transfers)) = futures::try_join!(
+        async { Ok::<_, ReportingError>(assets.await?) },
+        policies_and_transfers,
     )?;
 
     let wallet_views = wallets
@@ -503,99 +541,35 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
 // ---------------------------------------------------------------------------------------------
 // Activity
 
-async fn capped<T>(
-    stream: futures::stream::BoxStream<'static, dfns_client::Result<T>>,
-    what: &'static str,
-    wallet: &WalletMapping,
-) -> Result<Vec<T>> {
-    let rows: Vec<T> = stream.take(MAX_ROWS_PER_SOURCE).try_collect().await?;
-    if rows.len() == MAX_ROWS_PER_SOURCE {
-        tracing::warn!(wallet_id = %wallet.wallet_id, what, "listing capped; oldest rows not shown");
-    }
-    Ok(rows)
-}
-
-/// Every activity row of the client, merged newest first (see [`activity`]).
-pub async fn activity_rows(app: &App, client: &ClientId) -> Result<Vec<ActivityItem>> {
-    let store = app.store();
-    profile(app, client).await?;
-    let (wallets, requests) = futures::try_join!(
-        store.list_wallets(client),
-        store.list_destination_requests(client),
-    )?;
-    let labels = Labels::from_requests(&requests);
-    let dfns = app.dfns_reader().await?;
-
-    let per_wallet = futures::future::try_join_all(wallets.iter().map(|wallet| {
-        let dfns = dfns.clone();
-        async move {
-            let id = dfns_wallet_id(wallet);
-            let transfers = capped(
-                dfns.list_transfers(&id, &Default::default()),
-                "transfers",
-                wallet,
-            );
-            let history = capped(
-                dfns.wallet_history(&id, &HistoryQuery::default()),
-                "history",
-                wallet,
-            );
-            let (transfers, history) = futures::try_join!(transfers, history)?;
-            Ok::<_, ReportingError>((wallet, transfers, history))
-        }
-    }));
-    let (per_wallet, governance) = futures::try_join!(per_wallet, audit_events(app, client))?;
-
-    let mut transfer_rows = Vec::new();
-    let mut history_rows = Vec::new();
-    for (wallet, transfers, history) in &per_wallet {
-        let own_address = wallet.address.address().canonical();
-        transfer_rows.extend(
-            transfers
-                .iter()
-                .map(|t| activity::from_transfer(t, Some(&own_address), &labels)),
-        );
-        history_rows.extend(history.iter().map(|h| activity::from_history(h, &labels)));
-    }
-    let governance_rows = governance
-        .iter()
-        .filter_map(|(seq, event)| activity::from_audit(*seq, event, &labels))
-        .collect();
-    Ok(activity::merge(
-        transfer_rows,
-        history_rows,
-        governance_rows,
-    ))
-}
-
-/// The client's audit events in sequence order (entries whose body does not parse are left out
-/// here; [`audit_trail`] reports them).
-async fn audit_events(app: &App, client: &ClientId) -> Result<Vec<(u64, domain::AuditEvent)>> {
-    let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let page = app.store().list_audit_events(client, after, 500).await?;
-        events.extend(
-            page.entries
-                .iter()
-                .filter_map(|entry| Some((entry.seq, entry.event().ok()?))),
-        );
-        match page.next_after_seq {
-            Some(next) => after = Some(next),
-            None => return Ok(events),
-        }
-    }
-}
-
-/// `GET /v1/activity`: one page after `cursor`.
+/// `GET /v1/activity`: one page after `cursor`, read from the activity read model: the client's
+/// profile, wallets and destination requests (labels), and O(`limit`) rows. No Dfns call.
 pub async fn activity(
     app: &App,
     client: &ClientId,
     cursor: Option<&Cursor>,
     limit: usize,
 ) -> Result<ActivityPage> {
-    let rows = activity_rows(app, client).await?;
-    Ok(activity::page(&rows, cursor, limit))
+    let store = app.store();
+    let before = cursor.map(|c| (c.at_nanos(), c.id()));
+    let (_, wallets, requests, records) = futures::try_join!(
+        profile(app, client),
+        async { Ok(store.list_wallets(client).await?) },
+        async { Ok(store.list_destination_requests(client).await?) },
+        async { Ok(store.activity_page(client, before, limit).await?) },
+    )?;
+    let labels = Labels::from_requests(&requests);
+    let items = records
+        .rows
+        .iter()
+        .filter_map(|record| read_model::to_item(record, &wallets, &labels))
+        .collect();
+    // The watermark is the last row read, shown or not (an unreadable one is skipped, not re-read).
+    let next_cursor = records
+        .more
+        .then(|| records.rows.last())
+        .flatten()
+        .map(|last| Cursor::new(last.at_nanos, last.row_id.clone()).encode());
+    Ok(ActivityPage { items, next_cursor })
 }
 
 // ---------------------------------------------------------------------------------------------

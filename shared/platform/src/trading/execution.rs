@@ -614,6 +614,9 @@ impl Executor {
         }
         self.record_transfer(&order, &claim, &transfer, now(), run_id)
             .await?;
+        // The client's activity row (the transfer's events move it forward).
+        crate::reporting::read_model::record_transfer(app.store(), &order.client_id, &transfer)
+            .await?;
         Ok(Outcome::Sent)
     }
 
@@ -934,6 +937,13 @@ pub async fn refresh_in_flight(
                 if on_transfer_event(app, &transfer, actor, request_id).await? {
                     moved += 1;
                 }
+                // What a lost webhook would have recorded in the client's activity.
+                crate::reporting::read_model::record_transfer(
+                    app.store(),
+                    &order.client_id,
+                    &transfer,
+                )
+                .await?;
                 // Still held: the officers hear of it (and are reminded half-way to its expiry)
                 // even if the approval's own event was lost.
                 if let Some(approval) = &transfer.approval_id

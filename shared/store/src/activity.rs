@@ -1,0 +1,448 @@
+//! The client's activity as a read model (issue 17): one item per row of `GET /v1/activity`,
+//! written by whoever observes the fact (the webhook consumer, the order executor, the in-flight
+//! refresh, the audit append, the backfill), read a page at a time without calling Dfns.
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | activity row | `CLIENT#<clientId>` | `ACT#<occurredAt, epoch ns, 20 digits>#<row id>` |
+//! | fold marker (one per wallet and transaction hash) | `CLIENT#<clientId>` | `ACTTX#<walletId>#<txHash>` |
+//! | a Dfns policy as last read (account view) | `CLIENT#<clientId>` | `POLICYSNAP#<policyId>` |
+//!
+//! **Keys are the facts.** A row's sort key is its time and its id (`transfer:<id>`,
+//! `chain:<wallet>:<tx>:<kind>:<index>:<direction>`, `audit:<seq>`), both immutable, so replays,
+//! redeliveries and the backfill write the same key: never a second row. Sort-key order is the
+//! route's order (`(occurredAt, id)`), so a page is one descending query from the cursor's key.
+//!
+//! **Transfers only move forward.** A transfer row is replaced whole (its body is Dfns' latest
+//! transfer request) only if its status rank is higher than the stored one: a late `Broadcasted`
+//! after `Confirmed` changes nothing.
+//!
+//! **One movement, one row.** A transfer of ours also shows up in the wallet's history as an `Out`
+//! entry with the same hash; the route shows the transfer only. Both writers register at the fold
+//! marker (an `UpdateItem`, so they are serialised) and then look at what the other registered:
+//! whichever comes second marks the history row `folded`. Reads filter `folded` rows out (a
+//! filter on a bounded query: at most one folded row per outgoing transfer).
+//!
+//! The bodies are kept as Dfns (or the audit chain) wrote them; the platform turns them into the
+//! route's rows, and applies the client's current labels, when it reads.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::ClientId;
+
+use crate::item::{Item, client_pk, get_n, get_s, key, n, s};
+use crate::{Store, StoreError};
+
+const PREFIX: &str = "ACT#";
+/// Above every key with [`PREFIX`] (`$` follows `#`).
+const PREFIX_END: &str = "ACT$";
+const FOLD_PREFIX: &str = "ACTTX#";
+const POLICY_SNAPSHOT_PREFIX: &str = "POLICYSNAP#";
+const ENTITY: &str = "activity row";
+
+/// Where a row comes from; its body is that source's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivitySource {
+    /// A Dfns transfer request (`TransferRequest` JSON).
+    Transfer,
+    /// A Dfns wallet history entry (`BlockchainEvent` JSON).
+    Chain,
+    /// An entry of the client's audit chain (the sealed body, an `AuditEvent`).
+    Audit,
+}
+
+impl ActivitySource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::Chain => "chain",
+            Self::Audit => "audit",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "transfer" => Some(Self::Transfer),
+            "chain" => Some(Self::Chain),
+            "audit" => Some(Self::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// One stored row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRecord {
+    pub row_id: String,
+    /// `occurredAt` in epoch nanoseconds.
+    pub at_nanos: i128,
+    pub source: ActivitySource,
+    pub body: String,
+    /// The audit sequence number (audit rows).
+    pub seq: Option<u64>,
+    pub wallet_id: Option<String>,
+}
+
+/// A transfer request to record (or move forward).
+#[derive(Debug, Clone)]
+pub struct TransferRow<'a> {
+    pub transfer_id: &'a str,
+    pub requested_at_nanos: i128,
+    pub wallet_id: &'a str,
+    pub tx_hash: Option<&'a str>,
+    /// Higher = later in the transfer's life (`Pending` < `Executing` < `Broadcasted` < final).
+    pub status_rank: u8,
+    pub body: String,
+}
+
+/// A wallet history entry to record.
+#[derive(Debug, Clone)]
+pub struct ChainRow<'a> {
+    pub row_id: &'a str,
+    pub at_nanos: i128,
+    pub wallet_id: &'a str,
+    pub tx_hash: &'a str,
+    pub outgoing: bool,
+    pub body: String,
+}
+
+/// The sort key of a row: its time (zero-padded, so string order is time order) and its id.
+pub fn row_sk(at_nanos: i128, row_id: &str) -> String {
+    format!("{PREFIX}{:020}#{row_id}", at_nanos.max(0))
+}
+
+/// Audit actions that record money movements the Dfns rows already show: no row of their own.
+pub fn is_movement_action(action: &str) -> bool {
+    action.starts_with("deposit.") || action.starts_with("transfer.")
+}
+
+/// The row of an audit entry (`None` for movement records). Written in the append's own
+/// transaction ([`crate::Store::append_audit_event`]) and by the backfill, with the same key.
+pub(crate) fn audit_row(
+    pk: &str,
+    seq: u64,
+    event: &domain::AuditEvent,
+    body: &str,
+) -> Option<Item> {
+    if is_movement_action(event.action.as_str()) {
+        return None;
+    }
+    let row_id = format!("audit:{seq:020}");
+    let at = event.at.unix_timestamp_nanos();
+    let mut item = key(pk.to_owned(), row_sk(at, &row_id));
+    item.insert("rowId".into(), s(row_id));
+    item.insert("src".into(), s(ActivitySource::Audit.as_str()));
+    item.insert("atNs".into(), n(at));
+    item.insert("seq".into(), n(seq));
+    item.insert("body".into(), s(body));
+    Some(item)
+}
+
+fn record_of(item: &Item) -> Result<ActivityRecord, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        entity: ENTITY,
+        key: get_s(item, "sk").unwrap_or_default().to_owned(),
+        reason: reason.to_owned(),
+    };
+    Ok(ActivityRecord {
+        row_id: get_s(item, "rowId")
+            .ok_or_else(|| corrupt("no rowId"))?
+            .to_owned(),
+        at_nanos: get_n::<i128>(item, "atNs").ok_or_else(|| corrupt("no atNs"))?,
+        source: get_s(item, "src")
+            .and_then(ActivitySource::parse)
+            .ok_or_else(|| corrupt("no src"))?,
+        body: get_s(item, "body")
+            .ok_or_else(|| corrupt("no body"))?
+            .to_owned(),
+        seq: get_n(item, "seq"),
+        wallet_id: get_s(item, "walletId").map(str::to_owned),
+    })
+}
+
+/// A page of rows, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRecords {
+    pub rows: Vec<ActivityRecord>,
+    /// Older rows exist.
+    pub more: bool,
+}
+
+impl Store {
+    /// Records a transfer request, or moves its row forward: written only if absent or if
+    /// `status_rank` is higher than the stored one. Returns whether it was written. Then folds
+    /// the wallet's `Out` history entry of the same transaction into it.
+    pub async fn record_activity_transfer(
+        &self,
+        client: &ClientId,
+        row: &TransferRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let pk = client_pk(client);
+        let row_id = format!("transfer:{}", row.transfer_id);
+        let sk = row_sk(row.requested_at_nanos, &row_id);
+        let mut item = key(pk.clone(), sk.clone());
+        item.insert("rowId".into(), s(&row_id));
+        item.insert("src".into(), s(ActivitySource::Transfer.as_str()));
+        item.insert("atNs".into(), n(row.requested_at_nanos));
+        item.insert("walletId".into(), s(row.wallet_id));
+        item.insert("statusRank".into(), n(row.status_rank));
+        item.insert("body".into(), s(&row.body));
+        if let Some(tx) = row.tx_hash {
+            item.insert("txHash".into(), s(tx));
+        }
+        let written = match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR statusRank < :rank")
+            .expression_attribute_values(":rank", n(row.status_rank))
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if crate::item::put_conditional_failed(&e) => false,
+            Err(e) => return Err(StoreError::aws("PutItem", e)),
+        };
+        // Also when not written: a crash may have come between the row and its fold.
+        if let Some(tx) = row.tx_hash {
+            self.fold(&pk, row.wallet_id, tx, FoldSide::Transfer(&sk))
+                .await?;
+        }
+        Ok(written)
+    }
+
+    /// Records a wallet history entry (once: its key is the fact). Returns whether this call
+    /// wrote it. An outgoing entry is folded if a transfer of ours has the same hash.
+    pub async fn record_activity_chain(
+        &self,
+        client: &ClientId,
+        row: &ChainRow<'_>,
+    ) -> Result<bool, StoreError> {
+        let pk = client_pk(client);
+        let sk = row_sk(row.at_nanos, row.row_id);
+        let mut item = key(pk.clone(), sk.clone());
+        item.insert("rowId".into(), s(row.row_id));
+        item.insert("src".into(), s(ActivitySource::Chain.as_str()));
+        item.insert("atNs".into(), n(row.at_nanos));
+        item.insert("walletId".into(), s(row.wallet_id));
+        item.insert("txHash".into(), s(row.tx_hash));
+        item.insert("body".into(), s(&row.body));
+        let written = self.put_if_absent(item).await?;
+        if row.outgoing {
+            self.fold(&pk, row.wallet_id, row.tx_hash, FoldSide::Chain(&sk))
+                .await?;
+        }
+        Ok(written)
+    }
+
+    /// Records an audit entry's row (the backfill's path; new entries get theirs in the append's
+    /// transaction). Movement records have none: `false`.
+    pub async fn record_activity_audit(
+        &self,
+        client: &ClientId,
+        entry: &domain::audit::ChainEntry,
+    ) -> Result<bool, StoreError> {
+        let Ok(event) = entry.event() else {
+            return Ok(false);
+        };
+        match audit_row(&client_pk(client), entry.seq, &event, &entry.body) {
+            Some(item) => self.put_if_absent(item).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn fold(
+        &self,
+        pk: &str,
+        wallet_id: &str,
+        tx_hash: &str,
+        side: FoldSide<'_>,
+    ) -> Result<(), StoreError> {
+        let marker = key(pk.to_owned(), format!("{FOLD_PREFIX}{wallet_id}#{tx_hash}"));
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(marker))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let update = match side {
+            FoldSide::Transfer(sk) => update
+                .update_expression("SET transferSk = :sk")
+                .expression_attribute_values(":sk", s(sk)),
+            FoldSide::Chain(sk) => update
+                .update_expression("ADD chainSks :sks")
+                .expression_attribute_values(":sks", AttributeValue::Ss(vec![sk.to_owned()])),
+        };
+        let now = update
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?
+            .attributes
+            .unwrap_or_default();
+        let to_fold: Vec<String> = match side {
+            FoldSide::Transfer(_) => now
+                .get("chainSks")
+                .and_then(|v| v.as_ss().ok())
+                .cloned()
+                .unwrap_or_default(),
+            FoldSide::Chain(sk) if now.contains_key("transferSk") => vec![sk.to_owned()],
+            FoldSide::Chain(_) => Vec::new(),
+        };
+        for sk in to_fold {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.to_owned(), sk)))
+                .update_expression("SET folded = :yes")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // Registered but not written yet (its writer crashed between the two): the
+                // writer's retry, or the backfill, folds it.
+                Err(e) if crate::item::conditional_failure(&e).is_some() => {}
+                Err(e) => return Err(StoreError::aws("UpdateItem", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` rows older than `before` (`(at_nanos, row_id)` of the last row served;
+    /// from the newest if `None`), newest first, folded rows left out. Reads O(limit) items: one
+    /// query of `limit + 1` keys, repeated only when folded rows were filtered out.
+    pub async fn activity_page(
+        &self,
+        client: &ClientId,
+        before: Option<(i128, &str)>,
+        limit: usize,
+    ) -> Result<ActivityRecords, StoreError> {
+        let limit = limit.max(1);
+        let high = match before {
+            Some((at, id)) => row_sk(at, id),
+            None => PREFIX_END.to_owned(),
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .filter_expression("attribute_not_exists(folded)")
+            .expression_attribute_values(":pk", s(client_pk(client)))
+            .expression_attribute_values(":low", s(PREFIX))
+            .expression_attribute_values(":high", s(&high))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(limit as i32 + 2);
+        // BETWEEN is inclusive: the cursor's own row is dropped here (a filter cannot name a key).
+        let items = self.query_all(query, Some(limit + 2)).await?;
+        let mut rows = items
+            .iter()
+            .filter(|item| get_s(item, "sk") != Some(high.as_str()))
+            .map(record_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok(ActivityRecords { rows, more })
+    }
+
+    /// The client's transfer rows requested at or after `since_nanos`, newest first (what the
+    /// limits' windows count). Reads the rows of that window only.
+    pub async fn activity_transfers_since(
+        &self,
+        client: &ClientId,
+        since_nanos: i128,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .filter_expression("src = :transfer")
+            .expression_attribute_values(":pk", s(client_pk(client)))
+            .expression_attribute_values(":low", s(row_sk(since_nanos, "")))
+            .expression_attribute_values(":high", s(PREFIX_END))
+            .expression_attribute_values(":transfer", s(ActivitySource::Transfer.as_str()))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        self.query_all(query, None)
+            .await?
+            .iter()
+            .map(record_of)
+            .collect()
+    }
+
+    /// Keeps a Dfns policy as read at `read_at` (epoch ms) for the client's account view. A read
+    /// older than the one stored is dropped (`false`), so racing refreshes keep the latest.
+    pub async fn put_policy_snapshot(
+        &self,
+        client: &ClientId,
+        policy_id: &str,
+        body: &str,
+        read_at_ms: i128,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(
+            client_pk(client),
+            format!("{POLICY_SNAPSHOT_PREFIX}{policy_id}"),
+        );
+        item.insert("policyId".into(), s(policy_id));
+        item.insert("body".into(), s(body));
+        item.insert("readAt".into(), n(read_at_ms));
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR readAt <= :at")
+            .expression_attribute_values(":at", n(read_at_ms))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if crate::item::put_conditional_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    /// The client's recorded policies (kind → policy id) and the snapshots kept of them (policy
+    /// id → Dfns JSON), in one query (`POLICYREF#…` and `POLICYSNAP#…` share the `POLICY`
+    /// prefix).
+    pub async fn client_policies_with_snapshots(
+        &self,
+        client: &ClientId,
+    ) -> Result<PolicyRecords, StoreError> {
+        let mut records = PolicyRecords::default();
+        for item in self.query_client_prefix(client, "POLICY").await? {
+            let sk = get_s(&item, "sk").unwrap_or_default();
+            if sk.starts_with(crate::clients::POLICY_REF_PREFIX) {
+                if let (Some(kind), Some(id)) = (get_s(&item, "kind"), get_s(&item, "policyId")) {
+                    records.recorded.insert(kind.to_owned(), id.to_owned());
+                }
+            } else if sk.starts_with(POLICY_SNAPSHOT_PREFIX) {
+                if let (Some(id), Some(body)) = (get_s(&item, "policyId"), get_s(&item, "body")) {
+                    records.snapshots.insert(id.to_owned(), body.to_owned());
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// [`Store::client_policies_with_snapshots`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyRecords {
+    /// Kind → policy id.
+    pub recorded: std::collections::BTreeMap<String, String>,
+    /// Policy id → the policy's JSON as last read from Dfns.
+    pub snapshots: HashMap<String, String>,
+}
+
+#[derive(Clone, Copy)]
+enum FoldSide<'a> {
+    Transfer(&'a str),
+    Chain(&'a str),
+}
