@@ -23,6 +23,12 @@ pub const WEBHOOK_SECRET_ID: &str = "managed-accounts/dev/dfns-webhook";
 /// person trying it sees the whole path (cooling off, then compliance, or a veto) in a minute.
 /// `DESTINATION_COOLING_OFF` in the environment overrides it.
 pub const DEV_DESTINATION_COOLING_OFF: &str = "30s";
+/// The local stack's networks: one EVM, one Bitcoin and one Solana test network, so every client
+/// gets three wallets, each with its own whitelist. `PLATFORM_NETWORKS` overrides it.
+pub const DEV_NETWORKS: &str = "EthereumSepolia,BitcoinTestnet4,SolanaDevnet";
+/// The local stack's four-eyes amount: a desk order worth more than this many USD waits for a
+/// second operator's confirmation (off unless set in a deployment). `FOUR_EYES_USD` overrides it.
+pub const DEV_FOUR_EYES_USD: &str = "10000";
 
 /// One part of the local stack.
 pub(crate) trait DevService {
@@ -45,8 +51,9 @@ impl DevService for StandIns {
     }
 }
 
-/// The table from the store's single definition, and the platform's three secrets (and the one
-/// setting the local stack runs with unlike a deployment: [`DEV_DESTINATION_COOLING_OFF`]).
+/// The table from the store's single definition, and the platform's three secrets (and the
+/// settings the local stack runs with unlike a deployment's defaults: [`DEV_DESTINATION_COOLING_OFF`],
+/// [`DEV_NETWORKS`], [`DEV_FOUR_EYES_USD`]).
 pub(crate) struct PlatformData;
 
 impl DevService for PlatformData {
@@ -63,6 +70,14 @@ impl DevService for PlatformData {
                 "DESTINATION_COOLING_OFF",
                 std::env::var("DESTINATION_COOLING_OFF")
                     .unwrap_or_else(|_| DEV_DESTINATION_COOLING_OFF.to_owned()),
+            ),
+            (
+                "PLATFORM_NETWORKS",
+                std::env::var("PLATFORM_NETWORKS").unwrap_or_else(|_| DEV_NETWORKS.to_owned()),
+            ),
+            (
+                "FOUR_EYES_USD",
+                std::env::var("FOUR_EYES_USD").unwrap_or_else(|_| DEV_FOUR_EYES_USD.to_owned()),
             ),
         ]
     }

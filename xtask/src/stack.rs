@@ -35,6 +35,17 @@ const TICK: Duration = Duration::from_secs(10);
 const DEMO_DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 /// The demo's ETH price in USD (the emulator's quote).
 const DEMO_ETH_USD: &str = "3000.00";
+const DEMO_BTC_USD: &str = "90000.00";
+const DEMO_SOL_USD: &str = "150.00";
+
+/// Alice's demo deposit on `network`, in its smallest unit: 1.5 ETH, 0.05 BTC, 20 SOL.
+fn demo_deposit(network: &str) -> Option<&'static str> {
+    match domain::Network::parse(network).ok()?.family() {
+        domain::NetworkFamily::Evm => Some("1500000000000000000"),
+        domain::NetworkFamily::Bitcoin => Some("5000000"),
+        domain::NetworkFamily::Solana => Some("20000000000"),
+    }
+}
 
 /// The running emulator and stack, kept alive by `cargo xtask dev`.
 pub struct LocalStack {
@@ -300,26 +311,34 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
         });
     }
 
-    let wallet_id = alice["wallets"][0]["walletId"]
-        .as_str()
-        .context("alice has no wallet")?;
-    // A USD price, so the account shows a net worth and the USD velocity limits have a value
+    // USD prices, so the account shows a net worth and the USD velocity limits have a value
     // to count (prices are the emulator's control API; real Dfns quotes them itself).
     let prices = http
         .put(format!("{}/emulator/prices", emulator.base_url()))
-        .json(&json!({"prices": {"ETH": DEMO_ETH_USD}}))
+        .json(&json!({"prices": {"ETH": DEMO_ETH_USD, "BTC": DEMO_BTC_USD, "SOL": DEMO_SOL_USD}}))
         .send()
         .await?;
     if !prices.status().is_success() {
-        bail!("demo ETH price: {}", prices.status());
+        bail!("demo prices: {}", prices.status());
     }
-    let deposit = http
-        .post(format!("{}/emulator/deposits", emulator.base_url()))
-        .json(&json!({"walletId": wallet_id, "kind": "Native", "amount": "1500000000000000000"}))
-        .send()
-        .await?;
-    if !deposit.status().is_success() {
-        bail!("demo deposit: {}", deposit.status());
+    // A deposit to each of alice's wallets (one per network the stack offers).
+    let wallets = alice["wallets"]
+        .as_array()
+        .filter(|w| !w.is_empty())
+        .context("alice has no wallet")?;
+    for wallet in wallets {
+        let network = wallet["network"].as_str().unwrap_or_default();
+        let Some(amount) = demo_deposit(network) else {
+            continue;
+        };
+        let deposit = http
+            .post(format!("{}/emulator/deposits", emulator.base_url()))
+            .json(&json!({"walletId": wallet["walletId"], "kind": "Native", "amount": amount}))
+            .send()
+            .await?;
+        if !deposit.status().is_success() {
+            bail!("demo deposit on {network}: {}", deposit.status());
+        }
     }
     Ok(Demo {
         clients: vec![("alice".into(), alice), ("bob".into(), bob)],
@@ -412,6 +431,7 @@ pub async fn open_account(
 impl LocalStack {
     /// What to print once everything runs.
     pub fn summary(&self) -> String {
+        let four_eyes = std::env::var("FOUR_EYES_USD").unwrap_or_else(|_| "off".into());
         let url = &self.stack.base_url;
         let alice = self.stack.token("alice");
         let bob = self.stack.token("bob");
@@ -423,11 +443,14 @@ impl LocalStack {
             self.emulator.base_url()
         );
         for (name, account) in &self.demo.clients {
-            text.push_str(&format!(
-                "  {name}: wallet {} {}\n",
-                account["wallets"][0]["walletId"].as_str().unwrap_or("?"),
-                account["wallets"][0]["address"].as_str().unwrap_or("?"),
-            ));
+            for wallet in account["wallets"].as_array().into_iter().flatten() {
+                text.push_str(&format!(
+                    "  {name}: {} wallet {} {}\n",
+                    wallet["network"].as_str().unwrap_or("?"),
+                    wallet["walletId"].as_str().unwrap_or("?"),
+                    wallet["address"].as_str().unwrap_or("?"),
+                ));
+            }
         }
         match &self.demo.cooling_off_until {
             None => text.push_str(&format!(
@@ -439,7 +462,10 @@ impl LocalStack {
             )),
         }
         text.push_str(&format!(
-            "  alice has a 1.5 ETH deposit (ETH at {DEMO_ETH_USD} USD)\n\n\
+            "  alice has deposits of 1.5 ETH, 0.05 BTC and 20 SOL on the networks she has wallets on\n\
+             \x20   (ETH at {DEMO_ETH_USD}, BTC at {DEMO_BTC_USD}, SOL at {DEMO_SOL_USD} USD)\n\
+             \x20 A desk order worth more than FOUR_EYES_USD (here {four_eyes}) waits for a second operator:\n\
+             \x20   POST /v1/operator/orders/ID/confirm with another operator's token (`cargo xtask token --sub desk2 --role operator`)\n\n\
              Tokens (1 hour; more with `cargo xtask token --sub NAME [--role operator]`):\n\
              \x20 ALICE={alice}\n  BOB={bob}\n  OPERATOR={operator}\n\n\
              Try:\n\
