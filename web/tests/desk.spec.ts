@@ -19,7 +19,7 @@ test('the desk places an order with a preview and sees it confirmed', async ({ b
 
   await open(clientPage, 'Trading', 'Trading authorizations');
   await expect(clientPage.getByText('You have authorized no exchange.')).toBeVisible();
-  await clientPage.getByLabel('Exchange').selectOption('Coinbase');
+  await clientPage.getByLabel('Exchange', { exact: true }).selectOption('Coinbase');
   await clientPage.getByRole('button', { name: 'Authorize' }).click();
   const authorization = clientPage.getByRole('row', { name: /Coinbase/ });
   await expect(authorization.getByText('Pending', { exact: true })).toBeVisible();
@@ -43,7 +43,7 @@ test('the desk places an order with a preview and sees it confirmed', async ({ b
 
   await open(desk, 'New order');
   await desk.getByLabel('Client id').fill(clientId);
-  await desk.getByLabel('Exchange').selectOption('Coinbase');
+  await desk.getByLabel('Exchange', { exact: true }).selectOption('Coinbase');
   await desk.getByLabel('Amount (ETH)').fill('0.5');
   const preview = desk.getByTestId('preview');
   await expect(preview).toContainText('Passes: no rule stops it.');
