@@ -25,11 +25,31 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// Random 32-byte hash rendered as an EVM tx hash (`0x` + 64 lowercase hex).
-pub fn tx_hash() -> String {
-    let mut buf = [0u8; 32];
-    rand::thread_rng().fill(&mut buf);
-    format!("0x{}", hex::encode(buf))
+/// A random transaction id shaped as `network` writes them: on Bitcoin a txid (64 lowercase hex,
+/// no prefix); on Solana a signature (base58 of 64 bytes); elsewhere an EVM tx hash (`0x` + 64
+/// lowercase hex).
+pub fn tx_hash(network: &str) -> String {
+    let mut buf = [0u8; 64];
+    rand::thread_rng().fill(&mut buf[..]);
+    if network.starts_with("Solana") {
+        bs58::encode(buf).into_string()
+    } else if network.starts_with("Bitcoin") && !network.starts_with("BitcoinCash") {
+        hex::encode(&buf[..32])
+    } else {
+        format!("0x{}", hex::encode(&buf[..32]))
+    }
+}
+
+/// A plausible sender on `network` for a deposit that names none (no key behind it).
+pub fn external_sender(network: &str) -> String {
+    match network {
+        n if n.starts_with("Solana") => "DeadbeefDeadbeefDeadbeefDeadbeefDeadbeef1111".to_owned(),
+        "Bitcoin" => "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4".to_owned(),
+        n if n.starts_with("Bitcoin") && !n.starts_with("BitcoinCash") => {
+            "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx".to_owned()
+        }
+        _ => "0x000000000000000000000000000000000000dead".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +70,33 @@ mod tests {
                 .chars()
                 .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_lowercase())
         );
+    }
+
+    #[test]
+    fn transaction_ids_and_senders_are_shaped_per_network() {
+        let evm = tx_hash("EthereumSepolia");
+        assert!(evm.starts_with("0x") && evm.len() == 66, "{evm}");
+        let btc = tx_hash("BitcoinTestnet4");
+        assert!(
+            btc.len() == 64
+                && btc
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{btc}"
+        );
+        let sol = tx_hash("SolanaDevnet");
+        assert_eq!(bs58::decode(&sol).into_vec().unwrap().len(), 64, "{sol}");
+        for network in [
+            "Bitcoin",
+            "BitcoinTestnet4",
+            "SolanaDevnet",
+            "EthereumSepolia",
+        ] {
+            assert_eq!(
+                crate::networks::is_valid_address(network, &external_sender(network)),
+                Some(true),
+                "{network}"
+            );
+        }
     }
 }

@@ -274,10 +274,8 @@ pub fn deposit(state: &mut State, d: Deposit) -> ApiResult<Value> {
     }
     state.ledger.credit(&d.wallet_id, &d.asset, d.amount)?;
     let block = state.ledger.next_block();
-    let tx_hash = d.tx_hash.unwrap_or_else(ids::tx_hash);
-    let from = d
-        .from
-        .unwrap_or_else(|| "0x000000000000000000000000000000000000dead".to_owned());
+    let tx_hash = d.tx_hash.unwrap_or_else(|| ids::tx_hash(&network));
+    let from = d.from.unwrap_or_else(|| ids::external_sender(&network));
     Ok(record_movement(
         state,
         &Movement {

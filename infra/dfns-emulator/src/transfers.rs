@@ -455,7 +455,7 @@ pub fn advance(s: &mut State, id: &str) -> ApiResult<TransferStatus> {
             }
             let tm = transfer_mut(s, id);
             tm.status = TransferStatus::Broadcasted;
-            tm.tx_hash = Some(ids::tx_hash());
+            tm.tx_hash = Some(ids::tx_hash(&t.network));
             tm.fee = Some(fee);
             tm.date_broadcasted = Some(now);
             emit_transfer(s, "wallet.transfer.broadcasted", id);

@@ -218,6 +218,13 @@ async fn three_families_each_wallet_with_its_own_policies_and_a_solana_withdrawa
         serde_json::to_value(&sent[0].request_body).unwrap()["to"],
         cold.as_str()
     );
+    // A Solana transaction id is its first signature: base58 of 64 bytes.
+    let signature = sent[0].tx_hash.clone().expect("a signature");
+    assert_eq!(
+        bs58::decode(&signature).into_vec().map(|b| b.len()).ok(),
+        Some(64),
+        "{signature}"
+    );
 
     // The same address with one letter's case changed: another key, never approved.
     let changed = case_changed(&cold);
@@ -277,4 +284,131 @@ async fn an_evm_address_approved_on_one_network_is_not_usable_from_another() {
         .unwrap();
     assert!(blocked_at_dfns(&env, base, &cold, 1_000).await);
     assert!(!blocked_at_dfns(&env, sepolia, &cold, 1_000).await);
+}
+
+/// `txHash` as Bitcoin writes a txid: 64 lowercase hex digits, no `0x`.
+fn is_bitcoin_txid(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The client's movements (activity items with a direction) on `network`, once at least `count`
+/// are there.
+async fn movements_on(env: &Env, subject: &str, network: &str, count: usize) -> Vec<Value> {
+    e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let (_, page) = env.get("/v1/activity?limit=100", subject).await;
+        let items: Vec<Value> = page["items"]
+            .as_array()?
+            .iter()
+            .filter(|i| i["network"] == network && i["direction"].is_string())
+            .cloned()
+            .collect();
+        (items.len() >= count).then_some(items)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{subject} never had {count} movement(s) on {network}"))
+}
+
+/// Bitcoin through the platform: a deposit arrives by Dfns' webhook and is in the client's
+/// activity and CSV in satoshis with a Bitcoin txid; a taproot destination is approved and a
+/// withdrawal to it confirms, sent once, with a Bitcoin txid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bitcoin_deposit_and_withdrawal_through_the_platform() {
+    // BIP-350's valid testnet v1 (taproot) address.
+    const TAPROOT: &str = "tb1pqqqqp399et2xygdj5xreqhjjvcmzhxw4aywxecjdzew6hylgvsesf3hn0c";
+    let env = Env::start(EnvOptions {
+        networks: Some("EthereumSepolia,BitcoinTestnet4".into()),
+        tier: Tier {
+            amount_limit_usd: Some(100_000),
+            ..Tier::default()
+        },
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00", "BTC": "90000.00"}}),
+    )
+    .await;
+    let carol = client_id("carol");
+    env.open_account(&carol).await;
+    let (_, account) = env.get("/v1/account", &carol).await;
+    let wallet = wallet_on(&account, "BitcoinTestnet4")["walletId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 0.01 BTC in: through the webhook into the activity, in satoshis.
+    env.control(
+        Method::POST,
+        "deposits",
+        &json!({"walletId": wallet, "kind": "Native", "amount": "1000000"}),
+    )
+    .await;
+    let deposit = movements_on(&env, &carol, "BitcoinTestnet4", 1).await;
+    let deposit = &deposit[0];
+    assert_eq!(deposit["direction"], "In", "{deposit}");
+    assert_eq!(deposit["amount"], "1000000", "{deposit}");
+    assert_eq!(deposit["decimals"], 8, "{deposit}");
+    let deposit_tx = deposit["txHash"].as_str().expect("a txid").to_owned();
+    assert!(is_bitcoin_txid(&deposit_tx), "{deposit}");
+
+    // A taproot destination, approved; a mixed-case spelling of it is refused by the platform.
+    let (status, refused) = env
+        .post(
+            "/v1/destination-requests",
+            &carol,
+            &json!({"network": "BitcoinTestnet4", "address": TAPROOT.replacen("qqqq", "QQQQ", 1), "label": "mixed", "action": "add"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    approved_on(&env, &carol, "BitcoinTestnet4", TAPROOT).await;
+
+    // 50 000 satoshis out, sent once.
+    let key = format!("w-{}", ulid::Ulid::new());
+    let body =
+        json!({"network": "BitcoinTestnet4", "to": TAPROOT, "asset": "native", "amount": "50000"});
+    let (status, created) = withdraw(&env, &carol, &key, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_withdrawal(&env, &carol, &id, "Confirmed").await;
+    let sent: Vec<_> = env
+        .service()
+        .list_transfers(&WalletId::new(&wallet), &TransfersQuery::default())
+        .try_collect()
+        .await
+        .expect("the Bitcoin wallet's transfers");
+    let sent: Vec<_> = sent
+        .into_iter()
+        .filter(|t| t.external_id.as_ref().map(|e| e.as_str()) == Some(id.as_str()))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let txid = sent[0]
+        .tx_hash
+        .clone()
+        .expect("a broadcast transfer has a txid");
+    assert!(is_bitcoin_txid(&txid), "{txid}");
+
+    // The CSV has both, in satoshis with their txids.
+    let response = env
+        .http
+        .get(env.url("/v1/activity?format=csv"))
+        .bearer_auth(env.token(&carol))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(&deposit_tx), "{text}");
+    let out = text
+        .lines()
+        .find(|line| line.contains(&txid))
+        .unwrap_or_else(|| panic!("the withdrawal's row: {text}"));
+    assert!(
+        out.contains("50000") && out.contains("BitcoinTestnet4"),
+        "{out}"
+    );
 }
