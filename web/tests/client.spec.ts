@@ -6,6 +6,11 @@ import { approvePendingFor, depositWei, expectAccessible, open, randomEvmAddress
 test('a new client opens an account, gets a destination approved, withdraws, exports and verifies', async ({ page }) => {
   const client = uniqueId('pw-client');
   const destination = randomEvmAddress();
+  // Access tokens are short-lived: the app renews them with the refresh token, in the background.
+  const renewals: number[] = [];
+  page.on('response', (r) => {
+    if (r.url().endsWith('/oauth2/token') && r.request().postData()?.includes('grant_type=refresh_token')) renewals.push(r.status());
+  });
   await signIn(page, client);
 
   // A new client has no account: the page offers to open one.
@@ -97,6 +102,10 @@ test('a new client opens an account, gets a destination approved, withdraws, exp
   await expectAccessible(page, 'trading');
   await open(page, 'Notifications');
   await expectAccessible(page, 'notifications');
+
+  // The session outlived its first access token (40 s in `cargo xtask web`) through renewals.
+  expect(renewals.length).toBeGreaterThan(0);
+  expect(renewals.every((status) => status === 200)).toBe(true);
 
   // Sign-out ends the session: the sign-in page again.
   await page.getByRole('button', { name: 'Sign out' }).click();

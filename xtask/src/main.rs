@@ -15,6 +15,7 @@ mod standins;
 mod test_cmd;
 #[cfg(feature = "dev")]
 mod token;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -86,6 +87,21 @@ enum Task {
         #[arg(long)]
         work_dir: PathBuf,
     },
+    /// The dashboard's step of `test` alone: npm ci, chromium, type check and build (initial JS
+    /// budget), then Playwright against a local platform of its own (see xtask/src/web.rs).
+    Web,
+    /// Regenerate docs/screenshots/ (PNGs of the dashboard's main pages) against a local
+    /// platform of its own.
+    Screenshots,
+    /// What `web` and `screenshots` run, built with the dev feature.
+    #[cfg(feature = "dev")]
+    #[command(hide = true)]
+    WebRun {
+        #[arg(long)]
+        work_dir: PathBuf,
+        #[arg(long)]
+        project: String,
+    },
     /// Run one non-interactive command with the stand-ins up and their environment set, e.g.
     /// `cargo xtask exec -- cargo test -p store`.
     Exec {
@@ -123,7 +139,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Task::Test => test_cmd::run(&repo_root),
         #[cfg(feature = "dev")]
-        Task::Dev => dev::run(&repo_root).map(|()| ExitCode::SUCCESS),
+        Task::Dev => {
+            web::build_for_dev(&repo_root);
+            dev::run(&repo_root).map(|()| ExitCode::SUCCESS)
+        }
         #[cfg(not(feature = "dev"))]
         Task::Dev => unreachable!("re-run with the dev feature above"),
         Task::Token { .. } => unreachable!("handled above"),
@@ -131,6 +150,11 @@ fn main() -> ExitCode {
         Task::Schemathesis => schemathesis::run_alone(&repo_root),
         #[cfg(feature = "dev")]
         Task::SchemathesisRun { work_dir } => schemathesis::run_platform(&repo_root, &work_dir),
+        Task::Web => web::run_alone(&repo_root, web::Project::Tests),
+        Task::Screenshots => web::run_alone(&repo_root, web::Project::Screenshots),
+        #[cfg(feature = "dev")]
+        Task::WebRun { work_dir, project } => web::Project::parse(&project)
+            .and_then(|project| web::run_platform(&repo_root, &work_dir, project)),
         Task::Openapi => write_openapi(&repo_root),
         // `cargo xtask bench coldstart [...]`: cold start of the functions (xtask/src/coldstart.rs).
         Task::Bench { cargo_args } if cargo_args.first().is_some_and(|a| a == "coldstart") => {

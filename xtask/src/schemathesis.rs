@@ -135,7 +135,7 @@ fn build_and_run(repo_root: &Path, work: &Path) -> Result<()> {
 /// Builds xtask with the dev feature and links the build at `binary`, where it stays while it
 /// runs (a concurrent `cargo xtask` puts its own build, without the feature, back at the shared
 /// path, `target/debug/xtask`: then this builds again, which only takes that link back).
-fn build_dev_xtask(repo_root: &Path, binary: &Path) -> Result<()> {
+pub(crate) fn build_dev_xtask(repo_root: &Path, binary: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let build = [
         "build",
@@ -190,7 +190,7 @@ fn build_dev_xtask(repo_root: &Path, binary: &Path) -> Result<()> {
 }
 
 /// Waits for the group's leader, stopping the group once `timeout` has passed.
-fn wait_until(mut group: Group, timeout: Duration) -> Result<ExitStatus> {
+pub(crate) fn wait_until(mut group: Group, timeout: Duration) -> Result<ExitStatus> {
     let deadline = Instant::now() + timeout;
     while !group.has_exited() {
         if Instant::now() > deadline {
@@ -209,7 +209,7 @@ fn read_summary(work: &Path) -> String {
 }
 
 /// The main workspace's target directory (`CARGO_TARGET_DIR` wins, as for cargo itself).
-fn target_dir(repo_root: &Path) -> PathBuf {
+pub(crate) fn target_dir(repo_root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => repo_root.join(dir),
         None => repo_root.join("target"),

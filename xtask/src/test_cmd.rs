@@ -197,6 +197,13 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     let (ok, detail) = crate::schemathesis::step(repo_root);
     summary.record("schemathesis", started.elapsed(), ok, detail);
 
+    // The dashboard: build (initial JS budget), then Playwright in Debian's chromium against a
+    // local platform of its own (xtask/src/web.rs).
+    println!("\nxtask: ==> web");
+    let started = Instant::now();
+    let (ok, detail) = crate::web::step(repo_root);
+    summary.record("web", started.elapsed(), ok, detail);
+
     // cfn-lint on template.yaml (pinned with moto, in .tools/venv). It stops reporting undefined
     // references once the template has an HttpApi: infra/deploy-checks' tests cover those.
     println!("\nxtask: ==> template: cfn-lint template.yaml");

@@ -161,9 +161,9 @@ export function DeskOrdersPage() {
   return (
     <Page title="Orders">
       <div class="toolbar">
-        <label>
-          State
-          <select value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
+        <div class="field">
+          <label for="sel-state">State</label>
+          <select id="sel-state" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
             <option value="">All</option>
             {STATES.map((s) => (
               <option key={s} value={s}>
@@ -171,7 +171,7 @@ export function DeskOrdersPage() {
               </option>
             ))}
           </select>
-        </label>
+        </div>
         <label>
           Client id
           <input value={client} onChange={(e) => setClient(e.currentTarget.value)} autocomplete="off" />
@@ -246,26 +246,26 @@ export function DeskNewOrderPage() {
           Client id
           <input value={clientId} onInput={(e) => setClientId(e.currentTarget.value)} autocomplete="off" />
         </label>
-        <label>
-          Exchange
-          <select value={exchange} onChange={(e) => setExchange(e.currentTarget.value)}>
+        <div class="field">
+          <label for="sel-exchange">Exchange</label>
+          <select id="sel-exchange" value={exchange} onChange={(e) => setExchange(e.currentTarget.value)}>
             {EXCHANGES.map((x) => (
               <option key={x} value={x}>
                 {x}
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          Asset
-          <select value={asset} onChange={(e) => setAsset(e.currentTarget.value)}>
+        </div>
+        <div class="field">
+          <label for="sel-asset">Asset</label>
+          <select id="sel-asset" value={asset} onChange={(e) => setAsset(e.currentTarget.value)}>
             {Object.keys(ASSETS).map((a) => (
               <option key={a} value={a}>
                 {a}
               </option>
             ))}
           </select>
-        </label>
+        </div>
         <label>
           Amount ({asset})
           <input inputMode="decimal" value={amountText} onInput={(e) => setAmountText(e.currentTarget.value)} aria-invalid={amountText.trim() !== '' && amount === null} />

@@ -51,16 +51,16 @@ export function ActivityPage() {
   return (
     <Page title="Activity">
       <div class="toolbar">
-        <label>
-          Category
-          <select value={category} onChange={(e) => setCategory(e.currentTarget.value)}>
+        <div class="field">
+          <label for="sel-category">Category</label>
+          <select id="sel-category" value={category} onChange={(e) => setCategory(e.currentTarget.value)}>
             <option value="">All</option>
             <option value="deposit">Deposits</option>
             <option value="withdrawal">Withdrawals</option>
             <option value="transfer">Transfers</option>
             <option value="governance">Governance</option>
           </select>
-        </label>
+        </div>
         <label>
           Search
           <input type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />

@@ -42,16 +42,16 @@ function AddForm({ networks, onDone }: { networks: string[]; onDone: () => void 
   return (
     <form onSubmit={submit} class="card form" aria-labelledby="add-title">
       <h2 id="add-title">Add a destination</h2>
-      <label>
-        Network
-        <select value={network} onChange={(e) => setNetwork(e.currentTarget.value)}>
+      <div class="field">
+        <label for="sel-network">Network</label>
+        <select id="sel-network" value={network} onChange={(e) => setNetwork(e.currentTarget.value)}>
           {networks.map((n) => (
             <option key={n} value={n}>
               {n}
             </option>
           ))}
         </select>
-      </label>
+      </div>
       <label>
         Address
         <input

@@ -92,16 +92,16 @@ export function TradingPage() {
         them. Revoke at any time: no new order is sent after that.
       </p>
       <form class="card form inline" onSubmit={authorize}>
-        <label>
-          Exchange
-          <select value={exchange} onChange={(e) => setExchange(e.currentTarget.value as Exchange)}>
+        <div class="field">
+          <label for="sel-exchange">Exchange</label>
+          <select id="sel-exchange" value={exchange} onChange={(e) => setExchange(e.currentTarget.value as Exchange)}>
             {EXCHANGES.map((x) => (
               <option key={x} value={x}>
                 {x}
               </option>
             ))}
           </select>
-        </label>
+        </div>
         <button type="submit" class="primary" disabled={busy}>
           Authorize
         </button>

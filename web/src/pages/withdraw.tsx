@@ -152,19 +152,19 @@ function Form({ account, onConfirmed }: { account: Account; onConfirmed: (w: Wit
       }}
     >
       <h2 id="withdraw-form">New withdrawal</h2>
-      <label>
-        Network
-        <select value={network} onChange={(e) => (setNetwork(e.currentTarget.value), setTo(''), setAsset('native'))}>
+      <div class="field">
+        <label for="sel-network">Network</label>
+        <select id="sel-network" value={network} onChange={(e) => (setNetwork(e.currentTarget.value), setTo(''), setAsset('native'))}>
           {networks.map((n) => (
             <option key={n} value={n}>
               {n}
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        Destination
-        <select value={to} onChange={(e) => setTo(e.currentTarget.value)}>
+      </div>
+      <div class="field">
+        <label for="sel-destination">Destination</label>
+        <select id="sel-destination" value={to} onChange={(e) => setTo(e.currentTarget.value)}>
           {destinations.map((d) => (
             <option key={d.address} value={d.address}>
               {d.label ? `${d.label} — ` : ''}
@@ -172,17 +172,17 @@ function Form({ account, onConfirmed }: { account: Account; onConfirmed: (w: Wit
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        Asset
-        <select value={asset} onChange={(e) => setAsset(e.currentTarget.value)}>
+      </div>
+      <div class="field">
+        <label for="sel-asset">Asset</label>
+        <select id="sel-asset" value={asset} onChange={(e) => setAsset(e.currentTarget.value)}>
           {assets.map((a) => (
             <option key={a.asset} value={a.asset}>
               {a.symbol}
             </option>
           ))}
         </select>
-      </label>
+      </div>
       <label>
         Amount ({chosen.symbol})
         <input
