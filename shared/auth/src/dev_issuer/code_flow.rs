@@ -279,6 +279,7 @@ struct Code {
     expires: Instant,
 }
 
+#[derive(Clone)]
 struct Pending {
     authorization: Authorization,
     grant: Grant,
