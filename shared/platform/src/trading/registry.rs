@@ -287,8 +287,9 @@ impl ExchangeRegistry {
     }
 
     /// The built-in registry for local runs and tests: Coinbase, Gemini and Kraken on
-    /// `EthereumSepolia` (ETH, and Circle's Sepolia USDC). The addresses are placeholders, not
-    /// the venues' real ones: production sets `EXCHANGES`.
+    /// `EthereumSepolia` (ETH, and Circle's Sepolia USDC), `BitcoinTestnet4` (BTC) and
+    /// `SolanaDevnet` (SOL). The addresses are placeholders, not the venues' real ones:
+    /// production sets `EXCHANGES`.
     pub fn local_default() -> Self {
         Self::from_json(DEFAULT_EXCHANGES).expect("the built-in registry is valid")
     }
@@ -311,19 +312,25 @@ pub const DEFAULT_EXCHANGES: &str = r#"{
     "EthereumSepolia": {
       "ETH":  { "address": "0xc0ba5e0000000000000000000000000000000001" },
       "USDC": { "address": "0xc0ba5e0000000000000000000000000000000001", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
-    }
+    },
+    "BitcoinTestnet4": { "BTC": { "address": "tb1qcza9uqqqqqqqqqqqqqqqqqqqqqqqqqqp59th8k" } },
+    "SolanaDevnet": { "SOL": { "address": "DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ" } }
   },
   "Gemini": {
     "EthereumSepolia": {
       "ETH":  { "address": "0x6e6d000000000000000000000000000000000002" },
       "USDC": { "address": "0x6e6d000000000000000000000000000000000002", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
-    }
+    },
+    "BitcoinTestnet4": { "BTC": { "address": "tb1qdeksqqqqqqqqqqqqqqqqqqqqqqqqqqqzxxfc6k" } },
+    "SolanaDevnet": { "SOL": { "address": "8S4FKbP9svKNNp1HM37F7KByw5ct76YEeMCTBYdCm39T" } }
   },
   "Kraken": {
     "EthereumSepolia": {
       "ETH":  { "address": "0x4b4a000000000000000000000000000000000003" },
       "USDC": { "address": "0x4b4a000000000000000000000000000000000003", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
-    }
+    },
+    "BitcoinTestnet4": { "BTC": { "address": "tb1qfd9qqqqqqqqqqqqqqqqqqqqqqqqqqqqrk6zg83" } },
+    "SolanaDevnet": { "SOL": { "address": "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop" } }
   }
 }"#;
 

@@ -412,3 +412,152 @@ async fn a_bitcoin_deposit_and_withdrawal_through_the_platform() {
         "{out}"
     );
 }
+
+/// The trading desk on Bitcoin and Solana: a client's authorization of Kraken whitelists the
+/// venue's deposit address on each of the client's networks (each in that wallet's own policy);
+/// once an officer approves them, desk orders of BTC and of SOL are sent once each to the venue's
+/// address on their network and confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn desk_orders_of_btc_and_sol_go_to_the_venues_address_on_their_network() {
+    let env = Env::start(EnvOptions {
+        networks: Some("EthereumSepolia,BitcoinTestnet4,SolanaDevnet".into()),
+        tier: Tier {
+            amount_limit_usd: Some(100_000),
+            ..Tier::default()
+        },
+        // The reconciler submits the client's queued destination changes; the executor sends.
+        tick_every: Some(std::time::Duration::from_millis(500)),
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00", "BTC": "90000.00", "SOL": "150.00"}}),
+    )
+    .await;
+    let dave = client_id("dave");
+    env.open_account(&dave).await;
+    let (_, account) = env.get("/v1/account", &dave).await;
+    for (network, amount) in [
+        ("BitcoinTestnet4", "1000000"),
+        ("SolanaDevnet", "5000000000"),
+    ] {
+        let wallet = wallet_on(&account, network)["walletId"].as_str().unwrap();
+        env.control(
+            Method::POST,
+            "deposits",
+            &json!({"walletId": wallet, "kind": "Native", "amount": amount}),
+        )
+        .await;
+    }
+
+    let (status, authorization) = env
+        .post(
+            "/v1/trading-authorizations",
+            &dave,
+            &json!({"exchange": "Kraken"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{authorization}");
+    let destinations = authorization["destinations"]
+        .as_array()
+        .expect("destinations");
+    let mut networks: Vec<&str> = destinations
+        .iter()
+        .map(|d| d["network"].as_str().unwrap())
+        .collect();
+    networks.sort_unstable();
+    assert_eq!(
+        networks,
+        ["BitcoinTestnet4", "EthereumSepolia", "SolanaDevnet"],
+        "{authorization}"
+    );
+    // The client's destination changes go to compliance one at a time: approve each as it comes.
+    let request_ids: Vec<String> = destinations
+        .iter()
+        .map(|d| d["addRequestId"].as_str().expect("add request").to_owned())
+        .collect();
+    let decided = std::sync::Mutex::new(std::collections::HashSet::new());
+    e2e::wait_until(std::time::Duration::from_secs(90), || async {
+        let mut approved = 0;
+        for id in &request_ids {
+            let request = env.destination_request(&dave, id).await?;
+            match request["state"].as_str()? {
+                "Approved" => approved += 1,
+                "PendingApproval" => {
+                    let approval = request["approvalId"].as_str()?.to_owned();
+                    let first = decided.lock().unwrap().insert(approval);
+                    if first {
+                        env.decide(&request, DecisionValue::Approved).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (approved == request_ids.len()).then_some(())
+    })
+    .await
+    .expect("every venue address approved");
+    let id = authorization["id"].as_str().unwrap().to_owned();
+    e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let (_, list) = env.get("/v1/trading-authorizations", &dave).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str() && a["status"] == "Active")
+            .cloned()
+    })
+    .await
+    .expect("the authorization becomes Active");
+
+    for (asset, amount, network, venue_address) in [
+        (
+            "BTC",
+            "250000",
+            "BitcoinTestnet4",
+            "tb1qfd9qqqqqqqqqqqqqqqqqqqqqqqqqqqqrk6zg83",
+        ),
+        (
+            "SOL",
+            "2000000000",
+            "SolanaDevnet",
+            "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop",
+        ),
+    ] {
+        let (status, order) = env
+            .call_with_headers(
+                Method::POST,
+                "/v1/operator/orders",
+                Some(&env.operator_token("desk-1")),
+                Some(&json!({"clientId": dave.as_str(), "exchange": "Kraken", "asset": asset, "amount": amount})),
+                &[("idempotency-key", &ulid::Ulid::new().to_string())],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        e2e::wait_until(std::time::Duration::from_secs(40), || async {
+            let (_, orders) = env
+                .call(
+                    Method::GET,
+                    &format!("/v1/operator/orders?clientId={dave}"),
+                    Some(&env.operator_token("desk-1")),
+                    None,
+                )
+                .await;
+            orders["items"]
+                .as_array()?
+                .iter()
+                .find(|o| o["id"] == order_id.as_str() && o["state"] == "Confirmed")
+                .cloned()
+        })
+        .await
+        .unwrap_or_else(|| panic!("the {asset} order never confirmed"));
+        let wallet = wallet_on(&account, network)["walletId"].as_str().unwrap();
+        let sent = env.transfers_for(wallet, &order_id).await;
+        assert_eq!(sent.len(), 1, "{asset}: {sent:?}");
+        let body = &sent[0]["requestBody"];
+        assert_eq!(body["to"], venue_address, "{asset}: {body}");
+        assert_eq!(body["amount"], amount, "{asset}: {body}");
+    }
+}
