@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | activity row | `CLIENT#<clientId>` | `ACT#<occurredAt, epoch ns, 20 digits>#<row id>` |
 //! | fold marker (one per wallet and transaction hash) | `CLIENT#<clientId>` | `ACTTX#<walletId>#<txHash>` |
+//! | a transfer row's copy in the transfers' own range (limits' windows) | `CLIENT#<clientId>` | `ACTXFR#<requested, epoch ns>#<transferId>` |
 //! | a Dfns policy as last read (account view) | `CLIENT#<clientId>` | `POLICYSNAP#<policyId>` |
 //!
 //! **Keys are the facts.** A row's sort key is its time and its id (`transfer:<id>`,
@@ -28,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use domain::ClientId;
 
 use crate::item::{Item, client_pk, get_n, get_s, key, n, s};
@@ -38,6 +39,9 @@ const PREFIX: &str = "ACT#";
 /// Above every key with [`PREFIX`] (`$` follows `#`).
 const PREFIX_END: &str = "ACT$";
 const FOLD_PREFIX: &str = "ACTTX#";
+/// A transfer row's copy, in a range of transfers only.
+const TRANSFERS_PREFIX: &str = "ACTXFR#";
+const TRANSFERS_END: &str = "ACTXFR$";
 const POLICY_SNAPSHOT_PREFIX: &str = "POLICYSNAP#";
 const ENTITY: &str = "activity row";
 
@@ -112,6 +116,10 @@ pub fn row_sk(at_nanos: i128, row_id: &str) -> String {
     format!("{PREFIX}{:020}#{row_id}", at_nanos.max(0))
 }
 
+fn transfer_window_sk(at_nanos: i128, transfer_id: &str) -> String {
+    format!("{TRANSFERS_PREFIX}{:020}#{transfer_id}", at_nanos.max(0))
+}
+
 /// Audit actions that record money movements the Dfns rows already show: no row of their own.
 pub fn is_movement_action(action: &str) -> bool {
     action.starts_with("deposit.") || action.starts_with("transfer.")
@@ -137,6 +145,20 @@ pub(crate) fn audit_row(
     item.insert("seq".into(), n(seq));
     item.insert("body".into(), s(body));
     Some(item)
+}
+
+/// The stored item of a history entry's row. Public for bulk loads of incoming entries (a
+/// benchmark's `BatchWriteItem`): an entry's item is the same whoever writes it, and only an
+/// outgoing one is ever changed afterwards (`folded`).
+pub fn chain_row_item(client: &ClientId, row: &ChainRow<'_>) -> HashMap<String, AttributeValue> {
+    let mut item = key(client_pk(client), row_sk(row.at_nanos, row.row_id));
+    item.insert("rowId".into(), s(row.row_id));
+    item.insert("src".into(), s(ActivitySource::Chain.as_str()));
+    item.insert("atNs".into(), n(row.at_nanos));
+    item.insert("walletId".into(), s(row.wallet_id));
+    item.insert("txHash".into(), s(row.tx_hash));
+    item.insert("body".into(), s(&row.body));
+    item
 }
 
 fn record_of(item: &Item) -> Result<ActivityRecord, StoreError> {
@@ -181,29 +203,54 @@ impl Store {
         let pk = client_pk(client);
         let row_id = format!("transfer:{}", row.transfer_id);
         let sk = row_sk(row.requested_at_nanos, &row_id);
-        let mut item = key(pk.clone(), sk.clone());
-        item.insert("rowId".into(), s(&row_id));
-        item.insert("src".into(), s(ActivitySource::Transfer.as_str()));
-        item.insert("atNs".into(), n(row.requested_at_nanos));
-        item.insert("walletId".into(), s(row.wallet_id));
-        item.insert("statusRank".into(), n(row.status_rank));
-        item.insert("body".into(), s(&row.body));
-        if let Some(tx) = row.tx_hash {
-            item.insert("txHash".into(), s(tx));
-        }
+        let item = |sk: String| {
+            let mut item = key(pk.clone(), sk);
+            item.insert("rowId".into(), s(&row_id));
+            item.insert("src".into(), s(ActivitySource::Transfer.as_str()));
+            item.insert("atNs".into(), n(row.requested_at_nanos));
+            item.insert("walletId".into(), s(row.wallet_id));
+            item.insert("statusRank".into(), n(row.status_rank));
+            item.insert("body".into(), s(&row.body));
+            if let Some(tx) = row.tx_hash {
+                item.insert("txHash".into(), s(tx));
+            }
+            item
+        };
+        // The row, and its copy in the transfers' own range (what the limits' windows read), move
+        // together and only forward.
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR statusRank < :rank")
+                .expression_attribute_values(":rank", n(row.status_rank))
+                .build()
+                .map_err(crate::clients::builder_error)?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
         let written = match self
             .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR statusRank < :rank")
-            .expression_attribute_values(":rank", n(row.status_rank))
+            .transact_write_items()
+            .transact_items(put(item(sk.clone()))?)
+            .transact_items(put(item(transfer_window_sk(
+                row.requested_at_nanos,
+                row.transfer_id,
+            )))?)
             .send()
             .await
         {
             Ok(_) => true,
-            Err(e) if crate::item::put_conditional_failed(&e) => false,
-            Err(e) => return Err(StoreError::aws("PutItem", e)),
+            Err(e)
+                if crate::item::cancellation_codes(&e).is_some_and(|codes| {
+                    codes
+                        .iter()
+                        .flatten()
+                        .any(|c| c == "ConditionalCheckFailed")
+                }) =>
+            {
+                false
+            }
+            Err(e) => return Err(StoreError::aws("TransactWriteItems", e)),
         };
         // Also when not written: a crash may have come between the row and its fold.
         if let Some(tx) = row.tx_hash {
@@ -222,14 +269,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let pk = client_pk(client);
         let sk = row_sk(row.at_nanos, row.row_id);
-        let mut item = key(pk.clone(), sk.clone());
-        item.insert("rowId".into(), s(row.row_id));
-        item.insert("src".into(), s(ActivitySource::Chain.as_str()));
-        item.insert("atNs".into(), n(row.at_nanos));
-        item.insert("walletId".into(), s(row.wallet_id));
-        item.insert("txHash".into(), s(row.tx_hash));
-        item.insert("body".into(), s(&row.body));
-        let written = self.put_if_absent(item).await?;
+        let written = self.put_if_absent(chain_row_item(client, row)).await?;
         if row.outgoing {
             self.fold(&pk, row.wallet_id, row.tx_hash, FoldSide::Chain(&sk))
                 .await?;
@@ -351,7 +391,8 @@ impl Store {
     }
 
     /// The client's transfer rows requested at or after `since_nanos`, newest first (what the
-    /// limits' windows count). Reads the rows of that window only.
+    /// limits' windows count). Reads the transfers of that window only (their own range, so
+    /// deposits do not add to it).
     pub async fn activity_transfers_since(
         &self,
         client: &ClientId,
@@ -362,11 +403,9 @@ impl Store {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
-            .filter_expression("src = :transfer")
             .expression_attribute_values(":pk", s(client_pk(client)))
-            .expression_attribute_values(":low", s(row_sk(since_nanos, "")))
-            .expression_attribute_values(":high", s(PREFIX_END))
-            .expression_attribute_values(":transfer", s(ActivitySource::Transfer.as_str()))
+            .expression_attribute_values(":low", s(transfer_window_sk(since_nanos, "")))
+            .expression_attribute_values(":high", s(TRANSFERS_END))
             .scan_index_forward(false)
             .consistent_read(true);
         self.query_all(query, None)
@@ -445,4 +484,74 @@ pub struct PolicyRecords {
 enum FoldSide<'a> {
     Transfer(&'a str),
     Chain(&'a str),
+}
+
+const BACKFILL_PK: &str = "BACKFILL#activity";
+const BACKFILL_SK: &str = "CURSOR";
+
+impl Store {
+    /// Up to `page` client ids (every client with a profile), in the table's scan order after
+    /// `after`, and where the next page starts. A scan: the backfill's, an operation run once.
+    pub async fn scan_client_ids(
+        &self,
+        after: Option<&ClientId>,
+        page: usize,
+    ) -> Result<(Vec<ClientId>, Option<ClientId>), StoreError> {
+        let mut start = after.map(|c| key(client_pk(c), "PROFILE"));
+        let mut ids = Vec::new();
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :profile")
+                .expression_attribute_values(":profile", s("PROFILE"))
+                .set_exclusive_start_key(start.take())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Scan", e))?;
+            for item in output.items() {
+                let parsed = get_s(item, "pk")
+                    .and_then(|pk| pk.strip_prefix("CLIENT#"))
+                    .and_then(|id| ClientId::parse(id).ok());
+                if let Some(id) = parsed {
+                    ids.push(id);
+                }
+                if ids.len() == page {
+                    return Ok((ids.clone(), ids.last().cloned()));
+                }
+            }
+            match output.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok((ids, None)),
+            }
+        }
+    }
+
+    /// Where the last backfill run stopped: the last client of the last page it finished.
+    pub async fn backfill_cursor(&self) -> Result<Option<ClientId>, StoreError> {
+        Ok(self
+            .get_raw(key(BACKFILL_PK, BACKFILL_SK))
+            .await?
+            .as_ref()
+            .and_then(|item| get_s(item, "after"))
+            .and_then(|id| ClientId::parse(id).ok()))
+    }
+
+    /// Records where the backfill got to (`None`: it finished; the next run starts over).
+    pub async fn set_backfill_cursor(&self, after: Option<&ClientId>) -> Result<(), StoreError> {
+        let mut item = key(BACKFILL_PK, BACKFILL_SK);
+        if let Some(after) = after {
+            item.insert("after".into(), s(after.to_string()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", e))?;
+        Ok(())
+    }
 }

@@ -25,6 +25,7 @@
 //! | webhook receipt | `WEBHOOK#<eventId>` | `WEBHOOK` | | | | |
 //! | activity row (read model of `GET /v1/activity`, [`activity`]) | `CLIENT#<clientId>` | `ACT#<epoch ns, 20 digits>#<row id>` | | | | |
 //! | activity fold marker (a transfer and its own `Out` history entry) | `CLIENT#<clientId>` | `ACTTX#<walletId>#<txHash>` | | | | |
+//! | a transfer's activity row again, in a range of transfers only (limits' windows) | `CLIENT#<clientId>` | `ACTXFR#<epoch ns>#<transferId>` | | | | |
 //! | a Dfns policy of the client as last read (account view) | `CLIENT#<clientId>` | `POLICYSNAP#<policyId>` | | | | |
 //! | deposit kept for a wallet no client holds yet (expires after 32 days) | `UNMAPPED#<walletId>` | `EVENT#<eventId>` | | | | `OPEN#UNMAPPED` / `<epoch ms, 15 digits>#<walletId>#<eventId>` |
 //!

@@ -382,34 +382,51 @@ fn with_usage(
     limits
 }
 
-/// The client's recorded policies, from the snapshots kept in DynamoDB; a policy without one (an
-/// account opened before they were kept) is read from Dfns and kept. Narrowed to those that govern
-/// its wallets. A recorded policy Dfns no longer knows is skipped (logged). Returns the policies
-/// and how many Dfns reads it took.
+/// The client's recorded policies, from the snapshots kept in DynamoDB, narrowed to those that
+/// govern its wallets. A policy is read from Dfns (and kept) when it has no snapshot (an account
+/// opened before they were kept) or when the client's destination requests show the snapshot is
+/// behind ([`stale_snapshots`]). A recorded policy Dfns no longer knows is skipped (logged).
 async fn kept_policies(
     app: &App,
     client: &ClientId,
     records: &store::activity::PolicyRecords,
     wallets: &[WalletMapping],
+    requests: &[DestinationRequest],
 ) -> Result<Vec<Policy>> {
     let mut ids: Vec<&String> = records.recorded.values().collect();
     ids.sort_unstable();
     ids.dedup();
-    let fetched = futures::future::try_join_all(ids.into_iter().map(|id| async move {
-        let kept = records
-            .snapshots
-            .get(id)
-            .and_then(|body| serde_json::from_str::<Policy>(body).ok());
-        if let Some(policy) = kept {
-            return Ok(Some(policy));
-        }
-        match read_model::refresh_policy_snapshot(app, client, id).await {
-            Ok(policy) => Ok(Some(policy)),
-            Err(PlatformError::Dfns(e)) if e.status() == Some(404) => {
-                tracing::warn!(policy_id = %id, "recorded policy not found at Dfns");
-                Ok(None)
+    let kept: Vec<(&String, Option<Policy>)> = ids
+        .into_iter()
+        .map(|id| {
+            let policy = records
+                .snapshots
+                .get(id)
+                .and_then(|body| serde_json::from_str::<Policy>(body).ok());
+            (id, policy)
+        })
+        .collect();
+    let stale = stale_snapshots(
+        &kept
+            .iter()
+            .filter_map(|(_, p)| p.clone())
+            .collect::<Vec<_>>(),
+        requests,
+    );
+    let fetched = futures::future::try_join_all(kept.into_iter().map(|(id, policy)| {
+        let stale = &stale;
+        async move {
+            if let Some(policy) = policy.filter(|p| !stale.contains(&p.id.as_str().to_owned())) {
+                return Ok(Some(policy));
             }
-            Err(e) => Err(ReportingError::from(e)),
+            match read_model::refresh_policy_snapshot(app, client, id).await {
+                Ok(policy) => Ok(Some(policy)),
+                Err(PlatformError::Dfns(e)) if e.status() == Some(404) => {
+                    tracing::warn!(policy_id = %id, "recorded policy not found at Dfns");
+                    Ok(None)
+                }
+                Err(e) => Err(ReportingError::from(e)),
+            }
         }
     }))
     .await?;
@@ -420,6 +437,36 @@ async fn kept_policies(
         .flatten()
         .filter(|p| policies::governs_client(p, &tag, &wallet_ids))
         .collect())
+}
+
+/// Snapshots the client's destination requests show to be behind Dfns (their ids): one still
+/// showing as pending a change whose request has been decided since, and, when a request waits on
+/// a change no snapshot shows pending, every whitelist (the change is on one of them). Empty in
+/// the steady state, so the view reads no policy from Dfns.
+pub fn stale_snapshots(kept: &[Policy], requests: &[DestinationRequest]) -> Vec<String> {
+    let pending_on = |change: &str| {
+        kept.iter().find(|p| {
+            p.pending_change_request
+                .as_ref()
+                .is_some_and(|c| c.id.as_str() == change)
+        })
+    };
+    let mut stale = Vec::new();
+    for request in requests {
+        let Some(change) = request.change_request_id.as_deref() else {
+            continue;
+        };
+        match (request.state.is_terminal(), pending_on(change)) {
+            (true, Some(policy)) => stale.push(policy.id.as_str().to_owned()),
+            (false, None) if request.state == DestinationRequestState::PendingApproval => {
+                stale.extend(policies::whitelists(kept).into_iter().map(|w| w.policy_id));
+            }
+            _ => {}
+        }
+    }
+    stale.sort_unstable();
+    stale.dedup();
+    stale
 }
 
 /// Each wallet's transfers in the longest window of the client's velocity limits, from the
@@ -474,7 +521,7 @@ pub async fn account(app: &App, client: &ClientId) -> Result<AccountView> {
     );
     let now = OffsetDateTime::now_utc();
     let policies_and_transfers = async {
-        let policies = kept_policies(app, client, &recorded, &wallets).await?;
+        let policies = kept_policies(app, client, &recorded, &wallets, &requests).await?;
         let transfers =
             recent_transfers(app, client, &policies::limits(&policies), &wallets, now).await?;
         Ok::<_, ReportingError>((policies, transfers))

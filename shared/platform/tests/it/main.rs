@@ -3,6 +3,7 @@
 //! builds its own table, bus and emulator, so tests run in parallel.
 
 mod abuse;
+mod activity;
 mod cooling_off;
 mod destinations;
 mod dfns_budget;

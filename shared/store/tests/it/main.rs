@@ -1,6 +1,7 @@
 //! Integration tests against DynamoDB Local (started by `cargo xtask test`). Each test creates its
 //! own table, so tests run in parallel.
 
+mod activity;
 mod audit;
 mod clients;
 mod destinations;
