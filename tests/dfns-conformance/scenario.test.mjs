@@ -492,6 +492,71 @@ test('transfers: Erc20 transfer confirms and moves the token balance', async (t)
   assert.equal(BigInt(token.balance), ERC20_DEPOSIT - ERC20_TRANSFER);
 });
 
+// Bitcoin and Solana through the same SDK calls: each network's address form, key curve,
+// balances in its smallest unit, a Native transfer with the network's transaction id form, and
+// the history entry; every response checked against the SDK's types.
+const OTHER_FAMILIES = [
+  {
+    network: 'BitcoinTestnet4', address: /^tb1[02-9ac-hj-np-z]{39,59}$/, scheme: 'ECDSA', curve: 'secp256k1',
+    symbol: 'BTC', decimals: 8, deposit: 1_000_000n, amount: 250_000n,
+    recipient: 'tb1pqqqqp399et2xygdj5xreqhjjvcmzhxw4aywxecjdzew6hylgvsesf3hn0c', txHash: /^[0-9a-f]{64}$/,
+  },
+  {
+    network: 'SolanaDevnet', address: /^[1-9A-HJ-NP-Za-km-z]{32,44}$/, scheme: 'EdDSA', curve: 'ed25519',
+    symbol: 'SOL', decimals: 9, deposit: 5_000_000_000n, amount: 1_000_000_000n,
+    recipient: '4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T', txHash: /^[1-9A-HJ-NP-Za-km-z]{86,88}$/,
+  },
+];
+
+for (const family of OTHER_FAMILIES) {
+  test(`${family.network}: wallet, balance, Native transfer and history through the SDK`, async () => {
+    const wallet = await coverage.call('wallets.createWallet', 'CreateWalletResponse', () =>
+      sa.wallets.createWallet({ body: { network: family.network, externalId: `conf-${runId}-${family.network}` } }),
+    );
+    signed('POST', '/wallets');
+    assert.equal(wallet.network, family.network);
+    assert.match(wallet.address ?? '', family.address, `${family.network} address form`);
+    assert.equal(wallet.signingKey.scheme, family.scheme);
+    assert.equal(wallet.signingKey.curve, family.curve);
+
+    await control.deposit({ walletId: wallet.id, kind: 'Native', amount: family.deposit.toString() });
+    const assets = await coverage.call('wallets.getWalletAssets', 'GetWalletAssetsResponse', () =>
+      sa.wallets.getWalletAssets({ walletId: wallet.id }),
+    );
+    const native = assets.assets.find((a) => a.kind === 'Native');
+    assert.equal(native.symbol, family.symbol);
+    assert.equal(native.decimals, family.decimals);
+    assert.equal(native.balance, family.deposit.toString());
+
+    await control.setLifecycle({ mode: 'auto', delayMs: 50 });
+    const body = { kind: 'Native', to: family.recipient, amount: family.amount.toString(), externalId: `conf-${runId}-${family.network}-x` };
+    const transfer = await coverage.call('wallets.transferAsset', 'TransferAssetResponse', () =>
+      sa.wallets.transferAsset({ walletId: wallet.id, body }),
+    );
+    signed('POST', `/wallets/${wallet.id}/transfers`);
+    assert.deepEqual(transfer.requestBody, body, 'requestBody echoes the request');
+    const done = await settle(wallet.id, transfer.id);
+    assert.equal(done.status, 'Confirmed', `reason: ${done.reason}`);
+    assert.match(done.txHash ?? '', family.txHash, `${family.network} transaction id form`);
+    const after = await coverage.call('wallets.getWalletAssets', 'GetWalletAssetsResponse', () =>
+      sa.wallets.getWalletAssets({ walletId: wallet.id }),
+    );
+    assert.equal(
+      BigInt(after.assets.find((a) => a.kind === 'Native').balance),
+      family.deposit - family.amount - BigInt(done.fee),
+      'balance = deposit − amount − fee',
+    );
+    const history = await coverage.call('wallets.getWalletHistory', 'GetWalletHistoryResponse', () =>
+      sa.wallets.getWalletHistory({ walletId: wallet.id, query: { direction: 'Out' } }),
+    );
+    const out = history.items.find((e) => e.txHash === done.txHash);
+    assert.ok(out, 'the transfer is in the history');
+    assert.equal(out.kind, 'NativeTransfer');
+    assert.equal(out.to, family.recipient, 'the recipient exactly as given');
+    assert.equal(out.value, family.amount.toString());
+  });
+}
+
 test('webhooks: signed deliveries follow the transfer lifecycle', async (t) => {
   if (!needs(t, 'webhook', 'confirmed')) return;
   const transferId = state.confirmed.id;
