@@ -29,10 +29,14 @@ test('the desk places an order with a preview and sees it confirmed', async ({ b
 
   // The desk: a username starting with desk- signs in with the operator role.
   const desk = await (await browser.newContext()).newPage();
+  const scripts: string[] = [];
+  desk.on('request', (r) => r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname));
   await signIn(desk, uniqueId('desk-pw'));
   await expect(desk.getByRole('heading', { level: 1, name: 'Orders' })).toBeVisible();
   await expect(desk.getByRole('link', { name: 'Account' })).toHaveCount(0);
   await expectAccessible(desk, 'desk orders');
+  // The desk's pages came as a chunk of their own, after the entry script.
+  expect(scripts.some((s) => !/^\/assets\/index-[\w-]+\.js$/.test(s))).toBe(true);
 
   await open(desk, 'Find a client');
   await desk.getByLabel('Client id').fill(clientId);

@@ -34,12 +34,15 @@ test('screenshots of the main pages', async ({ page, browser }) => {
   await page.getByRole('button', { name: 'Request this destination' }).click();
   await approvePendingFor(approved);
   await expect(page.getByRole('table', { name: 'Approved destinations' }).getByText('Cold storage')).toBeVisible();
-  await page.getByLabel('Address').fill(randomEvmAddress());
+  const otc = randomEvmAddress();
+  await page.getByLabel('Address').fill(otc);
   await page.getByLabel('Label').fill('OTC desk');
   await page.getByRole('button', { name: 'Request this destination' }).click();
   await expect(page.getByRole('table', { name: 'Open requests' }).getByText('CoolingOff')).toBeVisible();
   await page.getByLabel('Address').fill('0x5aAeb6053F3E94C9b9A09f33669435E7Ef1Be');
   await shot(page, 'destinations');
+  // One policy change in flight per client: decide this one before the exchange's.
+  await approvePendingFor(otc);
 
   await open(page, 'Account');
   await expect(wallet.getByText('USD 4,500.00')).toBeVisible();

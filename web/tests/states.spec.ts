@@ -44,3 +44,24 @@ test('the desk pages are a separate chunk, and a client never sees them', async 
   expect(scripts.filter((s) => !/^\/assets\/index-[\w-]+\.js$/.test(s))).toEqual([]);
   expect(scripts.length).toBeGreaterThan(0);
 });
+
+test('Verify chain finds an entry whose body was altered after it was hashed', async ({ page }) => {
+  await signIn(page, uniqueId('pw-audit'));
+  await page.getByRole('button', { name: 'Open my account' }).click();
+  await expect(page.getByRole('article', { name: 'Wallet on EthereumSepolia' })).toBeVisible();
+  await open(page, 'Audit', 'Audit trail');
+  await page.getByRole('button', { name: 'Verify chain' }).click();
+  await expect(page.getByTestId('chain-result')).toContainText(/Chain verified in this browser: \d+ entries/);
+
+  // The same pages with entry 2's body changed by one trailing space (its stored hash kept).
+  await page.route('**/v1/audit?*', async (route) => {
+    const response = await route.fetch();
+    const page_ = (await response.json()) as { entries: { seq: number; body: string }[] };
+    for (const entry of page_.entries) {
+      if (entry.seq === 2) entry.body = `${entry.body} `;
+    }
+    await route.fulfill({ response, json: page_ });
+  });
+  await page.getByRole('button', { name: 'Verify chain' }).click();
+  await expect(page.getByTestId('chain-result')).toContainText('Chain broken at entry 2: its hash is not sha256(prevHash ‖ body).');
+});
