@@ -2,15 +2,18 @@ import { useState } from 'preact/hooks';
 import type { Schemas } from '../api';
 import { useSession } from '../session';
 import { ErrorBox, Page, StateBadge, View, useLoad } from '../ui';
-import { dateTime, formatUnits } from '../format';
+import { dateTime, formatUnits, nativeAsset } from '../format';
 
 type Item = Schemas['ActivityItem'];
 const PAGE = 25;
 
 function amountOf(i: Item): string {
   if (!i.amount) return '';
-  const text = i.decimals !== null && i.decimals !== undefined ? formatUnits(i.amount, i.decimals) : i.amount;
-  return `${i.direction === 'Out' ? '−' : i.direction === 'In' ? '+' : ''}${text} ${i.asset ?? ''}`.trim();
+  // Governance rows name the native asset as `native` without decimals: the network's own.
+  const native = i.asset === 'native' && i.network ? nativeAsset(i.network) : null;
+  const decimals = i.decimals ?? native?.decimals;
+  const text = decimals !== null && decimals !== undefined ? formatUnits(i.amount, decimals) : i.amount;
+  return `${i.direction === 'Out' ? '−' : i.direction === 'In' ? '+' : ''}${text} ${native?.symbol ?? i.asset ?? ''}`.trim();
 }
 
 export function ActivityPage() {
