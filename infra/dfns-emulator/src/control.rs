@@ -17,7 +17,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::extract::DfnsJson;
 use crate::faults::{FaultRule, FaultSpec, WebhookFaultSpec, WebhookFaults};
 use crate::keys::is_evm_address;
-use crate::ledger::{self, AssetKey, Deposit, TokenInfo, parse_amount};
+use crate::ledger::{self, AssetKey, Deposit, SplProgram, TokenInfo, parse_amount};
 use crate::permissions;
 use crate::state::SharedApp;
 use crate::transfers::{self, Lifecycle};
@@ -42,10 +42,13 @@ pub struct DepositBody {
     kind: String,
     #[serde(default)]
     contract: Option<String>,
+    /// An SPL token's mint (kinds `Spl`, `Spl2022`), base58, exact case.
+    #[serde(default)]
+    mint: Option<String>,
     amount: String,
     #[serde(default)]
     from: Option<String>,
-    /// ERC-20 metadata (emulator extension): symbol and decimals of `contract`.
+    /// Token metadata (emulator extension): symbol and decimals of `contract` or `mint`.
     #[serde(default)]
     symbol: Option<String>,
     #[serde(default)]
@@ -75,9 +78,28 @@ pub async fn deposit(
             });
             (AssetKey::Erc20(contract), token)
         }
+        kind @ ("Spl" | "Spl2022") => {
+            let program = SplProgram::parse(kind).expect("matched above");
+            // Kept exactly as given: base58 is case-sensitive.
+            let mint = body
+                .mint
+                .as_deref()
+                .filter(|m| ledger::is_solana_mint(m))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{kind} deposits need a mint: base58 of 32 bytes"
+                    ))
+                })?
+                .to_owned();
+            let token = (body.symbol.is_some() || body.decimals.is_some()).then(|| TokenInfo {
+                symbol: body.symbol.clone(),
+                decimals: body.decimals.unwrap_or(ledger::DEFAULT_SPL_DECIMALS),
+            });
+            (AssetKey::Spl { mint, program }, token)
+        }
         other => {
             return Err(ApiError::bad_request(format!(
-                "kind must be Native or Erc20, got {other:?}"
+                "kind must be Native, Erc20, Spl or Spl2022, got {other:?}"
             )));
         }
     };
@@ -102,7 +124,8 @@ pub struct PricesBody {
     prices: std::collections::HashMap<String, String>,
 }
 
-/// `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00"}}` (USD decimal strings).
+/// `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00","<mint>":"1.00"}}` (USD
+/// decimal strings; an SPL mint is kept exactly as given).
 pub async fn set_prices(
     AxState(app): AxState<SharedApp>,
     DfnsJson(body): DfnsJson<PricesBody>,

@@ -1,7 +1,7 @@
-//! The test-controlled ledger: native and ERC-20 balances per wallet, USD prices per asset,
+//! The test-controlled ledger: native, ERC-20 and SPL balances per wallet, USD prices per asset,
 //! token metadata, and each wallet's confirmed on-chain history (docs/dfns.md §3.5–3.6).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -11,12 +11,59 @@ use crate::ids;
 use crate::networks;
 use crate::state::State;
 
+/// Which Solana token program a mint belongs to (Dfns' kinds `Spl` and `Spl2022`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SplProgram {
+    /// The original Token program.
+    Spl,
+    /// Token-2022 (Token Extensions).
+    Spl2022,
+}
+
+impl SplProgram {
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "Spl" => Some(Self::Spl),
+            "Spl2022" => Some(Self::Spl2022),
+            _ => None,
+        }
+    }
+
+    /// The Dfns kind of an asset or transfer (`Spl`, `Spl2022`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Spl => "Spl",
+            Self::Spl2022 => "Spl2022",
+        }
+    }
+
+    /// The Dfns kind of a history entry (`SplTransfer`, `Spl2022Transfer`).
+    pub fn history_kind(self) -> &'static str {
+        match self {
+            Self::Spl => "SplTransfer",
+            Self::Spl2022 => "Spl2022Transfer",
+        }
+    }
+}
+
 /// Which asset of a wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AssetKey {
     Native,
     /// Lowercase contract address.
     Erc20(String),
+    /// A Solana token: its mint (base58, exact case) and the program that owns it.
+    Spl {
+        mint: String,
+        program: SplProgram,
+    },
+}
+
+/// Whether `mint` is a Solana account address: base58 that decodes to exactly 32 bytes.
+pub fn is_solana_mint(mint: &str) -> bool {
+    bs58::decode(mint)
+        .into_vec()
+        .is_ok_and(|bytes| bytes.len() == 32)
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +74,8 @@ pub struct TokenInfo {
 
 /// Decimals assumed for an ERC-20 contract nobody described (most tokens use 18).
 pub const DEFAULT_TOKEN_DECIMALS: u32 = 18;
+/// Decimals assumed for an SPL mint nobody described (the `spl-token` CLI's default).
+pub const DEFAULT_SPL_DECIMALS: u32 = 9;
 
 #[derive(Debug)]
 pub struct Ledger {
@@ -35,6 +84,9 @@ pub struct Ledger {
     pub prices: HashMap<String, String>,
     pub tokens: HashMap<String, TokenInfo>,
     history: HashMap<String, Vec<(u64, Value)>>,
+    /// Associated token accounts that exist: (owner address, mint). A deposit creates the
+    /// receiving wallet's; a transfer with `createDestinationAccount` creates the recipient's.
+    token_accounts: HashSet<(String, String)>,
     pub block_number: u64,
 }
 
@@ -45,6 +97,7 @@ impl Default for Ledger {
             prices: HashMap::new(),
             tokens: HashMap::new(),
             history: HashMap::new(),
+            token_accounts: HashSet::new(),
             block_number: 7_000_000,
         }
     }
@@ -89,19 +142,38 @@ impl Ledger {
         }
     }
 
-    /// ERC-20 contracts this wallet has ever held, in a stable order.
-    pub fn tokens_of(&self, wallet_id: &str) -> Vec<String> {
-        let mut contracts: Vec<String> = self
+    /// The tokens (ERC-20 contracts, SPL mints) this wallet has ever held, in a stable order.
+    pub fn tokens_of(&self, wallet_id: &str) -> Vec<AssetKey> {
+        let mut tokens: Vec<AssetKey> = self
             .balances
             .keys()
-            .filter(|(w, _)| w == wallet_id)
-            .filter_map(|(_, a)| match a {
-                AssetKey::Erc20(c) => Some(c.clone()),
-                AssetKey::Native => None,
-            })
+            .filter(|(w, a)| w == wallet_id && *a != AssetKey::Native)
+            .map(|(_, a)| a.clone())
             .collect();
-        contracts.sort();
-        contracts
+        tokens.sort_by_key(|a| match a {
+            AssetKey::Native => (0, String::new(), None),
+            AssetKey::Erc20(c) => (1, c.clone(), None),
+            AssetKey::Spl { mint, program } => (2, mint.clone(), Some(*program)),
+        });
+        tokens
+    }
+
+    /// The program `mint` is known under (from any balance of it), if any wallet ever held it.
+    pub fn spl_program_of(&self, mint: &str) -> Option<SplProgram> {
+        self.balances.keys().find_map(|(_, a)| match a {
+            AssetKey::Spl { mint: m, program } if m == mint => Some(*program),
+            _ => None,
+        })
+    }
+
+    pub fn has_token_account(&self, owner: &str, mint: &str) -> bool {
+        self.token_accounts
+            .contains(&(owner.to_owned(), mint.to_owned()))
+    }
+
+    pub fn open_token_account(&mut self, owner: &str, mint: &str) {
+        self.token_accounts
+            .insert((owner.to_owned(), mint.to_owned()));
     }
 
     pub fn meta(&self, network: &str, asset: &AssetKey) -> AssetMeta {
@@ -120,6 +192,24 @@ impl Ledger {
                     symbol: info.and_then(|i| i.symbol.clone()),
                     decimals: info.map_or(DEFAULT_TOKEN_DECIMALS, |i| i.decimals),
                     price_key: contract.clone(),
+                }
+            }
+            AssetKey::Spl { mint, .. } => {
+                let info = self.tokens.get(mint);
+                let symbol = info.and_then(|i| i.symbol.clone());
+                // Priced by its mint; failing that, by its symbol's price if one is set (`USDC`).
+                let price_key = match &symbol {
+                    Some(symbol)
+                        if !self.prices.contains_key(mint) && self.prices.contains_key(symbol) =>
+                    {
+                        symbol.clone()
+                    }
+                    _ => mint.clone(),
+                };
+                AssetMeta {
+                    symbol,
+                    decimals: info.map_or(DEFAULT_SPL_DECIMALS, |i| i.decimals),
+                    price_key,
                 }
             }
         }
@@ -237,6 +327,13 @@ pub fn record_movement(state: &mut State, m: &Movement<'_>) -> Value {
                 event["symbol"] = json!(symbol);
             }
         }
+        AssetKey::Spl { mint, program } => {
+            event["kind"] = json!(program.history_kind());
+            event["mint"] = json!(mint);
+            if let Some(symbol) = &meta.symbol {
+                event["symbol"] = json!(symbol);
+            }
+        }
     }
     if let Some(fee) = m.fee {
         event["fee"] = json!(fee.to_string());
@@ -269,8 +366,28 @@ pub fn deposit(state: &mut State, d: Deposit) -> ApiResult<Value> {
     })?;
     let network = wallet.network.clone();
     let to = wallet.address.clone().unwrap_or_default();
-    if let (AssetKey::Erc20(contract), Some(info)) = (&d.asset, d.token) {
-        state.ledger.tokens.insert(contract.clone(), info);
+    if let AssetKey::Spl { mint, program } = &d.asset {
+        if !network.starts_with("Solana") {
+            return Err(ApiError::bad_request(format!(
+                "{} deposits need a Solana wallet; this one is on {network}",
+                program.kind()
+            )));
+        }
+        if let Some(known) = state.ledger.spl_program_of(mint)
+            && known != *program
+        {
+            return Err(ApiError::bad_request(format!(
+                "mint {mint} is a {} token, not {}",
+                known.kind(),
+                program.kind()
+            )));
+        }
+        state.ledger.open_token_account(&to, mint);
+    }
+    if let (AssetKey::Erc20(key) | AssetKey::Spl { mint: key, .. }, Some(info)) =
+        (&d.asset, d.token)
+    {
+        state.ledger.tokens.insert(key.clone(), info);
     }
     state.ledger.credit(&d.wallet_id, &d.asset, d.amount)?;
     let block = state.ledger.next_block();

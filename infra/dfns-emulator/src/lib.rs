@@ -24,8 +24,8 @@
 //! | [`auth`] | bearer JWT on every route (401), `/auth/action/init` + `/auth/action` challenge flow (Ed25519, ECDSA P-256/secp256k1 DER), single-use `X-DFNS-USERACTION` bound to method, path and payload (403) |
 //! | [`permissions`] | per-user permission assignments; 403 naming the missing operation; `/auth/service-accounts`, `/auth/users`, `/permissions`, `/permissions/{id}/assignments` |
 //! | [`wallets`] | create / get / list / update / tag / untag / assets / history; EVM addresses from real secp256k1 keys (keccak-256), lowercase |
-//! | [`ledger`] | native and ERC-20 balances, USD prices, history entries, deposits |
-//! | [`transfers`] | `Native` and `Erc20` transfers, `externalId` idempotency, lifecycle, policy hook |
+//! | [`ledger`] | native, ERC-20 and SPL balances, USD prices, history entries, deposits |
+//! | [`transfers`] | `Native`, `Erc20`, `Spl` and `Spl2022` transfers, `externalId` idempotency, lifecycle, policy hook |
 //! | [`policy`] | policies v2 (`/v2/policies`), the engine ([`DfnsPolicyEngine`], the default), approvals (`/v2/policy-approvals`), `Policies:Modify` change requests; the [`policy::PolicyEngine`] hook |
 //! | [`webhooks`] | CRUD, ping, events, HMAC-signed delivery with retries |
 //! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
@@ -90,8 +90,8 @@
 //!
 //! | call | effect |
 //! |---|---|
-//! | `POST /emulator/deposits` `{"walletId","kind":"Native"\|"Erc20","contract"?,"amount","from"?,"symbol"?,"decimals"?,"txHash"?}` | credits the wallet, writes an `In` history entry, emits `wallet.blockchainevent.detected`; answers the history entry |
-//! | `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00"}}` | USD unit prices (native by symbol, ERC-20 by lowercase contract) |
+//! | `POST /emulator/deposits` `{"walletId","kind":"Native"\|"Erc20"\|"Spl"\|"Spl2022","contract"?,"mint"?,"amount","from"?,"symbol"?,"decimals"?,"txHash"?}` | credits the wallet, writes an `In` history entry, emits `wallet.blockchainevent.detected`; answers the history entry. `Spl`/`Spl2022` need a Solana wallet and a `mint` (base58 of 32 bytes, kept exactly); a mint keeps the program of its first deposit (the other kind answers 400) |
+//! | `PUT /emulator/prices` `{"prices":{"ETH":"3000.00","0x…":"1.00","<mint>":"1.00"}}` | USD unit prices (native by symbol, ERC-20 by lowercase contract, SPL by mint exactly, else by the token's symbol if that has a price) |
 //! | `GET /emulator/clock`, `POST /emulator/clock/advance` `{"seconds":N}` | read / move the emulated clock → `{"now"}`; overdue approvals expire |
 //! | `PUT /emulator/transfer-lifecycle` `{"mode":"auto","delayMs":N}` or `{"mode":"manual"}` | automatic steps every N ms, or manual stepping |
 //! | `POST /emulator/transfers/{id}/advance` | one lifecycle step → the transfer (409 if terminal or awaiting approval) |
@@ -122,15 +122,20 @@
 //!   other reads need `Auth:ServiceAccounts:Read` / `Auth:Users:Read` / `Permissions:Read`.
 //! - `/auth/action/init` and `/auth/action` require `Auth:Action:Sign`.
 //! - Only EVM networks get an `address` (Solana wallets get an ed25519 key, other families a
-//!   secp256k1 key and no address). Only `Native` and `Erc20` transfers are accepted; other kinds
-//!   answer 400. Unknown fields in a transfer body answer 400 (catches `externalID`-type typos).
-//! - Fees: 21 000 gas (native) / 65 000 gas (ERC-20) at 1 gwei, paid in the native asset. The
+//!   secp256k1 key and no address). Only `Native`, `Erc20`, `Spl` and `Spl2022` transfers are
+//!   accepted; other kinds answer 400. `Spl`/`Spl2022` only on Solana networks, `mint` base58 of
+//!   32 bytes, and in the program the mint is known under (the other kind answers 400). Unknown fields in a transfer body answer 400 (catches `externalID`-type typos).
+//! - Fees: 21 000 gas (native) / 65 000 gas (ERC-20) at 1 gwei, paid in the native asset; SPL
+//!   transfers 5 000 lamports, plus 2 039 280 lamports of rent when `createDestinationAccount`
+//!   opens the recipient's token account (a recipient holds one once it received the mint, by
+//!   deposit or transfer). An SPL transfer to a recipient without one and without
+//!   `createDestinationAccount` fails at `Executing`, as it would on chain. The
 //!   balance is checked and debited atomically at `Executing → Broadcasted`; if it does not cover
 //!   amount + fee the transfer becomes `Failed` with a reason. History entries (and
 //!   `wallet.blockchainevent.detected`) are written at `Confirmed`; a transfer to another emulated
 //!   wallet credits it too.
-//! - ERC-20 metadata: a deposit may carry `symbol` and `decimals` (emulator extension); unknown
-//!   contracts have 18 decimals and no symbol. `quotes.USD` appears only when a price is set.
+//! - Token metadata: a deposit may carry `symbol` and `decimals` (emulator extension); unknown
+//!   contracts have 18 decimals, unknown mints 9, and no symbol. `quotes.USD` appears only when a price is set.
 //! - Webhooks: `timestampSent` follows the wall clock (receivers compare it with their own clock);
 //!   `date` and everything else follows the emulated clock. Stored events carry `status` = the
 //!   receiver's HTTP code, `"ConnectionError"`/`"Timeout"`, or `"Pending"` before the attempt, plus

@@ -1,4 +1,5 @@
-//! Transfers (docs/dfns.md §3.7–3.8, §8.5): `Native` and `Erc20` with validation, `externalId`
+//! Transfers (docs/dfns.md §3.7–3.8, §8.5): `Native`, `Erc20`, `Spl` and `Spl2022` with
+//! validation, `externalId`
 //! idempotency, the policy hook, and the lifecycle `Pending → Executing → Broadcasted →
 //! Confirmed` (or `Failed` on insufficient balance), automatic or stepped by the control API.
 
@@ -17,7 +18,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::extract::{DfnsJson, DfnsQuery};
 use crate::ids;
 use crate::keys::is_evm_address;
-use crate::ledger::{self, AssetKey, Movement, parse_amount};
+use crate::ledger::{self, AssetKey, Movement, SplProgram, parse_amount};
 use crate::networks;
 use crate::pagination::{PageQuery, page};
 use crate::permissions::list_json;
@@ -65,6 +66,12 @@ pub enum Lifecycle {
 /// transfer; native fees per network: [`networks::native_transfer_fee`]).
 const GAS_PRICE_WEI: u128 = 1_000_000_000;
 const ERC20_GAS: u128 = 65_000;
+/// The fee of an SPL transfer in lamports: one signature, as a native SOL transfer.
+const SPL_TRANSFER_FEE: u128 = 5_000;
+/// Rent-exempt deposit of a new associated token account (165 bytes), in lamports, paid by the
+/// sender when `createDestinationAccount` opens the recipient's account. Token-2022 accounts
+/// with extensions cost a little more on chain; the emulator charges the same.
+pub const TOKEN_ACCOUNT_RENT: u128 = 2_039_280;
 
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -90,6 +97,8 @@ pub struct Transfer {
     pub date_confirmed: Option<OffsetDateTime>,
     pub approval_id: Option<String>,
     pub external_id: Option<String>,
+    /// An SPL transfer's `createDestinationAccount`.
+    pub create_destination_account: bool,
     /// Held by a `RequestApproval` policy until the approval resolves.
     pub awaiting_approval: bool,
     /// A lifecycle driver task is running for this transfer.
@@ -138,10 +147,25 @@ impl Transfer {
         Value::Object(out)
     }
 
-    fn fee_for_asset(&self) -> u128 {
-        match self.asset {
-            AssetKey::Native => networks::native_transfer_fee(&self.network),
-            AssetKey::Erc20(_) => ERC20_GAS * GAS_PRICE_WEI,
+    /// The network fee, and for an SPL transfer that opens the recipient's token account its
+    /// rent (`Err` when the recipient has none and the request did not ask to create it).
+    fn fee_for_asset(&self, ledger: &ledger::Ledger) -> Result<u128, String> {
+        match &self.asset {
+            AssetKey::Native => Ok(networks::native_transfer_fee(&self.network)),
+            AssetKey::Erc20(_) => Ok(ERC20_GAS * GAS_PRICE_WEI),
+            AssetKey::Spl { mint, .. } => {
+                if ledger.has_token_account(&self.to, mint) {
+                    Ok(SPL_TRANSFER_FEE)
+                } else if self.create_destination_account {
+                    Ok(SPL_TRANSFER_FEE + TOKEN_ACCOUNT_RENT)
+                } else {
+                    Err(format!(
+                        "Transaction failed on chain: {} has no token account for mint {mint} \
+                         (createDestinationAccount was not set)",
+                        self.to
+                    ))
+                }
+            }
         }
     }
 }
@@ -162,6 +186,19 @@ const NATIVE_FIELDS: &[&str] = &[
     "expiresAt",
     "useDurableNonce",
 ];
+/// `Spl` / `Spl2022` (`TransferAssetBody` in `@dfns/sdk` 0.8.21): no `priority`.
+const SPL_FIELDS: &[&str] = &[
+    "kind",
+    "to",
+    "amount",
+    "mint",
+    "memo",
+    "createDestinationAccount",
+    "useDurableNonce",
+    "externalId",
+    "travelRule",
+    "feeSponsorId",
+];
 
 /// A validated transfer request.
 struct TransferInput {
@@ -169,6 +206,7 @@ struct TransferInput {
     to: String,
     amount: u128,
     external_id: Option<String>,
+    create_destination_account: bool,
 }
 
 fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> ApiResult<Option<&'a str>> {
@@ -193,9 +231,11 @@ fn validate(network: &str, body: &Value) -> ApiResult<TransferInput> {
     let allowed: Vec<&str> = match kind {
         "Native" => COMMON_FIELDS.iter().chain(NATIVE_FIELDS).copied().collect(),
         "Erc20" => COMMON_FIELDS.iter().copied().chain(["contract"]).collect(),
+        "Spl" | "Spl2022" => SPL_FIELDS.to_vec(),
         other => {
             return Err(ApiError::bad_request(format!(
-                "transfer kind {other:?} is not supported by the emulator (Native, Erc20)"
+                "transfer kind {other:?} is not supported by the emulator (Native, Erc20, Spl, \
+                 Spl2022)"
             )));
         }
     };
@@ -223,7 +263,32 @@ fn validate(network: &str, body: &Value) -> ApiResult<TransferInput> {
             "to is not a valid {network} address: {to:?}"
         )));
     }
-    let asset = if kind == "Erc20" {
+    let create_destination_account = match body.get("createDestinationAccount") {
+        None => false,
+        Some(Value::Bool(create)) => *create,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "createDestinationAccount must be a boolean",
+            ));
+        }
+    };
+    let asset = if let Some(program) = SplProgram::parse(kind) {
+        if !network.starts_with("Solana") {
+            return Err(ApiError::bad_request(format!(
+                "{kind} transfers are only supported on Solana networks, not {network}"
+            )));
+        }
+        let mint = required_string(body, "mint")?;
+        if !ledger::is_solana_mint(mint) {
+            return Err(ApiError::bad_request(format!(
+                "mint is not a Solana address (base58 of 32 bytes): {mint:?}"
+            )));
+        }
+        AssetKey::Spl {
+            mint: mint.to_owned(),
+            program,
+        }
+    } else if kind == "Erc20" {
         if !evm {
             return Err(ApiError::bad_request(format!(
                 "Erc20 transfers are not supported on {network}"
@@ -244,6 +309,7 @@ fn validate(network: &str, body: &Value) -> ApiResult<TransferInput> {
         to: to.to_owned(),
         amount,
         external_id,
+        create_destination_account,
     })
 }
 
@@ -259,6 +325,17 @@ pub async fn create(
     app.with_state(|s| {
         let network = get_wallet(s, &wallet_id)?.network.clone();
         let input = validate(&network, &body)?;
+        if let AssetKey::Spl { mint, program } = &input.asset
+            && let Some(known) = s.ledger.spl_program_of(mint)
+            && known != *program
+        {
+            // Built for the wrong token program, the transaction could not be constructed.
+            return Err(ApiError::bad_request(format!(
+                "mint {mint} belongs to the {} program: send it as kind {}",
+                known.kind(),
+                known.kind()
+            )));
+        }
 
         if let Some(external_id) = &input.external_id
             && let Some(existing) = s
@@ -302,6 +379,7 @@ pub async fn create(
             date_confirmed: None,
             approval_id: None,
             external_id: input.external_id,
+            create_destination_account: input.create_destination_account,
             awaiting_approval: false,
             driving: false,
             seq: s.next_seq(),
@@ -426,11 +504,20 @@ pub fn advance(s: &mut State, id: &str) -> ApiResult<TransferStatus> {
             Ok(TransferStatus::Executing)
         }
         TransferStatus::Executing => {
-            let fee = t.fee_for_asset();
+            let fee = match t.fee_for_asset(&s.ledger) {
+                Ok(fee) => fee,
+                Err(reason) => {
+                    let tm = transfer_mut(s, id);
+                    tm.status = TransferStatus::Failed;
+                    tm.reason = Some(reason);
+                    emit_transfer(s, "wallet.transfer.failed", id);
+                    return Ok(TransferStatus::Failed);
+                }
+            };
             // Check and debit under the one lock: concurrent transfers cannot overdraw.
             let (asset_needed, native_needed) = match &t.asset {
                 AssetKey::Native => (None, t.amount.checked_add(fee)),
-                AssetKey::Erc20(_) => (Some(t.amount), Some(fee)),
+                AssetKey::Erc20(_) | AssetKey::Spl { .. } => (Some(t.amount), Some(fee)),
             };
             let native_ok = native_needed
                 .is_some_and(|n| s.ledger.balance(&t.wallet_id, &AssetKey::Native) >= n);
@@ -452,6 +539,10 @@ pub fn advance(s: &mut State, id: &str) -> ApiResult<TransferStatus> {
             }
             if let Some(n) = native_needed {
                 s.ledger.try_debit(&t.wallet_id, &AssetKey::Native, n);
+            }
+            if let AssetKey::Spl { mint, .. } = &t.asset {
+                // Opened by this transaction (its rent is in the fee) if it did not exist.
+                s.ledger.open_token_account(&t.to, mint);
             }
             let tm = transfer_mut(s, id);
             tm.status = TransferStatus::Broadcasted;

@@ -319,7 +319,8 @@ pub struct AssetsQuery {
     net_worth: Option<String>,
 }
 
-/// `GET /wallets/{id}/assets`: the native asset always, then every ERC-20 the wallet has held.
+/// `GET /wallets/{id}/assets`: the native asset always, then every token (ERC-20, SPL) the wallet
+/// has held.
 pub async fn assets(
     AxState(app): AxState<SharedApp>,
     Extension(caller): Extension<Caller>,
@@ -330,12 +331,7 @@ pub async fn assets(
     app.with_state(|s| {
         let wallet = get_wallet(s, &wallet_id)?;
         let mut keys = vec![AssetKey::Native];
-        keys.extend(
-            s.ledger
-                .tokens_of(&wallet_id)
-                .into_iter()
-                .map(AssetKey::Erc20),
-        );
+        keys.extend(s.ledger.tokens_of(&wallet_id));
         let mut net_worth = 0f64;
         let mut assets = Vec::new();
         for key in keys {
@@ -347,6 +343,10 @@ pub async fn assets(
                 AssetKey::Erc20(contract) => {
                     asset["kind"] = json!("Erc20");
                     asset["contract"] = json!(contract);
+                }
+                AssetKey::Spl { mint, program } => {
+                    asset["kind"] = json!(program.kind());
+                    asset["mint"] = json!(mint);
                 }
             }
             asset["balance"] = json!(balance.to_string());

@@ -9,5 +9,6 @@ mod families;
 mod faults_permissions_audit;
 mod policy_engine;
 mod policy_hook;
+mod spl;
 mod wallets_transfers;
 mod webhooks;
