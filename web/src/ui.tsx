@@ -110,12 +110,17 @@ export function StateBadge({ state }: { state: string }) {
 }
 
 export function Page(props: { title: string; children: ComponentChildren }) {
+  const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${props.title} · Managed accounts`;
+    // A new page: keyboard and screen-reader users start at its heading, not at the old link.
+    heading.current?.focus({ preventScroll: true });
   }, [props.title]);
   return (
     <section aria-labelledby="page-title">
-      <h1 id="page-title">{props.title}</h1>
+      <h1 id="page-title" tabIndex={-1} ref={heading}>
+        {props.title}
+      </h1>
       {props.children}
     </section>
   );

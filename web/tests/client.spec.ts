@@ -64,6 +64,10 @@ test('a new client opens an account, gets a destination approved, withdraws, exp
   // A withdrawal with its live preview, a confirmation, then its status until confirmed.
   await open(page, 'Withdraw');
   await expect(page.getByLabel('Destination')).toHaveValue(destination);
+  // Over the per-transfer limit (USD 10,000 at the standard tier): blocked, and by which rule.
+  await page.getByLabel('Amount (ETH)').fill('5');
+  await expect(page.getByTestId('preview')).toContainText(/Blocked\. By: .*amount-limit.* \(TransactionAmountLimit\)/);
+  await expect(page.getByRole('button', { name: 'Review withdrawal' })).toBeDisabled();
   await page.getByLabel('Amount (ETH)').fill('0.1');
   await expect(page.getByText('100000000000000000 smallest units')).toBeVisible();
   const preview = page.getByTestId('preview');
