@@ -65,3 +65,29 @@ test('Verify chain finds an entry whose body was altered after it was hashed', a
   await page.getByRole('button', { name: 'Verify chain' }).click();
   await expect(page.getByTestId('chain-result')).toContainText('Chain broken at entry 2: its hash is not sha256(prevHash ‖ body).');
 });
+
+test('the keyboard alone reaches the navigation and opens an account', async ({ page }) => {
+  await signIn(page, uniqueId('pw-keys'));
+  await expect(page.getByRole('button', { name: 'Open my account' })).toBeVisible();
+  // From the page's heading (where focus lands), Tab reaches the page's button; Enter presses it.
+  await expect(page.getByRole('heading', { level: 1, name: 'Account' })).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('button', { name: 'Open my account' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('article', { name: 'Wallet on EthereumSepolia' })).toBeVisible();
+
+  // From the top of the document: the skip link first, then every navigation link in order.
+  await page.evaluate(() => {
+    document.body.tabIndex = -1;
+    document.body.focus();
+    document.body.removeAttribute('tabindex');
+  });
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
+  for (const name of ['Account', 'Destinations', 'Limits', 'Withdraw', 'Trading', 'Activity', 'Audit', 'Notifications']) {
+    await page.keyboard.press('Tab');
+    await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true })).toBeFocused();
+  }
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('heading', { level: 1, name: 'Notifications' })).toBeFocused();
+});

@@ -108,7 +108,10 @@ pub fn run_alone(repo_root: &Path, project: Project) -> Result<ExitCode> {
     };
     println!(
         "\nxtask {}: {} in {:.1}s  {detail}",
-        project.name(),
+        match project {
+            Project::Tests => "web",
+            Project::Screenshots => "screenshots",
+        },
         if ok { "ok" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
