@@ -62,6 +62,9 @@ const ST: &str = ".tools/venv/bin/st";
 
 /// The step of `cargo xtask test`: (passed, the summary's detail). Expects the stand-ins' environment
 /// in this process's environment (exported by the caller) and schemathesis installed.
+/// The networks the fuzzed platform offers: one of each family.
+const FUZZED_NETWORKS: &str = "EthereumSepolia,BitcoinTestnet4,SolanaDevnet";
+
 pub fn step(repo_root: &Path) -> (bool, String) {
     let work = target_dir(repo_root).join(WORK_DIR);
     match build_and_run(repo_root, &work) {
@@ -114,6 +117,9 @@ fn build_and_run(repo_root: &Path, work: &Path) -> Result<()> {
                 .arg("schemathesis-run")
                 .arg("--work-dir")
                 .arg(work)
+                // One network of each family, so the request schemas' per-family branches (EVM,
+                // Bitcoin, Solana addresses and assets) are all generated and checked.
+                .env("PLATFORM_NETWORKS", FUZZED_NETWORKS)
                 // The stack's log: errors only (every refused webhook is a warning), unless asked.
                 .env(
                     "RUST_LOG",

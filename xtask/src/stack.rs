@@ -161,7 +161,8 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
             "compliance approves every policy change",
             officers.iter().map(|id| UserId::new(id.clone())),
             1,
-            None,
+            // Rejected after the deployed default, as bootstrap creates it.
+            Some(platform::settings::DEFAULT_AUTO_REJECT_MINUTES),
         ))
         .await
         .context("creating the Policies:Modify policy")?;
