@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { expectAccessible, open, signIn, uniqueId } from './platform';
+import { expectAccessible, open, randomEvmAddress, signIn, uniqueId } from './platform';
 
 // What the API can answer besides success has a place on screen: its error message and request
 // id, and a 401 that asks to sign in again (answers stubbed in the browser, the rest is real).
@@ -90,4 +90,30 @@ test('the keyboard alone reaches the navigation and opens an account', async ({ 
   }
   await page.keyboard.press('Enter');
   await expect(page.getByRole('heading', { level: 1, name: 'Notifications' })).toBeFocused();
+});
+
+test('a destination cooling off can be vetoed or cancelled; an address copies', async ({ page, context }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await signIn(page, uniqueId('pw-veto'));
+  await page.getByRole('button', { name: 'Open my account' }).click();
+  const wallet = page.getByRole('article', { name: 'Wallet on EthereumSepolia' });
+  await expect(wallet).toBeVisible();
+  await wallet.getByRole('button', { name: 'Copy EthereumSepolia address' }).click();
+  await expect(wallet.getByRole('button', { name: 'Copy EthereumSepolia address' })).toHaveText('Copied');
+  const address = (await wallet.locator('.address code').textContent()) ?? '';
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(address);
+
+  await open(page, 'Destinations');
+  for (const [label, action, state] of [
+    ['Mistyped', 'Veto', 'Vetoed'],
+    ['Not needed', 'Cancel', 'Cancelled'],
+  ] as const) {
+    await page.getByLabel('Address').fill(randomEvmAddress());
+    await page.getByLabel('Label').fill(label);
+    await page.getByRole('button', { name: 'Request this destination' }).click();
+    // Within the cooling-off (4 s in `cargo xtask web`): the client's own stop.
+    await page.getByRole('table', { name: 'Open requests' }).getByRole('button', { name: `${action} ${label}` }).click();
+    await expect(page.getByRole('table', { name: 'Resolved requests' }).getByRole('row', { name: new RegExp(label) }).getByText(state, { exact: true })).toBeVisible();
+  }
+  await expect(page.getByText('No open request.')).toBeVisible();
 });
