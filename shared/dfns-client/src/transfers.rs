@@ -72,6 +72,29 @@ pub enum TransferAsset {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         priority: Option<Priority>,
     },
+    /// An SPL token (the original Token program) on Solana, by its mint (docs/dfns.md §3.7).
+    Spl {
+        to: String,
+        amount: Amount,
+        /// The mint account (base58, exact case).
+        mint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memo: Option<String>,
+        /// Pay to create the recipient's associated token account if it has none (Dfns' default
+        /// is `false`: the transfer then fails on chain for a recipient without one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        create_destination_account: Option<bool>,
+    },
+    /// A Token-2022 (Token Extensions program) token on Solana, by its mint; fields as `Spl`.
+    Spl2022 {
+        to: String,
+        amount: Amount,
+        mint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memo: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        create_destination_account: Option<bool>,
+    },
     /// Another kind, sent and kept as raw JSON (must contain `kind`).
     #[serde(untagged)]
     Unknown(Value),

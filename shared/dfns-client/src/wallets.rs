@@ -187,6 +187,22 @@ pub enum BlockchainEventKind {
         to: String,
         token_id: String,
     },
+    /// An SPL token movement; `from` and `to` are optional in the SDK's type.
+    SplTransfer {
+        mint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// A Token-2022 token movement; fields as `SplTransfer`.
+    Spl2022Transfer {
+        mint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
     #[serde(untagged)]
     Unknown(Value),
 }

@@ -277,6 +277,13 @@ async fn apply_deferring(
                 dfns_client::wallets::BlockchainEventKind::Erc20Transfer {
                     contract, from, ..
                 } => ("Erc20", Some(contract.clone()), Some(from.clone())),
+                // An SPL token's mint in the token field, as a contract.
+                dfns_client::wallets::BlockchainEventKind::SplTransfer { mint, from, .. } => {
+                    ("Spl", Some(mint.clone()), from.clone())
+                }
+                dfns_client::wallets::BlockchainEventKind::Spl2022Transfer {
+                    mint, from, ..
+                } => ("Spl2022", Some(mint.clone()), from.clone()),
                 _ => ("Other", None, None),
             };
             let detail = serde_json::json!({

@@ -16,9 +16,18 @@
 //!   Dfns' whitelist policy enforces it again whatever the platform does;
 //! - the client sees it in its own states (`Requested` until sent), hears of every state change
 //!   (notification and EventBridge event `withdrawal.<state>`), and its trail says `withdrawal.…`.
+//!
+//! Assets: `native`; on an EVM network an ERC-20 contract; on Solana an SPL token's mint (exact
+//! case). Whether a mint is sent as Dfns' `Spl` or `Spl2022` is read from the client's wallet's
+//! balance of that mint **at send time** (`check_at_send`): the order keeps the mint the client
+//! gave (shown back as `asset`, no stored field to migrate), every other send-time fact is read
+//! there too, and a mint's program is fixed when the mint is created, so reading it later cannot
+//! give another answer. Creation reads the balances once as well, only to refuse (409) a mint
+//! the wallet does not hold.
 
 use dfns_client::policies::{PoliciesQuery, PolicyStatus};
 use dfns_client::transfers::TransfersQuery;
+use dfns_client::wallets::Asset as HeldAsset;
 use domain::{
     Actor, Address, Amount, ClientId, DestinationAction, DestinationRequestState, Network,
     NetworkAddress, OrderId, OrderState, StateMachine,
@@ -103,7 +112,8 @@ pub struct WithdrawalInput {
     /// One of the caller's approved destinations on that network.
     #[schemars(schema_with = "crate::request_schema::address")]
     pub to: String,
-    /// `native`, or an ERC-20 token's contract address (EVM networks only for now).
+    /// `native`; on an EVM network an ERC-20 token's contract; on Solana an SPL token's mint
+    /// (base58, exact case).
     #[schemars(schema_with = "crate::request_schema::withdrawal_asset")]
     pub asset: String,
     /// In the asset's smallest units, a decimal integer string.
@@ -111,22 +121,115 @@ pub struct WithdrawalInput {
     pub amount: String,
 }
 
+/// What a withdrawal asks to send. An SPL mint's program (Dfns' `Spl` or `Spl2022`) is not in
+/// the request: [`WithdrawalAsset::resolve`] reads it from the wallet's balances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WithdrawalAsset {
+    Native,
+    /// Lowercase hex.
+    Erc20 {
+        contract: String,
+    },
+    /// Base58, exactly as given.
+    SolanaToken {
+        mint: String,
+    },
+}
+
+impl WithdrawalAsset {
+    /// From the stored `asset` of a withdrawal on `network` (written by [`Self::text`]).
+    pub fn from_stored(network: Network, asset: &str) -> Self {
+        if asset == NATIVE {
+            Self::Native
+        } else if network.family() == domain::NetworkFamily::Solana {
+            Self::SolanaToken {
+                mint: asset.to_owned(),
+            }
+        } else {
+            Self::Erc20 {
+                contract: asset.to_owned(),
+            }
+        }
+    }
+
+    /// The stored `asset`: `native`, the contract or the mint.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Native => NATIVE.to_owned(),
+            Self::Erc20 { contract } => contract.clone(),
+            Self::SolanaToken { mint } => mint.clone(),
+        }
+    }
+
+    /// What to send, given the wallet's balances: an SPL mint is sent in the program the wallet
+    /// holds it under; `None` when the wallet holds no balance of that mint (zero or unlisted).
+    pub fn resolve(&self, held: &[HeldAsset]) -> Option<AssetKind> {
+        use dfns_client::wallets::AssetKind as Held;
+        match self {
+            Self::Native => Some(AssetKind::Native),
+            Self::Erc20 { contract } => Some(AssetKind::Erc20 {
+                contract: contract.clone(),
+            }),
+            Self::SolanaToken { mint } => held
+                .iter()
+                .filter(|a| a.balance.to_u128().is_some_and(|b| b > 0))
+                .find_map(|a| match &a.kind {
+                    Held::Spl { mint: m } if m == mint => Some(AssetKind::Spl { mint: m.clone() }),
+                    Held::Spl2022 { mint: m } if m == mint => {
+                        Some(AssetKind::Spl2022 { mint: m.clone() })
+                    }
+                    _ => None,
+                }),
+        }
+    }
+}
+
 /// A withdrawal input that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidWithdrawal {
     pub destination: NetworkAddress,
-    pub asset: AssetKind,
+    pub asset: WithdrawalAsset,
     pub amount: Amount,
 }
 
 impl ValidWithdrawal {
-    /// The stored `asset`: `native` or the contract (canonical).
+    /// The stored `asset`: `native`, the contract (canonical) or the mint (as given).
     pub fn asset_text(&self) -> String {
-        match &self.asset {
-            AssetKind::Native => NATIVE.to_owned(),
-            AssetKind::Erc20 { contract } => contract.clone(),
-        }
+        self.asset.text()
     }
+}
+
+/// Why a mint the client's wallet holds none of is not sent.
+fn not_held_message(network: Network, mint: &str) -> String {
+    format!("asset: your {network} wallet holds no token of mint {mint} (mints are case-sensitive)")
+}
+
+/// The 409 for a mint the client's wallet holds none of.
+fn not_held(network: Network, mint: &str) -> PlatformError {
+    PlatformError::Conflict(not_held_message(network, mint))
+}
+
+/// The wallet's balances at Dfns.
+async fn held_assets(app: &App, wallet: &store::WalletMapping) -> Result<Vec<HeldAsset>> {
+    let dfns = app.dfns_reader().await?;
+    let wallet_id = dfns_client::WalletId::new(wallet.wallet_id.as_str());
+    Ok(dfns.wallet_assets(&wallet_id, false).await?.assets)
+}
+
+/// What to send for `valid` from `wallet` (reads its balances only for an SPL mint).
+async fn resolve_asset(
+    app: &App,
+    wallet: &store::WalletMapping,
+    asset: &WithdrawalAsset,
+    network: Network,
+) -> Result<AssetKind> {
+    let held = match asset {
+        WithdrawalAsset::SolanaToken { .. } => held_assets(app, wallet).await?,
+        _ => Vec::new(),
+    };
+    asset
+        .resolve(&held)
+        .ok_or_else(|| not_held(network, &asset.text()))
 }
 
 /// Validates a withdrawal's input against the platform's networks (pure).
@@ -139,17 +242,33 @@ pub fn validate(networks: &[Network], input: &WithdrawalInput) -> Result<ValidWi
     let destination =
         NetworkAddress::parse(network, &input.to).map_err(|e| bad(format!("to: {e}")))?;
     let asset = if input.asset == NATIVE {
-        AssetKind::Native
-    } else if network.family() != domain::NetworkFamily::Evm {
-        // Bitcoin has no tokens; SPL tokens on Solana are not sent yet.
-        return Err(bad(format!(
-            "asset: only `{NATIVE}` can be withdrawn on {network}"
-        )));
+        WithdrawalAsset::Native
     } else {
-        let contract =
-            Address::parse(network, &input.asset).map_err(|e| bad(format!("asset: {e}")))?;
-        AssetKind::Erc20 {
-            contract: contract.canonical(),
+        match network.family() {
+            // Bitcoin has no tokens.
+            domain::NetworkFamily::Bitcoin => {
+                return Err(bad(format!(
+                    "asset: only `{NATIVE}` can be withdrawn on {network}"
+                )));
+            }
+            // An SPL token, by its mint: kept exactly as given (base58 is case-sensitive).
+            domain::NetworkFamily::Solana => {
+                let mint = domain::SolanaAddress::parse(&input.asset).map_err(|e| {
+                    bad(format!(
+                        "asset: `{NATIVE}` or an SPL token's mint (a Solana address): {e}"
+                    ))
+                })?;
+                WithdrawalAsset::SolanaToken {
+                    mint: mint.as_str().to_owned(),
+                }
+            }
+            domain::NetworkFamily::Evm => {
+                let contract = Address::parse(network, &input.asset)
+                    .map_err(|e| bad(format!("asset: {e}")))?;
+                WithdrawalAsset::Erc20 {
+                    contract: contract.canonical(),
+                }
+            }
         }
     };
     let amount = Amount::parse(&input.amount).map_err(|e| bad(format!("amount: {e}")))?;
@@ -223,7 +342,7 @@ pub struct Withdrawal {
     pub state: WithdrawalState,
     pub network: Network,
     pub to: String,
-    /// `native` or the token's contract.
+    /// `native`, the token's contract, or an SPL token's mint.
     pub asset: String,
     /// Smallest units.
     pub amount: Amount,
@@ -306,15 +425,14 @@ pub async fn create(
         Some(_) => return Err(PlatformError::Internal("idempotency key of another".into())),
         None => {
             approved_or_refused(app, client, &valid.destination).await?;
-            if client_wallet(app, client, valid.destination.network())
-                .await?
-                .is_none()
-            {
+            let network = valid.destination.network();
+            let Some(wallet) = client_wallet(app, client, network).await? else {
                 return Err(PlatformError::Conflict(format!(
-                    "you have no wallet on {}",
-                    valid.destination.network()
+                    "you have no wallet on {network}"
                 )));
-            }
+            };
+            // Refuses a mint the wallet holds none of now; the program is read again at send.
+            resolve_asset(app, &wallet, &valid.asset, network).await?;
             store_new(app, client, &valid, idempotency).await?
         }
     };
@@ -429,26 +547,38 @@ pub async fn check_at_send(
         Ok(destination) => destination,
         Err(e) => return Ok(Err(not_sent(format!("destination {to}: {e}")))),
     };
-    let asset = if order.asset == NATIVE {
-        AssetKind::Native
-    } else {
-        AssetKind::Erc20 {
-            contract: order.asset.clone(),
-        }
-    };
     let requests = app
         .store()
         .list_destination_requests(&order.client_id)
         .await?;
-    Ok(
-        match refusal(&destination, &destination_status(&requests, &destination)) {
-            None => Ok(SendTo {
-                destination,
-                kind: asset,
-            }),
-            Some(refused) => Err(not_sent(refused.to_string())),
-        },
-    )
+    if let Some(refused) = refusal(&destination, &destination_status(&requests, &destination)) {
+        return Ok(Err(not_sent(refused.to_string())));
+    }
+    let asset = WithdrawalAsset::from_stored(order.network, &order.asset);
+    let kind = match &asset {
+        WithdrawalAsset::SolanaToken { .. } => {
+            let Some(wallet) = client_wallet(app, &order.client_id, order.network).await? else {
+                return Ok(Err(NotSent {
+                    code: "no_wallet",
+                    message: format!("the client has no wallet on {}", order.network),
+                }));
+            };
+            // A Dfns read that fails is an error: the order is retried, not ended on a guess.
+            match asset.resolve(&held_assets(app, &wallet).await?) {
+                Some(kind) => kind,
+                None => {
+                    return Ok(Err(NotSent {
+                        code: "asset_not_held",
+                        message: not_held_message(order.network, &asset.text()),
+                    }));
+                }
+            }
+        }
+        _ => asset
+            .resolve(&[])
+            .expect("native and ERC-20 need no balance to resolve"),
+    };
+    Ok(Ok(SendTo { destination, kind }))
 }
 
 /// `GET /v1/withdrawals/{id}`: the caller's own only (another's is not found).
@@ -640,7 +770,7 @@ pub async fn preview(
         .collect();
     let target = SendTo {
         destination: valid.destination.clone(),
-        kind: valid.asset.clone(),
+        kind: resolve_asset(app, &wallet, &valid.asset, network).await?,
     };
     let evaluation = evaluate(app, &wallet, &target, valid.amount, Some(&own)).await?;
     Ok(WithdrawalPreview {
@@ -699,14 +829,7 @@ pub async fn evaluate(
     let held = assets
         .assets
         .iter()
-        .find(|a| match (&a.kind, &target.kind) {
-            (dfns_client::wallets::AssetKind::Native, AssetKind::Native) => true,
-            (
-                dfns_client::wallets::AssetKind::Erc20 { contract },
-                AssetKind::Erc20 { contract: ours },
-            ) => contract.eq_ignore_ascii_case(ours),
-            _ => false,
-        });
+        .find(|a| target.kind.is_held_as(&a.kind));
     let value_usd = held.and_then(|a| {
         let price = Usd::price_from_quotes(a.quotes.as_ref())?;
         Usd::value_of(amount.get(), a.decimals, price)
@@ -755,7 +878,7 @@ mod tests {
         .unwrap();
         // EVM addresses are kept lowercase.
         assert_eq!(valid.destination.address().canonical(), DEST);
-        assert_eq!(valid.asset, AssetKind::Native);
+        assert_eq!(valid.asset, WithdrawalAsset::Native);
         assert_eq!(valid.amount, Amount::new(1000));
         let token = validate(
             &networks,
@@ -789,10 +912,11 @@ mod tests {
     }
 
     #[test]
-    fn bitcoin_and_solana_withdraw_their_native_coin_only() {
+    fn bitcoin_withdraws_its_coin_only_and_solana_also_spl_tokens_by_exact_mint() {
         let networks = [Network::BitcoinTestnet4, Network::SolanaDevnet];
         let tb = "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7";
         let sol = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+        let mint = crate::trading::registry::DEVNET_USDC_MINT;
         validate(&networks, &input("BitcoinTestnet4", tb, "native", "1")).unwrap();
         // An address is not a token on Bitcoin (the document allows only `native` there).
         assert!(matches!(
@@ -800,11 +924,70 @@ mod tests {
             Err(PlatformError::BadRequest(m)) if m.contains("only `native`")
         ));
         validate(&networks, &input("SolanaDevnet", sol, "native", "1")).unwrap();
-        // SPL tokens are not sent yet: refused here rather than failing at Dfns.
-        assert!(matches!(
-            validate(&networks, &input("SolanaDevnet", sol, sol, "1")),
-            Err(PlatformError::BadRequest(m)) if m.contains("only `native`")
-        ));
+        // A mint, kept exactly as given.
+        let token = validate(&networks, &input("SolanaDevnet", sol, mint, "1")).unwrap();
+        assert_eq!(
+            token.asset,
+            WithdrawalAsset::SolanaToken { mint: mint.into() }
+        );
+        assert_eq!(token.asset_text(), mint);
+        assert_eq!(
+            WithdrawalAsset::from_stored(Network::SolanaDevnet, &token.asset_text()),
+            token.asset
+        );
+        // Not a Solana address: an EVM contract, a truncated mint, a non-base58 letter.
+        for bad in [
+            "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238",
+            &mint[..40],
+            &mint.replacen('z', "0", 1),
+        ] {
+            assert!(
+                matches!(
+                    validate(&networks, &input("SolanaDevnet", sol, bad, "1")),
+                    Err(PlatformError::BadRequest(m)) if m.starts_with("asset:")
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    fn held(kind: serde_json::Value, balance: &str) -> HeldAsset {
+        let mut asset = kind;
+        asset["decimals"] = 6.into();
+        asset["balance"] = balance.into();
+        serde_json::from_value(asset).unwrap()
+    }
+
+    #[test]
+    fn a_mint_is_sent_in_the_program_the_wallet_holds_it_under_and_never_unheld() {
+        use serde_json::json;
+        let mint = crate::trading::registry::DEVNET_USDC_MINT;
+        let asset = WithdrawalAsset::SolanaToken { mint: mint.into() };
+        let native = held(json!({"kind": "Native"}), "5");
+        assert_eq!(
+            asset.resolve(&[
+                native.clone(),
+                held(json!({"kind": "Spl", "mint": mint}), "7")
+            ]),
+            Some(AssetKind::Spl { mint: mint.into() })
+        );
+        assert_eq!(
+            asset.resolve(&[held(json!({"kind": "Spl2022", "mint": mint}), "7")]),
+            Some(AssetKind::Spl2022 { mint: mint.into() })
+        );
+        // None of it: not listed, a zero balance, or a mint differing in one letter's case.
+        let flipped = mint.replacen('z', "Z", 1);
+        for holdings in [
+            vec![native.clone()],
+            vec![held(json!({"kind": "Spl", "mint": mint}), "0")],
+            vec![held(json!({"kind": "Spl", "mint": flipped}), "7")],
+        ] {
+            assert_eq!(asset.resolve(&holdings), None, "{holdings:?}");
+        }
+        assert_eq!(
+            WithdrawalAsset::Native.resolve(&[]),
+            Some(AssetKind::Native)
+        );
     }
 
     fn request(

@@ -642,3 +642,100 @@ async fn a_page_token_that_never_advances_is_an_error_not_an_endless_stream() {
     assert!(matches!(result, Err(Error::Decode { .. })), "{result:?}");
     assert_eq!(h.calls().len(), 2);
 }
+
+/// SPL transfers, balances and history as `@dfns/sdk` 0.8.21 types them
+/// (`generated/wallets/types.d.ts`: `TransferAssetBody` kind `"Spl" | "Spl2022"`, assets kind
+/// `"Spl" | "Spl2022"` with `mint`, history kind `"SplTransfer" | "Spl2022Transfer"`).
+#[tokio::test]
+async fn spl_transfers_balances_and_history_use_the_sdks_field_names() {
+    use dfns_client::wallets::{AssetKind, BlockchainEvent, BlockchainEventKind, WalletAssets};
+    const MINT: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+    const TO: &str = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+    let h = Harness::new().await;
+    h.answer(
+        Method::POST,
+        "/wallets/wa-sol/transfers",
+        200,
+        json!({
+          "id": "xfr-2", "walletId": "wa-sol", "network": "SolanaDevnet",
+          "requester": { "userId": "us-sa" },
+          "requestBody": { "kind": "Spl2022", "to": TO, "amount": "2500000", "mint": MINT,
+                           "createDestinationAccount": true, "externalId": "o-2" },
+          "metadata": { "asset": { "symbol": "USDC", "decimals": 6, "quotes": { "USD": 1.0 } } },
+          "status": "Pending", "dateRequested": "2023-05-08T19:14:25.568Z", "externalId": "o-2"
+        }),
+    );
+    let outcome = h
+        .client
+        .transfer(
+            &WalletId::new("wa-sol"),
+            ExternalId::new("o-2"),
+            TransferAsset::Spl2022 {
+                to: TO.into(),
+                amount: Amount::from(2_500_000),
+                mint: MINT.into(),
+                memo: None,
+                create_destination_account: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.calls()[0].json(),
+        json!({"kind": "Spl2022", "to": TO, "amount": "2500000", "mint": MINT,
+               "createDestinationAccount": true, "externalId": "o-2"})
+    );
+    assert!(matches!(
+        &outcome.transfer().request_body.asset,
+        TransferAsset::Spl2022 { mint, create_destination_account: Some(true), .. } if mint == MINT
+    ));
+    // The plain `Spl` kind, without the optional fields: they are left out, not sent as null.
+    let plain = TransferAsset::Spl {
+        to: TO.into(),
+        amount: Amount::from(1),
+        mint: MINT.into(),
+        memo: None,
+        create_destination_account: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&plain).unwrap(),
+        json!({"kind": "Spl", "to": TO, "amount": "1", "mint": MINT})
+    );
+
+    let assets: WalletAssets = serde_json::from_value(json!({
+        "walletId": "wa-sol", "network": "SolanaDevnet",
+        "assets": [
+            { "kind": "Native", "symbol": "SOL", "decimals": 9, "balance": "5000000000" },
+            { "kind": "Spl", "mint": MINT, "symbol": "USDC", "decimals": 6, "balance": "7000000" },
+            { "kind": "Spl2022", "mint": TO, "decimals": 2, "balance": "5" }
+        ]
+    }))
+    .unwrap();
+    assert_eq!(assets.assets[1].kind, AssetKind::Spl { mint: MINT.into() });
+    assert_eq!(assets.assets[1].decimals, 6);
+    assert_eq!(
+        assets.assets[2].kind,
+        AssetKind::Spl2022 { mint: TO.into() }
+    );
+
+    let event: BlockchainEvent = serde_json::from_value(json!({
+        "walletId": "wa-sol", "direction": "In", "network": "SolanaDevnet", "blockNumber": 7,
+        "txHash": "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW",
+        "timestamp": "2023-05-08T19:14:25.568Z", "kind": "SplTransfer", "mint": MINT,
+        "from": TO, "to": "DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ", "value": "7000000",
+        "metadata": { "asset": { "symbol": "USDC", "decimals": 6 } }
+    }))
+    .unwrap();
+    assert_eq!(
+        event.kind,
+        BlockchainEventKind::SplTransfer {
+            mint: MINT.into(),
+            from: Some(TO.into()),
+            to: Some("DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ".into()),
+        }
+    );
+    assert_eq!(
+        event.value.as_ref().and_then(Amount::to_u128),
+        Some(7_000_000)
+    );
+}

@@ -73,7 +73,7 @@ pub struct ActivityItem {
     /// Asset symbol.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asset: Option<String>,
-    /// Token contract, when not the native asset.
+    /// Token contract (an SPL token's mint), when not the native asset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<String>,
     /// Integer in the asset's smallest unit.
@@ -290,6 +290,23 @@ pub fn from_transfer(
             Some(token_id.clone()),
             Some(contract.clone()),
         ),
+        // The mint goes in the token column, as a contract does.
+        TransferAsset::Spl {
+            mint, to, amount, ..
+        } => (
+            "Spl".to_owned(),
+            Some(to.clone()),
+            Some(amount.to_string()),
+            Some(mint.clone()),
+        ),
+        TransferAsset::Spl2022 {
+            mint, to, amount, ..
+        } => (
+            "Spl2022".to_owned(),
+            Some(to.clone()),
+            Some(amount.to_string()),
+            Some(mint.clone()),
+        ),
         TransferAsset::Unknown(raw) => {
             let field = |name: &str| raw.get(name).and_then(|v| v.as_str()).map(str::to_owned);
             (
@@ -344,6 +361,18 @@ pub fn from_history(event: &BlockchainEvent, labels: &Labels) -> ActivityItem {
             Some(from.clone()),
             Some(to.clone()),
             Some(contract.clone()),
+        ),
+        BlockchainEventKind::SplTransfer { mint, from, to } => (
+            "SplTransfer".to_owned(),
+            from.clone(),
+            to.clone(),
+            Some(mint.clone()),
+        ),
+        BlockchainEventKind::Spl2022Transfer { mint, from, to } => (
+            "Spl2022Transfer".to_owned(),
+            from.clone(),
+            to.clone(),
+            Some(mint.clone()),
         ),
         BlockchainEventKind::Unknown(raw) => {
             let field = |name: &str| raw.get(name).and_then(|v| v.as_str()).map(str::to_owned);

@@ -231,6 +231,25 @@ pub fn transfer_asset(target: &SendTo, order: &Order) -> TransferAsset {
             amount,
             priority: None,
         },
+        // An SPL token lands in the recipient's associated token account for the mint, which a
+        // venue's or a client's address may not have yet (it has never held that token): without
+        // `createDestinationAccount` Dfns' default (`false`) builds a transfer that fails on
+        // chain. With it, Dfns creates the account only when it is missing, the wallet paying
+        // its rent (about 0.002 SOL) that once.
+        AssetKind::Spl { mint } => TransferAsset::Spl {
+            to,
+            amount,
+            mint: mint.clone(),
+            memo: None,
+            create_destination_account: Some(true),
+        },
+        AssetKind::Spl2022 { mint } => TransferAsset::Spl2022 {
+            to,
+            amount,
+            mint: mint.clone(),
+            memo: None,
+            create_destination_account: Some(true),
+        },
     }
 }
 

@@ -21,7 +21,7 @@ use super::TradingConfig;
 use super::authorizations::{self, AuthorizationStatus};
 use super::execution::{audit_action, client_wallet};
 use super::preview::Preview;
-use super::registry::{AssetKind, Deposit};
+use super::registry::Deposit;
 use super::usd::Usd;
 use crate::App;
 use crate::audit;
@@ -315,14 +315,7 @@ async fn order_value_usd(app: &App, valid: &ValidOrder) -> Option<Usd> {
     let held = assets
         .assets
         .iter()
-        .find(|a| match (&a.kind, &valid.deposit.kind) {
-            (dfns_client::wallets::AssetKind::Native, AssetKind::Native) => true,
-            (
-                dfns_client::wallets::AssetKind::Erc20 { contract },
-                AssetKind::Erc20 { contract: ours },
-            ) => contract.eq_ignore_ascii_case(ours),
-            _ => false,
-        })?;
+        .find(|a| valid.deposit.kind.is_held_as(&a.kind))?;
     let price = Usd::price_from_quotes(held.quotes.as_ref())?;
     Usd::value_of(valid.amount.get(), held.decimals, price)
 }

@@ -39,9 +39,10 @@ impl PastTransfer {
     /// From a Dfns transfer request: amount from its body, price from its metadata.
     pub fn from_transfer(transfer: &TransferRequest) -> Self {
         let amount = match &transfer.request_body.asset {
-            TransferAsset::Native { amount, .. } | TransferAsset::Erc20 { amount, .. } => {
-                amount.to_u128()
-            }
+            TransferAsset::Native { amount, .. }
+            | TransferAsset::Erc20 { amount, .. }
+            | TransferAsset::Spl { amount, .. }
+            | TransferAsset::Spl2022 { amount, .. } => amount.to_u128(),
             _ => None,
         };
         let asset = &transfer.metadata.asset;

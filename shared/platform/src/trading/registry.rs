@@ -15,12 +15,22 @@
 //! }
 //! ```
 //!
-//! An asset without `contract` is the network's native asset and must carry its symbol
-//! (`ETH`, `POL`); one with `contract` is an ERC-20 token (`decimals` default 18).
+//! An asset without `contract` or `mint` is the network's native asset and must carry its symbol
+//! (`ETH`, `POL`, `BTC`, `SOL`). On an EVM network one with `contract` is an ERC-20 token
+//! (`decimals` default 18). On a Solana network one with `mint` is an SPL token: `decimals` is
+//! required (each mint sets its own), `program` is `Spl` (the original Token program, the
+//! default) or `Spl2022` (Token-2022). Bitcoin networks take only BTC. A `contract` off EVM or a
+//! `mint` off Solana refuses the registry, saying which.
+//!
+//! ```json
+//! { "Kraken": { "SolanaDevnet": {
+//!     "SOL":  { "address": "64u2…fXop" },
+//!     "USDC": { "address": "64u2…fXop", "mint": "4zMM…ncDU", "decimals": 6 } } } }
+//! ```
 
 use std::collections::BTreeMap;
 
-use domain::{AddressError, EvmAddress, Network, NetworkAddress};
+use domain::{AddressError, EvmAddress, Network, NetworkAddress, NetworkFamily, SolanaAddress};
 use serde::{Deserialize, Serialize};
 
 /// Why a registry is refused.
@@ -65,6 +75,22 @@ pub enum RegistryError {
         asset: String,
         native: &'static str,
     },
+    #[error("exchange `{exchange}` on {network}, {asset}: SPL token mint invalid: {source}")]
+    Mint {
+        exchange: String,
+        network: Network,
+        asset: String,
+        source: AddressError,
+    },
+    /// A token field that this network's family does not have (`contract` off EVM, `mint` off
+    /// Solana, a token on Bitcoin), or an SPL token without its decimals.
+    #[error("exchange `{exchange}` on {network}, {asset}: {reason}")]
+    TokenField {
+        exchange: String,
+        network: Network,
+        asset: String,
+        reason: String,
+    },
     #[error("exchange `{exchange}` on {network}, {asset}: decimals must be 0..=36")]
     Decimals {
         exchange: String,
@@ -81,7 +107,7 @@ pub enum RegistryError {
     },
 }
 
-/// What is sent: the network's native asset, or an ERC-20 token.
+/// What is sent: the network's native asset, an ERC-20 token, or an SPL token (Dfns' kinds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum AssetKind {
@@ -90,6 +116,41 @@ pub enum AssetKind {
         /// Lowercase hex.
         contract: String,
     },
+    /// A token of Solana's original Token program.
+    Spl {
+        /// The mint, base58 exactly as given (case matters).
+        mint: String,
+    },
+    /// A Token-2022 (Token Extensions) token.
+    Spl2022 {
+        /// The mint, base58 exactly as given (case matters).
+        mint: String,
+    },
+}
+
+impl AssetKind {
+    /// An SPL token's mint.
+    pub fn mint(&self) -> Option<&str> {
+        match self {
+            Self::Spl { mint } | Self::Spl2022 { mint } => Some(mint),
+            Self::Native | Self::Erc20 { .. } => None,
+        }
+    }
+
+    /// Whether a balance Dfns lists for a wallet (`GET /wallets/{id}/assets`) is this asset:
+    /// a contract compares without case (hex), a mint exactly (base58), in the same program.
+    pub fn is_held_as(&self, held: &dfns_client::wallets::AssetKind) -> bool {
+        use dfns_client::wallets::AssetKind as Held;
+        match (held, self) {
+            (Held::Native, Self::Native) => true,
+            (Held::Erc20 { contract }, Self::Erc20 { contract: ours }) => {
+                contract.eq_ignore_ascii_case(ours)
+            }
+            (Held::Spl { mint }, Self::Spl { mint: ours })
+            | (Held::Spl2022 { mint }, Self::Spl2022 { mint: ours }) => mint == ours,
+            _ => false,
+        }
+    }
 }
 
 /// One deposit address of a venue: where `asset` on `network` is sent.
@@ -149,6 +210,10 @@ struct RawDeposit {
     address: String,
     #[serde(default)]
     contract: Option<String>,
+    #[serde(default)]
+    mint: Option<String>,
+    #[serde(default)]
+    program: Option<String>,
     #[serde(default)]
     decimals: Option<u32>,
 }
@@ -239,8 +304,70 @@ impl ExchangeRegistry {
                 source,
             }
         })?;
-        let (kind, decimals) = match raw.contract {
-            None => {
+        let refuse = |reason: String| RegistryError::TokenField {
+            exchange: exchange.to_owned(),
+            network,
+            asset: asset.clone(),
+            reason,
+        };
+        let family = network.family();
+        let bitcoin_only = || {
+            refuse(format!(
+                "{network} takes only its native asset {} (no `contract` or `mint`)",
+                network.native_symbol()
+            ))
+        };
+        if raw.program.is_some() && raw.mint.is_none() {
+            return Err(refuse("`program` goes with a `mint` (SPL tokens)".into()));
+        }
+        match (&raw.contract, &raw.mint, family) {
+            (Some(_), Some(_), _) => {
+                return Err(refuse(
+                    "give `contract` (ERC-20 on EVM) or `mint` (SPL on Solana), not both".into(),
+                ));
+            }
+            (Some(_), None, NetworkFamily::Bitcoin) | (None, Some(_), NetworkFamily::Bitcoin) => {
+                return Err(bitcoin_only());
+            }
+            (Some(_), None, NetworkFamily::Solana) => {
+                return Err(refuse(format!(
+                    "`contract` names an ERC-20 token on an EVM network; {network} is a Solana \
+                     network, where a token is named by its `mint`"
+                )));
+            }
+            (None, Some(_), NetworkFamily::Evm) => {
+                return Err(refuse(format!(
+                    "`mint` names an SPL token on a Solana network; {network} is an EVM network, \
+                     where a token is named by its `contract`"
+                )));
+            }
+            _ => {}
+        }
+        let (kind, decimals) = match (raw.contract, raw.mint) {
+            (None, Some(mint)) => {
+                let mint =
+                    SolanaAddress::parse(mint.trim()).map_err(|source| RegistryError::Mint {
+                        exchange: exchange.to_owned(),
+                        network,
+                        asset: asset.clone(),
+                        source,
+                    })?;
+                let mint = mint.as_str().to_owned();
+                let kind = match raw.program.as_deref() {
+                    None | Some("Spl") => AssetKind::Spl { mint },
+                    Some("Spl2022") => AssetKind::Spl2022 { mint },
+                    Some(other) => {
+                        return Err(refuse(format!(
+                            "`program` must be `Spl` or `Spl2022`, not `{other}`"
+                        )));
+                    }
+                };
+                let decimals = raw.decimals.ok_or_else(|| {
+                    refuse("an SPL token needs `decimals` (each mint sets its own)".into())
+                })?;
+                (kind, decimals)
+            }
+            (None, None) => {
                 if !asset.eq_ignore_ascii_case(network.native_symbol()) {
                     return Err(RegistryError::NotNative {
                         exchange: exchange.to_owned(),
@@ -254,7 +381,7 @@ impl ExchangeRegistry {
                     raw.decimals.unwrap_or(u32::from(network.native_decimals())),
                 )
             }
-            Some(contract) => {
+            (Some(contract), _) => {
                 let contract = EvmAddress::parse(contract.trim()).map_err(|source| {
                     RegistryError::Contract {
                         exchange: exchange.to_owned(),
@@ -288,7 +415,7 @@ impl ExchangeRegistry {
 
     /// The built-in registry for local runs and tests: Coinbase, Gemini and Kraken on
     /// `EthereumSepolia` (ETH, and Circle's Sepolia USDC), `BitcoinTestnet4` (BTC) and
-    /// `SolanaDevnet` (SOL). The addresses are placeholders, not the venues' real ones:
+    /// `SolanaDevnet` (SOL, and Circle's devnet USDC, an SPL token). The addresses are placeholders, not the venues' real ones:
     /// production sets `EXCHANGES`.
     pub fn local_default() -> Self {
         Self::from_json(DEFAULT_EXCHANGES).expect("the built-in registry is valid")
@@ -305,6 +432,8 @@ impl ExchangeRegistry {
 
 /// Circle's USDC on Ethereum Sepolia.
 pub const SEPOLIA_USDC: &str = "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238";
+/// Circle's USDC on Solana devnet (an SPL token of the original Token program, 6 decimals).
+pub const DEVNET_USDC_MINT: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
 
 /// The built-in registry's JSON (see [`ExchangeRegistry::local_default`]).
 pub const DEFAULT_EXCHANGES: &str = r#"{
@@ -314,7 +443,10 @@ pub const DEFAULT_EXCHANGES: &str = r#"{
       "USDC": { "address": "0xc0ba5e0000000000000000000000000000000001", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
     },
     "BitcoinTestnet4": { "BTC": { "address": "tb1qcza9uqqqqqqqqqqqqqqqqqqqqqqqqqqp59th8k" } },
-    "SolanaDevnet": { "SOL": { "address": "DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ" } }
+    "SolanaDevnet": {
+      "SOL":  { "address": "DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ" },
+      "USDC": { "address": "DyL6vKGESBAYLAKJ1VvwnroYGBp67H7nwfidALbAf6wJ", "mint": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU", "decimals": 6 }
+    }
   },
   "Gemini": {
     "EthereumSepolia": {
@@ -322,7 +454,10 @@ pub const DEFAULT_EXCHANGES: &str = r#"{
       "USDC": { "address": "0x6e6d000000000000000000000000000000000002", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
     },
     "BitcoinTestnet4": { "BTC": { "address": "tb1qdeksqqqqqqqqqqqqqqqqqqqqqqqqqqqzxxfc6k" } },
-    "SolanaDevnet": { "SOL": { "address": "8S4FKbP9svKNNp1HM37F7KByw5ct76YEeMCTBYdCm39T" } }
+    "SolanaDevnet": {
+      "SOL":  { "address": "8S4FKbP9svKNNp1HM37F7KByw5ct76YEeMCTBYdCm39T" },
+      "USDC": { "address": "8S4FKbP9svKNNp1HM37F7KByw5ct76YEeMCTBYdCm39T", "mint": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU", "decimals": 6 }
+    }
   },
   "Kraken": {
     "EthereumSepolia": {
@@ -330,7 +465,10 @@ pub const DEFAULT_EXCHANGES: &str = r#"{
       "USDC": { "address": "0x4b4a000000000000000000000000000000000003", "contract": "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", "decimals": 6 }
     },
     "BitcoinTestnet4": { "BTC": { "address": "tb1qfd9qqqqqqqqqqqqqqqqqqqqqqqqqqqqrk6zg83" } },
-    "SolanaDevnet": { "SOL": { "address": "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop" } }
+    "SolanaDevnet": {
+      "SOL":  { "address": "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop" },
+      "USDC": { "address": "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop", "mint": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU", "decimals": 6 }
+    }
   }
 }"#;
 
@@ -446,5 +584,186 @@ mod tests {
             Err(RegistryError::Network { .. })
         ));
         assert_eq!(ExchangeRegistry::from_json("{}"), Err(RegistryError::Empty));
+    }
+
+    const SOL_ADDRESS: &str = "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop";
+    const EVM_ADDRESS: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+    const TB_ADDRESS: &str = "tb1qfd9qqqqqqqqqqqqqqqqqqqqqqqqqqqqrk6zg83";
+
+    fn on(network: &str, asset_json: &str) -> Result<ExchangeRegistry, RegistryError> {
+        ExchangeRegistry::from_json(&format!(r#"{{"Binance": {{"{network}": {asset_json}}}}}"#))
+    }
+
+    /// The refusal's reason, for a refused entry.
+    fn reason(result: Result<ExchangeRegistry, RegistryError>) -> String {
+        match result {
+            Err(RegistryError::TokenField { reason, .. }) => reason,
+            other => panic!("expected a TokenField refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mint_on_solana_is_an_spl_token_in_its_program_with_required_decimals() {
+        let registry = ExchangeRegistry::local_default();
+        for venue in registry.venues() {
+            let usdc = venue.deposit(Network::SolanaDevnet, "USDC").unwrap();
+            assert_eq!(
+                (usdc.kind.clone(), usdc.decimals),
+                (
+                    AssetKind::Spl {
+                        mint: DEVNET_USDC_MINT.into()
+                    },
+                    6
+                ),
+                "{}",
+                venue.name
+            );
+            let sol = venue.deposit(Network::SolanaDevnet, "SOL").unwrap();
+            // SOL and USDC go to the venue's one Solana address: one whitelist entry.
+            assert_eq!(usdc.destination, sol.destination);
+            assert_eq!(venue.addresses_on(&[Network::SolanaDevnet]).len(), 1);
+        }
+        let token2022 = on(
+            "SolanaDevnet",
+            &format!(
+                r#"{{"PYUSD": {{"address": "{SOL_ADDRESS}", "mint": "{DEVNET_USDC_MINT}", "program": "Spl2022", "decimals": 6}}}}"#
+            ),
+        )
+        .unwrap();
+        let pyusd = token2022
+            .venue("Binance")
+            .unwrap()
+            .deposit(Network::SolanaDevnet, "PYUSD")
+            .unwrap();
+        assert_eq!(
+            pyusd.kind,
+            AssetKind::Spl2022 {
+                mint: DEVNET_USDC_MINT.into()
+            }
+        );
+        // Kept exactly as given: base58 is case-sensitive.
+        assert_eq!(pyusd.kind.mint(), Some(DEVNET_USDC_MINT));
+        assert!(
+            reason(on(
+                "SolanaDevnet",
+                &format!(
+                    r#"{{"USDC": {{"address": "{SOL_ADDRESS}", "mint": "{DEVNET_USDC_MINT}"}}}}"#
+                )
+            ))
+            .contains("needs `decimals`")
+        );
+        assert!(
+            reason(on(
+                "SolanaDevnet",
+                &format!(
+                    r#"{{"USDC": {{"address": "{SOL_ADDRESS}", "mint": "{DEVNET_USDC_MINT}", "program": "Token", "decimals": 6}}}}"#
+                )
+            ))
+            .contains("`Spl` or `Spl2022`")
+        );
+        assert!(matches!(
+            on(
+                "SolanaDevnet",
+                &format!(
+                    r#"{{"USDC": {{"address": "{SOL_ADDRESS}", "mint": "{}", "decimals": 6}}}}"#,
+                    &DEVNET_USDC_MINT[..40]
+                )
+            ),
+            Err(RegistryError::Mint { .. })
+        ));
+    }
+
+    #[test]
+    fn token_fields_of_another_family_are_refused_saying_which() {
+        // A contract on Solana: SPL tokens are named by their mint.
+        let contract_on_solana = reason(on(
+            "SolanaDevnet",
+            &format!(
+                r#"{{"USDC": {{"address": "{SOL_ADDRESS}", "contract": "{SEPOLIA_USDC}", "decimals": 6}}}}"#
+            ),
+        ));
+        assert!(
+            contract_on_solana.contains("`contract`") && contract_on_solana.contains("`mint`"),
+            "{contract_on_solana}"
+        );
+        // A mint on an EVM network.
+        let mint_on_evm = reason(on(
+            "EthereumSepolia",
+            &format!(
+                r#"{{"USDC": {{"address": "{EVM_ADDRESS}", "mint": "{DEVNET_USDC_MINT}", "decimals": 6}}}}"#
+            ),
+        ));
+        assert!(
+            mint_on_evm.contains("`mint`") && mint_on_evm.contains("EVM"),
+            "{mint_on_evm}"
+        );
+        // Bitcoin: its native asset only.
+        for token in [
+            format!(r#""contract": "{SEPOLIA_USDC}""#),
+            format!(r#""mint": "{DEVNET_USDC_MINT}""#),
+        ] {
+            let on_bitcoin = reason(on(
+                "BitcoinTestnet4",
+                &format!(r#"{{"USDT": {{"address": "{TB_ADDRESS}", {token}, "decimals": 6}}}}"#),
+            ));
+            assert!(
+                on_bitcoin.contains("only its native asset BTC"),
+                "{on_bitcoin}"
+            );
+        }
+        assert!(matches!(
+            on(
+                "BitcoinTestnet4",
+                &format!(r#"{{"USDT": {{"address": "{TB_ADDRESS}"}}}}"#)
+            ),
+            Err(RegistryError::NotNative { native: "BTC", .. })
+        ));
+        // Both, or a program without a mint.
+        assert!(
+            reason(on(
+                "SolanaDevnet",
+                &format!(
+                    r#"{{"USDC": {{"address": "{SOL_ADDRESS}", "contract": "{SEPOLIA_USDC}", "mint": "{DEVNET_USDC_MINT}", "decimals": 6}}}}"#
+                )
+            ))
+            .contains("not both")
+        );
+        assert!(
+            reason(on(
+                "EthereumSepolia",
+                &format!(
+                    r#"{{"USDC": {{"address": "{EVM_ADDRESS}", "contract": "{SEPOLIA_USDC}", "program": "Spl"}}}}"#
+                )
+            ))
+            .contains("`program`")
+        );
+    }
+
+    #[test]
+    fn a_wallet_balance_is_the_asset_only_with_the_same_program_and_exact_mint() {
+        use dfns_client::wallets::AssetKind as Held;
+        let spl = AssetKind::Spl {
+            mint: DEVNET_USDC_MINT.into(),
+        };
+        assert!(spl.is_held_as(&Held::Spl {
+            mint: DEVNET_USDC_MINT.into()
+        }));
+        assert!(!spl.is_held_as(&Held::Spl2022 {
+            mint: DEVNET_USDC_MINT.into()
+        }));
+        assert!(!spl.is_held_as(&Held::Spl {
+            mint: DEVNET_USDC_MINT.replacen('z', "Z", 1)
+        }));
+        assert!(
+            AssetKind::Erc20 {
+                contract: SEPOLIA_USDC.into()
+            }
+            .is_held_as(&Held::Erc20 {
+                contract: SEPOLIA_USDC.to_uppercase().replacen("0X", "0x", 1)
+            })
+        );
+        assert!(!AssetKind::Native.is_held_as(&Held::Spl {
+            mint: DEVNET_USDC_MINT.into()
+        }));
     }
 }
