@@ -561,3 +561,210 @@ async fn desk_orders_of_btc_and_sol_go_to_the_venues_address_on_their_network() 
         assert_eq!(body["amount"], amount, "{asset}: {body}");
     }
 }
+
+/// SPL tokens on Solana (devnet USDC, an SPL token of 6 decimals) through the platform: a deposit
+/// arrives by Dfns' webhook and the client's activity shows its mint and decimals; a withdrawal of
+/// the token to an approved Solana destination confirms, sent once as an `Spl` transfer of that
+/// mint; the mint with one letter's case changed is refused; a desk order of USDC on Solana goes
+/// to the venue's Solana address and confirms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spl_usdc_deposit_withdrawal_and_desk_order_on_solana() {
+    const MINT: &str = platform::trading::registry::DEVNET_USDC_MINT;
+    const KRAKEN_SOLANA: &str = "64u2MQX9fShKENP7tp1giBT8FvsKBuKKAdFanGXMfXop";
+    let env = Env::start(EnvOptions {
+        networks: Some("EthereumSepolia,SolanaDevnet".into()),
+        tier: Tier {
+            amount_limit_usd: Some(100_000),
+            ..Tier::default()
+        },
+        // The reconciler submits the client's queued destination changes; the executor sends.
+        tick_every: Some(std::time::Duration::from_millis(500)),
+        ..EnvOptions::default()
+    })
+    .await;
+    env.control(
+        Method::PUT,
+        "prices",
+        &json!({"prices": {"ETH": "3000.00", "SOL": "150.00", MINT: "1.00"}}),
+    )
+    .await;
+    let erin = client_id("erin");
+    env.open_account(&erin).await;
+    let (_, account) = env.get("/v1/account", &erin).await;
+    let wallet = wallet_on(&account, "SolanaDevnet")["walletId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 5 SOL for the fees, then 50 USDC: the token's deposit in the activity with mint and decimals.
+    env.control(
+        Method::POST,
+        "deposits",
+        &json!({"walletId": wallet, "kind": "Native", "amount": "5000000000"}),
+    )
+    .await;
+    env.control(
+        Method::POST,
+        "deposits",
+        &json!({"walletId": wallet, "kind": "Spl", "mint": MINT, "amount": "50000000",
+                "symbol": "USDC", "decimals": 6}),
+    )
+    .await;
+    let movements = movements_on(&env, &erin, "SolanaDevnet", 2).await;
+    let deposit = movements
+        .iter()
+        .find(|m| m["kind"] == "SplTransfer")
+        .unwrap_or_else(|| panic!("the token deposit: {movements:#?}"));
+    assert_eq!(deposit["direction"], "In", "{deposit}");
+    assert_eq!(deposit["contract"], MINT, "the mint: {deposit}");
+    assert_eq!(deposit["decimals"], 6, "{deposit}");
+    assert_eq!(deposit["amount"], "50000000", "{deposit}");
+    assert_eq!(deposit["asset"], "USDC", "{deposit}");
+
+    // An approved Solana destination; 2.5 USDC to it, sent once as an `Spl` transfer.
+    let cold = random_solana_address();
+    approved_on(&env, &erin, "SolanaDevnet", &cold).await;
+    let body = |asset: &str| json!({"network": "SolanaDevnet", "to": cold, "asset": asset, "amount": "2500000"});
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, created) = withdraw(&env, &erin, &key, &body(MINT)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["asset"], MINT, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    wait_for_withdrawal(&env, &erin, &id, "Confirmed").await;
+    let sent = env.transfers_for(&wallet, &id).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let request = &sent[0]["requestBody"];
+    assert_eq!(request["kind"], "Spl", "{request}");
+    assert_eq!(request["mint"], MINT, "{request}");
+    assert_eq!(request["to"], cold.as_str(), "{request}");
+    assert_eq!(request["amount"], "2500000", "{request}");
+    assert_eq!(request["createDestinationAccount"], true, "{request}");
+    let row = e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let (_, page) = env.get("/v1/activity?limit=100", &erin).await;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|i| i["reference"] == sent[0]["id"] && i["status"] == "Confirmed")
+            .cloned()
+    })
+    .await
+    .expect("the withdrawal's activity row");
+    assert_eq!(
+        (
+            row["kind"].as_str(),
+            row["contract"].as_str(),
+            row["decimals"].as_u64()
+        ),
+        (Some("Spl"), Some(MINT), Some(6)),
+        "{row}"
+    );
+
+    // The mint with one letter's case changed: another mint, which the wallet does not hold.
+    let changed = case_changed(MINT);
+    assert_ne!(changed, MINT);
+    let key = format!("w-{}", ulid::Ulid::new());
+    let (status, refused) = withdraw(&env, &erin, &key, &body(&changed)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused.to_string().contains("holds no token of mint"),
+        "{refused}"
+    );
+
+    // The desk: Kraken's addresses whitelisted and approved, then 1 USDC on Solana to Kraken.
+    let (status, authorization) = env
+        .post(
+            "/v1/trading-authorizations",
+            &erin,
+            &json!({"exchange": "Kraken"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{authorization}");
+    let request_ids: Vec<String> = authorization["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| d["addRequestId"].as_str().expect("add request").to_owned())
+        .collect();
+    let decided = std::sync::Mutex::new(std::collections::HashSet::new());
+    e2e::wait_until(std::time::Duration::from_secs(90), || async {
+        let mut approved = 0;
+        for id in &request_ids {
+            let request = env.destination_request(&erin, id).await?;
+            match request["state"].as_str()? {
+                "Approved" => approved += 1,
+                "PendingApproval" => {
+                    let approval = request["approvalId"].as_str()?.to_owned();
+                    if decided.lock().unwrap().insert(approval) {
+                        env.decide(&request, DecisionValue::Approved).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (approved == request_ids.len()).then_some(())
+    })
+    .await
+    .expect("every venue address approved");
+    let authorization_id = authorization["id"].as_str().unwrap().to_owned();
+    e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let (_, list) = env.get("/v1/trading-authorizations", &erin).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == authorization_id.as_str() && a["status"] == "Active")
+            .cloned()
+    })
+    .await
+    .expect("the authorization becomes Active");
+
+    let order = |network: Option<&str>| {
+        let mut body = json!({"clientId": erin.as_str(), "exchange": "Kraken", "asset": "USDC", "amount": "1000000"});
+        if let Some(network) = network {
+            body["network"] = json!(network);
+        }
+        body
+    };
+    let place = |body: Value| {
+        let env = &env;
+        async move {
+            env.call_with_headers(
+                Method::POST,
+                "/v1/operator/orders",
+                Some(&env.operator_token("desk-1")),
+                Some(&body),
+                &[("idempotency-key", &ulid::Ulid::new().to_string())],
+            )
+            .await
+        }
+    };
+    // USDC is on both of the platform's networks: the desk says which.
+    let (status, ambiguous) = place(order(None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{ambiguous}");
+    let (status, placed) = place(order(Some("SolanaDevnet"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let order_id = placed["id"].as_str().unwrap().to_owned();
+    e2e::wait_until(std::time::Duration::from_secs(40), || async {
+        let (_, orders) = env
+            .call(
+                Method::GET,
+                &format!("/v1/operator/orders?clientId={erin}"),
+                Some(&env.operator_token("desk-1")),
+                None,
+            )
+            .await;
+        orders["items"]
+            .as_array()?
+            .iter()
+            .find(|o| o["id"] == order_id.as_str() && o["state"] == "Confirmed")
+            .cloned()
+    })
+    .await
+    .expect("the USDC order confirms");
+    let sent = env.transfers_for(&wallet, &order_id).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let request = &sent[0]["requestBody"];
+    assert_eq!(request["kind"], "Spl", "{request}");
+    assert_eq!(request["mint"], MINT, "{request}");
+    assert_eq!(request["to"], KRAKEN_SOLANA, "{request}");
+    assert_eq!(request["amount"], "1000000", "{request}");
+}
