@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use dfns_client::common::InList;
 use dfns_client::policies::{
     AmountLimit, AmountVelocity, ApprovalGroup, Approvers, CountVelocity, Currency, PoliciesQuery,
+    UpdateOutcome,
 };
 use dfns_client::{
     ActivityKind, CreateWallet, PolicyAction, PolicyBody, PolicyFilters, PolicyRule, PolicyStatus,
@@ -564,6 +565,187 @@ async fn create_policy(
     )
     .await?;
     Ok(recorded)
+}
+
+/// Where a client's move from one shared set of policies to one set per wallet stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum PolicyMigration {
+    /// The client has one set per wallet (or no account): nothing to do.
+    NotNeeded,
+    /// A destination change is at Dfns or with compliance: its approved change would land in the
+    /// shared whitelist only, so the migration waits for it (run again later).
+    Busy { request_id: String },
+    /// Every wallet has its own policies; the shared ones are archived once compliance approves
+    /// (until then both apply: each transfer must pass both, so nothing is looser meanwhile).
+    ArchivePending { approvals: Vec<String> },
+    /// The shared set is archived and forgotten: one set per wallet only.
+    Done,
+}
+
+/// Audit action of a client's move to one set of policies per wallet.
+pub const POLICIES_MIGRATED: &str = "policy.migrated_to_per_wallet";
+
+/// Moves a client opened with one set of policies for all its wallets (before whitelists were
+/// per network) to one set per wallet, each whitelist holding only the addresses approved for
+/// that wallet's network; then asks Dfns to archive the shared set (held for compliance under the
+/// org's `Policies:Modify` policy) and, once it is archived, forgets it. Safe to run again at any
+/// point: each step is an onboarding step (created once, resumed after a crash), the archive is
+/// asked once per policy, and a later run finishes what an earlier one started.
+pub async fn migrate_to_per_wallet_policies(
+    app: &App,
+    client: &ClientId,
+    request_id: &str,
+) -> Result<PolicyMigration> {
+    let store = app.store();
+    let recorded = store.client_policies(client).await?;
+    let Some(shared_whitelist) = recorded.get(policy_kinds::WHITELIST).cloned() else {
+        return Ok(PolicyMigration::NotNeeded);
+    };
+    let requests = store.list_destination_requests(client).await?;
+    if let Some(busy) = requests.iter().find(|r| {
+        matches!(
+            r.state,
+            domain::DestinationRequestState::Submitted
+                | domain::DestinationRequestState::PendingApproval
+        )
+    }) {
+        return Ok(PolicyMigration::Busy {
+            request_id: busy.id.to_string(),
+        });
+    }
+    let dfns = app.dfns().await?;
+    let shared = dfns
+        .get_policy(&dfns_client::PolicyId::new(shared_whitelist.as_str()))
+        .await?;
+    let shared_addresses: Vec<String> = match &shared.rule {
+        PolicyRule::TransactionRecipientWhitelist { configuration } => {
+            configuration.addresses.clone()
+        }
+        _ => Vec::new(),
+    };
+
+    // Each wallet's own set: its whitelist holds what is approved for its network and is in the
+    // shared whitelist now (never more than the client has today).
+    let (_, tier) = app.settings().tier_of(client.as_str());
+    let wallets: Vec<(Network, WalletId)> = store
+        .list_wallets(client)
+        .await?
+        .into_iter()
+        .map(|m| (m.address.network(), m.wallet_id))
+        .collect();
+    let approved_on = |network: Network| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for request in requests
+            .iter()
+            .filter(|r| r.destination.network() == network)
+        {
+            let address = request.destination.address().canonical();
+            if out.contains(&address) || !shared_addresses.contains(&address) {
+                continue;
+            }
+            if matches!(
+                crate::withdrawals::destination_status(&requests, &request.destination),
+                crate::withdrawals::DestinationStatus::Approved { .. }
+            ) {
+                out.push(address);
+            }
+        }
+        out
+    };
+    let owner = format!("migrate-{}", ulid::Ulid::new());
+    let deadline = Instant::now() + WAIT_FOR_OTHERS;
+    let mut created = Vec::new();
+    for (kind, mut body) in client_policy_bodies(app.settings(), client, &tier, &wallets) {
+        if let Some(network) = wallets
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| kind == policy_kinds::on_network(policy_kinds::WHITELIST, *n))
+        {
+            body.rule = PolicyRule::recipient_whitelist(approved_on(network));
+        }
+        if recorded.contains_key(&kind) {
+            continue;
+        }
+        let step = format!("policy:{kind}");
+        let id = run_step(app, client, &step, &owner, deadline, |resumed| {
+            create_policy(app, client, &kind, body.clone(), resumed, request_id)
+        })
+        .await?
+        .ok_or_else(|| {
+            PlatformError::Conflict("another call is creating the policies; try again".into())
+        })?;
+        created.push(id);
+    }
+
+    // The shared set: archive (compliance decides), then forget once Dfns says it is archived.
+    let shared_kinds = [
+        policy_kinds::WHITELIST,
+        policy_kinds::AMOUNT_LIMIT,
+        policy_kinds::AMOUNT_VELOCITY,
+        policy_kinds::COUNT_VELOCITY,
+    ];
+    let mut approvals = Vec::new();
+    let mut remaining = 0;
+    for kind in shared_kinds {
+        let Some(policy_id) = recorded.get(kind) else {
+            continue;
+        };
+        let id = dfns_client::PolicyId::new(policy_id.as_str());
+        let policy = dfns.get_policy(&id).await?;
+        if policy.status == PolicyStatus::Archived {
+            store.forget_client_policy(client, kind, policy_id).await?;
+            continue;
+        }
+        remaining += 1;
+        let step = format!("migrate:archive:{kind}");
+        let asked = run_step(app, client, &step, &owner, deadline, |_| async {
+            Ok(match dfns.archive_policy(&id).await? {
+                UpdateOutcome::Applied(_) => "archived".to_owned(),
+                UpdateOutcome::Pending(change) => change
+                    .approval_id
+                    .clone()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_else(|| change.id.as_str().to_owned()),
+            })
+        })
+        .await?;
+        match asked.as_deref() {
+            // Archived at once (no `Policies:Modify` policy): forget it now.
+            Some("archived") => {
+                store.forget_client_policy(client, kind, policy_id).await?;
+                remaining -= 1;
+            }
+            Some(approval) => approvals.push(approval.to_owned()),
+            None => {}
+        }
+    }
+    audit::record_once(
+        app,
+        client,
+        &format!(
+            "policy-migration:{client}:{}",
+            if remaining == 0 { "done" } else { "asked" }
+        ),
+        Actor::System {
+            id: "policy-migration".into(),
+        },
+        POLICIES_MIGRATED,
+        request_id,
+        serde_json::json!({
+            "sharedWhitelist": shared_whitelist,
+            "created": created,
+            "archiveApprovals": approvals,
+            "done": remaining == 0,
+        }),
+    )
+    .await?;
+    crate::reporting::read_model::refresh_client_policies(app, client).await?;
+    Ok(if remaining == 0 {
+        PolicyMigration::Done
+    } else {
+        PolicyMigration::ArchivePending { approvals }
+    })
 }
 
 #[cfg(test)]

@@ -222,6 +222,39 @@ impl Store {
         }
     }
 
+    /// Forgets the client's policy of `kind` if it is still `policy_id` (a migration forgets the
+    /// shared set once Dfns has archived it). `false`: another id, or none, is recorded.
+    pub async fn forget_client_policy(
+        &self,
+        client: &ClientId,
+        kind: &str,
+        policy_id: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                client_pk(client),
+                format!("{POLICY_REF_PREFIX}{kind}"),
+            )))
+            .condition_expression("policyId = :id")
+            .expression_attribute_values(":id", s(policy_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(StoreError::aws("DeleteItem", err)),
+        }
+    }
+
     /// The client's recorded policies, by kind.
     pub async fn client_policies(
         &self,

@@ -8,6 +8,7 @@ mod cooling_off;
 mod destinations;
 mod dfns_budget;
 mod onboarding;
+mod policy_migration;
 mod secrets;
 mod store_ops;
 mod webhooks;
