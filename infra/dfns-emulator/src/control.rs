@@ -266,6 +266,20 @@ pub async fn clear_faults(AxState(app): AxState<SharedApp>) -> Json<Value> {
     Json(json!({ "cleared": true }))
 }
 
+/// `PUT /emulator/rate-limit` `{"requestsPerMinute","burst"?}` → the limit now in force.
+pub async fn set_rate_limit(
+    AxState(app): AxState<SharedApp>,
+    DfnsJson(spec): DfnsJson<crate::rate_limit::RateLimitSpec>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(app.rate_limit.set(spec)?))
+}
+
+/// `DELETE /emulator/rate-limit`: no limit.
+pub async fn clear_rate_limit(AxState(app): AxState<SharedApp>) -> Json<Value> {
+    app.rate_limit.clear();
+    Json(json!({ "cleared": true }))
+}
+
 /// `PUT /emulator/webhook-faults` `{"dropRate"?,"duplicateRate"?,"lostAnswerRate"?,
 /// "reorderDelayMs"?,"reorderRate"?,"seed"?}`: replaces the webhook delivery faults.
 pub async fn set_webhook_faults(
@@ -333,6 +347,8 @@ pub async fn stats(AxState(app): AxState<SharedApp>) -> Json<Value> {
             "webhookEvents": s.webhook_events.len(),
             "auditLogs": s.audit.len(),
             "lifecycle": lifecycle_json(s.lifecycle),
+            "requests": app.rate_limit.requests(),
+            "rateLimit": app.rate_limit.to_json(),
             "faults": app.fault_counts.to_json(),
             "webhookFaults": app.webhook_fault_counts.to_json(),
         }))

@@ -29,6 +29,7 @@
 //! | [`policy`] | policies v2 (`/v2/policies`), the engine ([`DfnsPolicyEngine`], the default), approvals (`/v2/policy-approvals`), `Policies:Modify` change requests; the [`policy::PolicyEngine`] hook |
 //! | [`webhooks`] | CRUD, ping, events, HMAC-signed delivery with retries |
 //! | [`audit`] | one audit entry per consumed user action; CSV list and JSON get |
+//! | [`rate_limit`] | the org's requests-per-minute limit (token bucket, off until set): 429 with `Retry-After` over it; every Dfns API request counted |
 //! | [`faults`] | injected 429 (+`Retry-After`) / 500 / 503 / latency, per route pattern, seeded; webhook deliveries dropped, duplicated, delayed or their answers lost, seeded |
 //! | [`control`] | the `/emulator/…` control API (loopback only, no Dfns auth) |
 //! | [`usd`] | exact USD valuation (`amount / 10^decimals × price`) for the amount and velocity rules |
@@ -99,7 +100,8 @@
 //! | `POST /emulator/faults` `{"pathPattern","method"?,"status"?:429\|500\|503,"rate","retryAfterSeconds"?,"latencyMs"?,"seed"?}` → `{"id"}`; `DELETE /emulator/faults` | fault injection; `*` = one path segment, `**` = the rest; the first matching rule applies |
 //! | `PUT /emulator/webhook-faults` `{"dropRate"?,"duplicateRate"?,"lostAnswerRate"?,"reorderDelayMs"?,"reorderRate"?,"seed"?}`; `DELETE /emulator/webhook-faults` | webhook delivery faults, per attempt (rates in `[0, 1]`, default 0): dropped (never reaches the receiver: a failed attempt, retried with a new id and `retryOf`), duplicated (the same body and signature posted twice), answer lost (the receiver got it, the attempt is recorded as `Timeout` and retried), delayed up to `reorderDelayMs` before posting (`reorderRate` of attempts, default 1) so later events overtake earlier ones |
 //! | `POST /emulator/permissions` `{"userId","operations":[…]}` | grants extra operations (a new permission assigned to the user) |
-//! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle","faults":{"answered":{"429","500","503"},"delayed"},"webhookFaults":{"dropped","duplicated","delayed","answersLost"}}` (`transfers` = distinct transfers ever created; fault counts since start) |
+//! | `PUT /emulator/rate-limit` `{"requestsPerMinute","burst"?}`; `DELETE /emulator/rate-limit` | the org-wide rate limit on every Dfns API request: a token bucket in wall time (capacity `burst`, default a tenth of the rate, at least 1; set = full), 429 with `Retry-After` (whole seconds until a token is back, at least 1) over it; off by default |
+//! | `GET /emulator/stats` | `{"transfers","wallets","webhookEvents","auditLogs","lifecycle","requests","rateLimit":{"limit":{"requestsPerMinute","burst"}\|null,"answered429"},"faults":{"answered":{"429","500","503"},"delayed"},"webhookFaults":{"dropped","duplicated","delayed","answersLost"}}` (`transfers` = distinct transfers ever created; `requests` = Dfns API requests received, control calls excluded; counts since start) |
 //!
 //! ## Choices where Dfns is silent (docs/dfns.md §11)
 //!
@@ -111,7 +113,9 @@
 //!   Challenge problems (unknown, used, expired, wrong credential, bad signature) answer 400.
 //! - **U4 low-S**: ECDSA signatures with high or low S are both accepted.
 //! - **U5 Block**: a blocked transfer answers 200 with status `Rejected` (via the policy hook).
-//! - **U14 rate limits**: only injected faults produce 429; they carry `Retry-After` (default 1 s).
+//! - **U14 rate limits**: 429s come from the org rate limit once set (`PUT /emulator/rate-limit`;
+//!   Dfns publishes the rate, not the burst or the algorithm: a token bucket here) and from
+//!   injected faults; both carry `Retry-After` in seconds (faults: default 1 s).
 //! - **U15 pagination**: every list is newest first; `limit` defaults to 50 and is capped at 100;
 //!   `nextPageToken` is the base64url of the last item's sequence number (stable under inserts).
 //! - **U16 externalId**: transfer `externalId`s are unique org-wide; wallet creation with an
@@ -162,6 +166,7 @@ pub mod networks;
 pub mod pagination;
 pub mod permissions;
 pub mod policy;
+pub mod rate_limit;
 pub mod seed;
 pub mod state;
 pub mod transfers;
@@ -360,6 +365,12 @@ pub fn router(app: SharedApp) -> Router {
             app.clone(),
             auth::authenticate,
         ))
+        // Inside the injected faults (a gateway in front of Dfns), before auth (Dfns counts
+        // refused requests too).
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            rate_limit::enforce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             faults::inject,
@@ -382,6 +393,10 @@ pub fn router(app: SharedApp) -> Router {
             put(control::set_webhook_faults).delete(control::clear_webhook_faults),
         )
         .route("/permissions", post(control::grant_permissions))
+        .route(
+            "/rate-limit",
+            put(control::set_rate_limit).delete(control::clear_rate_limit),
+        )
         .route("/stats", get(control::stats))
         .layer(axum::middleware::from_fn(control::loopback_only));
 

@@ -132,6 +132,8 @@ pub struct App {
     pub webhook_faults: Mutex<Option<WebhookFaults>>,
     /// What the webhook delivery faults injected so far.
     pub webhook_fault_counts: WebhookFaultCounts,
+    /// The org's request rate limit (off until set) and the requests it counted.
+    pub rate_limit: crate::rate_limit::RateLimiter,
     /// Key for the HS256 bearer JWTs and challenge identifiers this emulator issues.
     pub jwt_secret: [u8; 32],
 }
@@ -157,6 +159,7 @@ impl App {
             fault_counts: FaultCounts::default(),
             webhook_faults: Mutex::new(None),
             webhook_fault_counts: WebhookFaultCounts::default(),
+            rate_limit: crate::rate_limit::RateLimiter::default(),
             jwt_secret,
         }
     }

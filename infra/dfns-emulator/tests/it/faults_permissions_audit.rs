@@ -192,3 +192,45 @@ async fn every_consumed_user_action_is_in_the_audit_log() {
     let missing_range = h.sa.get("/auth/action/logs").await;
     assert_eq!(missing_range.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_org_rate_limit_answers_429_with_retry_after_over_it_and_counts_requests() {
+    let h = Harness::start().await;
+    let before = h.control(Method::GET, "/stats", json!(null)).await;
+    assert_eq!(before["rateLimit"]["limit"], json!(null), "off by default");
+    let set = h
+        .control(
+            Method::PUT,
+            "/rate-limit",
+            json!({ "requestsPerMinute": 60, "burst": 2 }),
+        )
+        .await;
+    assert_eq!(set, json!({ "requestsPerMinute": 60, "burst": 2 }));
+    // Org-wide: two identities share the bucket.
+    assert_eq!(h.sa.get("/wallets").await.status, StatusCode::OK);
+    let officer_id = h.officer.identity.user_id.clone();
+    assert_eq!(
+        h.officer
+            .get(&format!("/auth/users/{officer_id}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let limited = h.sa.get("/wallets").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers["retry-after"], "1");
+    assert_eq!(limited.json()["error"]["status"], 429);
+    // A second later one token is back.
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(h.sa.get("/wallets").await.status, StatusCode::OK);
+    let stats = h.control(Method::GET, "/stats", json!(null)).await;
+    assert_eq!(
+        stats["requests"].as_u64().unwrap() - before["requests"].as_u64().unwrap(),
+        4
+    );
+    assert_eq!(stats["rateLimit"]["answered429"], 1, "{stats}");
+    h.control(Method::DELETE, "/rate-limit", json!(null)).await;
+    for _ in 0..5 {
+        assert_eq!(h.sa.get("/wallets").await.status, StatusCode::OK);
+    }
+}
