@@ -11,7 +11,7 @@ test('a new client opens an account, gets a destination approved, withdraws, exp
   page.on('response', (r) => {
     if (r.url().endsWith('/oauth2/token') && r.request().postData()?.includes('grant_type=refresh_token')) renewals.push(r.status());
   });
-  await signIn(page, client);
+  await signIn(page, client, { checkAccessibility: true });
 
   // A new client has no account: the page offers to open one.
   await expect(page.getByRole('heading', { level: 1, name: 'Account' })).toBeVisible();

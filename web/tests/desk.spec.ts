@@ -59,8 +59,28 @@ test('the desk places an order with a preview and sees it confirmed', async ({ b
   await expect(placed).toContainText('0.5 ETH to Coinbase');
   await expect(placed.getByText('Confirmed', { exact: true })).toBeVisible({ timeout: 90_000 });
 
-  // The client's account as the desk sees it lists the order, confirmed.
+  // The orders by state list it, confirmed.
   await open(desk, 'Orders');
   await desk.getByLabel('State').selectOption('Confirmed');
   await expect(desk.getByRole('row', { name: new RegExp(clientId) }).getByText('Confirmed', { exact: true })).toBeVisible();
+
+  // An order for later waits Scheduled, and the desk cancels it before it is due.
+  await open(desk, 'New order');
+  await desk.getByLabel('Client id').fill(clientId);
+  await desk.getByLabel('Amount (ETH)').fill('0.1');
+  const later = new Date(Date.now() + 2 * 3600_000);
+  const local = new Date(later.getTime() - later.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await desk.getByLabel('Execute at (optional, your local time)').fill(local);
+  await expect(desk.getByTestId('preview')).toContainText('Passes: no rule stops it.');
+  await desk.getByRole('button', { name: 'Place order' }).click();
+  const scheduled = desk.getByRole('region', { name: /^Order / });
+  await expect(scheduled).toContainText('0.1 ETH to Coinbase');
+  await expect(scheduled.getByText('Scheduled', { exact: true })).toBeVisible();
+  await open(desk, 'Orders');
+  await desk.getByLabel('State').selectOption('Scheduled');
+  const row = desk.getByRole('row', { name: new RegExp(clientId) });
+  await row.getByRole('button', { name: /^Cancel order / }).click();
+  await expect(desk.getByText('No order matches.')).toBeVisible();
+  await desk.getByLabel('State').selectOption('Cancelled');
+  await expect(desk.getByRole('row', { name: new RegExp(clientId) }).getByText('Cancelled', { exact: true })).toBeVisible();
 });

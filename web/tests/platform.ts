@@ -110,9 +110,12 @@ export function uniqueId(prefix: string): string {
 }
 
 /** Signs in through the issuer's login page (authorization code + PKCE) as `username`. */
-export async function signIn(page: Page, username: string): Promise<void> {
+export async function signIn(page: Page, username: string, options: { checkAccessibility?: boolean } = {}): Promise<void> {
   await page.goto('/');
+  if (options.checkAccessibility) await expectAccessible(page, 'sign-in');
   await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByLabel('Username')).toBeVisible();
+  if (options.checkAccessibility) await expectAccessible(page, "issuer's login page");
   await page.getByLabel('Username').fill(username);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByRole('button', { name: 'Sign out' })).toBeVisible();
@@ -131,6 +134,8 @@ export async function expectAccessible(page: Page, where: string): Promise<void>
   const results = await new AxeBuilder({ page }).analyze();
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   axeLog.push({ where, violations: results.violations.map((v) => `${v.impact}: ${v.id}`) });
+  // One line per page in the run's output: every violation, whatever its impact.
+  console.log(`axe ${where}: ${results.passes.length} rules pass, violations: ${results.violations.map((v) => `${v.id} (${v.impact})`).join(', ') || 'none'}`);
   expect(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`), `axe on ${where}`).toEqual([]);
 }
 
