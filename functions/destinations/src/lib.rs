@@ -14,10 +14,10 @@
 //! against its quota of open requests (`MAX_OPEN_DESTINATION_REQUESTS`): over either, 429 in the
 //! one error shape with `Retry-After` (see [`platform::destinations`]).
 
-use aide::axum::routing::post_with;
 use axum::extract::State;
 use domain::DestinationRequestId;
 use platform::destinations::{self, DestinationInput};
+use platform::http::post_with;
 use platform::http::{
     self, ApiError, Client, Created, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
@@ -65,7 +65,7 @@ pub fn router() -> FunctionRouter {
         )
         .api_route(
             "/v1/destination-requests/{id}",
-            aide::axum::routing::delete_with(cancel_request, |op| {
+            http::delete_with(cancel_request, |op| {
                 http::retry_after_429(
                     http::errors(
                         op.summary(

@@ -5,7 +5,6 @@
 //! |---|---|
 //! | `POST /v1/webhooks/dfns` | [`receive_event`] |
 
-use aide::axum::routing::post_with;
 use aide::generate::GenContext;
 use aide::openapi::Operation;
 use axum::body::Bytes;
@@ -13,6 +12,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use platform::App;
+use platform::http::post_with;
 use platform::http::{self, ApiError, FunctionRouter, Json, RequestId};
 use platform::webhook::{self, WebhookError, WebhookOutcome};
 

@@ -10,7 +10,6 @@
 //! | `POST /v1/operator/orders/{id}/confirm` | [`confirm_order`] |
 //! | `GET /v1/operator/clients/{id}` | [`client_view`] |
 
-use aide::axum::routing::{get_with, post_with};
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{ClientId, OrderId, OrderState};
@@ -19,6 +18,7 @@ use platform::http::{
     self, ApiError, Created, FunctionRouter, IdempotentJson, Items, Json, Operator, Path, Query,
     RequestId,
 };
+use platform::http::{get_with, post_with};
 use platform::trading::orders::{
     self, ClientView, ConfirmRefused, OrderInput, OrderPreviewInput, PreviewView,
 };

@@ -8,7 +8,6 @@
 //! | `GET /v1/audit?limit&cursor` | [`audit`]: the client's hash-chained audit trail with its verification |
 //! | `GET /v1/notifications?limit&cursor` | [`notifications`]: the client's notifications, newest first |
 
-use aide::axum::routing::get_with;
 use aide::generate::GenContext;
 use aide::openapi::{
     MediaType, Operation, Response as DocResponse, SchemaObject, StatusCode as DocStatus,
@@ -17,6 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use platform::App;
+use platform::http::get_with;
 use platform::http::{self, ApiError, Client, FunctionRouter, Json, Query};
 use platform::reporting::query::{
     ActivityQuery, AuditCursor, Format, NotificationCursor, PageLimit, PageQuery,

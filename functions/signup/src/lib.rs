@@ -7,10 +7,10 @@
 //! See [`platform::onboarding`] for how concurrent calls end with one wallet per network and one
 //! policy of each kind.
 
-use aide::axum::routing::post_with;
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::App;
+use platform::http::post_with;
 use platform::http::{self, ApiError, Client, Either, FunctionRouter, RequestId};
 use platform::onboarding::{self, AccountState, AccountStatus};
 

@@ -6,12 +6,12 @@
 //! | `GET /v1/trading-authorizations` | [`list_authorizations`] |
 //! | `DELETE /v1/trading-authorizations/{id}` | [`revoke_authorization`] |
 
-use aide::axum::routing::{delete_with, post_with};
 use axum::extract::State;
 use axum::http::StatusCode;
 use platform::http::{
     self, ApiError, Client, Either, FunctionRouter, IdempotentJson, Items, Json, Path, RequestId,
 };
+use platform::http::{delete_with, post_with};
 use platform::trading::authorizations::{self, AuthorizationView};
 use platform::{App, rate_limit};
 use serde::Deserialize;

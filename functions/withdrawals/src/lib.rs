@@ -9,12 +9,12 @@
 //! | `GET /v1/withdrawals/{id}` | [`get_withdrawal`] |
 //! | `POST /v1/withdrawals/{id}/cancel` | [`cancel_withdrawal`] |
 
-use aide::axum::routing::{get_with, post_with};
 use axum::extract::State;
 use domain::OrderId;
 use platform::http::{
     self, ApiError, Client, Created, FunctionRouter, IdempotentJson, Json, Path, Query, RequestId,
 };
+use platform::http::{get_with, post_with};
 use platform::reporting::query::{NotificationCursor, PageLimit, PageQuery};
 use platform::withdrawals::{self, Withdrawal, WithdrawalInput, WithdrawalPage, WithdrawalPreview};
 use platform::{App, rate_limit};
