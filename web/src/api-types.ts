@@ -1125,7 +1125,7 @@ export interface paths {
                          * @description an asset symbol of the registry
                          * @enum {string}
                          */
-                        asset: "ETH" | "USDC";
+                        asset: "BTC" | "ETH" | "SOL" | "USDC";
                         /** @description the client's identity-token subject */
                         clientId: string;
                         /**
@@ -1280,7 +1280,7 @@ export interface paths {
                          * @description an asset symbol of the registry
                          * @enum {string}
                          */
-                        asset: "ETH" | "USDC";
+                        asset: "BTC" | "ETH" | "SOL" | "USDC";
                         /** @description the client's identity-token subject */
                         clientId: string;
                         /**
@@ -2102,7 +2102,10 @@ export interface paths {
                     "application/json": {
                         /** @description In the asset's smallest units, a decimal integer string. */
                         amount: string;
-                        /** @description `native`, or an ERC-20 token's contract address (EVM networks only for now). */
+                        /**
+                         * @description `native`; on an EVM network an ERC-20 token's contract; on Solana an SPL token's mint
+                         *     (base58, exact case).
+                         */
                         asset: string;
                         /**
                          * @description One of the platform's networks.
@@ -2237,7 +2240,10 @@ export interface paths {
                     "application/json": {
                         /** @description In the asset's smallest units, a decimal integer string. */
                         amount: string;
-                        /** @description `native`, or an ERC-20 token's contract address (EVM networks only for now). */
+                        /**
+                         * @description `native`; on an EVM network an ERC-20 token's contract; on Solana an SPL token's mint
+                         *     (base58, exact case).
+                         */
                         asset: string;
                         /**
                          * @description One of the platform's networks.
@@ -2609,7 +2615,7 @@ export interface components {
             /** @description Asset symbol. */
             asset?: string | null;
             category: components["schemas"]["ActivityCategory"];
-            /** @description Token contract, when not the native asset. */
+            /** @description Token contract (an SPL token's mint), when not the native asset. */
             contract?: string | null;
             /** Format: uint32 */
             decimals?: number | null;
@@ -3180,7 +3186,7 @@ export interface components {
             amount: components["schemas"]["Amount"];
             /** @description The compliance approval holding it, if a policy asked for one. */
             approvalId?: string | null;
-            /** @description `native` or the token's contract. */
+            /** @description `native`, the token's contract, or an SPL token's mint. */
             asset: string;
             /** Format: date-time */
             createdAt: string;

@@ -6,8 +6,9 @@
 //!    here, the tests drive Debian's `chromium`);
 //! 2. Debian's `chromium` on PATH: installed with apt-get when missing and running as root, else
 //!    the step fails with the command to run;
-//! 3. `npm run build` (type check, then Vite), and the initial JavaScript (the entry script and
-//!    the chunks `index.html` preloads) gzipped, failing above [`INITIAL_JS_BUDGET`];
+//! 3. `web/src/api-types.ts` checked against `openapi.json` (generated again and compared), then
+//!    `npm run build` (type check, then Vite), and the initial JavaScript (the entry script and the
+//!    chunks `index.html` preloads) gzipped, failing above [`INITIAL_JS_BUDGET`];
 //! 4. the platform, started as the schemathesis step does (a dev build of xtask runs
 //!    `xtask web-run`: Dfns emulator, fresh table, secrets, every function on a free port with
 //!    the scheduler on, [`COOLING_OFF`] for new destinations, access tokens living
@@ -32,6 +33,8 @@ const WEB_DIR: &str = "web";
 /// The files an install depends on; a copy of each is kept in node_modules to detect staleness.
 const INSTALL_INPUTS: [&str; 2] = ["package.json", "package-lock.json"];
 const INSTALL_STAMP_DIR: &str = "node_modules/.xtask-installed-from";
+/// The API's types, generated from the repository's `openapi.json`.
+const API_TYPES: &str = "src/api-types.ts";
 /// The budget for the JavaScript a first visit loads, gzipped.
 pub const INITIAL_JS_BUDGET: u64 = 100 * 1024;
 /// A new destination's cooling-off in the tests: long enough to see and veto, short enough to wait.
@@ -128,6 +131,7 @@ fn prepare_and_run(repo_root: &Path, work: &Path, project: Project) -> Result<St
     fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     ensure_node_modules(&web)?;
     let chromium = ensure_chromium()?;
+    check_api_types(&web, work)?;
     let bundle = build(&web)?;
     let bundle_line = format!("initial JS {:.1} KB gzipped", bundle as f64 / 1024.0);
     fs::write(work.join(SUMMARY_FILE), &bundle_line)?;
@@ -239,6 +243,27 @@ fn ensure_chromium() -> Result<PathBuf> {
         APT_TIMEOUT,
     )?;
     chromium_path().context("chromium still not on PATH after the install")
+}
+
+/// The app's API types are generated from `openapi.json` (`npm run gen:api`): a stale copy would
+/// type-check against shapes the API no longer has.
+fn check_api_types(web: &Path, work: &Path) -> Result<()> {
+    let fresh = work.join("api-types.ts");
+    run_to_end(
+        Command::new("npx")
+            .args(["openapi-typescript", "../openapi.json", "--output"])
+            .arg(&fresh)
+            .stdout(Stdio::null())
+            .current_dir(web),
+        "openapi-typescript ../openapi.json",
+        NPM_TIMEOUT,
+    )?;
+    let current = fs::read(web.join(API_TYPES)).unwrap_or_default();
+    if fs::read(&fresh).context("reading the generated types")? != current {
+        bail!("web/{API_TYPES} is stale against openapi.json: run `npm --prefix web run gen:api`");
+    }
+    println!("web: web/{API_TYPES} matches openapi.json");
+    Ok(())
 }
 
 /// `npm run build` (tsc, then Vite) and the initial JavaScript's gzipped size, checked against
