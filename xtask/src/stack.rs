@@ -316,7 +316,7 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
     // to count (prices are the emulator's control API; real Dfns quotes them itself).
     let prices = http
         .put(format!("{}/emulator/prices", emulator.base_url()))
-        .json(&json!({"prices": {"ETH": DEMO_ETH_USD, "BTC": DEMO_BTC_USD, "SOL": DEMO_SOL_USD}}))
+        .json(&json!({"prices": {"ETH": DEMO_ETH_USD, "BTC": DEMO_BTC_USD, "SOL": DEMO_SOL_USD, "USDC": "1.00"}}))
         .send()
         .await?;
     if !prices.status().is_success() {
@@ -339,6 +339,17 @@ async fn seed(stack: &RunningStack, emulator: &dfns_emulator::RunningEmulator) -
             .await?;
         if !deposit.status().is_success() {
             bail!("demo deposit on {network}: {}", deposit.status());
+        }
+        // On Solana also an SPL token: 250 devnet USDC (the mint the built-in venues list).
+        if network.starts_with("Solana") {
+            let usdc = http
+                .post(format!("{}/emulator/deposits", emulator.base_url()))
+                .json(&json!({"walletId": wallet["walletId"], "kind": "Spl", "mint": platform::trading::registry::DEVNET_USDC_MINT, "amount": "250000000", "symbol": "USDC", "decimals": 6}))
+                .send()
+                .await?;
+            if !usdc.status().is_success() {
+                bail!("demo USDC deposit on {network}: {}", usdc.status());
+            }
         }
     }
     Ok(Demo {
@@ -463,7 +474,7 @@ impl LocalStack {
             )),
         }
         text.push_str(&format!(
-            "  alice has deposits of 1.5 ETH, 0.05 BTC and 20 SOL on the networks she has wallets on\n\
+            "  alice has deposits of 1.5 ETH, 0.05 BTC, 20 SOL and 250 USDC (SPL) on the networks she has wallets on\n\
              \x20   (ETH at {DEMO_ETH_USD}, BTC at {DEMO_BTC_USD}, SOL at {DEMO_SOL_USD} USD)\n\
              \x20 A desk order worth more than FOUR_EYES_USD (here {four_eyes}) waits for a second operator:\n\
              \x20   POST /v1/operator/orders/ID/confirm with another operator's token (`cargo xtask token --sub desk2 --role operator`)\n\n\
