@@ -11,7 +11,9 @@ import { PreviewResult } from '../pages/preview';
 type Order = Schemas['Order'];
 type OrderBody = Record<string, unknown>;
 const STATES = ['Scheduled', 'Claimed', 'Submitted', 'PendingApproval', 'Broadcasted', 'Confirmed', 'Failed', 'Rejected', 'Cancelled'];
-const ASSETS: Record<string, number> = { ETH: 18, USDC: 6 };
+const ASSETS: Record<string, number> = { ETH: 18, USDC: 6, BTC: 8, SOL: 9 };
+/** Networks offered as suggestions; an asset a venue takes on one network needs none. */
+const NETWORKS = ['EthereumSepolia', 'BaseSepolia', 'BitcoinTestnet4', 'SolanaDevnet', 'Ethereum', 'Base', 'Bitcoin', 'Solana'];
 
 function orderAmount(o: Order): string {
   const decimals = ASSETS[o.asset];
@@ -189,6 +191,7 @@ export function DeskNewOrderPage() {
   const [clientId, setClientId] = useState('');
   const [exchange, setExchange] = useState<string>('Coinbase');
   const [asset, setAsset] = useState('ETH');
+  const [network, setNetwork] = useState('');
   const [amountText, setAmountText] = useState('');
   const [executeAt, setExecuteAt] = useState('');
   const [preview, setPreview] = useState<{ key: string; result?: Schemas['PreviewView']; error?: unknown } | null>(null);
@@ -198,7 +201,9 @@ export function DeskNewOrderPage() {
   const [key, setKey] = useState(idempotencyKey);
   const amount = amountText.trim() ? parseUnits(amountText, ASSETS[asset] ?? 18) : null;
   const valid = clientId.trim() !== '' && amount !== null && amount !== '0';
-  const body = valid ? { clientId: clientId.trim(), exchange, asset, amount: amount! } : null;
+  const body = valid
+    ? { clientId: clientId.trim(), exchange, asset, amount: amount!, ...(network.trim() ? { network: network.trim() } : {}) }
+    : null;
   const bodyKey = body ? JSON.stringify(body) : '';
 
   useEffect(() => {
@@ -266,6 +271,15 @@ export function DeskNewOrderPage() {
             ))}
           </select>
         </div>
+        <label>
+          Network (optional: needed when the venue takes {asset} on several networks)
+          <input list="desk-networks" value={network} onInput={(e) => setNetwork(e.currentTarget.value)} autocomplete="off" />
+          <datalist id="desk-networks">
+            {NETWORKS.map((n) => (
+              <option key={n} value={n} />
+            ))}
+          </datalist>
+        </label>
         <label>
           Amount ({asset})
           <input inputMode="decimal" value={amountText} onInput={(e) => setAmountText(e.currentTarget.value)} aria-invalid={amountText.trim() !== '' && amount === null} />
