@@ -22,6 +22,14 @@
 //! zipped as `bootstrap` with the `zip` command (deflate, default level), as it is deployed; without
 //! `zip` on PATH the column shows a dash.
 //!
+//! **Authenticated read** (unless `--no-auth`): the stand-ins (DynamoDB Local, moto) and a local
+//! platform of its own (the Dfns emulator and the local stack, whose development issuer publishes
+//! its keys at `{issuer}/.well-known/jwks.json`) run beside the measurement; a client's account is
+//! opened there and a client's and an operator's token minted (`coldstart-platform`, a hidden
+//! subcommand of xtask's dev build). Each function is then also started fresh, pointed at them, and
+//! given one event of a read with the bearer token ([`READS`]): its first response (a 200) includes
+//! the issuer's key fetch and the DynamoDB calls, over loopback HTTP. RSS is the peak of both runs.
+//!
 //! Never part of `cargo xtask test`: these are figures, not assertions.
 
 use std::collections::BTreeMap;
@@ -38,6 +46,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
+use crate::process::{Group, OnParentDeath};
+use crate::standins::StandIns;
+
 /// The floor's package and binary name.
 const FLOOR: &str = "coldstart-floor";
 
@@ -52,6 +63,28 @@ const PROBES: &[(&str, &str, &str)] = &[
     ("withdrawals", "GET", "/v1/withdrawals"),
     ("operator", "GET", "/v1/operator/orders"),
 ];
+
+/// Per HTTP function, the authenticated read: method, path, and whether the token is an
+/// operator's. Each answers 200 from DynamoDB alone for the client whose account is open (no Dfns
+/// call); signup's only route resumes that open account.
+pub const READS: &[(&str, &str, &str, bool)] = &[
+    ("signup", "POST", "/v1/accounts", false),
+    ("destinations", "GET", "/v1/destination-requests", false),
+    ("reporting", "GET", "/v1/notifications", false),
+    ("trading", "GET", "/v1/trading-authorizations", false),
+    ("withdrawals", "GET", "/v1/withdrawals", false),
+    ("operator", "GET", "/v1/operator/orders", true),
+];
+
+/// The client whose account the authenticated reads read.
+pub const CLIENT_SUBJECT: &str = "coldstart-client";
+/// The operator of the operator function's read.
+#[cfg(feature = "dev")]
+pub const OPERATOR_SUBJECT: &str = "coldstart-desk";
+/// What `coldstart-platform` writes once the platform is up.
+const PLATFORM_FILE: &str = "platform.json";
+/// How long the stand-ins, the build of xtask's dev feature and the platform may take to be ready.
+const PLATFORM_TIMEOUT: Duration = Duration::from_secs(900);
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +105,13 @@ struct Args {
     /// Seconds one run may take to answer before it counts as failed.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Only the unauthenticated first response: no stand-ins, no platform.
+    #[arg(long)]
+    no_auth: bool,
+    /// Also print the functions' init trace (`COLDSTART_TRACE`, `platform::http::init_mark`):
+    /// per step, the median milliseconds since `main` began, over the 401 runs.
+    #[arg(long)]
+    trace: bool,
 }
 
 /// One binary under test.
@@ -86,6 +126,10 @@ struct Subject {
     samples: Vec<Sample>,
     /// Why it was dropped from the measurement, if it was.
     failure: Option<String>,
+    /// Runs of the authenticated read (none for the floor, or without a platform).
+    auth_samples: Vec<Sample>,
+    /// Why the authenticated read was dropped, if it was.
+    auth_failure: Option<String>,
 }
 
 struct Sample {
@@ -93,6 +137,8 @@ struct Sample {
     first_response: Duration,
     cpu: Duration,
     max_rss_kib: u64,
+    /// `coldstart-trace` lines of its output: (ms since `main` began, step).
+    trace: Vec<(f64, String)>,
 }
 
 pub fn run(repo_root: &Path, args: &[String]) -> Result<ExitCode> {
@@ -148,6 +194,8 @@ fn measure_all(
             zip_bytes,
             samples: Vec::new(),
             failure: None,
+            auth_samples: Vec::new(),
+            auth_failure: None,
         });
         Ok(())
     };
@@ -180,6 +228,12 @@ fn measure_all(
         }
     }
 
+    let platform = if args.no_auth {
+        None
+    } else {
+        Some(Platform::start(repo_root, work)?)
+    };
+
     let timeout = Duration::from_secs(args.timeout);
     let load_before = load_average();
     eprintln!(
@@ -189,22 +243,208 @@ fn measure_all(
     );
     for round in 0..=args.runs {
         for subject in subjects.iter_mut().filter(|s| s.failure.is_none()) {
-            match run_once(subject, round, timeout, work) {
+            let mut unauthenticated = Probe::unauthenticated(&subject.function)?;
+            if args.trace {
+                unauthenticated
+                    .env
+                    .push(("COLDSTART_TRACE".to_owned(), "1".to_owned()));
+            }
+            match run_once(subject, &unauthenticated, round, timeout, work) {
                 // Round 0 warms the page cache and catches a binary that cannot start.
                 Ok(sample) if round > 0 => subject.samples.push(sample),
                 Ok(_) => {}
                 Err(error) => subject.failure = Some(format!("{error:#}")),
             }
+            let Some(platform) = &platform else { continue };
+            if subject.auth_failure.is_some() {
+                continue;
+            }
+            let Some(probe) = Probe::authenticated(&subject.function, platform) else {
+                continue;
+            };
+            match run_once(subject, &probe, round, timeout, work) {
+                Ok(sample) if round > 0 => subject.auth_samples.push(sample),
+                Ok(_) => {}
+                Err(error) => subject.auth_failure = Some(format!("{error:#}")),
+            }
         }
+    }
+    if let Some(platform) = platform {
+        platform.stop();
     }
     print_table(&subjects, args.runs);
     print_load(&load_before);
-    let failed = subjects.iter().filter(|s| s.failure.is_some()).count();
+    // An old baseline binary may not know the platform's settings: its authenticated read is a figure
+    // when it works, not a failure of the run.
+    let failed = subjects
+        .iter()
+        .filter(|s| {
+            s.failure.is_some() || (s.auth_failure.is_some() && !s.label.starts_with("baseline/"))
+        })
+        .count();
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The stand-ins and a local platform of its own (`coldstart-platform` in xtask's dev build), for
+/// the authenticated reads.
+struct Platform {
+    standins: Option<StandIns>,
+    helper: Group,
+    /// The functions' settings: the stand-ins' endpoints, table, secret ids, Dfns, issuer.
+    env: Vec<(String, String)>,
+    client_token: String,
+    operator_token: String,
+}
+
+impl Platform {
+    fn start(repo_root: &Path, work: &Path) -> Result<Platform> {
+        let (installed, _) = crate::standins::install(repo_root)?;
+        let standins = StandIns::start(&installed)?;
+        eprintln!("xtask: cold start: {}", standins.describe());
+        let binary = work.join("xtask-dev");
+        crate::schemathesis::build_dev_xtask(repo_root, &binary)?;
+        let log_path = work.join("platform.log");
+        let log = File::create(&log_path)?;
+        let mut helper = Group::spawn(
+            Command::new(&binary)
+                .arg("coldstart-platform")
+                .arg("--work-dir")
+                .arg(work)
+                .envs(standins.env())
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "error".to_owned()),
+                )
+                .current_dir(repo_root)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log),
+            OnParentDeath::Die,
+        )?;
+        let file = work.join(PLATFORM_FILE);
+        let deadline = Instant::now() + PLATFORM_TIMEOUT;
+        while !file.is_file() {
+            if helper.has_exited() || Instant::now() > deadline {
+                helper.stop();
+                bail!(
+                    "the platform for the authenticated reads did not start; {}:\n{}",
+                    log_path.display(),
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let described: serde_json::Value = serde_json::from_slice(&fs::read(&file)?)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let text = |key: &str| -> Result<String> {
+            described[key]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("{key} missing from {}", file.display()))
+        };
+        let env = described["env"]
+            .as_object()
+            .context("env missing")?
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        eprintln!(
+            "xtask: cold start: platform up ({CLIENT_SUBJECT}'s account open), issuer {}",
+            described["env"]["AUTH_ISSUER"]
+        );
+        Ok(Platform {
+            client_token: text("clientToken")?,
+            operator_token: text("operatorToken")?,
+            standins: Some(standins),
+            helper,
+            env,
+        })
+    }
+
+    fn stop(mut self) {
+        self.helper.stop();
+        if let Some(standins) = self.standins.take() {
+            standins.stop();
+        }
+    }
+}
+
+/// `coldstart-platform --work-dir DIR` (xtask's dev build, the stand-ins' environment set): the
+/// Dfns emulator and a local stack of its own (as `cargo xtask schemathesis` starts it), the
+/// client's account opened, then `DIR/platform.json` written (the functions' settings and the two
+/// tokens); serves until it is stopped.
+#[cfg(feature = "dev")]
+pub fn run_platform(repo_root: &Path, work: &Path) -> Result<ExitCode> {
+    use crate::stack::{self, Purpose};
+
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+        bail!("the stand-ins' environment is missing: run `cargo xtask bench coldstart`");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("building the async runtime")?;
+    let local = runtime
+        .block_on(stack::start(repo_root, Purpose::Check))
+        .context("starting the platform")?;
+    runtime
+        .block_on(stack::open_account(
+            &reqwest::Client::new(),
+            &local.stack,
+            CLIENT_SUBJECT,
+        ))
+        .context("opening the client's account")?;
+    let info = &local.stack.info;
+    let mut env = serde_json::Map::new();
+    for (key, value) in [
+        ("TABLE_NAME", crate::dev::TABLE_NAME.to_owned()),
+        (
+            "DFNS_SIGNING_SECRET_ID",
+            crate::dev::SIGNING_SECRET_ID.to_owned(),
+        ),
+        ("DFNS_READ_SECRET_ID", crate::dev::READ_SECRET_ID.to_owned()),
+        (
+            "DFNS_WEBHOOK_SECRET_ID",
+            crate::dev::WEBHOOK_SECRET_ID.to_owned(),
+        ),
+        ("DFNS_BASE_URL", local.emulator.base_url()),
+        ("AUTH_ISSUER", info.issuer.clone()),
+        ("AUTH_AUDIENCE", info.audience.clone()),
+        ("AUTH_ROLE_CLAIM", info.role_claim.clone()),
+        ("AUTH_OPERATOR_ROLE", info.operator_role.clone()),
+    ] {
+        env.insert(key.to_owned(), value.into());
+    }
+    // The stand-ins' endpoints and credentials, as this process has them.
+    for key in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "PLATFORM_NETWORKS",
+    ] {
+        if let Ok(value) = std::env::var(key) {
+            env.insert(key.to_owned(), value.into());
+        }
+    }
+    let described = serde_json::json!({
+        "env": env,
+        "clientToken": local.stack.token(CLIENT_SUBJECT),
+        "operatorToken": local.stack.operator_token(OPERATOR_SUBJECT),
+    });
+    // Written whole, then renamed: the parent never reads half a file.
+    let partial = work.join(format!("{PLATFORM_FILE}.partial"));
+    fs::write(&partial, serde_json::to_vec_pretty(&described)?)?;
+    fs::rename(&partial, work.join(PLATFORM_FILE))?;
+    runtime.block_on(std::future::pending::<()>());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A regular file with an execute bit (a note beside the binaries is not one).
@@ -316,20 +556,80 @@ fn zipped_size(binary: &Path, work: &Path) -> Result<u64> {
     Ok(size)
 }
 
+/// One event to answer, and the environment it is answered in.
+struct Probe {
+    method: &'static str,
+    path: &'static str,
+    /// `Authorization: Bearer` of the event; none: the function must answer 401.
+    bearer: Option<String>,
+    /// Settings over [`environment`]'s (the platform's, for an authenticated read; the trace's).
+    env: Vec<(String, String)>,
+}
+
+impl Probe {
+    /// The route without a token, every AWS endpoint closed.
+    fn unauthenticated(function: &str) -> Result<Probe> {
+        let (method, path) = probe(function)?;
+        Ok(Probe {
+            method,
+            path,
+            bearer: None,
+            env: Vec::new(),
+        })
+    }
+
+    /// The function's read with a token, against the platform (none for the floor).
+    fn authenticated(function: &str, platform: &Platform) -> Option<Probe> {
+        let (_, method, path, operator) = READS.iter().find(|(name, ..)| *name == function)?;
+        let token = if *operator {
+            &platform.operator_token
+        } else {
+            &platform.client_token
+        };
+        Some(Probe {
+            method,
+            path,
+            bearer: Some(token.clone()),
+            env: platform.env.clone(),
+        })
+    }
+}
+
 /// One fresh process of `subject` answering one event.
-fn run_once(subject: &Subject, round: usize, timeout: Duration, work: &Path) -> Result<Sample> {
-    let (method, path) = probe(&subject.function)?;
-    let request_id = format!("coldstart-{round}-{}", subject.function.replace('/', "-"));
-    let stub = Stub::start(event(method, path, &request_id), request_id)?;
+fn run_once(
+    subject: &Subject,
+    probe: &Probe,
+    round: usize,
+    timeout: Duration,
+    work: &Path,
+) -> Result<Sample> {
+    let authenticated = probe.bearer.is_some();
+    let request_id = format!(
+        "coldstart-{round}-{}{}",
+        subject.function.replace('/', "-"),
+        if authenticated { "-auth" } else { "" }
+    );
+    let event = event(
+        probe.method,
+        probe.path,
+        probe.bearer.as_deref(),
+        &request_id,
+    );
+    let stub = Stub::start(event, request_id)?;
     // Nothing listens here: any AWS, Dfns or JWKS request is refused at once.
     let closed = closed_port()?;
-    let log_path = work.join(format!("{}.log", subject.label.replace('/', "-")));
+    let log_path = work.join(format!(
+        "{}{}.log",
+        subject.label.replace('/', "-"),
+        if authenticated { "-auth" } else { "" }
+    ));
     let log = File::create(&log_path)?;
 
     let mut command = Command::new(&subject.path);
     command
         .env_clear()
         .envs(environment(&subject.function, stub.port, closed))
+        .envs(probe.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(work)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -355,22 +655,42 @@ fn run_once(subject: &Subject, round: usize, timeout: Duration, work: &Path) -> 
     let (Some(next_at), Some(response_at)) = (record.next_at, record.response_at) else {
         bail!("no response recorded; its output:\n{}", log_tail());
     };
-    if record.status != Some(401) {
+    let expected = if authenticated {
+        record.status.is_some_and(|s| (200..300).contains(&s))
+    } else {
+        record.status == Some(401)
+    };
+    if !expected {
         bail!(
-            "answered {} instead of 401 (the run must not reach AWS or Dfns); its output:\n{}",
+            "answered {} instead of {} ({}); its output:\n{}",
             record
                 .status
                 .map_or_else(|| "without a status".to_owned(), |s| s.to_string()),
+            if authenticated { "2xx" } else { "401" },
+            if authenticated {
+                "the read of an open account with a valid token"
+            } else {
+                "the run must not reach AWS or Dfns"
+            },
             log_tail()
         );
     }
     let usage = usage?;
     let peak_rss = peak_rss.context("reading VmHWM from /proc/<pid>/status")?;
+    let trace = fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (at, step) = line.strip_prefix("coldstart-trace ")?.split_once(' ')?;
+            Some((at.parse().ok()?, step.to_owned()))
+        })
+        .collect();
     Ok(Sample {
         init: next_at.saturating_duration_since(started),
         first_response: response_at.saturating_duration_since(started),
         cpu: usage.cpu,
         max_rss_kib: peak_rss,
+        trace,
     })
 }
 
@@ -428,8 +748,9 @@ fn closed_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// An API Gateway HTTP API (payload 2.0) event for `method path`, without credentials.
-fn event(method: &str, path: &str, request_id: &str) -> Vec<u8> {
+/// An API Gateway HTTP API (payload 2.0) event for `method path`, with `bearer` as its
+/// `Authorization` if given.
+fn event(method: &str, path: &str, bearer: Option<&str>, request_id: &str) -> Vec<u8> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -446,6 +767,9 @@ fn event(method: &str, path: &str, request_id: &str) -> Vec<u8> {
     if body.is_some() {
         headers["content-type"] = "application/json".into();
         headers["content-length"] = "2".into();
+    }
+    if let Some(token) = bearer {
+        headers["authorization"] = format!("Bearer {token}").into();
     }
     serde_json::json!({
         "version": "2.0",
@@ -849,14 +1173,16 @@ fn print_table(subjects: &[Subject], runs: usize) {
         .map(|s| median_min_max(s.samples.iter().map(|x| x.first_response).collect()).0);
     println!();
     println!(
-        "cold start, release builds, {runs} fresh processes each (median, min–max); first response = 401 without a bearer token"
+        "cold start, release builds, {runs} fresh processes each (median, min–max); first response = 401 without a bearer token; \
+         auth read = first response of another fresh process to a read with a token, against the stand-ins"
     );
     println!(
-        "{:<24} {:>20} {:>22} {:>7} {:>8} {:>9} {:>8} {:>8}",
+        "{:<24} {:>20} {:>22} {:>7} {:>22} {:>8} {:>9} {:>8} {:>8}",
         "binary",
         "init ms",
         "first response ms",
         "×floor",
+        "auth read ms",
         "CPU ms",
         "RSS MiB",
         "bin MiB",
@@ -868,9 +1194,10 @@ fn print_table(subjects: &[Subject], runs: usize) {
             .map_or_else(|| "—".to_owned(), |z| format!("{:.2}", mib(z)));
         if subject.samples.is_empty() {
             println!(
-                "{:<24} {:>20} {:>22} {:>7} {:>8} {:>9} {:>8.2} {:>8}",
+                "{:<24} {:>20} {:>22} {:>7} {:>22} {:>8} {:>9} {:>8.2} {:>8}",
                 subject.label,
                 "failed",
+                "—",
                 "—",
                 "—",
                 "—",
@@ -888,15 +1215,32 @@ fn print_table(subjects: &[Subject], runs: usize) {
         let rss = subject
             .samples
             .iter()
+            .chain(&subject.auth_samples)
             .map(|s| s.max_rss_kib)
             .max()
             .unwrap_or(0);
+        let auth = if subject.auth_samples.is_empty() {
+            if subject.auth_failure.is_some() {
+                "failed".to_owned()
+            } else {
+                "—".to_owned()
+            }
+        } else {
+            let (median, min, max) = median_min_max(
+                subject
+                    .auth_samples
+                    .iter()
+                    .map(|s| s.first_response)
+                    .collect(),
+            );
+            format!("{:.1} ({:.1}–{:.1})", ms(median), ms(min), ms(max))
+        };
         let ratio = floor_median.map_or_else(
             || "—".to_owned(),
             |floor| format!("{:.2}", first.as_secs_f64() / floor.as_secs_f64()),
         );
         println!(
-            "{:<24} {:>20} {:>22} {:>7} {:>8.1} {:>9.1} {:>8.2} {:>8}",
+            "{:<24} {:>20} {:>22} {:>7} {:>22} {:>8.1} {:>9.1} {:>8.2} {:>8}",
             subject.label,
             format!("{:.1} ({:.1}–{:.1})", ms(init), ms(init_min), ms(init_max)),
             format!(
@@ -906,13 +1250,29 @@ fn print_table(subjects: &[Subject], runs: usize) {
                 ms(first_max)
             ),
             ratio,
+            auth,
             ms(cpu),
             rss as f64 / 1024.0,
             mib(subject.binary_bytes),
             zip
         );
     }
-    println!("RSS is the highest peak over the runs; CPU is user + system time, median.");
+    println!(
+        "RSS is the highest peak over the runs (both kinds); CPU is user + system time of the 401 runs, median."
+    );
+    if subjects.iter().any(|s| !s.auth_samples.is_empty()) {
+        let reads: Vec<String> = READS
+            .iter()
+            .filter(|(name, ..)| subjects.iter().any(|s| s.function == *name))
+            .map(|(name, method, path, operator)| {
+                format!(
+                    "{name} {method} {path} ({})",
+                    if *operator { "operator" } else { "client" }
+                )
+            })
+            .collect();
+        println!("auth reads: {}", reads.join(", "));
+    }
 
     // Before → after, for each function measured both ways. The per-round ratio pairs the two
     // processes started back to back in the same round, so a change of load between rounds cancels.
@@ -958,11 +1318,56 @@ fn print_table(subjects: &[Subject], runs: usize) {
             percent(cpu_before, cpu_after),
         );
     }
+    print_traces(subjects);
     for subject in subjects.iter().filter(|s| s.failure.is_some()) {
         println!(
             "{}: failed: {}",
             subject.label,
             subject.failure.as_deref().unwrap_or_default()
         );
+    }
+    for subject in subjects.iter().filter(|s| s.auth_failure.is_some()) {
+        println!(
+            "{}: authenticated read failed: {}",
+            subject.label,
+            subject.auth_failure.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+/// Per binary that printed an init trace: each step's median time since `main` began, and the
+/// median time the step itself took (since the previous step), over the runs.
+fn print_traces(subjects: &[Subject]) {
+    for subject in subjects {
+        let Some(first) = subject.samples.first().filter(|s| !s.trace.is_empty()) else {
+            continue;
+        };
+        println!(
+            "init trace of {} (ms, median over the runs):",
+            subject.label
+        );
+        for (index, (_, step)) in first.trace.iter().enumerate() {
+            let mut at = Vec::new();
+            let mut took = Vec::new();
+            for sample in &subject.samples {
+                if let Some((t, _)) = sample.trace.get(index) {
+                    at.push(*t);
+                    let previous = index
+                        .checked_sub(1)
+                        .and_then(|i| sample.trace.get(i))
+                        .map_or(0.0, |(t, _)| *t);
+                    took.push(t - previous);
+                }
+            }
+            let median = |mut values: Vec<f64>| {
+                values.sort_by(f64::total_cmp);
+                values.get(values.len() / 2).copied().unwrap_or(0.0)
+            };
+            println!(
+                "  {:>8.3} at  {:>8.3} step  {step}",
+                median(at),
+                median(took)
+            );
+        }
     }
 }

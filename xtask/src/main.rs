@@ -87,6 +87,13 @@ enum Task {
         #[arg(long)]
         work_dir: PathBuf,
     },
+    /// What `bench coldstart` runs for its authenticated reads, built with the dev feature.
+    #[cfg(feature = "dev")]
+    #[command(hide = true)]
+    ColdstartPlatform {
+        #[arg(long)]
+        work_dir: PathBuf,
+    },
     /// The dashboard's step of `test` alone: npm ci, chromium, type check and build (initial JS
     /// budget), then Playwright against a local platform of its own (see xtask/src/web.rs).
     Web,
@@ -150,6 +157,8 @@ fn main() -> ExitCode {
         Task::Schemathesis => schemathesis::run_alone(&repo_root),
         #[cfg(feature = "dev")]
         Task::SchemathesisRun { work_dir } => schemathesis::run_platform(&repo_root, &work_dir),
+        #[cfg(feature = "dev")]
+        Task::ColdstartPlatform { work_dir } => coldstart::run_platform(&repo_root, &work_dir),
         Task::Web => web::run_alone(&repo_root, web::Project::Tests),
         Task::Screenshots => web::run_alone(&repo_root, web::Project::Screenshots),
         #[cfg(feature = "dev")]

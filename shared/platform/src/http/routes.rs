@@ -129,3 +129,75 @@ method!(post_with);
 method!(put_with);
 method!(patch_with);
 method!(delete_with);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Times aide asked for [`Counted`]'s JSON Schema, and times a route's `transform` ran.
+    static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+    static TRANSFORMS: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(serde::Deserialize)]
+    struct Counted {}
+
+    impl schemars::JsonSchema for Counted {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "Counted".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            SCHEMAS.fetch_add(1, Ordering::SeqCst);
+            schemars::json_schema!({ "type": "object" })
+        }
+    }
+
+    async fn handler(_: axum::Json<Counted>) {}
+
+    fn router() -> FunctionRouter {
+        super::super::documented()
+            .api_route(
+                "/a",
+                get_with(handler, |op| {
+                    TRANSFORMS.fetch_add(1, Ordering::SeqCst);
+                    op.summary("a")
+                })
+                .post_with(handler, |op| op.summary("a, posted")),
+            )
+            .api_route("/b", delete_with(handler, |op| op.summary("b")))
+    }
+
+    #[test]
+    fn serving_generates_no_documentation_and_document_has_every_route() {
+        let served: axum::Router<App> = router().into();
+        assert_eq!(
+            SCHEMAS.load(Ordering::SeqCst),
+            0,
+            "a schema was generated to serve"
+        );
+        assert_eq!(
+            TRANSFORMS.load(Ordering::SeqCst),
+            0,
+            "a transform ran to serve"
+        );
+        drop(served);
+
+        let (_, api) = super::super::document(router());
+        assert!(SCHEMAS.load(Ordering::SeqCst) > 0);
+        assert_eq!(TRANSFORMS.load(Ordering::SeqCst), 1);
+        let paths = api.paths.expect("paths");
+        let a = paths.paths["/a"].as_item().expect("/a");
+        assert_eq!(
+            a.get.as_ref().and_then(|op| op.summary.as_deref()),
+            Some("a")
+        );
+        assert_eq!(
+            a.post.as_ref().and_then(|op| op.summary.as_deref()),
+            Some("a, posted")
+        );
+        let b = paths.paths["/b"].as_item().expect("/b");
+        assert!(b.delete.is_some() && b.get.is_none());
+    }
+}
