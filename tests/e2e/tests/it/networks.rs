@@ -413,6 +413,48 @@ async fn a_bitcoin_deposit_and_withdrawal_through_the_platform() {
     );
 }
 
+/// Approves, as an officer, each destination request `authorization` made (they reach compliance
+/// one at a time, the client's queue), until the authorization is `Active`.
+async fn approve_until_active(env: &Env, subject: &str, authorization: &Value) {
+    let request_ids: Vec<String> = authorization["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| d["addRequestId"].as_str().expect("add request").to_owned())
+        .collect();
+    let decided = std::sync::Mutex::new(std::collections::HashSet::new());
+    e2e::wait_until(std::time::Duration::from_secs(90), || async {
+        let mut approved = 0;
+        for id in &request_ids {
+            let request = env.destination_request(subject, id).await?;
+            match request["state"].as_str()? {
+                "Approved" => approved += 1,
+                "PendingApproval" => {
+                    let approval = request["approvalId"].as_str()?.to_owned();
+                    if decided.lock().unwrap().insert(approval) {
+                        env.decide(&request, DecisionValue::Approved).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (approved == request_ids.len()).then_some(())
+    })
+    .await
+    .expect("every venue address approved");
+    let id = authorization["id"].as_str().expect("id").to_owned();
+    e2e::wait_until(std::time::Duration::from_secs(30), || async {
+        let (_, list) = env.get("/v1/trading-authorizations", subject).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str() && a["status"] == "Active")
+            .cloned()
+    })
+    .await
+    .expect("the authorization becomes Active");
+}
+
 /// The trading desk on Bitcoin and Solana: a client's authorization of Kraken whitelists the
 /// venue's deposit address on each of the client's networks (each in that wallet's own policy);
 /// once an officer approves them, desk orders of BTC and of SOL are sent once each to the venue's
@@ -473,43 +515,7 @@ async fn desk_orders_of_btc_and_sol_go_to_the_venues_address_on_their_network() 
         ["BitcoinTestnet4", "EthereumSepolia", "SolanaDevnet"],
         "{authorization}"
     );
-    // The client's destination changes go to compliance one at a time: approve each as it comes.
-    let request_ids: Vec<String> = destinations
-        .iter()
-        .map(|d| d["addRequestId"].as_str().expect("add request").to_owned())
-        .collect();
-    let decided = std::sync::Mutex::new(std::collections::HashSet::new());
-    e2e::wait_until(std::time::Duration::from_secs(90), || async {
-        let mut approved = 0;
-        for id in &request_ids {
-            let request = env.destination_request(&dave, id).await?;
-            match request["state"].as_str()? {
-                "Approved" => approved += 1,
-                "PendingApproval" => {
-                    let approval = request["approvalId"].as_str()?.to_owned();
-                    let first = decided.lock().unwrap().insert(approval);
-                    if first {
-                        env.decide(&request, DecisionValue::Approved).await;
-                    }
-                }
-                _ => {}
-            }
-        }
-        (approved == request_ids.len()).then_some(())
-    })
-    .await
-    .expect("every venue address approved");
-    let id = authorization["id"].as_str().unwrap().to_owned();
-    e2e::wait_until(std::time::Duration::from_secs(30), || async {
-        let (_, list) = env.get("/v1/trading-authorizations", &dave).await;
-        list["items"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == id.as_str() && a["status"] == "Active")
-            .cloned()
-    })
-    .await
-    .expect("the authorization becomes Active");
+    approve_until_active(&env, &dave, &authorization).await;
 
     for (asset, amount, network, venue_address) in [
         (
@@ -679,43 +685,7 @@ async fn spl_usdc_deposit_withdrawal_and_desk_order_on_solana() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{authorization}");
-    let request_ids: Vec<String> = authorization["destinations"]
-        .as_array()
-        .expect("destinations")
-        .iter()
-        .map(|d| d["addRequestId"].as_str().expect("add request").to_owned())
-        .collect();
-    let decided = std::sync::Mutex::new(std::collections::HashSet::new());
-    e2e::wait_until(std::time::Duration::from_secs(90), || async {
-        let mut approved = 0;
-        for id in &request_ids {
-            let request = env.destination_request(&erin, id).await?;
-            match request["state"].as_str()? {
-                "Approved" => approved += 1,
-                "PendingApproval" => {
-                    let approval = request["approvalId"].as_str()?.to_owned();
-                    if decided.lock().unwrap().insert(approval) {
-                        env.decide(&request, DecisionValue::Approved).await;
-                    }
-                }
-                _ => {}
-            }
-        }
-        (approved == request_ids.len()).then_some(())
-    })
-    .await
-    .expect("every venue address approved");
-    let authorization_id = authorization["id"].as_str().unwrap().to_owned();
-    e2e::wait_until(std::time::Duration::from_secs(30), || async {
-        let (_, list) = env.get("/v1/trading-authorizations", &erin).await;
-        list["items"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == authorization_id.as_str() && a["status"] == "Active")
-            .cloned()
-    })
-    .await
-    .expect("the authorization becomes Active");
+    approve_until_active(&env, &erin, &authorization).await;
 
     let order = |network: Option<&str>| {
         let mut body = json!({"clientId": erin.as_str(), "exchange": "Kraken", "asset": "USDC", "amount": "1000000"});
