@@ -554,8 +554,62 @@ for (const family of OTHER_FAMILIES) {
     assert.equal(out.kind, 'NativeTransfer');
     assert.equal(out.to, family.recipient, 'the recipient exactly as given');
     assert.equal(out.value, family.amount.toString());
+    state[`${family.network}Wallet`] = wallet;
   });
 }
+
+// Solana: an SPL token (Spl) moves like a Native transfer through the SDK, and a whitelist bound
+// to the wallet compares base58 exactly: one letter's case changed is another address, blocked.
+const DEVNET_USDC = '4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU';
+test('SolanaDevnet: an Spl transfer, and a whitelist that compares base58 exactly', async (t) => {
+  if (!needs(t, 'SolanaDevnetWallet')) return;
+  const wallet = state.SolanaDevnetWallet;
+  const recipient = OTHER_FAMILIES[1].recipient;
+  await control.deposit({ walletId: wallet.id, kind: 'Spl', mint: DEVNET_USDC, amount: '5000000', symbol: 'USDC', decimals: 6 });
+  const assets = await coverage.call('wallets.getWalletAssets', 'GetWalletAssetsResponse', () =>
+    sa.wallets.getWalletAssets({ walletId: wallet.id }),
+  );
+  const token = assets.assets.find((a) => a.kind === 'Spl' && a.mint === DEVNET_USDC);
+  assert.ok(token, 'an Spl balance for the mint');
+  assert.equal(token.balance, '5000000');
+  assert.equal(token.decimals, 6);
+
+  const body = { kind: 'Spl', mint: DEVNET_USDC, to: recipient, amount: '1500000', createDestinationAccount: true };
+  const transfer = await coverage.call('wallets.transferAsset', 'TransferAssetResponse', () =>
+    sa.wallets.transferAsset({ walletId: wallet.id, body }),
+  );
+  signed('POST', `/wallets/${wallet.id}/transfers`);
+  assert.deepEqual(transfer.requestBody, body, 'requestBody echoes the request');
+  const done = await settle(wallet.id, transfer.id);
+  assert.equal(done.status, 'Confirmed', `reason: ${done.reason}`);
+  const history = await coverage.call('wallets.getWalletHistory', 'GetWalletHistoryResponse', () =>
+    sa.wallets.getWalletHistory({ walletId: wallet.id, query: { direction: 'Out' } }),
+  );
+  const out = history.items.find((e) => e.txHash === done.txHash);
+  assert.equal(out?.kind, 'SplTransfer');
+  assert.equal(out?.mint, DEVNET_USDC);
+  assert.equal(out?.value, '1500000');
+
+  const whitelist = await coverage.call('policies.createPolicy', 'CreatePolicyResponse', () =>
+    sa.policies.createPolicy({
+      body: {
+        name: `solana whitelist ${runId}`,
+        activityKind: 'Wallets:Sign',
+        rule: { kind: 'TransactionRecipientWhitelist', configuration: { addresses: [recipient] } },
+        action: { kind: 'Block' },
+        filters: { walletId: { in: [wallet.id] } },
+      },
+    }),
+  );
+  signed('POST', '/v2/policies');
+  assert.equal(whitelist.status, 'Active');
+  const flipped = recipient.replace('N', 'n');
+  assert.notEqual(flipped, recipient);
+  const blocked = await send(wallet.id, flipped, 1000n);
+  assert.equal(blocked.status, 'Rejected', 'one letter\'s case changed is not the whitelisted address');
+  const allowed = await send(wallet.id, recipient, 1000n);
+  assert.equal((await settle(wallet.id, allowed.id)).status, 'Confirmed', 'the whitelisted address passes');
+});
 
 test('webhooks: signed deliveries follow the transfer lifecycle', async (t) => {
   if (!needs(t, 'webhook', 'confirmed')) return;
