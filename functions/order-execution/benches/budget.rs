@@ -30,13 +30,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use domain::{ClientId, OrderId};
+use domain::ClientId;
 use futures::StreamExt;
 use platform::dfns_budget::{self, BudgetSettings, DfnsBudget, Priority};
 use platform::testing::{TestEnv, TestOptions};
-use platform::trading::orders::{self, OrderInput};
 use platform::trading::{TradingConfig, authorizations};
 use serde_json::{Value, json};
+
+mod common;
+use common::place_orders;
 
 const CLIENTS: usize = 10;
 
@@ -45,35 +47,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn place_orders(env: &TestEnv, clients: &[ClientId], count: usize) -> Vec<OrderId> {
-    let config = TradingConfig::default();
-    let config = &config;
-    futures::stream::iter(0..count)
-        .map(|i| async move {
-            orders::create_order(
-                &env.app,
-                config,
-                "bench-desk",
-                &OrderInput {
-                    client_id: clients[i % clients.len()].to_string(),
-                    exchange: "Kraken".into(),
-                    asset: "ETH".into(),
-                    amount: "1000000000000000".into(),
-                    execute_at: None,
-                    network: None,
-                },
-                "bench",
-                None,
-            )
-            .await
-            .expect("order created")
-            .id
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await
 }
 
 /// The emulator's request and 429 counts.

@@ -11,11 +11,12 @@
 use std::time::{Duration, Instant};
 
 use domain::ClientId;
-use futures::StreamExt;
 use platform::testing::{TestEnv, TestOptions};
-use platform::trading::orders::{self, OrderInput};
 use platform::trading::{Executor, TradingConfig, authorizations};
 use serde_json::json;
+
+mod common;
+use common::place_orders;
 
 const CLIENTS: usize = 10;
 
@@ -24,34 +25,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn place_orders(env: &TestEnv, clients: &[ClientId], count: usize) {
-    let config = TradingConfig::default();
-    let config = &config;
-    futures::stream::iter(0..count)
-        .map(|i| async move {
-            orders::create_order(
-                &env.app,
-                config,
-                "bench-desk",
-                &OrderInput {
-                    client_id: clients[i % clients.len()].to_string(),
-                    exchange: "Kraken".into(),
-                    asset: "ETH".into(),
-                    amount: "1000000000000000".into(),
-                    execute_at: None,
-                    network: None,
-                },
-                "bench",
-                None,
-            )
-            .await
-            .expect("order created")
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
 }
 
 async fn measure(
