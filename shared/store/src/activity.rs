@@ -19,10 +19,11 @@
 //! after `Confirmed` changes nothing.
 //!
 //! **One movement, one row.** A transfer of ours also shows up in the wallet's history as an `Out`
-//! entry with the same hash; the route shows the transfer only. Both writers register at the fold
-//! marker (an `UpdateItem`, so they are serialised) and then look at what the other registered:
-//! whichever comes second marks the history row `folded`. Reads filter `folded` rows out (a
-//! filter on a bounded query: at most one folded row per outgoing transfer).
+//! entry with the same hash; the route shows the transfer only. Each writer registers at the fold
+//! marker in the same transaction as its row, on condition that the marker is the version it
+//! read: whichever comes second sees the other and folds the history row (`folded`) in that
+//! transaction, so no read ever sees both rows. Reads filter `folded` rows out (a filter on a
+//! bounded query: at most one folded row per outgoing transfer).
 //!
 //! The bodies are kept as Dfns (or the audit chain) wrote them; the platform turns them into the
 //! route's rows, and applies the client's current labels, when it reads.
@@ -193,8 +194,9 @@ pub struct ActivityRecords {
 
 impl Store {
     /// Records a transfer request, or moves its row forward: written only if absent or if
-    /// `status_rank` is higher than the stored one. Returns whether it was written. Then folds
-    /// the wallet's `Out` history entry of the same transaction into it.
+    /// `status_rank` is higher than the stored one. Returns whether it was written. A row with a
+    /// transaction hash folds the wallet's `Out` history entry of that transaction in the same
+    /// transaction: no read ever sees both.
     pub async fn record_activity_transfer(
         &self,
         client: &ClientId,
@@ -228,53 +230,93 @@ impl Store {
                 .map_err(crate::clients::builder_error)?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        let written = match self
-            .client
-            .transact_write_items()
-            .transact_items(put(item(sk.clone()))?)
-            .transact_items(put(item(transfer_window_sk(
-                row.requested_at_nanos,
-                row.transfer_id,
-            )))?)
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(e)
-                if crate::item::cancellation_codes(&e).is_some_and(|codes| {
-                    codes
-                        .iter()
-                        .flatten()
-                        .any(|c| c == "ConditionalCheckFailed")
-                }) =>
-            {
-                false
+        for _ in 0..FOLD_ATTEMPTS {
+            let mut items = vec![
+                put(item(sk.clone()))?,
+                put(item(transfer_window_sk(
+                    row.requested_at_nanos,
+                    row.transfer_id,
+                )))?,
+            ];
+            // The first row with a hash registers at the marker and folds what the history
+            // registered there before it, as of the marker's version.
+            if let Some(tx) = row.tx_hash {
+                let marker = self.fold_marker(&pk, row.wallet_id, tx).await?;
+                if marker.transfer_sk.is_none() {
+                    items.push(self.register(&marker, FoldSide::Transfer(&sk))?);
+                    for chain_sk in &marker.chain_sks {
+                        items.push(self.mark_folded(&pk, chain_sk)?);
+                    }
+                }
             }
-            Err(e) => return Err(StoreError::aws("TransactWriteItems", e)),
-        };
-        // Also when not written: a crash may have come between the row and its fold.
-        if let Some(tx) = row.tx_hash {
-            self.fold(&pk, row.wallet_id, tx, FoldSide::Transfer(&sk))
-                .await?;
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => match crate::item::cancellation_codes(&e) {
+                    // Not higher than what is stored: nothing to do (the stored row registered).
+                    Some(codes) if failed(&codes, 0) || failed(&codes, 1) => return Ok(false),
+                    // The marker moved (a history entry registered meanwhile): read it again.
+                    Some(_) => continue,
+                    None => return Err(StoreError::aws("TransactWriteItems", e)),
+                },
+            }
         }
-        Ok(written)
+        Err(StoreError::Contention {
+            operation: "record activity transfer",
+            attempts: FOLD_ATTEMPTS,
+        })
     }
 
     /// Records a wallet history entry (once: its key is the fact). Returns whether this call
-    /// wrote it. An outgoing entry is folded if a transfer of ours has the same hash.
+    /// wrote it. An outgoing entry registers at its transaction's fold marker in the same
+    /// transaction, and is written already folded if a transfer of ours has that hash.
     pub async fn record_activity_chain(
         &self,
         client: &ClientId,
         row: &ChainRow<'_>,
     ) -> Result<bool, StoreError> {
+        if !row.outgoing {
+            return self.put_if_absent(chain_row_item(client, row)).await;
+        }
         let pk = client_pk(client);
         let sk = row_sk(row.at_nanos, row.row_id);
-        let written = self.put_if_absent(chain_row_item(client, row)).await?;
-        if row.outgoing {
-            self.fold(&pk, row.wallet_id, row.tx_hash, FoldSide::Chain(&sk))
-                .await?;
+        for _ in 0..FOLD_ATTEMPTS {
+            let marker = self.fold_marker(&pk, row.wallet_id, row.tx_hash).await?;
+            if marker.chain_sks.contains(&sk) {
+                return Ok(false);
+            }
+            let mut item = chain_row_item(client, row);
+            if marker.transfer_sk.is_some() {
+                item.insert("folded".into(), AttributeValue::Bool(true));
+            }
+            let items = vec![
+                self.create_if_absent(item)?,
+                self.register(&marker, FoldSide::Chain(&sk))?,
+            ];
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => match crate::item::cancellation_codes(&e) {
+                    Some(codes) if failed(&codes, 0) => return Ok(false),
+                    Some(_) => continue,
+                    None => return Err(StoreError::aws("TransactWriteItems", e)),
+                },
+            }
         }
-        Ok(written)
+        Err(StoreError::Contention {
+            operation: "record activity history entry",
+            attempts: FOLD_ATTEMPTS,
+        })
     }
 
     /// Records an audit entry's row (the backfill's path; new entries get theirs in the append's
@@ -293,63 +335,79 @@ impl Store {
         }
     }
 
-    async fn fold(
+    /// The fold marker of a wallet's transaction, as stored now (version 0: none yet).
+    async fn fold_marker(
         &self,
         pk: &str,
         wallet_id: &str,
         tx_hash: &str,
-        side: FoldSide<'_>,
-    ) -> Result<(), StoreError> {
-        let marker = key(pk.to_owned(), format!("{FOLD_PREFIX}{wallet_id}#{tx_hash}"));
-        let update = self
+    ) -> Result<FoldMarker, StoreError> {
+        let marker_key = key(pk.to_owned(), format!("{FOLD_PREFIX}{wallet_id}#{tx_hash}"));
+        let item = self
             .client
-            .update_item()
+            .get_item()
             .table_name(&self.table)
-            .set_key(Some(marker))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        let update = match side {
-            FoldSide::Transfer(sk) => update
-                .update_expression("SET transferSk = :sk")
-                .expression_attribute_values(":sk", s(sk)),
-            FoldSide::Chain(sk) => update
-                .update_expression("ADD chainSks :sks")
-                .expression_attribute_values(":sks", AttributeValue::Ss(vec![sk.to_owned()])),
-        };
-        let now = update
+            .set_key(Some(marker_key.clone()))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::aws("UpdateItem", e))?
-            .attributes
+            .map_err(|e| StoreError::aws("GetItem", e))?
+            .item
             .unwrap_or_default();
-        let to_fold: Vec<String> = match side {
-            FoldSide::Transfer(_) => now
+        Ok(FoldMarker {
+            key: marker_key,
+            version: get_n(&item, "v").unwrap_or(0),
+            transfer_sk: get_s(&item, "transferSk").map(str::to_owned),
+            chain_sks: item
                 .get("chainSks")
                 .and_then(|v| v.as_ss().ok())
                 .cloned()
                 .unwrap_or_default(),
-            FoldSide::Chain(sk) if now.contains_key("transferSk") => vec![sk.to_owned()],
-            FoldSide::Chain(_) => Vec::new(),
+        })
+    }
+
+    /// Registers one side at the marker, on condition that it is still the version read: the
+    /// marker is where the two writers of one movement are serialised.
+    fn register(
+        &self,
+        marker: &FoldMarker,
+        side: FoldSide<'_>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(marker.key.clone()))
+            .expression_attribute_values(":next", n(marker.version + 1));
+        let update = if marker.version == 0 {
+            update.condition_expression("attribute_not_exists(v)")
+        } else {
+            update
+                .condition_expression("v = :v")
+                .expression_attribute_values(":v", n(marker.version))
         };
-        for sk in to_fold {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.to_owned(), sk)))
-                .update_expression("SET folded = :yes")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                // Registered but not written yet (its writer crashed between the two): the
-                // writer's retry, or the backfill, folds it.
-                Err(e) if crate::item::conditional_failure(&e).is_some() => {}
-                Err(e) => return Err(StoreError::aws("UpdateItem", e)),
-            }
-        }
-        Ok(())
+        let update = match side {
+            FoldSide::Transfer(sk) => update
+                .update_expression("SET v = :next, transferSk = :sk")
+                .expression_attribute_values(":sk", s(sk)),
+            FoldSide::Chain(sk) => update
+                .update_expression("SET v = :next ADD chainSks :sks")
+                .expression_attribute_values(":sks", AttributeValue::Ss(vec![sk.to_owned()])),
+        };
+        let update = update.build().map_err(crate::clients::builder_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Marks a registered history row folded (registered rows exist: each was written in the
+    /// transaction that registered it).
+    fn mark_folded(&self, pk: &str, sk: &str) -> Result<TransactWriteItem, StoreError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), sk.to_owned())))
+            .update_expression("SET folded = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .build()
+            .map_err(crate::clients::builder_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Up to `limit` rows older than `before` (`(at_nanos, row_id)` of the last row served;
@@ -484,6 +542,26 @@ pub struct PolicyRecords {
 enum FoldSide<'a> {
     Transfer(&'a str),
     Chain(&'a str),
+}
+
+/// A fold marker as read: its version (bumped by every registration) and who registered.
+struct FoldMarker {
+    key: Item,
+    version: u64,
+    transfer_sk: Option<String>,
+    chain_sks: Vec<String>,
+}
+
+/// Tries of a write whose marker moved under it (each retry follows a registration by the
+/// other side of the same movement, so a handful is plenty).
+const FOLD_ATTEMPTS: u32 = 16;
+
+/// Whether the transaction's `index`-th item failed its condition.
+fn failed(codes: &[Option<String>], index: usize) -> bool {
+    codes
+        .get(index)
+        .and_then(Option::as_deref)
+        .is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
 const BACKFILL_PK: &str = "BACKFILL#activity";
