@@ -12,6 +12,11 @@ export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[], every?: n
   const [load, setLoad] = useState<Load<T>>({ state: 'loading' });
   const [tick, setTick] = useState(0);
   const first = useRef(true);
+  // Declared before the fetch so that it runs first: new deps show "loading", never the
+  // previous deps' data under the new filter (a reload on the timer keeps what is shown).
+  useEffect(() => {
+    first.current = true;
+  }, deps);
   useEffect(() => {
     let live = true;
     if (first.current) setLoad({ state: 'loading' });
@@ -24,9 +29,6 @@ export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[], every?: n
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
-  useEffect(() => {
-    first.current = true;
-  }, deps);
   useEffect(() => {
     if (!every) return;
     const id = setInterval(() => setTick((t) => t + 1), every);

@@ -243,7 +243,10 @@ async fn a_reader_never_sees_a_transfer_beside_its_own_out_entry() {
     futures::future::join_all(writers).await;
     done.store(true, Ordering::SeqCst);
     let (reads, both) = reader.await.unwrap();
-    assert!(reads > 5, "the reader read while they wrote ({reads} reads)");
+    assert!(
+        reads > 5,
+        "the reader read while they wrote ({reads} reads)"
+    );
     assert!(both.is_empty(), "seen side by side: transfers {both:?}");
     let rows = store.activity_page(&alice, None, 500).await.unwrap().rows;
     assert_eq!(rows.len(), pairs as usize, "one row per movement");
