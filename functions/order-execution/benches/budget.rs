@@ -23,7 +23,7 @@
 //! | `BENCH_SCHEDULE_SECONDS` | `60` | time between invocations (`rate(1 minute)`) |
 //! | `BENCH_TIMEOUT_SECONDS` | `240` | an invocation is cut off after this (the function's `Timeout`) |
 //! | `BENCH_DEADLINE_SECONDS` | 1.5 × the budget's minimum + 5 min | stop scheduling invocations |
-//! | `DFNS_BUDGET_LEASE`, `DFNS_BUDGET_MAX_WAIT_MS`, `ORDER_CONCURRENCY`, `ORDER_BATCH_LIMIT`, `ORDER_LEASE_SECONDS` | as deployed | read as the function reads them |
+//! | `DFNS_BUDGET_LEASE`, `DFNS_BUDGET_MAX_WAIT_MS`, `ORDER_CONCURRENCY`, `ORDER_BATCH_LIMIT`, `ORDER_LEASE_SECONDS`, `ORDER_RUN_SECONDS` | as deployed | read as the function reads them |
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -154,11 +154,12 @@ fn main() {
             placing.elapsed().as_secs_f64()
         );
         println!(
-            "  emulator: {latency_ms} ms added per Dfns call, rate limit {per_minute}/min (burst {}); platform budget {budget:?}; trading concurrency {} batch {} lease {} s; an invocation every {} s, cut off at {} s",
+            "  emulator: {latency_ms} ms added per Dfns call, rate limit {per_minute}/min (burst {}); platform budget {budget:?}; trading concurrency {} batch {} lease {} s claiming for {} s; an invocation every {} s, cut off at {} s",
             budget.capacity,
             trading.concurrency,
             trading.batch_limit,
             trading.lease.whole_seconds(),
+            trading.run_for.as_secs(),
             schedule.as_secs(),
             timeout.as_secs()
         );
@@ -201,7 +202,11 @@ fn main() {
                         let began = Instant::now();
                         let outcome = tokio::time::timeout(
                             timeout,
-                            order_execution::run(&container, time::OffsetDateTime::now_utc()),
+                            order_execution::run(
+                                &container,
+                                time::OffsetDateTime::now_utc(),
+                                Some(began + timeout),
+                            ),
                         )
                         .await;
                         (n, at, began.elapsed(), outcome)

@@ -155,7 +155,7 @@ async fn an_authorized_order_is_sent_once_and_follows_its_transfer_to_confirmed(
     let placed = order(&env, &client, "Kraken", ONE_ETH / 4).await;
     assert_eq!(placed.state, OrderState::Scheduled);
 
-    let report = crate::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon(), None).await.unwrap();
     assert_eq!((report.execution.claimed, report.execution.sent), (1, 1));
     let sent = stored(&env, &placed.id).await;
     assert!(
@@ -195,7 +195,7 @@ async fn an_authorized_order_is_sent_once_and_follows_its_transfer_to_confirmed(
     .await
     .unwrap();
     assert!(!again);
-    let later = crate::run(&env.app, soon() + time::Duration::hours(1))
+    let later = crate::run(&env.app, soon() + time::Duration::hours(1), None)
         .await
         .unwrap();
     assert_eq!(later.execution.due, 0);
@@ -267,7 +267,7 @@ async fn orders_without_a_live_approved_authorization_are_not_sent_and_say_why()
     );
     let revoked = order(&env, &client, "Kraken", ONE_ETH).await;
 
-    let report = crate::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon(), None).await.unwrap();
     assert_eq!((report.execution.not_sent, report.execution.sent), (3, 0));
     for (placed, code) in [
         (&no_authorization, "no_authorization:"),
@@ -371,6 +371,65 @@ async fn two_overlapping_runs_send_each_order_once() {
         assert_eq!(order.claim_count, 1, "claimed by exactly one run");
         assert!(transfer_ids.insert(order.transfer_id.unwrap()));
     }
+}
+
+/// A run out of time (its `ORDER_RUN_SECONDS` over, or its invocation's deadline near) claims no
+/// more: the orders it did not reach stay due and unclaimed, and the next run sends each once.
+#[tokio::test]
+async fn a_run_out_of_time_leaves_the_rest_due_and_unclaimed_for_the_next_run() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let client = funded_client(&env, "ivan").await;
+    authorize(&env, &client, "Gemini").await;
+    let mut placed = Vec::new();
+    for i in 0..6u128 {
+        placed.push(order(&env, &client, "Gemini", ONE_ETH / 100 + i).await);
+    }
+    let now = soon();
+    let config = TradingConfig::default();
+    let near_deadline = Executor::new(&env.app, &config)
+        .with_dfns(env.service())
+        .run_within(
+            now,
+            Some(std::time::Instant::now() + platform::trading::execution::DEADLINE_MARGIN),
+        )
+        .await
+        .unwrap();
+    let no_time = TradingConfig {
+        run_for: std::time::Duration::ZERO,
+        ..TradingConfig::default()
+    };
+    let time_up = Executor::new(&env.app, &no_time)
+        .with_dfns(env.service())
+        .run(now)
+        .await
+        .unwrap();
+    for report in [&near_deadline, &time_up] {
+        assert_eq!(
+            (report.due, report.deferred, report.claimed),
+            (6, 6, 0),
+            "{report:?}"
+        );
+    }
+    for order in &placed {
+        let order = stored(&env, &order.id).await;
+        assert_eq!((order.state, order.claim_count), (OrderState::Scheduled, 0));
+    }
+    assert_eq!(transfers_created(&env).await, 0);
+
+    let next = Executor::new(&env.app, &config)
+        .with_dfns(env.service())
+        .run(now)
+        .await
+        .unwrap();
+    assert_eq!((next.sent, next.deferred), (6, 0), "{next:?}");
+    for order in &placed {
+        assert_eq!(stored(&env, &order.id).await.claim_count, 1);
+    }
+    assert_eq!(transfers_created(&env).await, 6);
 }
 
 #[tokio::test]
@@ -502,7 +561,7 @@ async fn an_order_over_the_per_transfer_limit_waits_for_compliance_then_confirms
     // 1 ETH = 3000 USD, above the 1000 USD limit.
     let approved = order(&env, &client, "Coinbase", ONE_ETH).await;
     let denied = order(&env, &client, "Coinbase", ONE_ETH + 1).await;
-    let report = crate::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon(), None).await.unwrap();
     assert_eq!(report.execution.sent, 2);
     let mut approvals = Vec::new();
     for placed in [&approved, &denied] {
@@ -611,7 +670,7 @@ async fn an_authorization_becomes_active_when_compliance_approves_the_address_an
     assert_eq!(activations, 1);
 
     let placed = order(&env, &client, "Gemini", ONE_ETH).await;
-    let report = crate::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon(), None).await.unwrap();
     assert_eq!(report.execution.sent, 1, "{report:?}");
     settle(&env, &env.service(), &placed).await;
     assert_eq!(stored(&env, &placed.id).await.state, OrderState::Confirmed);
@@ -882,7 +941,7 @@ async fn revoking_an_authorization_cancels_its_scheduled_orders_at_once_and_none
         "{trail:?}"
     );
 
-    let report = crate::run(&env.app, soon()).await.unwrap();
+    let report = crate::run(&env.app, soon(), None).await.unwrap();
     assert_eq!(
         (report.execution.claimed, report.execution.sent),
         (2, 2),

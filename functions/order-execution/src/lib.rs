@@ -26,14 +26,17 @@ pub struct RunReport {
     pub refreshed: usize,
 }
 
-/// One run at `now`: due orders, then the lost-webhook refresh. A refresh failure is logged, not
-/// fatal: the orders are already sent and the next run refreshes again.
+/// One run at `now` in an invocation that ends at `deadline` (Lambda's): due orders, claimed
+/// for `ORDER_RUN_SECONDS` and never close to the deadline ([`Executor::run_within`]), then the
+/// lost-webhook refresh. A refresh failure is logged, not fatal: the orders are already sent and
+/// the next run refreshes again.
 pub async fn run(
     app: &platform::App,
     now: OffsetDateTime,
+    deadline: Option<std::time::Instant>,
 ) -> Result<RunReport, platform::PlatformError> {
     let config = trading::config()?;
-    let execution = Executor::new(app, config).run(now).await?;
+    let execution = Executor::new(app, config).run_within(now, deadline).await?;
     let run_id = format!("refresh-{}", now.unix_timestamp());
     let refreshed = match app.dfns().await {
         Ok(dfns) => trading::refresh_in_flight(app, &dfns, REFRESH_QUIET_FOR, now, &run_id)

@@ -114,7 +114,7 @@ pub fn jobs() -> Vec<Job> {
             run: |app| {
                 Box::pin(async move {
                     let now = time::OffsetDateTime::now_utc();
-                    let report = order_execution::run(&app, now).await?;
+                    let report = order_execution::run(&app, now, None).await?;
                     Ok(serde_json::to_value(report)?)
                 })
             },

@@ -60,6 +60,10 @@ use crate::error::{PlatformError, Result};
 /// The audit actor of the run.
 pub const COMPONENT: &str = "order-execution";
 
+/// A run claims nothing this close to its invocation's deadline: room for the orders in hand to
+/// finish (a Dfns call's own deadline is 30 s, then the order's writes).
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// Transfers per page when looking an order's transfer up by its `externalId`.
 const LOOKUP_PAGE_SIZE: u32 = 100;
 
@@ -132,6 +136,9 @@ pub struct RunReport {
     pub errors: usize,
     /// Orders abandoned by the crash-injection hook.
     pub abandoned: usize,
+    /// Due orders this run left unclaimed for the next one: its time to claim was up
+    /// (`ORDER_RUN_SECONDS`, or the invocation's deadline near).
+    pub deferred: usize,
 }
 
 /// What [`Executor::cancel_unsent`] did.
@@ -148,6 +155,7 @@ pub enum CancelUnsent {
 }
 
 enum Outcome {
+    Deferred,
     Sent,
     NotSent,
     Skipped,
@@ -406,7 +414,24 @@ impl Executor {
     /// One run at `now` (the scheduled event's time). Each order's claim and writes use `now`
     /// plus the time the run has taken so far, so leases stay honest in a long run.
     pub async fn run(&self, now: OffsetDateTime) -> Result<RunReport> {
+        self.run_within(now, None).await
+    }
+
+    /// [`Executor::run`] in an invocation that ends at `deadline`: claims orders for
+    /// `run_for` and never within [`DEADLINE_MARGIN`] of the deadline; the orders it did not
+    /// reach stay due, unclaimed, for the next run. So consecutive runs of the schedule do not
+    /// pile up on the Dfns budget, and none is cut off holding claims that then wait out their
+    /// lease.
+    pub async fn run_within(
+        &self,
+        now: OffsetDateTime,
+        deadline: Option<Instant>,
+    ) -> Result<RunReport> {
         let started = Instant::now();
+        let mut claim_until = started + self.config.run_for;
+        if let Some(deadline) = deadline {
+            claim_until = claim_until.min(deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(started));
+        }
         let run_id = format!("run-{}", ulid::Ulid::new());
         let due = self
             .app
@@ -417,8 +442,16 @@ impl Executor {
             due: due.len(),
             ..RunReport::default()
         };
+        // `buffer_unordered` starts each order's future when a slot frees: the time is checked
+        // then, before the claim.
+        let run_id_ref = run_id.as_str();
         let outcomes: Vec<Outcome> = futures::stream::iter(due)
-            .map(|order| self.execute(order, now, started, &run_id))
+            .map(|order| async move {
+                if Instant::now() >= claim_until {
+                    return Outcome::Deferred;
+                }
+                self.execute(order, now, started, run_id_ref).await
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
@@ -430,6 +463,7 @@ impl Executor {
                 Outcome::RetryLater => report.retry_later += 1,
                 Outcome::Error => report.errors += 1,
                 Outcome::Abandoned => report.abandoned += 1,
+                Outcome::Deferred => report.deferred += 1,
             }
         }
         report.claimed =

@@ -22,6 +22,7 @@
 //! | `ORDER_CONCURRENCY` | `8` | orders an execution run sends at once (1..=256) |
 //! | `ORDER_LEASE_SECONDS` | `300` | how long a run holds an order; a run that died is retried after it (10..=3600) |
 //! | `ORDER_BATCH_LIMIT` | `1000` | due orders one run takes on (1..=10000) |
+//! | `ORDER_RUN_SECONDS` | `60` | how long a run claims orders (5..=900); set it to the schedule's period. Past it (or 45 s before the invocation's deadline, whichever is first) the run finishes the orders in hand and leaves the rest due for the next run, so runs do not pile up on the Dfns budget and none is cut off holding claims |
 //!
 //! `EXCHANGES` has no default: unset or empty, the functions that send or authorize transfers to
 //! exchanges (trading, operator, order-execution) refuse to start ([`check_at_startup`]) rather
@@ -50,6 +51,7 @@ pub const DEVELOPMENT_REGISTRY: &str = "dev";
 pub const ORDER_CONCURRENCY: &str = "ORDER_CONCURRENCY";
 pub const ORDER_LEASE_SECONDS: &str = "ORDER_LEASE_SECONDS";
 pub const ORDER_BATCH_LIMIT: &str = "ORDER_BATCH_LIMIT";
+pub const ORDER_RUN_SECONDS: &str = "ORDER_RUN_SECONDS";
 
 /// Trading settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +60,8 @@ pub struct TradingConfig {
     pub concurrency: usize,
     pub lease: time::Duration,
     pub batch_limit: usize,
+    /// How long a run claims orders.
+    pub run_for: std::time::Duration,
 }
 
 /// A trading setting that cannot be used.
@@ -90,6 +94,7 @@ impl Default for TradingConfig {
             concurrency: 8,
             lease: time::Duration::seconds(300),
             batch_limit: 1000,
+            run_for: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -121,6 +126,7 @@ impl TradingConfig {
             concurrency: number(ORDER_CONCURRENCY, 1, 256, 8)? as usize,
             lease: time::Duration::seconds(number(ORDER_LEASE_SECONDS, 10, 3600, 300)? as i64),
             batch_limit: number(ORDER_BATCH_LIMIT, 1, 10_000, 1000)? as usize,
+            run_for: std::time::Duration::from_secs(number(ORDER_RUN_SECONDS, 5, 900, 60)?),
         })
     }
 
@@ -230,14 +236,27 @@ mod tests {
         assert_eq!(config, TradingConfig::default());
         let custom = TradingConfig::from_lookup(with_exchanges(
             Some("dev"),
-            &[(ORDER_CONCURRENCY, "1"), (ORDER_LEASE_SECONDS, "60")],
+            &[
+                (ORDER_CONCURRENCY, "1"),
+                (ORDER_LEASE_SECONDS, "60"),
+                (ORDER_RUN_SECONDS, "300"),
+            ],
         ))
         .unwrap();
-        assert_eq!((custom.concurrency, custom.lease.whole_seconds()), (1, 60));
+        assert_eq!(
+            (
+                custom.concurrency,
+                custom.lease.whole_seconds(),
+                custom.run_for.as_secs()
+            ),
+            (1, 60, 300)
+        );
         for (name, bad) in [
             (ORDER_CONCURRENCY, "0"),
             (ORDER_LEASE_SECONDS, "5"),
             (ORDER_BATCH_LIMIT, "x"),
+            (ORDER_RUN_SECONDS, "4"),
+            (ORDER_RUN_SECONDS, "901"),
         ] {
             assert!(matches!(
                 TradingConfig::from_lookup(with_exchanges(Some("dev"), &[(name, bad)])),

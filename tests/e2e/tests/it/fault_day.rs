@@ -1040,7 +1040,7 @@ async fn a_day_of_faults_converges_to_what_dfns_holds_with_no_double_send() {
                 eprintln!("fault day: reconciler run failed: {error:#}");
             }
             let later = time::OffsetDateTime::now_utc() + LATER;
-            if let Err(error) = order_execution::run(&order_app, later).await {
+            if let Err(error) = order_execution::run(&order_app, later, None).await {
                 eprintln!("fault day: order execution run failed: {error}");
             }
             quiet_rounds = if day.quiescent().await {
