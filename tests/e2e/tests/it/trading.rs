@@ -509,6 +509,48 @@ async fn an_order_over_the_per_transfer_limit_waits_for_an_officer_then_confirms
     let denied = env.transfers_for(&wallet_id, &ids[1]).await;
     assert_eq!(denied[0]["status"], "Rejected", "{}", denied[0]);
     assert_eq!(env.transfers_in_emulator().await, 2);
+
+    // Each officer decision on a desk order is in the client's audit chain, once: who, what, why.
+    let officer_id = env.emulator.bootstrap().officers[0].user_id.clone();
+    let decisions = wait_until(Duration::from_secs(30), || async {
+        let (_, trail) = env.get("/v1/audit?limit=200", &erin).await;
+        let lines: Vec<Value> = trail["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == "compliance.decision"
+                    && e["event"]["details"]["subject"] == "order"
+            })
+            .map(|e| e["event"].clone())
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await
+    .expect("both decisions in the client's audit chain");
+    assert_eq!(decisions.len(), 2, "one line per decision: {decisions:?}");
+    for (id, approval, decision, reason) in [
+        (
+            &ids[0],
+            &approvals[0],
+            "Approved",
+            "desk confirmed the trade",
+        ),
+        (&ids[1], &approvals[1], "Denied", "too large"),
+    ] {
+        let line = decisions
+            .iter()
+            .find(|l| l["details"]["subjectId"] == id.as_str())
+            .unwrap_or_else(|| panic!("no decision line for {id}: {decisions:?}"));
+        assert_eq!(
+            line["actor"],
+            json!({"type": "compliance", "id": officer_id})
+        );
+        let details = &line["details"];
+        assert_eq!(details["approvalId"], approval.as_str());
+        assert_eq!(details["decision"], decision);
+        assert_eq!(details["reason"], reason);
+        assert_eq!(details["officer"], officer_id.as_str());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
