@@ -19,7 +19,7 @@
 //! | `BENCH_ORDERS` | `10000` | due orders |
 //! | `BENCH_LATENCY_MS` | `20` | added to every Dfns call |
 //! | `BENCH_REQUESTS_PER_MINUTE` | `1000` | Dfns' limit at the emulator and the platform's `DFNS_ORG_REQUESTS_PER_MINUTE` |
-//! | `BENCH_BURST` | the platform's default (rate/10, at least 10) | the emulator's bucket and `DFNS_ORG_BURST` |
+//! | `BENCH_BURST` | the platform's default (rate/10, at least 10) | the emulator's bucket; the platform's `DFNS_ORG_BURST` is set below it by 2 × (`DFNS_BUDGET_LEASE` + 2), as `platform::dfns_budget` says to configure it |
 //! | `BENCH_SCHEDULE_SECONDS` | `60` | time between invocations (`rate(1 minute)`) |
 //! | `BENCH_TIMEOUT_SECONDS` | `240` | an invocation is cut off after this (the function's `Timeout`) |
 //! | `BENCH_DEADLINE_SECONDS` | 1.5 × the budget's minimum + 5 min | stop scheduling invocations |
@@ -115,9 +115,15 @@ fn main() {
         "BENCH_DEADLINE_SECONDS",
         minimum_s * 3 / 2 + 300,
     ));
+    // Dfns' bucket (the emulator's): BENCH_BURST, or the platform's default for the rate.
+    let dfns_burst = env_number("BENCH_BURST", (per_minute / 10).max(10));
+    let lease = env_number(dfns_budget::DFNS_BUDGET_LEASE, 10);
+    // The platform's, configured as platform::dfns_budget says: below Dfns' by what leased
+    // tokens can add, N × (lease + 2), for the N = 2 containers that overlap at a hand-over.
+    let platform_burst = dfns_burst.saturating_sub(2 * (lease + 2)).max(10);
     let budget = BudgetSettings::from_lookup(|name| match name {
         dfns_budget::DFNS_ORG_REQUESTS_PER_MINUTE => Some(per_minute.to_string()),
-        dfns_budget::DFNS_ORG_BURST => std::env::var("BENCH_BURST").ok(),
+        dfns_budget::DFNS_ORG_BURST => Some(platform_burst.to_string()),
         other => std::env::var(other).ok(),
     })
     .expect("budget settings")
@@ -155,7 +161,7 @@ fn main() {
         );
         println!(
             "  emulator: {latency_ms} ms added per Dfns call, rate limit {per_minute}/min (burst {}); platform budget {budget:?}; trading concurrency {} batch {} lease {} s claiming for {} s; an invocation every {} s, cut off at {} s",
-            budget.capacity,
+            dfns_burst,
             trading.concurrency,
             trading.batch_limit,
             trading.lease.whole_seconds(),
@@ -172,7 +178,7 @@ fn main() {
         env.control(
             reqwest::Method::PUT,
             "rate-limit",
-            json!({"requestsPerMinute": per_minute, "burst": budget.capacity}),
+            json!({"requestsPerMinute": per_minute, "burst": dfns_burst}),
         )
         .await;
         let (requests_before, throttled_before) = emulator_counts(&env).await;
