@@ -372,6 +372,8 @@ impl StandIns {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto.url()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto.url()),
             ("AWS_ENDPOINT_URL_SQS", self.moto.url()),
+            // Large activity exports (reporting): moto serves buckets path-style.
+            ("AWS_ENDPOINT_URL_S3", self.moto.url()),
             ("AWS_REGION", REGION.to_owned()),
             // The AWS CLI and boto3 read this one instead.
             ("AWS_DEFAULT_REGION", REGION.to_owned()),

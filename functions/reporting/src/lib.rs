@@ -4,7 +4,7 @@
 //! | route | handler |
 //! |---|---|
 //! | `GET /v1/account` | [`account`]: wallets, balances, approved destinations (live Dfns whitelist) with labels, limits (live limit policies), pending requests, trading authorizations |
-//! | `GET /v1/activity?limit&cursor&format` | [`activity_page`]: transfers, deposits and governance events, newest first, from the activity read model (no Dfns call); `format=csv` exports the same rows, page by page |
+//! | `GET /v1/activity?limit&cursor&format` | [`activity_page`]: transfers, deposits and governance events, newest first, from the activity read model (no Dfns call); `format=csv` exports the same rows, page by page; a whole export past 5 MiB is written to S3 and answered with a presigned link ([`export_whole`]) |
 //! | `GET /v1/audit?limit&cursor` | [`audit`]: the client's hash-chained audit trail with its verification |
 //! | `GET /v1/notifications?limit&cursor` | [`notifications`]: the client's notifications, newest first |
 
@@ -23,6 +23,11 @@ use platform::reporting::query::{
 };
 use platform::reporting::{self, AccountView, AuditTrailPage, NotificationsPage, activity};
 
+mod export;
+pub use export::{
+    ExportLink, Exports, LINK_VALIDITY, PART_SIZE, export_whole, s3_client, take_full_parts,
+};
+
 /// The secrets this function holds: it reads wallets, balances, history and policies; changes
 /// nothing at Dfns.
 pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::READ_ONLY;
@@ -30,8 +35,14 @@ pub const SECRETS: platform::SecretsHeld = platform::SecretsHeld::READ_ONLY;
 /// Header carrying the next page's cursor of a paged CSV export.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
-/// This function's routes.
+/// This function's routes, exporting as configured ([`Exports::from_env`]: nothing is read or
+/// built until the first export that needs it).
 pub fn router() -> FunctionRouter {
+    router_with(Exports::from_env())
+}
+
+/// This function's routes, with large CSV exports handled by `exports`.
+pub fn router_with(exports: Exports) -> FunctionRouter {
     http::documented()
         .api_route(
             "/v1/account",
@@ -43,11 +54,21 @@ pub fn router() -> FunctionRouter {
         )
         .api_route(
             "/v1/activity",
-            get_with(activity_page, |op| {
-                http::errors(op.summary(
-                    "Transfers, deposits and governance events, newest first (JSON or CSV)",
-                ), &[404])
-            }),
+            get_with(
+                move |state: State<App>, client: Client, query: Query<ActivityQuery>| {
+                    activity_page(exports.clone(), state, client, query)
+                },
+                |op| {
+                    http::errors(op.summary(
+                        "Transfers, deposits and governance events, newest first (JSON, CSV, or a link to a large CSV export)",
+                    ).description(
+                        "`format=csv` with neither `limit` nor `cursor` exports everything: inline up to 5 MiB of CSV; \
+                         beyond that, where the deployment has an export bucket, the whole CSV is written to S3 and the \
+                         answer is JSON with a presigned link (valid 15 minutes). Otherwise, and with `limit` or \
+                         `cursor`, a CSV answer that does not hold everything carries the next page's cursor in `x-next-cursor`.",
+                    ), &[404])
+                },
+            ),
         )
         .api_route(
             "/v1/audit",
@@ -75,8 +96,10 @@ pub async fn account(
 }
 
 /// `GET /v1/activity`: a page of JSON, or CSV (everything unless `limit` or `cursor` pages it,
-/// up to [`CSV_MAX_BYTES`] per response).
+/// up to [`CSV_MAX_BYTES`] per response); a whole export beyond the inline threshold goes to
+/// `exports`' bucket when there is one ([`export_whole`]).
 pub async fn activity_page(
+    exports: Exports,
     State(app): State<App>,
     Client(client): Client,
     Query(query): Query<ActivityQuery>,
@@ -88,17 +111,17 @@ pub async fn activity_page(
             .map_err(reporting::ReportingError::log)?;
         return Ok(Activity::Page(page));
     }
-    let rows = (query.limit.is_some() || query.cursor.is_some()).then_some(limit);
-    let (text, next_cursor) = export_csv(&app, &client, query.cursor, rows, CSV_MAX_BYTES)
-        .await
-        .map_err(|e| match e {
-            ExportError::Reporting(e) => e.log(),
-            ExportError::Csv(e) => {
-                tracing::error!(error = %e, "CSV export failed");
-                ApiError::internal()
-            }
-        })?;
-    Ok(Activity::Csv { text, next_cursor })
+    let whole = query.limit.is_none() && query.cursor.is_none();
+    let result = match exports.bucket() {
+        Some(bucket) if whole => export_whole(&app, &client, &exports, bucket).await,
+        _ => {
+            let rows = (!whole).then_some(limit);
+            export_csv(&app, &client, query.cursor, rows, exports.inline_max())
+                .await
+                .map(|(text, next_cursor)| Activity::Csv { text, next_cursor })
+        }
+    };
+    result.map_err(ExportError::log)
 }
 
 /// The most CSV one response carries: under Lambda's 6 MB response payload (with room for the
@@ -113,6 +136,60 @@ pub enum ExportError {
     Reporting(#[from] reporting::ReportingError),
     #[error(transparent)]
     Csv(#[from] csv::Error),
+    /// An S3 call of a large export failed (the multipart upload is aborted).
+    #[error("S3 {operation} of a CSV export failed")]
+    Storage {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// S3 answered `CreateMultipartUpload` without an upload id.
+    #[error("S3 CreateMultipartUpload answered no upload id")]
+    NoUploadId,
+    /// More than S3's 10,000 parts (50 GB at 5 MiB a part).
+    #[error("a CSV export of more than 10,000 parts")]
+    TooManyParts,
+}
+
+impl ExportError {
+    /// Logged (never a presigned URL), and the one error shape outside.
+    pub fn log(self) -> ApiError {
+        match self {
+            ExportError::Reporting(e) => e.log(),
+            ExportError::Csv(e) => {
+                tracing::error!(error = %e, "CSV export failed");
+                ApiError::internal()
+            }
+            e => {
+                // The SDK's error chain names the code and message S3 answered, never credentials
+                // or a presigned URL.
+                let mut chain = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    chain.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                tracing::error!(error = %chain, "CSV export to S3 failed");
+                ApiError::internal()
+            }
+        }
+    }
+
+    fn storage(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ExportError::Storage {
+            operation,
+            source: Box::new(source),
+        }
+    }
+}
+
+fn bad_own_cursor() -> ExportError {
+    ExportError::Reporting(reporting::ReportingError::Platform(
+        platform::PlatformError::Internal("our own cursor does not decode".into()),
+    ))
 }
 
 /// The CSV export, read from the activity read model a page ([`platform::reporting::MAX_PAGE_SIZE`]
@@ -144,11 +221,7 @@ pub async fn export_csv(
         if left == 0 || writer.get_ref().len() >= max_bytes {
             break Some(next);
         }
-        cursor = Some(activity::Cursor::decode(&next).map_err(|_| {
-            ExportError::Reporting(reporting::ReportingError::Platform(
-                platform::PlatformError::Internal("our own cursor does not decode".into()),
-            ))
-        })?);
+        cursor = Some(activity::Cursor::decode(&next).map_err(|_| bad_own_cursor())?);
     };
     let bytes = writer
         .into_inner()
@@ -157,19 +230,21 @@ pub async fn export_csv(
     Ok((String::from_utf8_lossy(&bytes).into_owned(), next))
 }
 
-/// `GET /v1/activity`'s answer: a JSON page or a CSV export.
+/// `GET /v1/activity`'s answer: a JSON page, a CSV export, or the link to a large one.
 pub enum Activity {
     Page(activity::ActivityPage),
     Csv {
         text: String,
         next_cursor: Option<String>,
     },
+    Link(ExportLink),
 }
 
 impl IntoResponse for Activity {
     fn into_response(self) -> Response {
         match self {
             Activity::Page(page) => Json(page).into_response(),
+            Activity::Link(link) => Json(link).into_response(),
             Activity::Csv { text, next_cursor } => {
                 let mut response = text.into_response();
                 let headers = response.headers_mut();
@@ -195,7 +270,17 @@ impl aide::OperationOutput for Activity {
 
     fn operation_response(ctx: &mut GenContext, operation: &mut Operation) -> Option<DocResponse> {
         let mut response = Json::<activity::ActivityPage>::operation_response(ctx, operation)?;
-        response.description = "a page of activity (JSON), or the CSV export".to_owned();
+        response.description =
+            "a page of activity (JSON), the CSV export, or a link to a large CSV export (JSON)"
+                .to_owned();
+        // JSON is either a page or, for a whole CSV export too large to answer, its link.
+        let link = ctx.schema.subschema_for::<ExportLink>();
+        for media in response.content.values_mut() {
+            if let Some(schema) = media.schema.as_mut() {
+                let page = schema.json_schema.clone();
+                schema.json_schema = schemars::json_schema!({ "oneOf": [page, link.clone()] });
+            }
+        }
         response.content.insert(
             "text/csv; charset=utf-8".to_owned(),
             MediaType {

@@ -57,10 +57,17 @@ pub const FUNCTIONS: &[Function] = &[
 
 /// Every function's routes in one router, each served with an app holding only that function's
 /// secrets. axum refuses (panics on) a route served twice, so two functions claiming one route
-/// stop the stack at startup.
-pub fn serving(app: &platform::App) -> axum::Router {
+/// stop the stack at startup. `exports`: the reporting function's export bucket (else it reads
+/// `EXPORT_BUCKET`, as deployed).
+pub fn serving(app: &platform::App, exports: Option<&reporting::Exports>) -> axum::Router {
     FUNCTIONS.iter().fold(axum::Router::new(), |all, function| {
-        let router: axum::Router<platform::App> = (function.router)().into();
+        let router = match exports {
+            Some(exports) if function.name == "reporting" => {
+                reporting::router_with(exports.clone())
+            }
+            _ => (function.router)(),
+        };
+        let router: axum::Router<platform::App> = router.into();
         all.merge(router.with_state(app.holding_only(function.secrets)))
     })
 }

@@ -21,6 +21,9 @@
 //! - **Webhook queue** ([`queue`]): with [`Config::webhook_queue`], the receiver enqueues verified
 //!   deliveries on an SQS FIFO queue in moto and pollers hand each batch to `webhook-consumer`'s
 //!   handler, as Lambda's SQS event source does.
+//! - **Export bucket** ([`exports`]): with `AWS_ENDPOINT_URL_S3` set (the stand-ins), a bucket in
+//!   moto created at start, where the reporting function writes whole CSV exports too large to
+//!   answer inline (as `EXPORT_BUCKET` on AWS).
 //!
 //! ```no_run
 //! # async fn demo(config: local_stack::Config) -> anyhow::Result<()> {
@@ -34,6 +37,7 @@
 //! # let _ = account; Ok(()) }
 //! ```
 
+pub mod exports;
 pub mod functions;
 pub mod gateway;
 pub mod oidc;
@@ -336,10 +340,12 @@ pub async fn spawn_with(config: Config, dashboard: web::Dashboard) -> anyhow::Re
             IssuerKey::Generate(_) => None,
         },
     };
+    let exports = exports::create().await?;
     let (_, mut document) = platform::http::document(functions::merged());
     openapi::serve_at(&mut document, &base_url);
     let functions_router = platform::http::with_outer_layer(
-        functions::serving(&app).route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
+        functions::serving(&app, exports.as_ref())
+            .route_layer(axum::middleware::from_fn(gateway::as_lambda_event)),
     );
     let shared = Shared {
         openapi: Arc::new(serde_json::to_value(&document)?),

@@ -41,6 +41,8 @@ pub struct Harness {
     pub control: reqwest::Client,
     /// The org's `Policies:Modify` policy: every policy change waits for an officer.
     pub governance_policy: Option<PolicyId>,
+    /// The stand-ins' SDK configuration (this test's runtime).
+    pub sdk: aws_config::SdkConfig,
 }
 
 /// An opened account as seeded.
@@ -164,6 +166,7 @@ impl Harness {
             issuer,
             control: reqwest::Client::new(),
             governance_policy: None,
+            sdk,
         }
     }
 
@@ -215,6 +218,52 @@ impl Harness {
 
     /// `GET path` (with its query string) as `token`'s holder, through the function's handler.
     pub async fn get(&self, token: Option<&str>, path_and_query: &str) -> Response<Body> {
+        crate::handle(&self.app, get_request(token, path_and_query)).await
+    }
+
+    /// [`Harness::get`] through the routes with `exports` for large CSV exports.
+    pub async fn get_exporting(
+        &self,
+        exports: &crate::Exports,
+        token: &str,
+        path_and_query: &str,
+    ) -> Response<Body> {
+        let request = get_request(Some(token), path_and_query);
+        platform::http::call(crate::router_with(exports.clone()), &self.app, request).await
+    }
+
+    /// An S3 client of the stand-ins (moto) and a new empty bucket there.
+    pub async fn export_bucket(&self) -> (aws_sdk_s3::Client, String) {
+        env("AWS_ENDPOINT_URL_S3");
+        let s3 = crate::s3_client(&self.sdk);
+        let bucket = format!(
+            "reporting-it-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket created");
+        (s3, bucket)
+    }
+
+    /// `count` governance rows for `client` (audit events with a reason), oldest first.
+    pub async fn seed_rows(&self, client: &ClientId, count: usize) {
+        for n in 0..count {
+            self.audit(
+                client,
+                Actor::System { id: "tests".into() },
+                "export_test.row",
+                json!({ "id": format!("row-{n:04}"), "reason": format!("seeded row {n}, with a comma and \"quotes\"") }),
+            )
+            .await;
+        }
+    }
+}
+
+fn get_request(token: Option<&str>, path_and_query: &str) -> Request {
+    {
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
@@ -233,9 +282,11 @@ impl Harness {
             request = request.with_query_string_parameters(params);
         }
         let _ = path;
-        crate::handle(&self.app, request).await
+        request
     }
+}
 
+impl Harness {
     /// `GET` answering 200 with JSON.
     pub async fn get_json(&self, token: &str, path_and_query: &str) -> Value {
         let response = self.get(Some(token), path_and_query).await;

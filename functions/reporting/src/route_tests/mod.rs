@@ -3,6 +3,7 @@
 
 mod audit_checkpoint;
 mod common;
+mod exports;
 
 use std::collections::HashSet;
 
