@@ -193,7 +193,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Transfers, deposits and governance events, newest first (JSON or CSV) */
+        /**
+         * Transfers, deposits and governance events, newest first (JSON, CSV, or a link to a large CSV export)
+         * @description `format=csv` with neither `limit` nor `cursor` exports everything: inline up to 5 MiB of CSV; beyond that, where the deployment has an export bucket, the whole CSV is written to S3 and the answer is JSON with a presigned link (valid 15 minutes). Otherwise, and with `limit` or `cursor`, a CSV answer that does not hold everything carries the next page's cursor in `x-next-cursor`.
+         */
         get: {
             parameters: {
                 query?: {
@@ -210,13 +213,13 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description a page of activity (JSON), or the CSV export */
+                /** @description a page of activity (JSON), the CSV export, or a link to a large CSV export (JSON) */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["ActivityPage"];
+                        "application/json": components["schemas"]["ActivityPage"] | components["schemas"]["ExportLink"];
                         "text/csv; charset=utf-8": string;
                     };
                 };
@@ -2923,6 +2926,30 @@ export interface components {
             message: string;
             /** @description The request id, for correlation with logs. */
             requestId: string;
+        };
+        /** @description The answer to a whole export written to S3. */
+        ExportLink: {
+            /**
+             * Format: uint64
+             * @description Size of the file in bytes.
+             */
+            bytes: number;
+            /**
+             * Format: date-time
+             * @description When the link stops working (15 minutes after the answer); the object itself is deleted
+             *     after a day.
+             */
+            expiresAt: string;
+            /**
+             * Format: uint64
+             * @description Rows in the file (the header not counted).
+             */
+            rows: number;
+            /**
+             * @description A presigned `GET` of the CSV (the same bytes as an inline export of the same rows: header,
+             *     CRLF line ends, newest first). Anyone holding it can download the file until `expiresAt`.
+             */
+            url: string;
         };
         /** @description One wallet's use of a limit now. */
         LimitUsage: {

@@ -32,6 +32,14 @@ export function ActivityPage() {
     setDownloadError(null);
     try {
       const response = await api.raw('/v1/activity?format=csv');
+      // An export too large for one response is stored server-side: the answer is JSON with a
+      // short-lived link to it (README, "Activity and account at scale").
+      if ((response.headers.get('content-type') ?? '').toLowerCase().startsWith('application/json')) {
+        const link = (await response.json()) as Partial<Schemas['ExportLink']>;
+        if (typeof link.url !== 'string' || link.url === '') throw new Error('The export link is missing from the answer.');
+        window.location.assign(link.url);
+        return;
+      }
       const blob = await response.blob();
       const url = URL.createObjectURL(blob);
       const a = document.createElement('a');
