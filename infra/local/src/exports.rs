@@ -29,3 +29,27 @@ pub async fn create() -> anyhow::Result<Option<reporting::Exports>> {
         reporting::PART_SIZE,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The stack's start leaves a bucket the reporting function can write to (run through
+    /// `cargo xtask exec`, which sets `AWS_ENDPOINT_URL_S3`).
+    #[tokio::test]
+    async fn the_export_bucket_is_created_in_moto() {
+        let exports = super::create()
+            .await
+            .expect("bucket created")
+            .expect("AWS_ENDPOINT_URL_S3 is set: run through `cargo xtask exec`");
+        let bucket = exports.bucket().expect("a bucket").to_owned();
+        assert!(
+            bucket.starts_with("managed-accounts-local-exports-"),
+            "{bucket}"
+        );
+        let s3 = reporting::s3_client(platform_config::aws::sdk_config().await);
+        s3.head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("the bucket exists");
+    }
+}
