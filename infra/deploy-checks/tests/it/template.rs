@@ -269,3 +269,91 @@ fn reporting_and_the_webhook_receiver_cannot_read_the_signing_secret() {
     }
     assert_eq!(webhook_readers, BTreeSet::from(["dfns-webhook".to_owned()]));
 }
+
+/// `!Ref name` / `!GetAtt name.attr` as text (`"!Ref name"`), anything else as `None`.
+fn intrinsic(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::Tagged(tagged) => Some(format!(
+            "!{} {}",
+            tagged.tag.to_string().trim_start_matches('!'),
+            tagged.value.as_str().unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
+fn strings(value: &serde_yaml::Value) -> BTreeSet<String> {
+    value
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The officers' alerts reach their SNS topic: the rule on the notification bus matches the
+/// `source` and `detail-type`s the platform publishes (issue 18), targets the officers' topic,
+/// and the topic lets that rule, and only it, publish.
+#[test]
+fn the_officers_alert_rule_matches_what_the_platform_publishes_and_feeds_their_topic() {
+    use platform::compliance::{APPROVAL_PENDING, APPROVAL_REMINDER, OFFICERS_EVENT_SOURCE};
+    let template = template();
+    let resources = &template.0["Resources"];
+    let rule = &resources["ComplianceAlertsRule"];
+    assert_eq!(rule["Type"].as_str(), Some("AWS::Events::Rule"));
+    let properties = &rule["Properties"];
+    assert_eq!(
+        intrinsic(&properties["EventBusName"]).as_deref(),
+        Some("!Ref NotificationBusName"),
+        "the bus the platform publishes on (EVENT_BUS_NAME)"
+    );
+    let pattern = &properties["EventPattern"];
+    assert_eq!(
+        strings(&pattern["source"]),
+        BTreeSet::from([OFFICERS_EVENT_SOURCE.to_owned()])
+    );
+    assert_eq!(
+        strings(&pattern["detail-type"]),
+        BTreeSet::from([APPROVAL_PENDING.to_owned(), APPROVAL_REMINDER.to_owned()])
+    );
+    let targets: Vec<_> = properties["Targets"]
+        .as_sequence()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| intrinsic(&t["Arn"]))
+        .collect();
+    assert_eq!(targets, ["!Ref ComplianceAlertsTopic"]);
+
+    let topic = &resources["ComplianceAlertsTopic"];
+    assert_eq!(topic["Type"].as_str(), Some("AWS::SNS::Topic"));
+    let policy = &resources["ComplianceAlertsTopicPolicy"]["Properties"];
+    let topics: Vec<_> = policy["Topics"]
+        .as_sequence()
+        .expect("topics")
+        .iter()
+        .filter_map(intrinsic)
+        .collect();
+    assert_eq!(topics, ["!Ref ComplianceAlertsTopic"]);
+    let statements = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("statements");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let statement = &statements[0];
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        statement["Principal"]["Service"].as_str(),
+        Some("events.amazonaws.com")
+    );
+    assert_eq!(statement["Action"].as_str(), Some("sns:Publish"));
+    assert_eq!(
+        intrinsic(&statement["Condition"]["ArnEquals"]["aws:SourceArn"]).as_deref(),
+        Some("!GetAtt ComplianceAlertsRule.Arn"),
+        "only the officers' rule may publish"
+    );
+    let outputs = &template.0["Outputs"]["ComplianceAlertsTopicArn"]["Value"];
+    assert_eq!(
+        intrinsic(outputs).as_deref(),
+        Some("!Ref ComplianceAlertsTopic"),
+        "officers subscribe to the output's topic"
+    );
+}
