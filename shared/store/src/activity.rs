@@ -249,21 +249,12 @@ impl Store {
                     }
                 }
             }
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) => match crate::item::cancellation_codes(&e) {
-                    // Not higher than what is stored: nothing to do (the stored row registered).
-                    Some(codes) if failed(&codes, 0) || failed(&codes, 1) => return Ok(false),
-                    // The marker moved (a history entry registered meanwhile): read it again.
-                    Some(_) => continue,
-                    None => return Err(StoreError::aws("TransactWriteItems", e)),
-                },
+            match self.write_folding(items).await? {
+                None => return Ok(true),
+                // Not higher than what is stored: nothing to do (the stored row registered).
+                Some(codes) if failed(&codes, 0) || failed(&codes, 1) => return Ok(false),
+                // The marker moved (a history entry registered meanwhile): read it again.
+                Some(_) => continue,
             }
         }
         Err(StoreError::Contention {
@@ -298,19 +289,12 @@ impl Store {
                 self.create_if_absent(item)?,
                 self.register(&marker, FoldSide::Chain(&sk))?,
             ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) => match crate::item::cancellation_codes(&e) {
-                    Some(codes) if failed(&codes, 0) => return Ok(false),
-                    Some(_) => continue,
-                    None => return Err(StoreError::aws("TransactWriteItems", e)),
-                },
+            match self.write_folding(items).await? {
+                None => return Ok(true),
+                // Recorded before (with its registration).
+                Some(codes) if failed(&codes, 0) => return Ok(false),
+                // The marker moved (the transfer registered meanwhile): read it again.
+                Some(_) => continue,
             }
         }
         Err(StoreError::Contention {
@@ -332,6 +316,27 @@ impl Store {
         match audit_row(&client_pk(client), entry.seq, &event, &entry.body) {
             Some(item) => self.put_if_absent(item).await,
             None => Ok(false),
+        }
+    }
+
+    /// Writes a row with its registration at the fold marker: `None` when written, or the
+    /// cancellation's code per item when a condition failed (the caller says which matter).
+    async fn write_folding(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<Option<String>>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match crate::item::cancellation_codes(&e) {
+                Some(codes) => Ok(Some(codes)),
+                None => Err(StoreError::aws("TransactWriteItems", e)),
+            },
         }
     }
 
