@@ -30,15 +30,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use domain::ClientId;
 use futures::StreamExt;
 use platform::dfns_budget::{self, BudgetSettings, DfnsBudget, Priority};
 use platform::testing::{TestEnv, TestOptions};
-use platform::trading::{TradingConfig, authorizations};
 use serde_json::{Value, json};
 
 mod common;
-use common::place_orders;
+use common::{funded_traders, place_orders};
 
 const CLIENTS: usize = 10;
 
@@ -135,24 +133,7 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let env = TestEnv::start(TestOptions::default()).await;
-        let mut clients = Vec::new();
-        for i in 0..CLIENTS {
-            let client = ClientId::parse(&format!("bench-{i}-{}", ulid::Ulid::new())).unwrap();
-            platform::onboarding::open_account(&env.app, &client, "bench")
-                .await
-                .expect("account");
-            let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
-            env.control(
-                reqwest::Method::POST,
-                "deposits",
-                json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "1000000000000000000000"}),
-            )
-            .await;
-            authorizations::authorize(&env.app, &TradingConfig::default(), &client, "Kraken", "bench")
-                .await
-                .expect("authorized");
-            clients.push(client);
-        }
+        let clients = funded_traders(&env, CLIENTS).await;
         let placing = Instant::now();
         let ids = place_orders(&env, &clients, orders).await;
         println!(

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use domain::ClientId;
 use platform::testing::{TestEnv, TestOptions};
-use platform::trading::{Executor, TradingConfig, authorizations};
+use platform::trading::{Executor, TradingConfig};
 use serde_json::json;
 
 mod common;
-use common::place_orders;
+use common::{funded_traders, place_orders};
 
 const CLIENTS: usize = 10;
 
@@ -58,24 +58,7 @@ fn main() {
             ..TestOptions::default()
         })
         .await;
-        let mut clients = Vec::new();
-        for i in 0..CLIENTS {
-            let client = ClientId::parse(&format!("bench-{i}-{}", ulid::Ulid::new())).unwrap();
-            platform::onboarding::open_account(&env.app, &client, "bench")
-                .await
-                .expect("account");
-            let wallet = env.app.store().list_wallets(&client).await.unwrap()[0].clone();
-            env.control(
-                reqwest::Method::POST,
-                "deposits",
-                json!({"walletId": wallet.wallet_id.as_str(), "kind": "Native", "amount": "1000000000000000000000"}),
-            )
-            .await;
-            authorizations::authorize(&env.app, &TradingConfig::default(), &client, "Kraken", "bench")
-                .await
-                .expect("authorized");
-            clients.push(client);
-        }
+        let clients = funded_traders(&env, CLIENTS).await;
         env.control(
             reqwest::Method::POST,
             "faults",
