@@ -131,12 +131,9 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
-/// Appends `rows` to `buffer` as CSV records (CRLF, RFC 4180 quoting): the same bytes as
-/// [`crate::export_csv`]'s writer.
+/// Appends `rows` to `buffer` as CSV records, through the export's one writer configuration.
 fn write_rows(buffer: &mut Vec<u8>, rows: &[activity::ActivityItem]) -> Result<(), csv::Error> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(buffer);
+    let mut writer = crate::csv_writer(buffer);
     for row in rows {
         writer.write_record(row.csv_record())?;
     }
@@ -167,9 +164,7 @@ pub async fn export_whole(
 ) -> Result<Activity, ExportError> {
     let mut buffer = Vec::new();
     {
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(&mut buffer);
+        let mut writer = crate::csv_writer(&mut buffer);
         writer.write_record(activity::CSV_HEADER)?;
         writer.flush().map_err(csv::Error::from)?;
     }

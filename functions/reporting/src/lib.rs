@@ -202,9 +202,7 @@ pub async fn export_csv(
     rows: Option<usize>,
     max_bytes: usize,
 ) -> Result<(String, Option<String>), ExportError> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
+    let mut writer = csv_writer(Vec::new());
     writer.write_record(activity::CSV_HEADER)?;
     let mut left = rows.unwrap_or(usize::MAX);
     let next = loop {
@@ -228,6 +226,14 @@ pub async fn export_csv(
         .map_err(|e| csv::Error::from(e.into_error()))?;
     // Every field is a Rust string, so the bytes are UTF-8.
     Ok((String::from_utf8_lossy(&bytes).into_owned(), next))
+}
+
+/// The export's CSV writer: RFC 4180 quoting, CRLF line ends. Every export (inline, paged, to S3)
+/// writes through it, so they are the same bytes.
+pub(crate) fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(out)
 }
 
 /// `GET /v1/activity`'s answer: a JSON page, a CSV export, or the link to a large one.
@@ -338,9 +344,7 @@ pub async fn notifications(
 /// The rows as RFC 4180 CSV: a header row, CRLF line ends, fields quoted when they hold a comma,
 /// a quote or a line break (quotes doubled).
 pub fn to_csv(rows: &[activity::ActivityItem]) -> Result<String, csv::Error> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
+    let mut writer = csv_writer(Vec::new());
     writer.write_record(activity::CSV_HEADER)?;
     for row in rows {
         writer.write_record(row.csv_record())?;
