@@ -53,8 +53,8 @@ use crate::standins::StandIns;
 const FLOOR: &str = "coldstart-floor";
 
 /// Per HTTP function, a route it serves that answers 401 without a bearer token before any AWS or
-/// Dfns call. `dfns-webhook` has none: it reads the webhook secret from Secrets Manager before it
-/// can refuse a signature. The scheduled functions have no HTTP path.
+/// Dfns call. `dfns-webhook` refuses a delivery without a well-formed signature header before it
+/// reads its secret. The scheduled functions have no HTTP path.
 const PROBES: &[(&str, &str, &str)] = &[
     ("signup", "POST", "/v1/accounts"),
     ("destinations", "GET", "/v1/destination-requests"),
@@ -62,6 +62,7 @@ const PROBES: &[(&str, &str, &str)] = &[
     ("trading", "GET", "/v1/trading-authorizations"),
     ("withdrawals", "GET", "/v1/withdrawals"),
     ("operator", "GET", "/v1/operator/orders"),
+    ("dfns-webhook", "POST", "/v1/webhooks/dfns"),
 ];
 
 /// Per HTTP function, the authenticated read: method, path, and whether the token is an
@@ -460,10 +461,6 @@ fn probe(function: &str) -> Result<(&'static str, &'static str)> {
     }
     match PROBES.iter().find(|(name, _, _)| *name == function) {
         Some((_, method, path)) => Ok((method, path)),
-        None if function == "dfns-webhook" => bail!(
-            "dfns-webhook cannot be measured here: it reads the webhook secret from Secrets Manager \
-             before it refuses an unsigned request"
-        ),
         None => bail!(
             "no unauthenticated route known for `{function}` (HTTP functions: {})",
             PROBES
@@ -697,7 +694,7 @@ fn run_once(
 /// The environment Lambda gives a function, with settings that pass init and lead nowhere.
 fn environment(function: &str, runtime_port: u16, closed_port: u16) -> Vec<(&'static str, String)> {
     let nowhere = format!("http://127.0.0.1:{closed_port}");
-    vec![
+    let mut env = vec![
         (
             "AWS_LAMBDA_RUNTIME_API",
             format!("127.0.0.1:{runtime_port}"),
@@ -740,7 +737,16 @@ fn environment(function: &str, runtime_port: u16, closed_port: u16) -> Vec<(&'st
         ("AUTH_AUDIENCE", "coldstart".to_owned()),
         // Trading, operator and order-execution refuse to start without a registry.
         ("EXCHANGES", "dev".to_owned()),
-    ]
+    ];
+    // The receiver refuses to start without its queue and builds the SQS client at init, as
+    // deployed; the template gives the queue to no other HTTP function.
+    if function == "dfns-webhook" {
+        env.push((
+            "WEBHOOK_QUEUE_URL",
+            format!("{nowhere}/000000000000/coldstart-webhooks.fifo"),
+        ));
+    }
+    env
 }
 
 /// A port nothing listens on (bound, then released).

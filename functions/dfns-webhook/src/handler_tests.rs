@@ -57,6 +57,29 @@ async fn a_signed_delivery_is_acknowledged_and_a_bad_signature_is_a_401() {
     assert_eq!(ack["outcome"], "duplicate");
 }
 
+/// An unsigned or malformed delivery is refused before the secret is read: the receiver here
+/// holds no secret at all, so reading one would be a 500, not the 401.
+#[tokio::test]
+async fn an_unsigned_or_malformed_delivery_is_refused_without_reading_the_secret() {
+    let env = TestEnv::start(TestOptions {
+        webhooks: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let holding_nothing = env.app.holding_only(platform::SecretsHeld::default());
+    let body = event();
+    let well_formed = format!("sha256={}", "ab".repeat(32));
+    for signature in [None, Some("sha256=00"), Some("deadbeef"), Some("sha256=")] {
+        let response = crate::handle(&holding_nothing, request(signature, &body)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{signature:?}");
+        let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(error["error"]["code"], "unauthorized");
+    }
+    // A well-formed one needs the secret: this receiver cannot check it.
+    let response = crate::handle(&holding_nothing, request(Some(&well_formed), &body)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
 /// A forged `wallet.transfer.failed` for an order the desk has in flight.
 fn transfer_failed(order_id: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({

@@ -531,14 +531,7 @@ impl WebhookVerifier {
         raw_body: &[u8],
         now_unix: i64,
     ) -> Result<WebhookEvent, WebhookVerifyError> {
-        let header = signature_header.ok_or(WebhookVerifyError::MissingSignature)?;
-        let hex_digest = header
-            .trim()
-            .strip_prefix("sha256=")
-            .filter(|h| h.len() == 64)
-            .ok_or(WebhookVerifyError::MalformedSignature)?;
-        let expected =
-            hex::decode(hex_digest).map_err(|_| WebhookVerifyError::MalformedSignature)?;
+        let expected = signature_digest(signature_header)?;
         let signed_by_one = self.secrets.iter().any(|secret| {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
                 .expect("HMAC takes keys of any length");
@@ -563,4 +556,19 @@ impl WebhookVerifier {
         serde_json::from_slice(raw_body)
             .map_err(|e| WebhookVerifyError::MalformedBody(e.to_string()))
     }
+}
+
+/// The digest a signature header carries (`sha256=` and 64 hex digits), or why it carries none.
+/// Needs no secret, so a receiver can refuse an unsigned or malformed delivery before it reads
+/// its secret.
+pub fn signature_digest(signature_header: Option<&str>) -> Result<[u8; 32], WebhookVerifyError> {
+    let header = signature_header.ok_or(WebhookVerifyError::MissingSignature)?;
+    let mut digest = [0u8; 32];
+    let hex_digest = header
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(WebhookVerifyError::MalformedSignature)?;
+    hex::decode_to_slice(hex_digest, &mut digest)
+        .map_err(|_| WebhookVerifyError::MalformedSignature)?;
+    Ok(digest)
 }

@@ -69,11 +69,17 @@ pub async fn receive(
     raw_body: &[u8],
     request_id: &str,
 ) -> std::result::Result<WebhookOutcome, WebhookError> {
+    use crate::metrics::{self, WEBHOOK_BAD_SIGNATURE, WEBHOOK_STALE, WEBHOOK_UNPARSEABLE};
+    // A delivery without a well-formed signature is refused before the secret is read: a flood
+    // of unsigned requests costs no Secrets Manager call, and a cold start answers it at once.
+    if let Err(error) = dfns_client::webhooks::signature_digest(signature_header) {
+        metrics::count(WEBHOOK_BAD_SIGNATURE);
+        return Err(error.into());
+    }
     let Some(verifier) = app.webhook_verifier().await? else {
-        crate::metrics::count(crate::metrics::WEBHOOK_SECRET_UNUSABLE);
+        metrics::count(metrics::WEBHOOK_SECRET_UNUSABLE);
         return Err(WebhookError::NoUsableSecret);
     };
-    use crate::metrics::{self, WEBHOOK_BAD_SIGNATURE, WEBHOOK_STALE, WEBHOOK_UNPARSEABLE};
     let event = match verifier.verify(signature_header, raw_body) {
         Ok(event) => event,
         Err(WebhookVerifyError::MalformedBody(reason)) => {

@@ -1,6 +1,6 @@
 //! Webhook delivery verification: each failure has its own error.
 
-use dfns_client::webhooks::{SIGNATURE_HEADER, WebhookVerifyError};
+use dfns_client::webhooks::{SIGNATURE_HEADER, WebhookVerifyError, signature_digest};
 use dfns_client::{EventData, SecretString, TransferStatus, WebhookEventKind, WebhookVerifier};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -72,7 +72,21 @@ fn malformed_header() {
             Err(WebhookVerifyError::MalformedSignature),
             "{bad}"
         );
+        // The same refusal without any secret (a receiver checks this before reading one).
+        assert_eq!(
+            signature_digest(Some(&bad)),
+            Err(WebhookVerifyError::MalformedSignature),
+            "{bad}"
+        );
     }
+    assert_eq!(
+        signature_digest(None),
+        Err(WebhookVerifyError::MissingSignature)
+    );
+    assert_eq!(
+        signature_digest(Some(&good)).map(hex::encode),
+        Ok(hex_only.clone())
+    );
 }
 
 #[test]
