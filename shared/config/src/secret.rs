@@ -281,7 +281,7 @@ struct Cached<T> {
 /// callers share one fetch. If a periodic refresh fails, the last good value keeps being served
 /// (and the failure logged) so a Secrets Manager blip does not take the platform down.
 pub struct SecretCache<T> {
-    client: aws_sdk_secretsmanager::Client,
+    client: SecretsClient,
     secret_id: String,
     refresh: Duration,
     state: Mutex<Option<Cached<T>>>,
@@ -297,6 +297,24 @@ impl<T: SecretKind> fmt::Debug for SecretCache<T> {
     }
 }
 
+/// The Secrets Manager client a cache reads with.
+enum SecretsClient {
+    Given(aws_sdk_secretsmanager::Client),
+    /// The process's own ([`crate::aws::secrets_manager_client`]), built on the first fetch: a
+    /// function that answers without a secret (a 401, a read from DynamoDB alone) never pays for
+    /// building it at init.
+    Process,
+}
+
+impl SecretsClient {
+    async fn get(&self) -> aws_sdk_secretsmanager::Client {
+        match self {
+            SecretsClient::Given(client) => client.clone(),
+            SecretsClient::Process => crate::aws::secrets_manager_client().await,
+        }
+    }
+}
+
 impl<T: SecretKind> SecretCache<T> {
     /// No I/O: the secret is read by the first [`SecretCache::get`].
     pub fn new(
@@ -304,6 +322,16 @@ impl<T: SecretKind> SecretCache<T> {
         secret_id: impl Into<String>,
         refresh: Duration,
     ) -> Self {
+        Self::with_client(SecretsClient::Given(client), secret_id, refresh)
+    }
+
+    /// As [`SecretCache::new`], with the process's Secrets Manager client, built on the first
+    /// fetch rather than now.
+    pub fn with_process_client(secret_id: impl Into<String>, refresh: Duration) -> Self {
+        Self::with_client(SecretsClient::Process, secret_id, refresh)
+    }
+
+    fn with_client(client: SecretsClient, secret_id: impl Into<String>, refresh: Duration) -> Self {
         Self {
             client,
             secret_id: secret_id.into(),
@@ -359,11 +387,8 @@ impl<T: SecretKind> SecretCache<T> {
 
     async fn fetch(&self) -> Result<T, SecretError> {
         // Bounded, because every caller waits on this fetch while it holds the cache lock.
-        let call = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send();
+        let client = self.client.get().await;
+        let call = client.get_secret_value().secret_id(&self.secret_id).send();
         let output = tokio::time::timeout(FETCH_TIMEOUT, call)
             .await
             .map_err(|_| SecretError::Fetch {

@@ -159,3 +159,22 @@ async fn create_secret_named(client: &aws_sdk_secretsmanager::Client, name: &str
         .await
         .expect("create secret");
 }
+
+/// The process's own client (what `App::from_env` gives its caches) is built on the first read,
+/// and reads the secret like a given one. The only test here on the process-wide client, whose
+/// pool belongs to the first runtime that uses it.
+#[tokio::test]
+async fn a_cache_on_the_process_client_reads_the_secret_on_first_use() {
+    let given = client().await;
+    let (name, _) = create_secret(&given, &secret_json("token-process")).await;
+    let cache = SigningCache::with_process_client(&name, Duration::from_secs(60));
+    assert_eq!(token(&cache).await, "token-process");
+    let missing = SigningCache::with_process_client(
+        format!("platform-test-missing-{}", ulid::Ulid::new()),
+        Duration::from_secs(60),
+    );
+    assert!(matches!(
+        missing.get().await,
+        Err(SecretError::NotFound { .. })
+    ));
+}

@@ -112,15 +112,16 @@ pub struct Secrets {
 
 impl Secrets {
     /// Caches over Secrets Manager for the secrets `held` names, from their ids. No I/O. A held
-    /// secret without an id is a deploy mistake, refused at start.
+    /// secret without an id is a deploy mistake, refused at start. Without a `client`, the caches
+    /// read with the process's own, built on the first read.
     pub fn from_ids(
-        client: &aws_sdk_secretsmanager::Client,
+        client: Option<&aws_sdk_secretsmanager::Client>,
         ids: &SecretIds,
         refresh: Duration,
         held: SecretsHeld,
     ) -> std::result::Result<Self, platform_config::ConfigError> {
         fn source<T: SecretKind>(
-            client: &aws_sdk_secretsmanager::Client,
+            client: Option<&aws_sdk_secretsmanager::Client>,
             held: bool,
             id: &Option<String>,
             name: &'static str,
@@ -129,9 +130,12 @@ impl Secrets {
             match (held, id) {
                 (false, _) => Ok(None),
                 (true, None) => Err(platform_config::ConfigError::Missing { name }),
-                (true, Some(id)) => Ok(Some(SecretSource::SecretsManager(Arc::new(
-                    SecretCache::new(client.clone(), id.clone(), refresh),
-                )))),
+                (true, Some(id)) => {
+                    Ok(Some(SecretSource::SecretsManager(Arc::new(match client {
+                        Some(client) => SecretCache::new(client.clone(), id.clone(), refresh),
+                        None => SecretCache::with_process_client(id.clone(), refresh),
+                    }))))
+                }
             }
         }
         Ok(Self {
@@ -378,13 +382,14 @@ impl App {
         init_mark("settings");
         let sdk = platform_config::aws::sdk_config().await;
         init_mark("aws sdk config");
+        // The Secrets Manager client is built on the first secret read, not here.
         let secrets = Secrets::from_ids(
-            &platform_config::aws::secrets_manager_client().await,
+            None,
             &settings.base.secret_ids,
             settings.base.secret_refresh,
             held,
         )?;
-        init_mark("secrets manager client");
+        init_mark("secret caches");
         let dynamodb = platform_config::aws::dynamodb_client().await;
         init_mark("dynamodb client");
         let eventbridge = EventBridge {

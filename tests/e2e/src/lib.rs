@@ -51,6 +51,11 @@ pub struct EnvOptions {
     pub dynamodb_endpoint: Option<String>,
     /// The emulator's webhook retry delays (default: 200 and 500 ms, three attempts).
     pub webhook_retry_delays: Option<Vec<Duration>>,
+    /// The receiver applies each delivery in its request (the code the consumer runs, appending
+    /// audit lines one at a time) instead of queueing it (default: queued, as deployed). For a
+    /// benchmark that needs many deliveries written fast: moto's SQS, one Python process,
+    /// saturates first.
+    pub apply_webhooks_in_request: bool,
     /// `RECONCILE_SUBMITTED_AFTER_SECONDS` (default: zero, so a test's reconciler run re-drives a
     /// `Submitted` request at once; deployed: 60 s).
     pub reconcile_submitted_after: Duration,
@@ -73,6 +78,7 @@ impl Default for EnvOptions {
             count_calls: false,
             dynamodb_endpoint: None,
             webhook_retry_delays: None,
+            apply_webhooks_in_request: false,
             reconcile_submitted_after: Duration::ZERO,
             destination_cooling_off: Duration::ZERO,
             four_eyes_usd: None,
@@ -159,9 +165,15 @@ impl Env {
             let ddb = counting::Proxy::start(&endpoint, counting::Keying::AmzTarget)
                 .await
                 .expect("DynamoDB proxy");
+            // Bounded as deployed: unbounded, a burst of webhook deliveries opened thousands of
+            // connections through the proxy until the process ran out of file descriptors.
             let counted = aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk)
                     .endpoint_url(ddb.url())
+                    .http_client(platform_config::aws::bounded_https_client(
+                        platform_config::aws::MAX_IN_FLIGHT,
+                    ))
+                    .timeout_config(platform_config::aws::timeouts())
                     .build(),
             );
             let result = (
@@ -269,10 +281,9 @@ impl Env {
             role_claim: local_stack::DEFAULT_ROLE_CLAIM.into(),
             operator_role: auth::DEFAULT_OPERATOR_ROLE.into(),
             tick_every: options.tick_every,
-            webhook_queue: Some(platform::webhook_queue::WebhookQueue::new(
-                sqs.clone(),
-                webhook_queue.url.clone(),
-            )),
+            webhook_queue: (!options.apply_webhooks_in_request).then(|| {
+                platform::webhook_queue::WebhookQueue::new(sqs.clone(), webhook_queue.url.clone())
+            }),
         })
         .await
         .expect("start the local stack");
