@@ -201,7 +201,6 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
     // The platform's own AWS configuration: bounded in-flight requests, timeouts.
     let sdk = platform_config::aws::sdk_config().await;
     let secrets = platform::Secrets::from_ids(
-        Some(&aws_sdk_secretsmanager::Client::new(sdk)),
         &settings.base.secret_ids,
         settings.base.secret_refresh,
         platform::SecretsHeld::ALL,

@@ -121,7 +121,6 @@ impl Config {
         let settings = PlatformSettings::from_env().context("platform settings")?;
         let sdk = platform_config::aws::sdk_config().await;
         let secrets = Secrets::from_ids(
-            Some(&platform_config::aws::secrets_manager_client().await),
             &settings.base.secret_ids,
             settings.base.secret_refresh,
             platform::SecretsHeld::ALL,

@@ -112,16 +112,14 @@ pub struct Secrets {
 
 impl Secrets {
     /// Caches over Secrets Manager for the secrets `held` names, from their ids. No I/O. A held
-    /// secret without an id is a deploy mistake, refused at start. Without a `client`, the caches
-    /// read with the process's own, built on the first read.
+    /// secret without an id is a deploy mistake, refused at start. The caches read with the
+    /// process's Secrets Manager client, built on the first read.
     pub fn from_ids(
-        client: Option<&aws_sdk_secretsmanager::Client>,
         ids: &SecretIds,
         refresh: Duration,
         held: SecretsHeld,
     ) -> std::result::Result<Self, platform_config::ConfigError> {
         fn source<T: SecretKind>(
-            client: Option<&aws_sdk_secretsmanager::Client>,
             held: bool,
             id: &Option<String>,
             name: &'static str,
@@ -130,31 +128,25 @@ impl Secrets {
             match (held, id) {
                 (false, _) => Ok(None),
                 (true, None) => Err(platform_config::ConfigError::Missing { name }),
-                (true, Some(id)) => {
-                    Ok(Some(SecretSource::SecretsManager(Arc::new(match client {
-                        Some(client) => SecretCache::new(client.clone(), id.clone(), refresh),
-                        None => SecretCache::with_process_client(id.clone(), refresh),
-                    }))))
-                }
+                (true, Some(id)) => Ok(Some(SecretSource::SecretsManager(Arc::new(
+                    SecretCache::with_process_client(id.clone(), refresh),
+                )))),
             }
         }
         Ok(Self {
             signing: source(
-                client,
                 held.signing,
                 &ids.signing,
                 platform_config::DFNS_SIGNING_SECRET_ID,
                 refresh,
             )?,
             read_only: source(
-                client,
                 held.read_only,
                 &ids.read_only,
                 platform_config::DFNS_READ_SECRET_ID,
                 refresh,
             )?,
             webhook: source(
-                client,
                 held.webhook,
                 &ids.webhook,
                 platform_config::DFNS_WEBHOOK_SECRET_ID,
@@ -384,7 +376,6 @@ impl App {
         init_mark("aws sdk config");
         // The Secrets Manager client is built on the first secret read, not here.
         let secrets = Secrets::from_ids(
-            None,
             &settings.base.secret_ids,
             settings.base.secret_refresh,
             held,
