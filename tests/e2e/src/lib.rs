@@ -146,17 +146,12 @@ impl Env {
                 !options.count_calls,
                 "count_calls uses the stand-in's DynamoDB"
             );
-            // As deployed: bounded, with the connect, attempt and call deadlines.
-            let deployed = aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .endpoint_url(endpoint)
-                    .http_client(platform_config::aws::bounded_https_client(
-                        platform_config::aws::MAX_IN_FLIGHT,
-                    ))
-                    .timeout_config(platform_config::aws::timeouts())
-                    .build(),
-            );
-            (emulator.base_url(), None, deployed, None)
+            (
+                emulator.base_url(),
+                None,
+                deployed_dynamodb(&sdk, endpoint),
+                None,
+            )
         } else if options.count_calls {
             let dfns = counting::Proxy::start(&emulator.base_url(), counting::Keying::DfnsRoute)
                 .await
@@ -165,17 +160,9 @@ impl Env {
             let ddb = counting::Proxy::start(&endpoint, counting::Keying::AmzTarget)
                 .await
                 .expect("DynamoDB proxy");
-            // Bounded as deployed: unbounded, a burst of webhook deliveries opened thousands of
+            // As deployed: unbounded, a burst of webhook deliveries opened thousands of
             // connections through the proxy until the process ran out of file descriptors.
-            let counted = aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .endpoint_url(ddb.url())
-                    .http_client(platform_config::aws::bounded_https_client(
-                        platform_config::aws::MAX_IN_FLIGHT,
-                    ))
-                    .timeout_config(platform_config::aws::timeouts())
-                    .build(),
-            );
+            let counted = deployed_dynamodb(&sdk, &ddb.url());
             let result = (
                 dfns.url(),
                 Some(dfns.counter()),
@@ -483,6 +470,20 @@ impl Env {
 
 /// [`FreshAws::create`], with the table in the DynamoDB at `endpoint` (the event bus stays in
 /// the stand-in).
+/// The stack's DynamoDB client at `endpoint` as deployed: at most MAX_IN_FLIGHT requests at once,
+/// with the connect, attempt and call deadlines.
+fn deployed_dynamodb(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .http_client(platform_config::aws::bounded_https_client(
+                platform_config::aws::MAX_IN_FLIGHT,
+            ))
+            .timeout_config(platform_config::aws::timeouts())
+            .build(),
+    )
+}
+
 async fn fresh_aws_at(endpoint: &str) -> FreshAws {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").is_ok(),
