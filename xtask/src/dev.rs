@@ -41,7 +41,7 @@ pub(crate) trait DevService {
 
 impl DevService for StandIns {
     fn name(&self) -> &'static str {
-        "AWS stand-ins (DynamoDB Local, moto)"
+        "AWS stand-ins (DynamoDB Local, moto, LocalStack's SQS)"
     }
     fn env(&self) -> Vec<(&'static str, String)> {
         StandIns::env(self)
@@ -134,10 +134,7 @@ impl PlatformData {
 
 pub fn run(repo_root: &Path) -> Result<()> {
     let (installed, report) = standins::install(repo_root)?;
-    println!(
-        "xtask: DynamoDB Local {}, moto {}",
-        report.dynamodb, report.moto
-    );
+    println!("xtask: {report}");
     let mut services: Vec<Box<dyn DevService>> = Vec::new();
 
     let standins = StandIns::start(&installed)?;

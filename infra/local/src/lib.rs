@@ -19,7 +19,7 @@
 //! - **Scheduler**: the scheduled functions ([`functions::jobs`]) run every
 //!   [`Config::tick_every`], as EventBridge would run them.
 //! - **Webhook queue** ([`queue`]): with [`Config::webhook_queue`], the receiver enqueues verified
-//!   deliveries on an SQS FIFO queue in moto and pollers hand each batch to `webhook-consumer`'s
+//!   deliveries on an SQS FIFO queue (LocalStack's SQS) and pollers hand each batch to `webhook-consumer`'s
 //!   handler, as Lambda's SQS event source does.
 //! - **Export bucket** ([`exports`]): with `AWS_ENDPOINT_URL_S3` set (the stand-ins), a bucket in
 //!   moto created at start, where the reporting function writes whole CSV exports too large to

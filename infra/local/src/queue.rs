@@ -1,4 +1,4 @@
-//! The webhook queue on the stand-ins: an SQS FIFO queue and its dead-letter queue in moto, and
+//! The webhook queue on the stand-ins: an SQS FIFO queue and its dead-letter queue (LocalStack's SQS), and
 //! pollers that hand each received batch to the consumer's `handle` — the function Lambda's SQS
 //! event source calls in AWS — then delete what it applied. What it reports failed stays in the
 //! queue and comes back after the visibility timeout; after [`MAX_RECEIVES`] receives SQS moves it
@@ -15,7 +15,7 @@ pub const MAX_RECEIVES: u32 = 5;
 /// How long a received message stays hidden before it comes back (seconds). Short here so a
 /// failed message is retried within seconds.
 pub const VISIBILITY_TIMEOUT_SECONDS: u32 = 5;
-/// Pollers side by side (moto, like SQS, hands a group to one receiver at a time).
+/// Pollers side by side (SQS hands a group to one receiver at a time).
 pub const POLLERS: usize = 4;
 
 /// A queue and its dead-letter queue.

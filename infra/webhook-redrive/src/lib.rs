@@ -106,7 +106,7 @@ mod tests {
     async fn sqs() -> aws_sdk_sqs::Client {
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some(),
-            "AWS_ENDPOINT_URL_SQS is not set: run through `cargo xtask test` (moto's SQS)"
+            "AWS_ENDPOINT_URL_SQS is not set: run through `cargo xtask test` (LocalStack's SQS)"
         );
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()

@@ -53,8 +53,8 @@ pub struct EnvOptions {
     pub webhook_retry_delays: Option<Vec<Duration>>,
     /// The receiver applies each delivery in its request (the code the consumer runs, appending
     /// audit lines one at a time) instead of queueing it (default: queued, as deployed). For a
-    /// benchmark that needs many deliveries written fast: moto's SQS, one Python process,
-    /// saturates first.
+    /// benchmark that measures the read model, not the queue: thousands of deliveries go
+    /// faster without it on this machine.
     pub apply_webhooks_in_request: bool,
     /// `RECONCILE_SUBMITTED_AFTER_SECONDS` (default: zero, so a test's reconciler run re-drives a
     /// `Submitted` request at once; deployed: 60 s).
@@ -98,7 +98,7 @@ pub struct Env {
     pub dfns_calls: Option<counting::Counter>,
     /// Counts of the stack's DynamoDB calls (with [`EnvOptions::count_calls`]).
     pub dynamodb_calls: Option<counting::Counter>,
-    /// The webhook queue and its dead-letter queue (moto's SQS), and a client for them.
+    /// The webhook queue and its dead-letter queue (LocalStack's SQS), and a client for them.
     pub webhook_queue: local_stack::queue::LocalQueue,
     pub sqs: aws_sdk_sqs::Client,
     _proxies: Vec<counting::Proxy>,

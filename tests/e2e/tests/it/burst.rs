@@ -1,4 +1,4 @@
-//! Issue 19 through the local stack: deliveries go through the webhook queue (moto's SQS FIFO) and
+//! Issue 19 through the local stack: deliveries go through the webhook queue (LocalStack's SQS FIFO) and
 //! the consumer, as deployed.
 
 use std::time::Duration;

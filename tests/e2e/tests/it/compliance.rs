@@ -255,19 +255,34 @@ async fn an_approval_left_alone_expires_at_72_hours_and_the_client_is_notified()
     assert_eq!(lines[0]["details"]["approvalId"], approval.as_str());
 }
 
+/// A queue on the bus's own server (moto's SQS, at the EventBridge endpoint): moto's rules deliver
+/// to its own queues. The webhook queue, `env.sqs`, is LocalStack's.
+struct Capture {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
 /// Events of `source` put on the stack's bus from now on, forwarded to a fresh queue (as the
 /// template's rule forwards the officers' events to their SNS topic).
-async fn capture_bus(env: &Env, source: &str) -> String {
-    let queue = env
-        .sqs
+async fn capture_bus(env: &Env, source: &str) -> Capture {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE")
+        .expect("AWS_ENDPOINT_URL_EVENTBRIDGE (run through cargo xtask)");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let queue = sqs
         .create_queue()
         .queue_name(format!("e2e-officers-{}", ulid::Ulid::new()))
         .send()
         .await
         .expect("create the capture queue");
     let url = queue.queue_url().expect("queue url").to_owned();
-    let arn = env
-        .sqs
+    let arn = sqs
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
@@ -305,13 +320,12 @@ async fn capture_bus(env: &Env, source: &str) -> String {
         .send()
         .await
         .expect("put the target");
-    url
+    Capture { sqs, url }
 }
 
 /// Every event captured so far on `queue`, waiting until one matches `wanted`.
 async fn captured_event(
-    env: &Env,
-    queue: &str,
+    queue: &Capture,
     seen: &mut Vec<Value>,
     wanted: impl Fn(&Value) -> bool,
 ) -> Value {
@@ -324,10 +338,10 @@ async fn captured_event(
             std::time::Instant::now() < deadline,
             "no such event among {seen:#?}"
         );
-        let received = env
+        let received = queue
             .sqs
             .receive_message()
-            .queue_url(queue)
+            .queue_url(&queue.url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -352,7 +366,7 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
     let (id, approval) = held_withdrawal(&env, &gus).await;
     let mut seen = Vec::new();
 
-    let destination = captured_event(&env, &queue, &mut seen, |e| {
+    let destination = captured_event(&queue, &mut seen, |e| {
         e["detail-type"] == "compliance.approval_pending"
             && e["detail"]["subject"] == "destination_request"
     })
@@ -369,7 +383,7 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
     );
     assert_eq!(detail["requestedBy"]["kind"], "client", "{detail}");
 
-    let held = captured_event(&env, &queue, &mut seen, |e| {
+    let held = captured_event(&queue, &mut seen, |e| {
         e["detail-type"] == "compliance.approval_pending" && e["detail"]["approvalId"] == approval
     })
     .await;
@@ -412,7 +426,7 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
             .await
             .expect("the refresh");
     }
-    captured_event(&env, &queue, &mut seen, |e| {
+    captured_event(&queue, &mut seen, |e| {
         e["detail-type"] == "compliance.approval_reminder" && e["detail"]["approvalId"] == approval
     })
     .await;
@@ -420,7 +434,7 @@ async fn the_officers_are_alerted_with_the_context_and_reminded_half_way() {
     for _ in 0..2 {
         crate::cooling_off::reconcile_at(&env, later).await;
     }
-    captured_event(&env, &queue, &mut seen, |e| {
+    captured_event(&queue, &mut seen, |e| {
         e["detail-type"] == "compliance.approval_reminder"
             && e["detail"]["approvalId"] == request_approval.as_str()
     })
