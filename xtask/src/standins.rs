@@ -744,6 +744,53 @@ mod tests {
         assert!(matches!(outcome, Outcome::AlreadyInstalled));
     }
 
+    /// Addresses (hex, as /proc/net/tcp{,6} write them) listening on `port`.
+    fn listening_addresses(port: u16) -> Vec<String> {
+        let suffix = format!(":{port:04X}");
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|path| fs::read_to_string(path).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .skip(1)
+                    .filter_map(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        // local address, remote address, state (0A = LISTEN)
+                        (fields.len() > 3 && fields[3] == "0A" && fields[1].ends_with(&suffix))
+                            .then(|| fields[1].trim_end_matches(&suffix).to_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The queue answers anyone who reaches it, unauthenticated; LocalStack's twisted gateway
+    /// would listen on every interface, so the launcher must keep it on loopback.
+    #[test]
+    fn localstack_listens_on_loopback_only() {
+        let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let (installed, _) = install(repo_root).unwrap();
+        let mut launched = launch(Kind::LocalStackSqs, &installed).unwrap();
+        let stand_in = loop {
+            match poll_ready(launched, &installed).unwrap() {
+                Poll::Ready(stand_in) => break stand_in,
+                Poll::Pending(still) => launched = still,
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let listening = listening_addresses(stand_in.port);
+        let work = work_dir(&stand_in.log);
+        assert!(work.is_dir(), "its files go to {}", work.display());
+        stand_in.stop();
+        assert!(!work.exists(), "its folder is removed on stop");
+        assert!(!listening.is_empty(), "nothing listens on its port");
+        // 127.0.0.1 as /proc/net/tcp writes it (little-endian hex).
+        assert!(
+            listening.iter().all(|address| address == "0100007F"),
+            "LocalStack listens on {listening:?}, not only on 127.0.0.1"
+        );
+    }
+
     #[test]
     fn finds_the_newest_jar_directory() {
         let dir = std::env::temp_dir().join(format!("xtask-jar-test-{}", std::process::id()));
