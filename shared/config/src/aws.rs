@@ -21,6 +21,8 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
 use tokio::sync::{OnceCell, Semaphore};
 
 /// Requests to AWS in flight at once per process (so connections per process stay below it).
@@ -68,8 +70,8 @@ pub async fn secrets_manager_client() -> aws_sdk_secretsmanager::Client {
 }
 
 /// The SDK's default HTTPS client (hyper, rustls with aws-lc), letting at most `limit` requests
-/// through at once. The slot is held until the response's headers arrive; AWS responses are small
-/// and read at once, so connections stay about as many.
+/// through at once. A slot is held until the response's body is read: the connection is busy
+/// until then, so connections stay at most as many as slots.
 pub fn bounded_https_client(limit: usize) -> SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     let inner = aws_smithy_http_client::Builder::new()
@@ -115,7 +117,17 @@ impl HttpConnector for BoundedConnector {
                 .acquire_owned()
                 .await
                 .map_err(|e| ConnectorError::other(Box::new(e), None))?;
-            inner.call(request).await
+            let mut response = inner.call(request).await?;
+            // Read the body before the slot goes. Released at the headers, a slot let a new
+            // request open a new connection while the last one was still reading its body: 97
+            // connections to DynamoDB against 64 slots under issue 19's burst. The platform's
+            // AWS responses are JSON or XML read whole anyway (it streams no downloads).
+            let body = ByteStream::new(response.take_body())
+                .collect()
+                .await
+                .map_err(|e| ConnectorError::io(Box::new(e)))?;
+            *response.body_mut() = SdkBody::from(body.into_bytes());
+            Ok(response)
         })
     }
 }
@@ -162,6 +174,98 @@ mod tests {
             assert!(result.is_ok());
         }
         assert_eq!(slow.peak.load(Ordering::SeqCst), 4);
+    }
+
+    /// A response body that arrives after a pause, counting itself open until it is read (or
+    /// dropped): the connection it stands for is busy until then.
+    struct SlowBody {
+        slow: Arc<Slow>,
+        pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+        open: bool,
+    }
+
+    impl SlowBody {
+        fn close(&mut self) {
+            if std::mem::replace(&mut self.open, false) {
+                self.slow
+                    .now
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl http_body::Body for SlowBody {
+        type Data = bytes::Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>>
+        {
+            if !self.open {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::ready!(self.pause.as_mut().poll(cx));
+            self.close();
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+                b"{}",
+            )))))
+        }
+    }
+
+    impl Drop for SlowBody {
+        fn drop(&mut self) {
+            self.close();
+        }
+    }
+
+    /// Headers at once, the body 20 ms later: a slot released at the headers would let every
+    /// caller through while the earlier bodies are still on their connections.
+    #[tokio::test]
+    async fn a_slot_is_held_until_the_body_is_read() {
+        use std::sync::atomic::Ordering;
+        let slow = Arc::new(Slow::default());
+        #[derive(Debug)]
+        struct SlowBodies(Arc<Slow>);
+        impl HttpConnector for SlowBodies {
+            fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+                let slow = self.0.clone();
+                HttpConnectorFuture::new(async move {
+                    let now = slow.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    slow.peak.fetch_max(now, Ordering::SeqCst);
+                    let body = SlowBody {
+                        slow,
+                        pause: Box::pin(tokio::time::sleep(Duration::from_millis(20))),
+                        open: true,
+                    };
+                    Ok(aws_smithy_runtime_api::http::Response::new(
+                        200.try_into().unwrap(),
+                        aws_smithy_types::body::SdkBody::from_body_1_x(body),
+                    ))
+                })
+            }
+        }
+        let bounded = BoundedConnector {
+            inner: SharedHttpConnector::new(SlowBodies(slow.clone())),
+            slots: Arc::new(Semaphore::new(4)),
+        };
+        let calls = (0..40)
+            .map(|_| bounded.call(HttpRequest::new(aws_smithy_types::body::SdkBody::empty())));
+        let responses = join_spawned(calls).await;
+        assert_eq!(
+            slow.peak.load(Ordering::SeqCst),
+            4,
+            "connections busy at once"
+        );
+        for response in &responses {
+            let response = response.as_ref().expect("answered");
+            assert_eq!(
+                response.body().bytes(),
+                Some(&b"{}"[..]),
+                "the body is kept"
+            );
+        }
     }
 
     async fn join_spawned<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>

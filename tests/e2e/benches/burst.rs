@@ -78,17 +78,23 @@ async fn deposit_lines(env: &Env, client: &str) -> usize {
     }
 }
 
-async fn read_p50(env: &Env, client: &str, path: &str, n: usize) -> Duration {
-    let token = env.token(client);
-    let mut latencies = Vec::new();
+/// p50 of `path` for each of two clients, their calls alternating so that whatever else the
+/// machine does weighs on both alike.
+async fn read_p50s(env: &Env, clients: [&str; 2], path: &str, n: usize) -> [Duration; 2] {
+    let tokens = clients.map(|client| env.token(client));
+    let mut latencies = [Vec::new(), Vec::new()];
     for _ in 0..n {
-        let started = Instant::now();
-        let (status, body) = env.call(Method::GET, path, Some(&token), None).await;
-        latencies.push(started.elapsed());
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        for (token, samples) in tokens.iter().zip(latencies.iter_mut()) {
+            let started = Instant::now();
+            let (status, body) = env.call(Method::GET, path, Some(token), None).await;
+            samples.push(started.elapsed());
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
     }
-    latencies.sort();
-    percentile(&latencies, 50.0)
+    latencies.map(|mut samples| {
+        samples.sort();
+        percentile(&samples, 50.0)
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -251,10 +257,7 @@ async fn main() {
     // Let the other clients' events finish too, then compare reads.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for path in ["/v1/activity", "/v1/account", "/v1/audit"] {
-        let (dusted_p50, quiet_p50) = (
-            read_p50(&env, &dusted, path, 20).await,
-            read_p50(&env, &quiet, path, 20).await,
-        );
+        let [dusted_p50, quiet_p50] = read_p50s(&env, [&dusted, &quiet], path, 20).await;
         eprintln!(
             "burst: {path} p50 dusted {} ms, quiet {} ms ({:.2}x)",
             ms(dusted_p50),

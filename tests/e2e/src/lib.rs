@@ -173,15 +173,13 @@ impl Env {
             proxies.push(ddb);
             result
         } else {
-            // The stack's client as deployed: at most MAX_IN_FLIGHT requests at once.
-            let bounded = aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .http_client(platform_config::aws::bounded_https_client(
-                        platform_config::aws::MAX_IN_FLIGHT,
-                    ))
-                    .build(),
-            );
-            (emulator.base_url(), None, bounded, None)
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("checked above");
+            (
+                emulator.base_url(),
+                None,
+                deployed_dynamodb(&sdk, &endpoint),
+                None,
+            )
         };
 
         // Bound first, so the webhook can point at it before the stack (which needs the secret
