@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::destinations::rfc3339;
-use crate::item::{Item, cancellation_codes, client_pk, get_s, key, s};
+use crate::item::{self, Item, cancellation_codes, client_pk, get_s, key, s};
 use crate::{Store, StoreError};
 
 const ENTITY: &str = "notification";
@@ -270,8 +270,9 @@ impl Store {
         // cursor's own item is dropped below). `NOTIFKEY#…` sorts above `NOTIF#…`: never in range.
         let query = match before {
             None => query
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":prefix", s(PREFIX)),
+                .key_condition_expression(format!("pk = :pk AND sk {}", item::PREFIX_RANGE))
+                .expression_attribute_values(":prefix", s(PREFIX))
+                .expression_attribute_values(":prefixEnd", item::prefix_end(PREFIX)),
             Some(before) => query
                 .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
                 .expression_attribute_values(":low", s(PREFIX))

@@ -229,9 +229,10 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(GSI1)
-            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+            .key_condition_expression(format!("gsi1pk = :pk AND gsi1sk {}", item::PREFIX_RANGE))
             .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s("ORDER#"));
+            .expression_attribute_values(":prefix", s("ORDER#"))
+            .expression_attribute_values(":prefixEnd", item::prefix_end("ORDER#"));
         self.query_all(query, None)
             .await?
             .into_iter()
@@ -263,8 +264,9 @@ impl Store {
                 // Strictly before: ULIDs are fixed-length, so one less at the end is the bound.
                 .expression_attribute_values(":high", s(format!("{prefix}{before}"))),
             None => query
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix)),
+                .key_condition_expression(format!("gsi1pk = :pk AND gsi1sk {}", item::PREFIX_RANGE))
+                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":prefixEnd", item::prefix_end(prefix)),
         };
         // One more than the page says whether there is a next one (and `before` itself, which
         // the inclusive bound returns, is dropped).

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::destinations::rfc3339;
-use crate::item::{key, n, s};
+use crate::item::{self, key, n, s};
 use crate::schema::TTL_ATTRIBUTE;
 use crate::{Store, StoreError};
 
@@ -146,9 +146,10 @@ impl Store {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .key_condition_expression(format!("pk = :pk AND sk {}", item::PREFIX_RANGE))
             .expression_attribute_values(":pk", s(format!("UNMAPPED#{wallet_id}")))
             .expression_attribute_values(":prefix", s("EVENT#"))
+            .expression_attribute_values(":prefixEnd", item::prefix_end("EVENT#"))
             .consistent_read(true);
         self.query_all(query, None)
             .await?
