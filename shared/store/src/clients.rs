@@ -144,8 +144,26 @@ impl Store {
     }
 
     /// Which client holds this wallet (e.g. for a deposit webhook). Reads an index: a mapping
-    /// written a moment ago may not be visible yet.
+    /// written a moment ago may not be visible yet. A mapping found is kept for the life of the
+    /// process: it never changes once written ([`Store::attach_wallet`] creates it if absent and
+    /// nothing deletes it), and every deposit asks twice (the receiver for its queue group, the
+    /// consumer for its client), so a dust burst would otherwise cost two index reads per event.
+    /// A wallet not mapped yet is asked again each time.
     pub async fn find_wallet(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<Option<WalletMapping>, StoreError> {
+        if let Some(found) = self.found_wallets.get(wallet_id) {
+            return Ok(Some(found));
+        }
+        let found = self.query_wallet_mapping(wallet_id).await?;
+        if let Some(mapping) = &found {
+            self.found_wallets.keep(mapping);
+        }
+        Ok(found)
+    }
+
+    async fn query_wallet_mapping(
         &self,
         wallet_id: &WalletId,
     ) -> Result<Option<WalletMapping>, StoreError> {
@@ -161,6 +179,34 @@ impl Store {
             Some(found) => item::from_item(found, WALLET, wallet_id.as_str()).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// Wallet mappings a process has found, at most [`FoundWallets::CAPACITY`] (then it starts over:
+/// a miss only costs the index read it saves).
+#[derive(Debug, Default)]
+pub(crate) struct FoundWallets(std::sync::Mutex<std::collections::HashMap<String, WalletMapping>>);
+
+impl FoundWallets {
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, wallet_id: &WalletId) -> Option<WalletMapping> {
+        let found = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        found.get(wallet_id.as_str()).cloned()
+    }
+
+    fn keep(&self, mapping: &WalletMapping) {
+        let mut found = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if found.len() >= Self::CAPACITY {
+            found.clear();
+        }
+        found.insert(mapping.wallet_id.as_str().to_owned(), mapping.clone());
     }
 }
 

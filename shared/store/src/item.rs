@@ -280,8 +280,18 @@ mod tests {
         let store = fresh_store().await;
         let client = domain::ClientId::parse(&format!("alice-{}", ulid::Ulid::new())).unwrap();
         let sort_keys = [
-            "WALLET", "WALLET\"", "WALLET#", "WALLET#a", "WALLET#~", "WALLET#\u{7f}", "WALLET#é",
-            "WALLET#\u{ffff}", "WALLET#\u{10ffff}", "WALLET$", "WALLETS#x", "WALLEU#",
+            "WALLET",
+            "WALLET\"",
+            "WALLET#",
+            "WALLET#a",
+            "WALLET#~",
+            "WALLET#\u{7f}",
+            "WALLET#é",
+            "WALLET#\u{ffff}",
+            "WALLET#\u{10ffff}",
+            "WALLET$",
+            "WALLETS#x",
+            "WALLEU#",
         ];
         for sk in sort_keys {
             store

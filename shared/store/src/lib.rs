@@ -119,6 +119,8 @@ pub enum Advance<T> {
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Wallet mappings found so far, shared by the clones ([`Store::find_wallet`]).
+    found_wallets: std::sync::Arc<clients::FoundWallets>,
 }
 
 impl Store {
@@ -126,6 +128,7 @@ impl Store {
         Self {
             client,
             table: table_name.into(),
+            found_wallets: Default::default(),
         }
     }
 

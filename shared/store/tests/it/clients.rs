@@ -1,3 +1,4 @@
+use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{Network, NetworkAddress, WalletId};
 use futures::future::join_all;
 use store::{ClientProfile, StoreError, WalletMapping};
@@ -174,4 +175,48 @@ async fn concurrent_onboardings_agree_on_one_policy_per_kind() {
             .await
             .is_err()
     );
+}
+
+/// A wallet not mapped yet is asked again (a deposit may arrive before its mapping); once found,
+/// its mapping is answered by the process without the index: the item deleted behind the
+/// store's back is still found through the same store, and not through a new one.
+#[tokio::test]
+async fn a_found_wallet_is_kept_and_a_missing_one_asked_again() {
+    let store = fresh_store().await;
+    let client = client_id("alice");
+    let mapping = wallet(&client, "wa-kept", Network::EthereumSepolia);
+    assert_eq!(store.find_wallet(&mapping.wallet_id).await.unwrap(), None);
+    store
+        .create_client_profile(&ClientProfile {
+            client_id: client.clone(),
+            created_at: t0(),
+            tier: None,
+        })
+        .await
+        .unwrap();
+    store.attach_wallet(&mapping).await.unwrap();
+    assert_eq!(
+        store.find_wallet(&mapping.wallet_id).await.unwrap(),
+        Some(mapping.clone()),
+        "asked again after the miss"
+    );
+
+    let raw = crate::dynamodb_client().await;
+    raw.delete_item()
+        .table_name(store.table_name())
+        .key("pk", AttributeValue::S(format!("CLIENT#{client}")))
+        .key(
+            "sk",
+            AttributeValue::S(format!("WALLET#{}", Network::EthereumSepolia)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_wallet(&mapping.wallet_id).await.unwrap(),
+        Some(mapping.clone()),
+        "kept by this store"
+    );
+    let another = store::Store::new(raw, store.table_name());
+    assert_eq!(another.find_wallet(&mapping.wallet_id).await.unwrap(), None);
 }
