@@ -108,7 +108,14 @@ async fn main() {
         .and_then(|u| u.rsplit(':').next()?.trim_end_matches('/').parse().ok())
         .expect("AWS_ENDPOINT_URL_DYNAMODB with a port (run through cargo xtask)");
 
-    let env = Env::start(EnvOptions::default()).await;
+    // BURST_COUNT_CALLS=1: the stack's DynamoDB calls go through a counting proxy, and the
+    // bench prints them by operation per delivery (the proxy's own cost changes the timings).
+    let count_calls = env_usize("BURST_COUNT_CALLS", 0) == 1;
+    let env = Env::start(EnvOptions {
+        count_calls,
+        ..EnvOptions::default()
+    })
+    .await;
     let env = Arc::new(env);
     let wallet_of = |account: &Value| {
         account["wallets"][0]["walletId"]
@@ -169,6 +176,9 @@ async fn main() {
         })
     };
 
+    if let Some(calls) = &env.dynamodb_calls {
+        calls.take();
+    }
     let secret = env.webhook_secret.clone();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(interval);
@@ -180,18 +190,39 @@ async fn main() {
         sends.push(tokio::spawn(async move {
             let sent = Instant::now();
             let (status, _) = env.deliver_webhook(&body, &signature).await;
-            (status, sent.elapsed(), body, signature)
+            (status, sent, sent.elapsed(), body, signature)
         }));
     }
     let sent_in = started.elapsed();
     let mut latencies = Vec::with_capacity(total);
+    // Answers by the 10 s window their request was sent in: where in the burst the slow ones are.
+    let mut windows: Vec<Vec<Duration>> = Vec::new();
     let mut refused = Vec::new();
     for send in sends {
-        let (status, latency, body, signature) = send.await.unwrap();
+        let (status, sent, latency, body, signature) = send.await.unwrap();
         if status != StatusCode::OK {
             refused.push((body, signature));
         }
         latencies.push(latency);
+        let window = (sent - started).as_secs() as usize / 10;
+        if windows.len() <= window {
+            windows.resize(window + 1, Vec::new());
+        }
+        windows[window].push(latency);
+    }
+    for (i, window) in windows.iter_mut().enumerate() {
+        window.sort();
+        if let Some(max) = window.last() {
+            eprintln!(
+                "burst: sent in {}-{} s: {} answers, p50 {} ms, p99 {} ms, max {} ms",
+                i * 10,
+                i * 10 + 10,
+                window.len(),
+                ms(percentile(window, 50.0)),
+                ms(percentile(window, 99.0)),
+                ms(*max)
+            );
+        }
     }
     let failed = refused.len();
     // As Dfns does, deliver the refused ones again until accepted.
@@ -233,6 +264,15 @@ async fn main() {
     sampling.store(false, Ordering::Relaxed);
     sampler.await.unwrap();
     assert!(applied.is_some(), "not all applied within 30 minutes");
+    if let Some(calls) = &env.dynamodb_calls {
+        // Up to here: the deliveries, their application, and this bench's polling of the chain.
+        for (operation, count) in calls.take() {
+            eprintln!(
+                "burst: DynamoDB {operation}: {count} ({:.2} per delivery)",
+                count as f64 / total as f64
+            );
+        }
+    }
     let quiet_lines = deposit_lines(&env, &quiet).await;
     let dusted_lines = deposit_lines(&env, &dusted).await;
     let client = domain::ClientId::parse(&dusted).unwrap();
