@@ -20,6 +20,7 @@ pub const VISIBILITY_TIMEOUT_SECONDS: u32 = 5;
 /// have two cores shared with the receiver and the stand-ins: under issue 19's burst, four
 /// pollers applying up to 40 clients' batches at once held DynamoDB Local at a full core and the
 /// receiver's answers at p99 349 ms; two gave 164 ms, the queue absorbing the rest.
+pub const POLLERS: usize = 2;
 
 /// A queue and its dead-letter queue.
 #[derive(Debug, Clone)]
