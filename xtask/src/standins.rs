@@ -344,26 +344,28 @@ impl Kind {
     fn probe_request(self, port: u16) -> String {
         match self {
             // ListTables answered with 200 means the storage engine is up, not just the HTTP port.
-            Kind::DynamoDbLocal => format!(
-                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-                 X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
-                 Content-Type: application/x-amz-json-1.0\r\n\
-                 Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20240101/{REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n\
-                 Content-Length: 2\r\n\r\n{{}}"
-            ),
+            Kind::DynamoDbLocal => {
+                json_protocol_call(port, "dynamodb", "DynamoDB_20120810.ListTables")
+            }
             Kind::Moto => format!(
                 "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
             ),
             // ListQueues answered with 200 means the SQS provider is loaded, not just the gateway.
-            Kind::LocalStackSqs => format!(
-                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-                 X-Amz-Target: AmazonSQS.ListQueues\r\n\
-                 Content-Type: application/x-amz-json-1.0\r\n\
-                 Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20240101/{REGION}/sqs/aws4_request, SignedHeaders=host, Signature=0\r\n\
-                 Content-Length: 2\r\n\r\n{{}}"
-            ),
+            Kind::LocalStackSqs => json_protocol_call(port, "sqs", "AmazonSQS.ListQueues"),
         }
     }
+}
+
+/// An AWS JSON-protocol call with an empty body (`target`, signed for `service` with a dummy
+/// signature: the stand-ins do not check it).
+fn json_protocol_call(port: u16, service: &str, target: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         X-Amz-Target: {target}\r\n\
+         Content-Type: application/x-amz-json-1.0\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20240101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: 2\r\n\r\n{{}}"
+    )
 }
 
 /// One running stand-in.

@@ -599,22 +599,7 @@ fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
 
-    /// Needs DynamoDB Local, as the integration tests do (`cargo xtask exec -- cargo test -p store`).
-    async fn fresh_store() -> Store {
-        assert!(
-            std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
-            "AWS_ENDPOINT_URL_DYNAMODB is not set: run through `cargo xtask test`"
-        );
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let table = format!("test-{}", ulid::Ulid::new());
-        crate::schema::create_table(&client, &table)
-            .await
-            .expect("create test table");
-        Store::new(client, table)
-    }
+    use crate::item::fresh_store;
 
     fn point(seq: u64) -> ChainPoint {
         ChainPoint {

@@ -251,27 +251,28 @@ impl crate::Store {
     }
 }
 
+/// For the crate's own tests against DynamoDB Local (`cargo xtask exec -- cargo test -p store`):
+/// a store over a fresh, uniquely named table.
+#[cfg(test)]
+pub(crate) async fn fresh_store() -> crate::Store {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run through `cargo xtask test`"
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!("test-{}", ulid::Ulid::new());
+    crate::schema::create_table(&client, &table)
+        .await
+        .expect("create test table");
+    crate::Store::new(client, table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
-
-    /// Needs DynamoDB Local (`cargo xtask exec -- cargo test -p store`).
-    async fn fresh_store() -> Store {
-        assert!(
-            std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
-            "AWS_ENDPOINT_URL_DYNAMODB is not set: run through `cargo xtask test`"
-        );
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let table = format!("test-{}", ulid::Ulid::new());
-        crate::schema::create_table(&client, &table)
-            .await
-            .expect("create test table");
-        Store::new(client, table)
-    }
 
     /// The range query selects exactly what `begins_with` selects, next to keys that sort just
     /// below, just above or inside the prefix's range without having it.
