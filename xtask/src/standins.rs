@@ -188,7 +188,7 @@ fn install_venv(
     let requirements = fs::read_to_string(requirements_path)
         .with_context(|| format!("reading {}", requirements_path.display()))?;
     let python_version = capture(Command::new("python3").arg("--version")).context(
-        "python3 is needed for the AWS stand-ins (install Python 3.10 or 3.11 with its venv module)",
+        "python3 is needed for the AWS stand-ins (install Python 3.10 or newer with its venv module)",
     )?;
     let expected_stamp = format!("{requirements}\n# {}\n", python_version.trim());
     let stamp = venv.join(".installed-requirements.txt");
