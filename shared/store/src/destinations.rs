@@ -575,12 +575,10 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(index)
-            .key_condition_expression(format!("#pk = :pk AND #sk {}", item::PREFIX_RANGE))
             .expression_attribute_names("#pk", pk_attribute)
             .expression_attribute_names("#sk", pk_attribute.replace("pk", "sk"))
-            .expression_attribute_values(":pk", s(value.clone()))
-            .expression_attribute_values(":prefix", s("DESTREQ#"))
-            .expression_attribute_values(":prefixEnd", item::prefix_end("DESTREQ#"));
+            .expression_attribute_values(":pk", s(value.clone()));
+        let query = item::with_sort_key_prefix(query, "#pk = :pk", "#sk", "DESTREQ#");
         match self.query_all(query, Some(1)).await?.into_iter().next() {
             Some(found) => item::from_item(found, ENTITY, &value).map(Some),
             None => Ok(None),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -101,16 +102,24 @@ pub(crate) fn cancellation_codes<R>(
     }
 }
 
-/// The key condition "sort key starts with `:prefix`" as an inclusive range: `BETWEEN :prefix AND
-/// :prefixEnd`, with `:prefixEnd` = [`prefix_end`]. It selects what `begins_with` does (the platform's
-/// sort keys are ASCII after their prefix, so every one sorts below U+10FFFF) and costs the items
-/// it returns on DynamoDB Local too, which answers `begins_with` by reading the whole partition:
-/// 10 ms against 2 ms for two wallets among 15,000 items (issue 19's dusted client).
-pub(crate) const PREFIX_RANGE: &str = "BETWEEN :prefix AND :prefixEnd";
-
-/// The upper end of [`PREFIX_RANGE`]: the prefix followed by the highest code point.
-pub(crate) fn prefix_end(prefix: &str) -> AttributeValue {
-    s(format!("{prefix}\u{10FFFF}"))
+/// `query` keyed by `partition` (a condition such as `pk = :pk`, its value set by the caller) and
+/// "`sort_key` starts with `prefix`", written as the inclusive range `BETWEEN prefix AND prefix +
+/// U+10FFFF`. It selects what `begins_with` does (the platform's sort keys are ASCII after their
+/// prefix, so every one sorts below U+10FFFF) and costs the items it returns on DynamoDB Local
+/// too, which answers `begins_with` by reading the whole partition: 10 ms against 2 ms for two
+/// wallets among 15,000 items (issue 19's dusted client).
+pub(crate) fn with_sort_key_prefix(
+    query: QueryFluentBuilder,
+    partition: &str,
+    sort_key: &str,
+    prefix: &str,
+) -> QueryFluentBuilder {
+    query
+        .key_condition_expression(format!(
+            "{partition} AND {sort_key} BETWEEN :prefix AND :prefixEnd"
+        ))
+        .expression_attribute_values(":prefix", s(prefix))
+        .expression_attribute_values(":prefixEnd", s(format!("{prefix}\u{10FFFF}")))
 }
 
 pub(crate) fn client_pk(client: &domain::ClientId) -> String {
@@ -211,11 +220,9 @@ impl crate::Store {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression(format!("pk = :pk AND sk {PREFIX_RANGE}"))
             .expression_attribute_values(":pk", s(client_pk(client)))
-            .expression_attribute_values(":prefix", s(prefix))
-            .expression_attribute_values(":prefixEnd", prefix_end(prefix))
             .consistent_read(true);
+        let query = with_sort_key_prefix(query, "pk = :pk", "sk", prefix);
         self.query_all(query, None).await
     }
 
@@ -223,7 +230,7 @@ impl crate::Store {
     /// (strongly consistent); an index query is eventually consistent.
     pub(crate) async fn query_all(
         &self,
-        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        query: QueryFluentBuilder,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();

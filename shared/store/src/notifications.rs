@@ -269,10 +269,7 @@ impl Store {
         // Older than the cursor: sort keys from the prefix up to the cursor's (inclusive, so the
         // cursor's own item is dropped below). `NOTIFKEY#…` sorts above `NOTIF#…`: never in range.
         let query = match before {
-            None => query
-                .key_condition_expression(format!("pk = :pk AND sk {}", item::PREFIX_RANGE))
-                .expression_attribute_values(":prefix", s(PREFIX))
-                .expression_attribute_values(":prefixEnd", item::prefix_end(PREFIX)),
+            None => item::with_sort_key_prefix(query, "pk = :pk", "sk", PREFIX),
             Some(before) => query
                 .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
                 .expression_attribute_values(":low", s(PREFIX))

@@ -229,10 +229,8 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(GSI1)
-            .key_condition_expression(format!("gsi1pk = :pk AND gsi1sk {}", item::PREFIX_RANGE))
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":prefix", s("ORDER#"))
-            .expression_attribute_values(":prefixEnd", item::prefix_end("ORDER#"));
+            .expression_attribute_values(":pk", s(pk.clone()));
+        let query = item::with_sort_key_prefix(query, "gsi1pk = :pk", "gsi1sk", "ORDER#");
         self.query_all(query, None)
             .await?
             .into_iter()
@@ -263,10 +261,7 @@ impl Store {
                 .expression_attribute_values(":low", s(prefix))
                 // Strictly before: ULIDs are fixed-length, so one less at the end is the bound.
                 .expression_attribute_values(":high", s(format!("{prefix}{before}"))),
-            None => query
-                .key_condition_expression(format!("gsi1pk = :pk AND gsi1sk {}", item::PREFIX_RANGE))
-                .expression_attribute_values(":prefix", s(prefix))
-                .expression_attribute_values(":prefixEnd", item::prefix_end(prefix)),
+            None => item::with_sort_key_prefix(query, "gsi1pk = :pk", "gsi1sk", prefix),
         };
         // One more than the page says whether there is a next one (and `before` itself, which
         // the inclusive bound returns, is dropped).

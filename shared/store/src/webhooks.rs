@@ -146,11 +146,9 @@ impl Store {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression(format!("pk = :pk AND sk {}", item::PREFIX_RANGE))
             .expression_attribute_values(":pk", s(format!("UNMAPPED#{wallet_id}")))
-            .expression_attribute_values(":prefix", s("EVENT#"))
-            .expression_attribute_values(":prefixEnd", item::prefix_end("EVENT#"))
             .consistent_read(true);
+        let query = item::with_sort_key_prefix(query, "pk = :pk", "sk", "EVENT#");
         self.query_all(query, None)
             .await?
             .iter()

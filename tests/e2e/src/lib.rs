@@ -160,7 +160,7 @@ impl Env {
             let ddb = counting::Proxy::start(&endpoint, counting::Keying::AmzTarget)
                 .await
                 .expect("DynamoDB proxy");
-            // As deployed: unbounded, a burst of webhook deliveries opened thousands of
+            // Bounded as deployed: unbounded, a burst of webhook deliveries opened thousands of
             // connections through the proxy until the process ran out of file descriptors.
             let counted = deployed_dynamodb(&sdk, &ddb.url());
             let result = (
@@ -466,8 +466,6 @@ impl Env {
     }
 }
 
-/// [`FreshAws::create`], with the table in the DynamoDB at `endpoint` (the event bus stays in
-/// the stand-in).
 /// The stack's DynamoDB client at `endpoint` as deployed: at most MAX_IN_FLIGHT requests at once,
 /// with the connect, attempt and call deadlines.
 fn deployed_dynamodb(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_dynamodb::Client {
@@ -482,6 +480,8 @@ fn deployed_dynamodb(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_dyn
     )
 }
 
+/// [`FreshAws::create`], with the table in the DynamoDB at `endpoint` (the event bus stays in
+/// the stand-in).
 async fn fresh_aws_at(endpoint: &str) -> FreshAws {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").is_ok(),
