@@ -9,6 +9,8 @@
 //! longer redelivery window). A message the consumer cannot apply is retried, then moved to the
 //! dead-letter queue (`maxReceiveCount` in the template), where an alarm watches it.
 
+use std::sync::{Arc, OnceLock};
+
 use dfns_client::{Activity, EventData, WebhookEvent};
 use domain::WalletId;
 use sha2::Digest;
@@ -22,27 +24,43 @@ pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
 pub const REQUEST_ID_ATTRIBUTE: &str = "requestId";
 
 /// Where verified deliveries go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookQueue {
-    client: aws_sdk_sqs::Client,
+    /// Built on first use: a delivery refused before it is queued (no signature, a bad one)
+    /// needs no SQS client, and the receiver's cold start answers those too.
+    client: Arc<OnceLock<aws_sdk_sqs::Client>>,
+    make: Arc<dyn Fn() -> aws_sdk_sqs::Client + Send + Sync>,
     url: String,
+}
+
+impl std::fmt::Debug for WebhookQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookQueue")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
         Self {
-            client,
+            client: Arc::new(OnceLock::from(client.clone())),
+            make: Arc::new(move || client.clone()),
             url: url.into(),
         }
     }
 
-    /// The queue named by `WEBHOOK_QUEUE_URL`, if set. No I/O.
+    /// The queue named by `WEBHOOK_QUEUE_URL`, if set. No I/O; its client comes on first use.
     pub async fn from_env() -> Option<Self> {
         let url = std::env::var(WEBHOOK_QUEUE_URL)
             .ok()
             .filter(|u| !u.trim().is_empty())?;
-        let client = aws_sdk_sqs::Client::new(platform_config::aws::sdk_config().await);
-        Some(Self::new(client, url.trim()))
+        let sdk = platform_config::aws::sdk_config().await;
+        Some(Self {
+            client: Arc::new(OnceLock::new()),
+            make: Arc::new(move || aws_sdk_sqs::Client::new(sdk)),
+            url: url.trim().to_owned(),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -50,7 +68,7 @@ impl WebhookQueue {
     }
 
     pub fn client(&self) -> &aws_sdk_sqs::Client {
-        &self.client
+        self.client.get_or_init(|| (self.make)())
     }
 
     /// Enqueues one verified event's JSON in `group`.
@@ -66,7 +84,7 @@ impl WebhookQueue {
             .string_value(request_id)
             .build()
             .map_err(|e| PlatformError::Internal(format!("SQS message attribute: {e}")))?;
-        self.client
+        self.client()
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
