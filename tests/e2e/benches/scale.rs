@@ -13,8 +13,9 @@
 //!    with `BatchWriteItem` (the items the receiver writes), until `SCALE_CLIENTS` (default
 //!    10,000) or `SCALE_WRITE_SECONDS` (default 600) of writing, whichever comes first; the rate
 //!    is printed. Writing also stops when the machine has less than `SCALE_MIN_FREE_MIB`
-//!    (default 1,500) available: DynamoDB Local holds about 1.75 KiB per item in memory, so the
-//!    full 10 million rows need about 18 GB.
+//!    (default 1,500) of memory available and swap free: DynamoDB Local holds about 2.4 KiB per
+//!    item in native memory, so the full 10 million rows need about 24 GB (on a 23 GB machine,
+//!    add swap: README, "Activity and account at scale").
 //! 3. With `SCALE_DFNS_LATENCY_MS` (default 20) added to every Dfns read at the emulator, each
 //!    measured client's reads are timed `SCALE_REPEAT` times (default 20), one at a time, with the
 //!    Dfns and DynamoDB calls each made (counting proxies):
@@ -48,12 +49,14 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The machine's available memory (Linux), in MiB.
+/// The machine's available memory and free swap (Linux), in MiB.
 fn mem_available_mib() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    let kib = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((kib("MemAvailable:")? + kib("SwapFree:").unwrap_or(0)) / 1024)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -427,7 +430,7 @@ async fn main() {
             if done % 100 == 0 {
                 let secs = started.elapsed().as_secs_f64();
                 println!(
-                    "  {done} background clients ({} rows) in {secs:.0} s: {:.0} rows/s; {} MiB available",
+                    "  {done} background clients ({} rows) in {secs:.0} s: {:.0} rows/s; {} MiB available with swap",
                     done * rows,
                     (done * rows) as f64 / secs,
                     mem_available_mib().unwrap_or(0)
