@@ -403,7 +403,7 @@ pub fn run_platform(repo_root: &Path, work: &Path) -> Result<ExitCode> {
     let info = &local.stack.info;
     let mut env = serde_json::Map::new();
     for (key, value) in [
-        ("TABLE_NAME", crate::dev::TABLE_NAME.to_owned()),
+        ("TABLE_NAME", local.table.clone()),
         (
             "DFNS_SIGNING_SECRET_ID",
             crate::dev::SIGNING_SECRET_ID.to_owned(),

@@ -89,11 +89,14 @@ impl DevService for PlatformData {
 impl PlatformData {
     /// Creates the table and the secrets (`(id, JSON)` each); every step accepts what an earlier
     /// run left behind.
-    pub(crate) async fn create(secrets: &[(&str, serde_json::Value)]) -> Result<PlatformData> {
+    pub(crate) async fn create(
+        table: &str,
+        secrets: &[(&str, serde_json::Value)],
+    ) -> Result<PlatformData> {
         // Same path the platform takes: endpoints, region and credentials from the environment.
         let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-        store::schema::create_table(&dynamodb, TABLE_NAME)
+        store::schema::create_table(&dynamodb, table)
             .await
             .context("creating the table")?;
 

@@ -52,6 +52,8 @@ pub struct LocalStack {
     pub emulator: dfns_emulator::RunningEmulator,
     pub stack: RunningStack,
     pub demo: Demo,
+    /// The DynamoDB table the platform uses (a check's is its own).
+    pub table: String,
 }
 
 /// What [`start`] sets up around the platform.
@@ -169,27 +171,37 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
 
     let webhook_secret = secrecy::ExposeSecret::expose_secret(&webhook.secret).to_owned();
     let sa = &bootstrap.service_account;
-    PlatformData::create(&[
-        (
-            SIGNING_SECRET_ID,
-            secret_json::signing(&sa.token, &sa.cred_id, &sa.private_key_pem),
-        ),
-        (
-            READ_SECRET_ID,
-            secret_json::read_only(&bootstrap.read_only_service_account.token),
-        ),
-        (
-            WEBHOOK_SECRET_ID,
-            secret_json::webhook(&webhook_secret, None),
-        ),
-    ])
+    // A check's platform has a table of its own: schemathesis' and the dashboard's checks run
+    // one after the other on the same stand-ins, and one's orders must not show in the other's
+    // lists (a fuzzed order left Scheduled once failed the desk's "No order matches.").
+    let table = match purpose {
+        Purpose::Dev => TABLE_NAME.to_owned(),
+        Purpose::Check => format!("managed-accounts-check-{}", ulid::Ulid::new()),
+    };
+    PlatformData::create(
+        &table,
+        &[
+            (
+                SIGNING_SECRET_ID,
+                secret_json::signing(&sa.token, &sa.cred_id, &sa.private_key_pem),
+            ),
+            (
+                READ_SECRET_ID,
+                secret_json::read_only(&bootstrap.read_only_service_account.token),
+            ),
+            (
+                WEBHOOK_SECRET_ID,
+                secret_json::webhook(&webhook_secret, None),
+            ),
+        ],
+    )
     .await?;
 
     // The developer's environment may set any platform setting; these come from the stack.
     let emulator_url = emulator.base_url();
     let approvers = officers.join(",");
     let settings = platform::PlatformSettings::from_lookup(|name| match name {
-        "TABLE_NAME" => Some(TABLE_NAME.to_owned()),
+        "TABLE_NAME" => Some(table.clone()),
         "DFNS_SIGNING_SECRET_ID" => Some(SIGNING_SECRET_ID.to_owned()),
         "DFNS_READ_SECRET_ID" => Some(READ_SECRET_ID.to_owned()),
         "DFNS_WEBHOOK_SECRET_ID" => Some(WEBHOOK_SECRET_ID.to_owned()),
@@ -242,6 +254,7 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
             emulator,
             stack,
             demo,
+            table,
         });
     }
     std::fs::write(
@@ -255,6 +268,7 @@ pub async fn start(repo_root: &Path, purpose: Purpose) -> Result<LocalStack> {
         emulator,
         stack,
         demo,
+        table,
     })
 }
 
