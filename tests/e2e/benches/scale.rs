@@ -27,7 +27,7 @@
 //!    without the HTTP and token work the "after" figures include).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -408,13 +408,13 @@ async fn main() {
     let next = AtomicUsize::new(0);
     let written = AtomicUsize::new(0);
     let calls = AtomicUsize::new(0);
-    let stopped_for_memory = std::sync::atomic::AtomicBool::new(false);
+    let stopped_for_memory = AtomicBool::new(false);
     let workers = (0..8).map(|_| async {
         loop {
             if started.elapsed() >= write_budget {
                 return;
             }
-            // DynamoDB Local keeps an in-memory table in native memory (about 1.75 KiB an item
+            // DynamoDB Local keeps an in-memory table in native memory (about 2.4 KiB an item
             // here): stop writing before the machine runs out rather than lose the run.
             if mem_available_mib().is_some_and(|free| free < min_free_mib) {
                 stopped_for_memory.store(true, Ordering::Relaxed);
